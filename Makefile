@@ -1,0 +1,40 @@
+# The README names these targets. `make run` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 5000
+export REFERRAL_API_INSTANCE_PATH ?= $(CURDIR)/instance
+
+.PHONY: install run seed test test-fast lint openapi bench clean
+
+$(BIN)/referral-api: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(BIN)/referral-api
+
+## run: install, migrate the embedded SQLite database, seed demo data, serve on http://127.0.0.1:$(PORT)
+run: install
+	$(BIN)/referral-api db upgrade
+	$(BIN)/referral-api demo seed
+	$(BIN)/gunicorn --bind 127.0.0.1:$(PORT) --workers 2 --access-logfile - referral_api.wsgi:app
+
+seed: install
+	$(BIN)/referral-api db upgrade
+	$(BIN)/referral-api demo seed
+
+## test: the whole suite (SQLite; PostgreSQL too when TEST_DATABASE_URL is set)
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check referral_api tests bench migrations
+	$(BIN)/bandit -q -ll -r referral_api
+
+openapi: install
+	$(BIN)/referral-api openapi export
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache

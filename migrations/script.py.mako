@@ -1,0 +1,26 @@
+"""${message}
+
+Revision ID: ${up_revision}
+Revises: ${down_revision | comma,n}
+Create Date: ${create_date}
+
+Review before merging: on PostgreSQL, ALTER TABLE takes an ACCESS EXCLUSIVE lock; add columns
+nullable or with a constant default, build large indexes CONCURRENTLY in a separate revision.
+"""
+from alembic import op
+import sqlalchemy as sa
+import referral_api.db
+${imports if imports else ""}
+
+revision = ${repr(up_revision)}
+down_revision = ${repr(down_revision)}
+branch_labels = ${repr(branch_labels)}
+depends_on = ${repr(depends_on)}
+
+
+def upgrade() -> None:
+    ${upgrades if upgrades else "pass"}
+
+
+def downgrade() -> None:
+    ${downgrades if downgrades else "pass"}

@@ -1,0 +1,70 @@
+"""The MGEC repatriation and inter-agency referral API."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from . import errors, observability
+from .config import Settings
+from .db import Database
+from .http import check_request_body, make_api
+
+__all__ = ["create_app"]
+
+
+def _settings(config: Settings | Mapping[str, Any] | None) -> tuple[Settings, dict[str, Any]]:
+    if isinstance(config, Settings):
+        return config, {}
+    overrides = dict(config or {})
+    flask_config = {k: overrides.pop(k) for k in list(overrides) if k.isupper()}
+    return Settings.from_env(**overrides), flask_config
+
+
+def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: settings, database, HTTP conventions, namespaces, CLI.
+
+    `config` is a Settings, or a mapping of Settings fields (lower case) and Flask keys (upper case)
+    that override the environment.
+    """
+    settings, flask_config = _settings(config)
+    package_root = Path(__file__).resolve().parent.parent
+    instance_path = settings.resolved_instance_path(str(package_root / "instance"))
+    app = Flask(__name__, instance_path=str(instance_path.resolve()))
+    app.config.update(
+        SETTINGS=settings,
+        MAX_CONTENT_LENGTH=settings.max_content_length,
+        DEBUG=settings.debug,
+        PROPAGATE_EXCEPTIONS=False,
+        RESTX_MASK_SWAGGER=False,
+        ERROR_INCLUDE_MESSAGE=False,
+        JSON_SORT_KEYS=False,
+    )
+    app.config.update(flask_config)
+    observability.configure_logging(settings.log_level)
+
+    database_url = settings.database_url
+    if not database_url:
+        os.makedirs(app.instance_path, exist_ok=True)
+        database_url = f"sqlite:///{Path(app.instance_path) / 'referral_api.sqlite3'}"
+    Database(database_url).init_app(app)
+
+    observability.init_app(app)
+    app.before_request(check_request_body)
+    app.register_error_handler(Exception, errors.render)
+
+    api = make_api(swagger_ui=settings.swagger_ui)
+    from .health import ns as health_ns
+
+    api.add_namespace(health_ns)
+    api.init_app(app)
+    app.extensions["referral_api.api"] = api
+
+    from .cli import register_part_commands
+
+    register_part_commands()
+    return app

@@ -1,0 +1,153 @@
+"""Settings from the environment, read once at start and checked before anything else runs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    """A setting has a value the service cannot run with; the message names the variable."""
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be a boolean (true/false, 1/0), got {raw!r}")
+
+
+def _positive_int(name: str, raw: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be greater than zero, got {value}")
+    return value
+
+
+def _environment(name: str, raw: str) -> Environment:
+    try:
+        return Environment(raw.strip().lower())
+    except ValueError:
+        allowed = ", ".join(e.value for e in Environment)
+        raise ConfigError(f"{name} must be one of {allowed}, got {raw!r}") from None
+
+
+def _text(name: str, raw: str) -> str:
+    return raw.strip()
+
+
+def _db_url(name: str, raw: str) -> str:
+    value = raw.strip()
+    if value and "://" not in value:
+        raise ConfigError(f"{name} must be a database URL such as postgresql+psycopg://host/db")
+    if value.startswith("postgres://") or value.startswith("postgresql://"):
+        # The psycopg 3 driver is the one installed; plain postgresql:// would ask for psycopg2.
+        value = "postgresql+psycopg://" + value.split("://", 1)[1]
+    return value
+
+
+def _ratelimit_uri(name: str, raw: str) -> str:
+    value = raw.strip()
+    if not value.startswith(("memory://", "redis://", "rediss://", "redis+sentinel://")):
+        raise ConfigError(f"{name} must start with memory://, redis:// or rediss://")
+    return value
+
+
+def _setting(env: str, parse: Callable[[str, str], Any], default: Any, secret: bool = False) -> Any:
+    return field(default=default, metadata={"env": env, "parse": parse, "secret": secret})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the service; field metadata names its environment variable."""
+
+    env: Environment = _setting("REFERRAL_API_ENV", _environment, Environment.DEVELOPMENT)
+    instance_path: str = _setting("REFERRAL_API_INSTANCE_PATH", _text, "")
+    database_url: str = _setting("DATABASE_URL", _db_url, "", secret=True)
+    keystore_url: str = _setting("KEYSTORE_URL", _db_url, "", secret=True)
+    master_key: str = _setting("REFERRAL_API_MASTER_KEY", _text, "", secret=True)
+    master_key_file: str = _setting("REFERRAL_API_MASTER_KEY_FILE", _text, "")
+    index_key: str = _setting("REFERRAL_API_INDEX_KEY", _text, "", secret=True)
+    issuer: str = _setting("REFERRAL_API_ISSUER", _text, "")
+    ratelimit_storage_uri: str = _setting("RATELIMIT_STORAGE_URI", _ratelimit_uri, "memory://")
+    access_token_ttl: int = _setting("ACCESS_TOKEN_TTL", _positive_int, 900)
+    retention_rejected_days: int = _setting("RETENTION_REJECTED_DAYS", _positive_int, 90)
+    retention_closed_years: int = _setting("RETENTION_CLOSED_YEARS", _positive_int, 5)
+    report_min_cell: int = _setting("REPORT_MIN_CELL", _positive_int, 11)
+    max_content_length: int = _setting("MAX_CONTENT_LENGTH", _positive_int, 1024 * 1024)
+    webhooks_allow_http_loopback: bool = _setting("WEBHOOKS_ALLOW_HTTP_LOOPBACK", _bool, False)
+    swagger_ui: bool = _setting("SWAGGER_UI", _bool, True)
+    debug: bool = _setting("REFERRAL_API_DEBUG", _bool, False)
+    log_level: str = _setting("LOG_LEVEL", _text, "INFO")
+
+    @property
+    def is_production(self) -> bool:
+        return self.env is Environment.PRODUCTION
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read every setting from `environ` (default os.environ); `overrides` win and are not parsed."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name in overrides:
+                values[f.name] = overrides.pop(f.name)
+                continue
+            raw = environ.get(f.metadata["env"])
+            if raw is not None:
+                values[f.name] = f.metadata["parse"](f.metadata["env"], raw)
+        if overrides:
+            raise ConfigError(f"unknown settings: {', '.join(sorted(overrides))}")
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse combinations that are unsafe or meaningless; each message names the variable."""
+        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ConfigError(
+                f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {self.log_level!r}"
+            )
+        if self.is_production:
+            if self.debug:
+                raise ConfigError("REFERRAL_API_DEBUG must be off when REFERRAL_API_ENV=production")
+            if self.webhooks_allow_http_loopback:
+                raise ConfigError(
+                    "WEBHOOKS_ALLOW_HTTP_LOOPBACK is a development setting; "
+                    "it must be off when REFERRAL_API_ENV=production"
+                )
+            if not self.database_url:
+                raise ConfigError("DATABASE_URL must be set when REFERRAL_API_ENV=production")
+            if not self.issuer.startswith("https://"):
+                raise ConfigError(
+                    "REFERRAL_API_ISSUER must be an https:// URL when REFERRAL_API_ENV=production"
+                )
+
+    def resolved_instance_path(self, default: str) -> Path:
+        return Path(self.instance_path or default)
+
+    def describe(self) -> dict[str, Any]:
+        """The settings for logs: secret ones only say whether they are set."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = ("set" if value else "unset") if f.metadata["secret"] else str(value)
+        return out

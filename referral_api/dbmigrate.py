@@ -1,0 +1,45 @@
+"""Alembic, driven from the app: upgrade, downgrade, the current and the head revision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from .db import Database
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def alembic_config(db: Database, connection: sa.Connection | None = None) -> Config:
+    """An Alembic config pointing at migrations/, using the app's engine (or a given connection)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["engine"] = db.engine
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revisions(db: Database) -> set[str]:
+    return set(ScriptDirectory.from_config(alembic_config(db)).get_heads())
+
+
+def current_revisions(connection: sa.Connection) -> set[str]:
+    return set(MigrationContext.configure(connection).get_current_heads())
+
+
+def upgrade(db: Database, revision: str = "head") -> None:
+    command.upgrade(alembic_config(db), revision)
+
+
+def downgrade(db: Database, revision: str) -> None:
+    command.downgrade(alembic_config(db), revision)
+
+
+def is_at_head(db: Database, connection: sa.Connection) -> bool:
+    return current_revisions(connection) == head_revisions(db)

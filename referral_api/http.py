@@ -1,0 +1,203 @@
+"""The shared HTTP layer: the Api object, marshmallow-to-Swagger models, input loading, pages, ETags."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import marshmallow as ma
+from apispec import APISpec
+from apispec.ext.marshmallow import OpenAPIConverter
+from flask import Response, current_app, request
+from flask_restx import Api, Namespace
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from . import errors
+
+API_PREFIX = "/api/v1"
+MAX_PAGE_SIZE = 200
+DEFAULT_PAGE_SIZE = 50
+
+
+class ProblemApi(Api):
+    """flask-restx's Api, but every error leaves as problem+json through errors.render()."""
+
+    def handle_error(self, e: Exception) -> Response:
+        return errors.render(e)
+
+
+def make_api(*, swagger_ui: bool) -> ProblemApi:
+    return ProblemApi(
+        version="1.0",
+        title="MGEC repatriation and referral API",
+        description=(
+            "The shared, secure record of a trafficked person's journey home: referrals from partners, "
+            "review by the Mongolian Gender Equality Center, cases from verification to reintegration. "
+            "Errors are RFC 9457 problem details. OAuth 2.0 bearer tokens in the Authorization header."
+        ),
+        doc="/docs" if swagger_ui else False,
+        authorizations={"oauth2": {"type": "apiKey", "in": "header", "name": "Authorization"}},
+        default_mediatype="application/json",
+        ordered=True,
+    )
+
+
+def _name_resolver(_schema: Any) -> None:
+    # None tells apispec to inline nested schemas instead of emitting $refs restx cannot follow.
+    return None
+
+
+_converter = OpenAPIConverter(
+    openapi_version="2.0",
+    schema_name_resolver=_name_resolver,
+    spec=APISpec(title="referral-api", version="1", openapi_version="2.0"),
+)
+
+
+def json_schema(schema: ma.Schema | type[ma.Schema]) -> dict[str, Any]:
+    """The JSON Schema (Swagger 2.0 dialect) of a marshmallow schema, nested schemas inlined."""
+    instance = schema() if isinstance(schema, type) else schema
+    out = _converter.schema2jsonschema(instance)
+    if instance.unknown == ma.RAISE:
+        out["additionalProperties"] = False
+    return out
+
+
+def doc_model(ns: Namespace, schema: ma.Schema | type[ma.Schema], name: str | None = None) -> Any:
+    """Register a marshmallow schema with a namespace as a Swagger model, written once in marshmallow."""
+    instance = schema() if isinstance(schema, type) else schema
+    model_name = name or type(instance).__name__.removesuffix("Schema")
+    return ns.schema_model(model_name, json_schema(instance))
+
+
+def check_request_body() -> None:
+    """Refuse an oversized body (413) or one that is not JSON (415) before any view or router reads it."""
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if limit is not None and (request.content_length or 0) > limit:
+        raise RequestEntityTooLarge(f"The body is larger than {limit} bytes.")
+    if request.method in {"POST", "PUT", "PATCH"} and request.path.startswith(API_PREFIX):
+        has_body = (request.content_length or 0) > 0 or request.headers.get("Transfer-Encoding")
+        if has_body and not request.is_json:
+            raise errors.UnsupportedMediaType(
+                "This endpoint accepts application/json only.",
+                errors={"Content-Type": [f"unsupported media type {request.mimetype or 'none'!r}"]},
+            )
+
+
+def json_body() -> Any:
+    """The request body parsed as JSON; an empty body is an empty object."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        return {}
+    if not request.is_json:
+        raise errors.UnsupportedMediaType("This endpoint accepts application/json only.")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise errors.MalformedRequest(
+            "The body is not valid JSON.", errors={"body": [f"invalid JSON: {type(exc).__name__}"]}
+        ) from None
+
+
+def load(schema: ma.Schema, data: Any | None = None, **kwargs: Any) -> Any:
+    """Validate input with `schema`; marshmallow's messages become a 422 naming each field."""
+    if data is None:
+        data = json_body()
+    try:
+        return schema.load(data, **kwargs)
+    except ma.ValidationError as exc:
+        raise errors.InvalidPayload(errors=_flatten(exc.messages)) from None
+
+
+def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    if isinstance(messages, Mapping):
+        for key, value in messages.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if key == "_schema":
+                name = prefix or "body"
+            out.update(_flatten(value, name))
+    elif isinstance(messages, list | tuple):
+        if all(isinstance(m, str) for m in messages):
+            out.setdefault(prefix or "body", []).extend(messages)
+        else:
+            for item in messages:
+                out.update(_flatten(item, prefix))
+    else:
+        out.setdefault(prefix or "body", []).append(str(messages))
+    return out
+
+
+class PageArgs(ma.Schema):
+    """`?limit=` and `?cursor=` of every list."""
+
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    limit = ma.fields.Integer(
+        load_default=DEFAULT_PAGE_SIZE,
+        validate=ma.validate.Range(min=1, max=MAX_PAGE_SIZE),
+        metadata={"description": f"page size, 1 to {MAX_PAGE_SIZE}"},
+    )
+    cursor = ma.fields.String(load_default=None, validate=ma.validate.Length(max=512))
+
+
+def query_args(schema: ma.Schema) -> Any:
+    """Validate the query string with `schema` (422 naming the parameter)."""
+    return load(schema, request.args.to_dict())
+
+
+def encode_cursor(values: list[Any]) -> str:
+    """An opaque cursor for keyset pagination: the sort key of the last row of a page."""
+    raw = json.dumps(values, default=str, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, *, size: int) -> list[Any]:
+    """The sort key a cursor carries; a damaged cursor is a 422 on `cursor`."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        values = None
+    if not isinstance(values, list) or len(values) != size:
+        raise errors.InvalidPayload(errors={"cursor": ["not a cursor this list gave out"]})
+    return values
+
+
+def page(items: list[Any], *, limit: int, key: Callable[[Any], list[Any]]) -> tuple[list[Any], str | None]:
+    """Split a query result fetched with limit+1 rows into one page and the next cursor."""
+    if len(items) > limit:
+        items = items[:limit]
+        return items, encode_cursor(key(items[-1]))
+    return items, None
+
+
+def etag_of(payload: Any) -> str:
+    """A strong ETag over the canonical JSON of what the caller is shown."""
+    canonical = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":")).encode()
+    return '"' + hashlib.sha256(canonical).hexdigest()[:32] + '"'
+
+
+def check_if_match(current_etag: str) -> None:
+    """Honour If-Match on a write: a stale tag is 412."""
+    if_match = request.headers.get("If-Match")
+    if if_match is None:
+        return
+    tags = {t.strip() for t in if_match.split(",")}
+    if "*" in tags or current_etag in tags or f"W/{current_etag}" in tags:
+        return
+    raise errors.PreconditionFailed("The record changed since you read it; read it again and retry.")
+
+
+def with_etag(payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    """A JSON answer for one resource, with its ETag."""
+    response = Response(json.dumps(payload, default=str), status=status, mimetype="application/json")
+    response.headers["ETag"] = etag_of(payload)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response

@@ -1,0 +1,68 @@
+"""Use cases on organisations: create, find, list, suspend."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..errors import Conflict, NotFound
+from .models import Organisation, OrganisationKind
+
+
+def create(session: Session, *, name: str, kind: OrganisationKind, country: str) -> Organisation:
+    """Create an organisation; a second `mgec` or a taken name is a Conflict."""
+    if kind is OrganisationKind.MGEC and session.scalar(
+        sa.select(Organisation.id).where(Organisation.kind == OrganisationKind.MGEC)
+    ):
+        raise Conflict("An mgec organisation exists already; there is exactly one.",
+                       errors={"kind": ["only one organisation can be of kind mgec"]})
+    if session.scalar(sa.select(Organisation.id).where(Organisation.name == name)):
+        raise Conflict(f"An organisation named {name!r} exists already.", errors={"name": ["taken"]})
+    org = Organisation(name=name, kind=kind, country=country)
+    session.add(org)
+    try:
+        session.commit()
+    except IntegrityError:
+        # A concurrent create won the race on the unique name or the one-mgec index.
+        session.rollback()
+        raise Conflict("The organisation conflicts with one created at the same time.") from None
+    return org
+
+
+def find(session: Session, ref: str) -> Organisation:
+    """An organisation by id or exact name."""
+    org = None
+    with contextlib.suppress(ValueError):
+        org = session.get(Organisation, uuid.UUID(ref))
+    if org is None:
+        org = session.scalar(sa.select(Organisation).where(Organisation.name == ref))
+    if org is None:
+        raise NotFound(f"No organisation with id or name {ref!r}.")
+    return org
+
+
+def list_all(session: Session) -> list[Organisation]:
+    return list(session.scalars(sa.select(Organisation).order_by(Organisation.name)))
+
+
+def mgec(session: Session) -> Organisation | None:
+    return session.scalar(sa.select(Organisation).where(Organisation.kind == OrganisationKind.MGEC))
+
+
+def suspend(session: Session, ref: str) -> Organisation:
+    """Suspend an organisation: its tokens stop working at the next request."""
+    org = find(session, ref)
+    org.suspend()
+    session.commit()
+    return org
+
+
+def activate(session: Session, ref: str) -> Organisation:
+    org = find(session, ref)
+    org.activate()
+    session.commit()
+    return org

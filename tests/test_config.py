@@ -1,0 +1,58 @@
+"""Settings are read from the environment and checked at start with a message naming the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from referral_api.config import ConfigError, Environment, Settings
+
+
+def test_defaults():
+    s = Settings.from_env({})
+    assert s.env is Environment.DEVELOPMENT
+    assert s.access_token_ttl == 900 and s.report_min_cell == 11 and s.ratelimit_storage_uri == "memory://"
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"ACCESS_TOKEN_TTL": "soon"}, "ACCESS_TOKEN_TTL"),
+        ({"ACCESS_TOKEN_TTL": "0"}, "ACCESS_TOKEN_TTL"),
+        ({"REPORT_MIN_CELL": "-3"}, "REPORT_MIN_CELL"),
+        ({"REFERRAL_API_ENV": "staging"}, "REFERRAL_API_ENV"),
+        ({"WEBHOOKS_ALLOW_HTTP_LOOPBACK": "perhaps"}, "WEBHOOKS_ALLOW_HTTP_LOOPBACK"),
+        ({"DATABASE_URL": "just-a-name"}, "DATABASE_URL"),
+        ({"RATELIMIT_STORAGE_URI": "mongodb://x"}, "RATELIMIT_STORAGE_URI"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+    ],
+)
+def test_bad_values_name_the_variable(env, variable):
+    with pytest.raises(ConfigError, match=variable):
+        Settings.from_env(env)
+
+
+PROD = {"REFERRAL_API_ENV": "production", "DATABASE_URL": "postgresql://db/x",
+        "REFERRAL_API_ISSUER": "https://api.mgec.mn"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "variable"),
+    [
+        ({"REFERRAL_API_DEBUG": "1"}, "REFERRAL_API_DEBUG"),
+        ({"WEBHOOKS_ALLOW_HTTP_LOOPBACK": "true"}, "WEBHOOKS_ALLOW_HTTP_LOOPBACK"),
+        ({"DATABASE_URL": ""}, "DATABASE_URL"),
+        ({"REFERRAL_API_ISSUER": "http://api.mgec.mn"}, "REFERRAL_API_ISSUER"),
+    ],
+)
+def test_production_refuses_unsafe_settings(extra, variable):
+    with pytest.raises(ConfigError, match=variable):
+        Settings.from_env({**PROD, **extra})
+
+
+def test_postgres_url_uses_psycopg3_driver():
+    assert Settings.from_env({"DATABASE_URL": "postgresql://h/db"}).database_url == "postgresql+psycopg://h/db"
+
+
+def test_describe_hides_secrets():
+    s = Settings.from_env({"DATABASE_URL": "postgresql://u:hunter2@h/db"})
+    assert "hunter2" not in str(s.describe())
