@@ -73,7 +73,7 @@ def serve(host: str, port: int, workers: int) -> None:
 
     gunicorn = Path(sys.executable).with_name("gunicorn")
     args = [str(gunicorn), "--bind", f"{host}:{port}", "--workers", str(workers),
-            "--access-logfile", "-", "referral_api.wsgi:app"]
+            "--no-control-socket", "referral_api.wsgi:app"]
     os.execv(args[0], args)  # noqa: S606  (replaces this process with gunicorn, fixed arguments)
 
 
