@@ -30,7 +30,7 @@ test: install
 	$(BIN)/pytest
 
 lint: install
-	$(BIN)/ruff check referral_api tests bench migrations
+	$(BIN)/ruff check .
 	$(BIN)/bandit -q -ll -r referral_api
 
 openapi: install
