@@ -1,3 +1,4 @@
 """Imports every models module so that Base.metadata knows every table (Alembic, tests, create_all)."""
 
+from . import events, idempotency, references  # noqa: F401
 from .organisations import models as organisations_models  # noqa: F401
