@@ -54,7 +54,8 @@ def test_sqlite_file_holds_no_personal_value(app, backend, tmp_path):
     with throwaway_database("sqlite", tmp_path) as url:
         _write_people(app, url)
         path = sa.make_url(url).database
-        _assert_no_personal_value(open(path, "rb").read())  # noqa: PTH123
+        with open(path, "rb") as fh:
+            _assert_no_personal_value(fh.read())
 
 
 @pytest.mark.postgres_only
@@ -65,8 +66,8 @@ def test_pg_dump_holds_no_personal_value(app, backend, tmp_path):
     with throwaway_database(backend, tmp_path) as url:
         _write_people(app, url)
         u = sa.make_url(url)
-        args = [pg_dump, "-h", u.host or "127.0.0.1", "-p", str(u.port or 5432), "-U", u.username or "postgres",
-                "--no-password", "--inserts", u.database]
+        args = [pg_dump, "-h", u.host or "127.0.0.1", "-p", str(u.port or 5432),
+                "-U", u.username or "postgres", "--no-password", "--inserts", u.database]
         dump = subprocess.run(args, check=True, capture_output=True, timeout=60).stdout
         assert b"throwaway_people" in dump
         _assert_no_personal_value(dump)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import secrets
 import stat
 
@@ -10,7 +11,13 @@ import pytest
 
 from referral_api import create_app, privacy
 from referral_api.config import ConfigError, Settings
-from referral_api.privacy.keys import KeyRing, UnknownMasterKey, parse_master_keys, read_key_file, write_key_file
+from referral_api.privacy.keys import (
+    KeyRing,
+    UnknownMasterKey,
+    parse_master_keys,
+    read_key_file,
+    write_key_file,
+)
 
 
 def _b64(key: bytes) -> str:
@@ -36,7 +43,7 @@ def test_key_file_is_written_0600_and_read_back(tmp_path):
     write_key_file(path, "k2", {"k1": bytes(32), "k2": b"\x01" * 32})
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert read_key_file(path) == ("k2", {"k1": bytes(32), "k2": b"\x01" * 32})
-    path.write_text('{"active": "k3", "keys": {"k1": "%s"}}' % _b64(bytes(32)))
+    path.write_text(json.dumps({"active": "k3", "keys": {"k1": _b64(bytes(32))}}))
     with pytest.raises(ConfigError, match="k3"):
         read_key_file(path)
 
@@ -72,7 +79,8 @@ KEYS = {"REFERRAL_API_MASTER_KEY": f"mk1:{_b64(bytes(32))}", "REFERRAL_API_INDEX
 
 @pytest.mark.parametrize(
     ("drop", "variable"),
-    [("REFERRAL_API_MASTER_KEY", "REFERRAL_API_MASTER_KEY"), ("REFERRAL_API_INDEX_KEY", "REFERRAL_API_INDEX_KEY")],
+    [("REFERRAL_API_MASTER_KEY", "REFERRAL_API_MASTER_KEY"),
+     ("REFERRAL_API_INDEX_KEY", "REFERRAL_API_INDEX_KEY")],
 )
 def test_production_without_keys_refuses_to_start(drop, variable):
     env = {**PROD, **KEYS}
