@@ -2,6 +2,7 @@
 
 What other parts use:
 - `EncryptedRecordMixin` and `encrypted_column("family_name")` on a model (see fields.py);
+- `load_keys(session, records)` before reading the fields of many records (one query, not one a row);
 - `shred(session, data_key_id)` to erase a record's personal data for good (caller commits);
 - `get_privacy(session).indexer.passport(...)` / `.national_id(...)` / `.name_birth_year(name, year)`;
 - errors: `errors.DataErased`, `errors.DataKeyMissing` (410), `crypto.DecryptionFailed`.
@@ -10,8 +11,10 @@ What other parts use:
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from flask import Flask, current_app, has_app_context
 from sqlalchemy.orm import Session
@@ -71,6 +74,12 @@ def get_privacy(session: Session | None = None) -> Privacy:
     raise RuntimeError("no privacy keys: run inside the app, or set session.info['referral_api.privacy']")
 
 
+def load_keys(session: Session, records: Iterable[Any]) -> None:
+    """Unwrap the data keys of many records at once (call before reading the fields of a list)."""
+    privacy = get_privacy(session)
+    privacy.keystore.prefetch(session, privacy.keyring, {r.data_key_id for r in records})
+
+
 def shred(session: Session, data_key_id: uuid.UUID) -> bool:
     """Crypto-shred: erase a record's data key so its encrypted fields can never be read again.
 
@@ -95,6 +104,7 @@ __all__ = [
     "encrypted_column",
     "get_privacy",
     "init_app",
+    "load_keys",
     "normalise_document_number",
     "normalise_name",
     "shred",

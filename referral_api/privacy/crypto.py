@@ -74,5 +74,8 @@ def encode_value(value: Any) -> bytes:
     return json.dumps(value, default=_tag, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+_DECODER = json.JSONDecoder(object_hook=_untag)  # one decoder: json.loads builds one per call
+
+
 def decode_value(raw: bytes) -> Any:
-    return json.loads(raw, object_hook=_untag)
+    return _DECODER.decode(raw.decode())
