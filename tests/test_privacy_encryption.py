@@ -238,3 +238,31 @@ def test_separate_key_store(app, psession, tmp_path):
     privacy.shred(psession, p.data_key_id)
     with pytest.raises(errors.DataErased):
         _ = _fresh(psession, p.id).family_name
+
+
+def test_load_keys_unwraps_a_lists_keys_in_one_go_and_keeps_erasure(psession):
+    records = [Person(family_name=f"Нарангэрэл {i}") for i in range(4)]
+    psession.add_all(records)
+    psession.commit()
+    erased = records[0].data_key_id
+    privacy.shred(psession, erased)
+    psession.commit()
+    psession.expunge_all()
+    psession.info.pop("referral_api.privacy.data_keys", None)
+    loaded = list(psession.scalars(sa.select(Person).order_by(Person.id)))
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    bind = psession.connection()
+    sa.event.listen(bind, "before_cursor_execute", seen)
+    try:
+        privacy.load_keys(psession, loaded)
+        readable = [p.family_name for p in loaded if p.data_key_id != erased]
+    finally:
+        sa.event.remove(bind, "before_cursor_execute", seen)
+    assert sum("data_keys" in s for s in statements) == 1
+    assert sorted(readable) == sorted(f"Нарангэрэл {i}" for i in range(1, 4))
+    with pytest.raises(errors.DataErased):
+        _ = next(p for p in loaded if p.data_key_id == erased).family_name
