@@ -306,3 +306,14 @@ def test_concurrent_writers_on_sqlite_serialise_on_the_write_lock(backend, tmp_p
             assert result.ok and result.checked == 40, result
         finally:
             db.engine.dispose()
+
+
+def test_details_are_hashed_as_stored(session):
+    when = uuid.uuid4()
+    audit.record(session, actor=None, action=AuditAction.PRIVACY_RECORD_ERASE, resource_type="referral",
+                 details={"data_key_id": when, "fields": ("family_name", "given_name")})
+    session.commit()
+    session.expunge_all()
+    stored = session.scalar(sa.select(AuditEvent))
+    assert stored.details == {"data_key_id": str(when), "fields": ["family_name", "given_name"]}
+    assert audit.verify(session).ok

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -61,8 +62,11 @@ def record(
     """
     action = AuditAction(action)
     outcome = Outcome(outcome)
-    if details is not None and not isinstance(details, dict):
-        raise TypeError("details must be a dict")
+    if details is not None:
+        if not isinstance(details, dict):
+            raise TypeError("details must be a dict")
+        # Hash exactly what the JSON column will give back (UUIDs and dates as strings, tuples as lists).
+        details = json.loads(json.dumps(details, default=str))
     org, client, user = _actor_ids(actor)
     _lock_chain_head(session)
     head = session.execute(

@@ -134,12 +134,17 @@ class KeyRing:
     active_id: str
     keys: dict[str, bytes]
     path: Path | None = None
-    _mtime: float = 0.0
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
-        if self.path is not None:
-            self._mtime = self.path.stat().st_mtime
+        self._stamp = self._file_stamp()
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        # The key file is replaced (new inode) on every write, so inode and mtime tell a change.
+        if self.path is None:
+            return None
+        st = self.path.stat()
+        return st.st_ino, st.st_mtime_ns
 
     @classmethod
     def from_file(cls, path: Path) -> KeyRing:
@@ -151,13 +156,13 @@ class KeyRing:
         if self.path is None:
             return
         try:
-            mtime = self.path.stat().st_mtime
+            stamp = self._file_stamp()
         except OSError:
             return
-        if mtime != self._mtime:
+        if stamp != self._stamp:
             with self._lock:
                 active, keys = read_key_file(self.path)
-                self.active_id, self.keys, self._mtime = active, keys, mtime
+                self.active_id, self.keys, self._stamp = active, keys, stamp
 
     @property
     def active_key(self) -> bytes:
@@ -185,7 +190,7 @@ class KeyRing:
             _, keys = read_key_file(self.path)
             keys[kid] = key
             write_key_file(self.path, kid, keys)
-            self.active_id, self.keys, self._mtime = kid, keys, self.path.stat().st_mtime
+            self.active_id, self.keys, self._stamp = kid, keys, self._file_stamp()
 
 
 def _say(message: str) -> None:
