@@ -235,6 +235,14 @@ def test_separate_key_store(app, psession, tmp_path):
         assert ks.get(DataKey, p.data_key_id) is not None
     psession.info.pop("referral_api.privacy.data_keys", None)
     assert _fresh(psession, p.id).family_name == "Хонгорзул"
+    own = get_privacy(psession)
+    own.keyring.add_active("next-key", secrets.token_bytes(32))
+    result = rewrap_all(own, keystore.sessionmaker_for(database(app).sessionmaker), batch_size=10)
+    assert (result.rewrapped, result.remaining) == (1, 0)
+    with keystore.own() as ks:
+        assert ks.get(DataKey, p.data_key_id).master_key_id == "next-key"
+    psession.info.pop("referral_api.privacy.data_keys", None)
+    assert _fresh(psession, p.id).family_name == "Хонгорзул"
     privacy.shred(psession, p.data_key_id)
     with pytest.raises(errors.DataErased):
         _ = _fresh(psession, p.id).family_name

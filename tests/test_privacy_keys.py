@@ -8,6 +8,7 @@ import secrets
 import stat
 
 import pytest
+import sqlalchemy as sa
 
 from referral_api import create_app, privacy
 from referral_api.config import ConfigError, Settings
@@ -103,3 +104,27 @@ def test_production_with_a_malformed_key_refuses_to_start(tmp_path):
                                   "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3"})
     with pytest.raises(ConfigError, match="REFERRAL_API_INDEX_KEY"):
         create_app(settings)
+
+
+def test_keys_init_creates_the_separate_key_store(tmp_path):
+    from referral_api.cli import cli
+
+    app = create_app({"instance_path": str(tmp_path), "database_url": f"sqlite:///{tmp_path}/main.sqlite3",
+                      "keystore_url": f"sqlite:///{tmp_path}/keys.sqlite3"})
+    result = app.test_cli_runner().invoke(cli, ["keys", "init"])
+    assert result.exit_code == 0, result.output
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/keys.sqlite3")
+    assert sa.inspect(engine).get_table_names() == ["data_keys"]
+    engine.dispose()
+    without = create_app({"instance_path": str(tmp_path), "database_url": f"sqlite:///{tmp_path}/m.sqlite3"})
+    refused = without.test_cli_runner().invoke(cli, ["keys", "init"])
+    assert refused.exit_code == 1 and "KEYSTORE_URL is not set" in refused.output
+
+
+def test_production_without_a_signing_key_signs_no_checkpoint(tmp_path):
+    from referral_api.cli import cli
+
+    settings = Settings.from_env({**PROD, **KEYS, "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3",
+                                  "REFERRAL_API_INSTANCE_PATH": str(tmp_path)})
+    result = create_app(settings).test_cli_runner().invoke(cli, ["audit", "checkpoint"])
+    assert result.exit_code == 1 and "REFERRAL_API_AUDIT_SIGNING_KEY" in result.output
