@@ -128,3 +128,14 @@ def test_production_without_a_signing_key_signs_no_checkpoint(tmp_path):
                                   "REFERRAL_API_INSTANCE_PATH": str(tmp_path)})
     result = create_app(settings).test_cli_runner().invoke(cli, ["audit", "checkpoint"])
     assert result.exit_code == 1 and "REFERRAL_API_AUDIT_SIGNING_KEY" in result.output
+
+
+def test_production_refuses_a_key_file_others_can_read(tmp_path):
+    path = tmp_path / "ring.json"
+    write_key_file(path, "k1", {"k1": bytes(32)})
+    env = {**PROD, "REFERRAL_API_INDEX_KEY": KEYS["REFERRAL_API_INDEX_KEY"],
+           "REFERRAL_API_MASTER_KEY_FILE": str(path), "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3"}
+    assert create_app(Settings.from_env(env)).extensions[privacy.EXTENSION].keyring.active_id == "k1"
+    path.chmod(0o644)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        create_app(Settings.from_env(env))

@@ -203,7 +203,12 @@ def load_key_ring(*, master_key: str, master_key_file: str, instance_path: Path,
         active, keys = parse_master_keys(master_key)
         return KeyRing(active, keys)
     if master_key_file:
-        return KeyRing.from_file(Path(master_key_file))
+        path = Path(master_key_file)
+        if production and path.exists() and path.stat().st_mode & 0o077:
+            raise ConfigError(
+                f"REFERRAL_API_MASTER_KEY_FILE: {path} is readable by others; chmod 600 it"
+            )
+        return KeyRing.from_file(path)
     if production:
         raise ConfigError("REFERRAL_API_MASTER_KEY or REFERRAL_API_MASTER_KEY_FILE must be set in production")
     path = instance_path / "keys" / "master_keys.json"
