@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Flask
 
-from . import errors, observability
+from . import errors, observability, privacy
 from .config import Settings
 from .db import Database
 from .http import check_request_body, make_api
@@ -52,6 +52,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         os.makedirs(app.instance_path, exist_ok=True)
         database_url = f"sqlite:///{Path(app.instance_path) / 'referral_api.sqlite3'}"
     Database(database_url).init_app(app)
+    privacy.init_app(app, settings)
 
     observability.init_app(app)
     app.before_request(check_request_body)

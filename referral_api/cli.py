@@ -145,6 +145,12 @@ def register_part_commands() -> None:
     from .organisations.cli import orgs_group
 
     cli.add_command(orgs_group)
+    from .privacy.cli import keys_group
+
+    cli.add_command(keys_group)
+    from .audit.cli import audit_group
+
+    cli.add_command(audit_group)
     from .demo import demo_group
 
     cli.add_command(demo_group)

@@ -86,6 +86,7 @@ class Settings:
     master_key: str = _setting("REFERRAL_API_MASTER_KEY", _text, "", secret=True)
     master_key_file: str = _setting("REFERRAL_API_MASTER_KEY_FILE", _text, "")
     index_key: str = _setting("REFERRAL_API_INDEX_KEY", _text, "", secret=True)
+    audit_signing_key: str = _setting("REFERRAL_API_AUDIT_SIGNING_KEY", _text, "", secret=True)
     issuer: str = _setting("REFERRAL_API_ISSUER", _text, "")
     ratelimit_storage_uri: str = _setting("RATELIMIT_STORAGE_URI", _ratelimit_uri, "memory://")
     access_token_ttl: int = _setting("ACCESS_TOKEN_TTL", _positive_int, 900)
@@ -140,6 +141,14 @@ class Settings:
                 raise ConfigError(
                     "REFERRAL_API_ISSUER must be an https:// URL when REFERRAL_API_ENV=production"
                 )
+            # Development generates keys into the instance folder; production never invents them.
+            if not (self.master_key or self.master_key_file):
+                raise ConfigError(
+                    "REFERRAL_API_MASTER_KEY or REFERRAL_API_MASTER_KEY_FILE must be set when "
+                    "REFERRAL_API_ENV=production (see the README, Keys)"
+                )
+            if not self.index_key:
+                raise ConfigError("REFERRAL_API_INDEX_KEY must be set when REFERRAL_API_ENV=production")
 
     def resolved_instance_path(self, default: str) -> Path:
         return Path(self.instance_path or default)

@@ -170,3 +170,21 @@ def render(exc: BaseException) -> Response:
 def _safe_http_detail(exc: HTTPException) -> str:
     # Werkzeug's descriptions are fixed texts, never echoes of the request; keep them short.
     return (exc.description or exc.name or "").strip()
+
+
+class PersonalDataUnavailable(DomainError):
+    """The personal data of a record cannot be shown; the record's other facts still can."""
+
+    status = 410
+    code = "personal_data_unavailable"
+    title = "The personal data of this record is not available"
+
+
+class DataErased(PersonalDataUnavailable):
+    code = "data_erased"
+    title = "The personal data of this record was erased"
+
+
+class DataKeyMissing(PersonalDataUnavailable):
+    code = "data_key_missing"
+    title = "The key of this record's personal data is missing"

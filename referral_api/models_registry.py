@@ -1,4 +1,6 @@
 """Imports every models module so that Base.metadata knows every table (Alembic, tests, create_all)."""
 
 from . import events, idempotency, references  # noqa: F401
+from .audit import models as audit_models  # noqa: F401
 from .organisations import models as organisations_models  # noqa: F401
+from .privacy import models as privacy_models  # noqa: F401

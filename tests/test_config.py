@@ -32,7 +32,8 @@ def test_bad_values_name_the_variable(env, variable):
 
 
 PROD = {"REFERRAL_API_ENV": "production", "DATABASE_URL": "postgresql://db/x",
-        "REFERRAL_API_ISSUER": "https://api.mgec.mn"}
+        "REFERRAL_API_ISSUER": "https://api.mgec.mn",
+        "REFERRAL_API_MASTER_KEY": "mk1:" + "A" * 43 + "=", "REFERRAL_API_INDEX_KEY": "A" * 43 + "="}
 
 
 @pytest.mark.parametrize(

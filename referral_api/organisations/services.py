@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..audit import AuditAction, record
 from ..errors import Conflict, NotFound
 from .models import Organisation, OrganisationKind
 
 
-def create(session: Session, *, name: str, kind: OrganisationKind, country: str) -> Organisation:
-    """Create an organisation; a second `mgec` or a taken name is a Conflict."""
+def create(session: Session, *, name: str, kind: OrganisationKind, country: str,
+           actor: Any = None) -> Organisation:
+    """Create an organisation; a second `mgec` or a taken name is a Conflict. `actor` None: the CLI."""
     if kind is OrganisationKind.MGEC and session.scalar(
         sa.select(Organisation.id).where(Organisation.kind == OrganisationKind.MGEC)
     ):
@@ -22,9 +25,10 @@ def create(session: Session, *, name: str, kind: OrganisationKind, country: str)
                        errors={"kind": ["only one organisation can be of kind mgec"]})
     if session.scalar(sa.select(Organisation.id).where(Organisation.name == name)):
         raise Conflict(f"An organisation named {name!r} exists already.", errors={"name": ["taken"]})
-    org = Organisation(name=name, kind=kind, country=country)
+    org = Organisation(id=uuid.uuid4(), name=name, kind=kind, country=country)
     session.add(org)
     try:
+        _record(session, actor, AuditAction.ORGANISATION_CREATE, org)
         session.commit()
     except IntegrityError:
         # A concurrent create won the race on the unique name or the one-mgec index.
@@ -53,16 +57,25 @@ def mgec(session: Session) -> Organisation | None:
     return session.scalar(sa.select(Organisation).where(Organisation.kind == OrganisationKind.MGEC))
 
 
-def suspend(session: Session, ref: str) -> Organisation:
+def suspend(session: Session, ref: str, *, actor: Any = None) -> Organisation:
     """Suspend an organisation: its tokens stop working at the next request."""
     org = find(session, ref)
     org.suspend()
+    _record(session, actor, AuditAction.ORGANISATION_SUSPEND, org)
     session.commit()
     return org
 
 
-def activate(session: Session, ref: str) -> Organisation:
+def activate(session: Session, ref: str, *, actor: Any = None) -> Organisation:
+    """Re-activate a suspended organisation."""
     org = find(session, ref)
     org.activate()
+    _record(session, actor, AuditAction.ORGANISATION_ACTIVATE, org)
     session.commit()
     return org
+
+
+def _record(session: Session, actor: Any, action: AuditAction, org: Organisation) -> None:
+    # An organisation's name is not personal data; its kind and country help read the trail.
+    record(session, actor=actor, action=action, resource_type="organisation", resource_id=org.id,
+           details={"kind": str(org.kind), "country": org.country})

@@ -44,14 +44,14 @@ class Move:
 
 
 _S = ReferralStatus
+_REVIEWABLE = frozenset({_S.SUBMITTED, _S.UNDER_REVIEW})
 MOVES: dict[ReferralAction, Move] = {
     m.action: m
     for m in (
         Move(ReferralAction.REVIEW, frozenset({_S.SUBMITTED}), _S.UNDER_REVIEW, Actor.COORDINATOR),
-        Move(ReferralAction.ACCEPT, frozenset({_S.SUBMITTED, _S.UNDER_REVIEW}), _S.ACCEPTED, Actor.COORDINATOR),
-        Move(ReferralAction.REJECT, frozenset({_S.SUBMITTED, _S.UNDER_REVIEW}), _S.REJECTED, Actor.COORDINATOR),
-        Move(ReferralAction.REQUEST_INFORMATION, frozenset({_S.SUBMITTED, _S.UNDER_REVIEW}),
-             _S.INFORMATION_REQUESTED, Actor.COORDINATOR),
+        Move(ReferralAction.ACCEPT, _REVIEWABLE, _S.ACCEPTED, Actor.COORDINATOR),
+        Move(ReferralAction.REJECT, _REVIEWABLE, _S.REJECTED, Actor.COORDINATOR),
+        Move(ReferralAction.REQUEST_INFORMATION, _REVIEWABLE, _S.INFORMATION_REQUESTED, Actor.COORDINATOR),
         Move(ReferralAction.INFORMATION, frozenset({_S.INFORMATION_REQUESTED, _S.SUBMITTED}), _S.SUBMITTED,
              Actor.SUBMITTER),
         Move(ReferralAction.WITHDRAW, OPEN, _S.WITHDRAWN, Actor.SUBMITTER),

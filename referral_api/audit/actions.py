@@ -1,0 +1,67 @@
+"""What an audit event says happened: `part:resource:action`, and how it ended."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    SUCCESS = "success"
+    DENIED = "denied"
+    FAILURE = "failure"
+
+
+class AuditAction(StrEnum):
+    """Every audited action. Parts add theirs here (no migration needed: the column is free text)."""
+
+    # auth/
+    AUTH_TOKEN_ISSUE = "auth:token:issue"
+    AUTH_TOKEN_REFRESH = "auth:token:refresh"
+    AUTH_TOKEN_REVOKE = "auth:token:revoke"
+    AUTH_TOKEN_INTROSPECT = "auth:token:introspect"
+    AUTH_TOKEN_DENY = "auth:token:deny"
+    AUTH_CODE_REUSE = "auth:code:reuse"
+    AUTH_LOGIN_SUCCEED = "auth:login:succeed"
+    AUTH_LOGIN_FAIL = "auth:login:fail"
+    AUTH_ACCOUNT_LOCK = "auth:account:lock"
+    AUTH_TOTP_ENROL = "auth:totp:enrol"
+    AUTH_CLIENT_CREATE = "auth:client:create"
+    AUTH_CLIENT_REVOKE = "auth:client:revoke"
+    AUTH_USER_CREATE = "auth:user:create"
+    AUTH_USER_DEACTIVATE = "auth:user:deactivate"
+    # any part: a request refused at the edge (scope, object access)
+    HTTP_REQUEST_DENY = "http:request:deny"
+    # organisations/
+    ORGANISATION_CREATE = "organisations:organisation:create"
+    ORGANISATION_SUSPEND = "organisations:organisation:suspend"
+    ORGANISATION_ACTIVATE = "organisations:organisation:activate"
+    # referrals/
+    REFERRAL_SUBMIT = "referrals:referral:submit"
+    REFERRAL_READ = "referrals:referral:read"
+    REFERRAL_UPDATE = "referrals:referral:update"
+    REFERRAL_ACCEPT = "referrals:referral:accept"
+    REFERRAL_REJECT = "referrals:referral:reject"
+    REFERRAL_WITHDRAW = "referrals:referral:withdraw"
+    REFERRAL_SEARCH_DUPLICATES = "referrals:referral:search_duplicates"
+    # cases/
+    CASE_OPEN = "cases:case:open"
+    CASE_READ = "cases:case:read"
+    CASE_UPDATE = "cases:case:update"
+    CASE_MOVE = "cases:case:move"
+    CASE_CLOSE = "cases:case:close"
+    CONSENT_GIVE = "cases:consent:give"
+    CONSENT_WITHDRAW = "cases:consent:withdraw"
+    # privacy/
+    PRIVACY_KEY_ROTATE = "privacy:key:rotate"
+    PRIVACY_RECORD_ERASE = "privacy:record:erase"
+    PRIVACY_RETENTION_RUN = "privacy:retention:run"
+    # audit/
+    AUDIT_EVENT_LIST = "audit:event:list"
+    AUDIT_CHAIN_VERIFY = "audit:chain:verify"
+    AUDIT_CHAIN_CHECKPOINT = "audit:chain:checkpoint"
+    # webhooks/
+    WEBHOOK_SUBSCRIPTION_CREATE = "webhooks:subscription:create"
+    WEBHOOK_SUBSCRIPTION_DELETE = "webhooks:subscription:delete"
+    WEBHOOK_SECRET_ROTATE = "webhooks:secret:rotate"
+    # reports/
+    REPORT_EXPORT = "reports:report:export"

@@ -1,0 +1,67 @@
+"""Signed checkpoints of the chain head (Ed25519), to be kept off the database.
+
+A checkpoint is `{"statement": {...}, "signature": base64}`; the statement names the seq and hash of
+the head and the signer's public key. `verify_checkpoint` accepts only statements signed by the
+configured key, so a checkpoint forged with another key is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from sqlalchemy.orm import Session
+
+from ..db import utcnow
+from ..errors import InvalidPayload
+from .services import head
+
+STATEMENT_TYPE = "referral-api audit checkpoint"
+
+
+def _canonical(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _public_b64(public: Ed25519PublicKey) -> str:
+    return base64.b64encode(public.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+
+
+def make_checkpoint(session: Session, signing_key: bytes) -> dict[str, Any]:
+    """A signed statement of the current head's seq and hash."""
+    private = Ed25519PrivateKey.from_private_bytes(signing_key)
+    seq, head_hash = head(session)
+    statement = {
+        "type": STATEMENT_TYPE,
+        "seq": seq,
+        "head_hash": head_hash,
+        "created_at": utcnow().isoformat(),
+        "public_key": _public_b64(private.public_key()),
+    }
+    signature = base64.b64encode(private.sign(_canonical(statement))).decode()
+    return {"statement": statement, "signature": signature}
+
+
+def read_checkpoint(doc: Any, signing_key: bytes) -> tuple[int, str]:
+    """(seq, head hash) of a checkpoint whose signature verifies under our key; InvalidPayload otherwise."""
+    public = Ed25519PrivateKey.from_private_bytes(signing_key).public_key()
+    try:
+        statement = doc["statement"]
+        signature = base64.b64decode(doc["signature"], validate=True)
+        seq, head_hash = int(statement["seq"]), str(statement["head_hash"])
+        if statement.get("type") != STATEMENT_TYPE:
+            raise ValueError
+    except (KeyError, TypeError, ValueError, binascii.Error):
+        raise InvalidPayload("This is not an audit checkpoint.") from None
+    if statement.get("public_key") != _public_b64(public):
+        raise InvalidPayload("The checkpoint was signed by another key than this deployment's.")
+    try:
+        public.verify(signature, _canonical(statement))
+    except InvalidSignature:
+        raise InvalidPayload("The checkpoint's signature does not verify: it was altered.") from None
+    return seq, head_hash

@@ -1,0 +1,69 @@
+"""`referral-api audit verify|checkpoint`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..cli import domain_command, emit, json_option
+from ..db import get_session
+from ..errors import DomainError, InvalidPayload
+from ..privacy import get_privacy
+from . import services
+from .checkpoints import make_checkpoint, read_checkpoint
+from .schemas import VerifyResultSchema
+
+
+def _signing_key() -> bytes:
+    key = get_privacy().audit_signing_key
+    if key is None:
+        raise DomainError(
+            "REFERRAL_API_AUDIT_SIGNING_KEY is not set: no checkpoint can be signed or checked."
+        )
+    return key
+
+
+@click.group("audit")
+def audit_group() -> None:
+    """The tamper-evident audit trail."""
+
+
+@audit_group.command("verify")
+@click.option("--checkpoint", "checkpoint_file", type=click.Path(exists=True, dir_okay=False),
+              help="A checkpoint from `audit checkpoint`: the log must still extend it.")
+@json_option
+@domain_command
+def verify(checkpoint_file: str | None, as_json: bool) -> None:
+    """Check the whole chain; exit 0 when intact, 1 naming the first bad event."""
+    checkpoint = None
+    if checkpoint_file:
+        try:
+            doc = json.loads(Path(checkpoint_file).read_text(encoding="utf-8"))
+        except ValueError:
+            raise InvalidPayload(f"{checkpoint_file} is not JSON.") from None
+        checkpoint = read_checkpoint(doc, _signing_key())
+    result = services.verify(get_session(), checkpoint=checkpoint)
+    payload = VerifyResultSchema().dump(result)
+    if result.ok:
+        text = f"intact: {result.checked} events, head {result.head_seq} {result.head_hash}"
+        if checkpoint:
+            text += f"; extends the checkpoint at event {checkpoint[0]}"
+        emit(payload, as_json=as_json, text=text)
+        return
+    emit(payload, as_json=as_json, text=f"BROKEN at event {result.first_bad_seq}: {result.problem}")
+    raise SystemExit(1)
+
+
+@audit_group.command("checkpoint")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
+              help="Write the checkpoint to this file as well (store it off the database).")
+@domain_command
+def checkpoint(output: str | None) -> None:
+    """Print an Ed25519-signed statement of the chain head's seq and hash, as JSON."""
+    doc = make_checkpoint(get_session(), _signing_key())
+    text = json.dumps(doc, sort_keys=True)
+    if output:
+        Path(output).write_text(text + "\n", encoding="utf-8")
+    click.echo(text)

@@ -1,0 +1,111 @@
+"""Privacy core: envelope encryption of personal fields, the key store, blind indexes, crypto-shredding.
+
+What other parts use:
+- `EncryptedRecordMixin` and `encrypted_column("family_name")` on a model (see fields.py);
+- `load_keys(session, records)` before reading the fields of many records (one query, not one a row);
+- `shred(session, data_key_id)` to erase a record's personal data for good (caller commits);
+- `get_privacy(session).indexer.passport(...)` / `.national_id(...)` / `.name_birth_year(name, year)`;
+- errors: `errors.DataErased`, `errors.DataKeyMissing` (410), `crypto.DecryptionFailed`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app, has_app_context
+from sqlalchemy.orm import Session
+
+from ..config import Settings
+from .blind_index import BlindIndexer, BlindIndexKind, normalise_document_number, normalise_name
+from .crypto import DecryptionFailed
+from .fields import EncryptedField, EncryptedRecordMixin, encrypted_column
+from .keys import KeyRing, UnknownMasterKey, load_key_ring, load_secret_key
+from .keystore import KeyStore
+
+EXTENSION = "referral_api.privacy"
+SESSION_INFO = "referral_api.privacy"
+
+
+@dataclass
+class Privacy:
+    """The keys of one running service: master key ring, key store, index key, audit signing key."""
+
+    keyring: KeyRing
+    keystore: KeyStore
+    index_key: bytes
+    audit_signing_key: bytes | None = None
+
+    @property
+    def indexer(self) -> BlindIndexer:
+        return BlindIndexer(self.index_key)
+
+
+def from_settings(settings: Settings, instance_path: Path) -> Privacy:
+    """Load (or, in development, generate) every key; production without keys is a ConfigError."""
+    prod = settings.is_production
+    return Privacy(
+        keyring=load_key_ring(master_key=settings.master_key, master_key_file=settings.master_key_file,
+                              instance_path=instance_path, production=prod),
+        keystore=KeyStore.from_url(settings.keystore_url),
+        index_key=load_secret_key(value=settings.index_key, name="REFERRAL_API_INDEX_KEY",
+                                  instance_path=instance_path, filename="index.key", production=prod),
+        audit_signing_key=None if prod and not settings.audit_signing_key else load_secret_key(
+            value=settings.audit_signing_key, name="REFERRAL_API_AUDIT_SIGNING_KEY",
+            instance_path=instance_path, filename="audit_signing.key", production=prod),
+    )
+
+
+def init_app(app: Flask, settings: Settings) -> Privacy:
+    privacy = from_settings(settings, Path(app.instance_path))
+    app.extensions[EXTENSION] = privacy
+    return privacy
+
+
+def get_privacy(session: Session | None = None) -> Privacy:
+    """The keys for `session`: its own (session.info, for tools and tests) or the current app's."""
+    if session is not None and SESSION_INFO in session.info:
+        return session.info[SESSION_INFO]
+    if has_app_context() and EXTENSION in current_app.extensions:
+        return current_app.extensions[EXTENSION]
+    raise RuntimeError("no privacy keys: run inside the app, or set session.info['referral_api.privacy']")
+
+
+def load_keys(session: Session, records: Iterable[Any]) -> None:
+    """Unwrap the data keys of many records at once (call before reading the fields of a list)."""
+    privacy = get_privacy(session)
+    privacy.keystore.prefetch(session, privacy.keyring, {r.data_key_id for r in records})
+
+
+def shred(session: Session, data_key_id: uuid.UUID) -> bool:
+    """Crypto-shred: erase a record's data key so its encrypted fields can never be read again.
+
+    In the caller's transaction when the keys live in the main database (the caller commits); in a
+    separate key store (KEYSTORE_URL) the erasure is committed there at once. Returns False when the
+    key was already erased. Record the `privacy:record:erase` audit event in the caller.
+    """
+    privacy = get_privacy(session)
+    return privacy.keystore.shred(session, data_key_id)
+
+
+__all__ = [
+    "BlindIndexKind",
+    "BlindIndexer",
+    "DecryptionFailed",
+    "EncryptedField",
+    "EncryptedRecordMixin",
+    "KeyRing",
+    "KeyStore",
+    "Privacy",
+    "UnknownMasterKey",
+    "encrypted_column",
+    "get_privacy",
+    "init_app",
+    "load_keys",
+    "normalise_document_number",
+    "normalise_name",
+    "shred",
+]

@@ -1,0 +1,120 @@
+"""Encrypted attributes on models: `family_name = encrypted_column("family_name")`.
+
+The model needs an `id` primary key and a `data_key_id` column (use `EncryptedRecordMixin`). Each
+encrypted attribute maps a nullable binary column of the given name holding the ciphertext; the
+attribute itself reads as plaintext and encrypts on write:
+
+- values are str, int, float, bool, None, lists and dicts of those, `date` and `datetime` (stored as
+  JSON, dates tagged so they come back as dates);
+- a write keeps the plaintext on the instance until the next flush, which encrypts it under the
+  record's data key (creating one, and the row id, when the record has none yet);
+- a read decrypts under the record's data key; an erased key raises `errors.DataErased` (410), a
+  missing one `errors.DataKeyMissing`, a ciphertext that does not authenticate here (moved from
+  another row or column, or altered) raises `crypto.DecryptionFailed`;
+- the associated data binds table, column, row id and data key id;
+- encrypted attributes cannot be queried: search through blind indexes (`blind_index.py`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Mapped, Session, mapped_column, object_session
+
+from . import crypto
+
+_PENDING = "_privacy_pending"
+
+
+class EncryptedRecordMixin:
+    """The data key id of a record that has encrypted attributes (no FK: the key store may be elsewhere)."""
+
+    data_key_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, nullable=True, index=True)
+
+
+class EncryptedField:
+    """A descriptor that encrypts into, and decrypts from, the mapped ciphertext column `column`."""
+
+    def __init__(self, column: str | None = None) -> None:
+        self.column = column
+        self.name = ""
+        self.storage = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        self.column = self.column or name
+        self.storage = f"{name}_ciphertext"
+        # Declarative maps the class after __set_name__ has run, so this column is mapped with it.
+        setattr(owner, self.storage, mapped_column(self.column, sa.LargeBinary, nullable=True))
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        pending = obj.__dict__.get(_PENDING, {})
+        if self.name in pending:
+            return crypto.decode_value(pending[self.name])
+        blob = getattr(obj, self.storage)
+        if blob is None:
+            return None
+        session = object_session(obj)
+        if session is None:
+            raise RuntimeError(f"{type(obj).__name__}.{self.name}: a detached record cannot be decrypted")
+        from . import get_privacy
+
+        privacy = get_privacy(session)
+        key = privacy.keystore.get(session, privacy.keyring, obj.data_key_id)
+        what = f"{obj.__tablename__}.{self.column} of {obj.id}"
+        raw = crypto.open_sealed(key, blob, self.aad(obj), what=what)
+        return crypto.decode_value(raw)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        pending = obj.__dict__.setdefault(_PENDING, {})
+        if value is None:
+            pending.pop(self.name, None)
+            setattr(obj, self.storage, None)
+            return
+        pending[self.name] = crypto.encode_value(value)
+        # A placeholder puts the record among the session's dirty ones; the flush replaces it.
+        setattr(obj, self.storage, b"")
+
+    def aad(self, obj: Any) -> bytes:
+        return crypto.associated_data(obj.__tablename__, self.column, obj.id, obj.data_key_id)
+
+    def seal(self, obj: Any, key: bytes, plaintext: bytes) -> None:
+        setattr(obj, self.storage, crypto.seal(key, plaintext, self.aad(obj)))
+
+
+def encrypted_column(column: str | None = None) -> Any:
+    """An encrypted attribute stored in the binary column `column` (default: the attribute's name)."""
+    return EncryptedField(column)
+
+
+def encrypted_fields(cls: type) -> dict[str, EncryptedField]:
+    out: dict[str, EncryptedField] = {}
+    for klass in reversed(cls.__mro__):
+        out.update({k: v for k, v in vars(klass).items() if isinstance(v, EncryptedField)})
+    return out
+
+
+@event.listens_for(Session, "before_flush")
+def _encrypt_pending(session: Session, _flush_context: Any, _instances: Any) -> None:
+    """Encrypt what was written to encrypted attributes since the last flush."""
+    todo = [obj for obj in (*session.new, *session.dirty) if obj.__dict__.get(_PENDING)]
+    if not todo:
+        return
+    from . import get_privacy
+
+    privacy = get_privacy(session)
+    for obj in todo:
+        if obj.id is None:
+            obj.id = uuid.uuid4()  # the associated data needs the row id before the INSERT
+        if obj.data_key_id is None:
+            obj.data_key_id, key = privacy.keystore.create(session, privacy.keyring)
+        else:
+            key = privacy.keystore.get(session, privacy.keyring, obj.data_key_id)
+        fields = encrypted_fields(type(obj))
+        for name, plaintext in obj.__dict__.pop(_PENDING).items():
+            fields[name].seal(obj, key, plaintext)
