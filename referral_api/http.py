@@ -194,10 +194,12 @@ def check_if_match(current_etag: str) -> None:
     raise errors.PreconditionFailed("The record changed since you read it; read it again and retry.")
 
 
-def with_etag(payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-    """A JSON answer for one resource, with its ETag."""
+def with_etag(
+    payload: Any, status: int = 200, headers: Mapping[str, str] | None = None, *, etag: str | None = None
+) -> Response:
+    """A JSON answer for one resource, with its ETag (given, or over the payload)."""
     response = Response(json.dumps(payload, default=str), status=status, mimetype="application/json")
-    response.headers["ETag"] = etag_of(payload)
+    response.headers["ETag"] = etag or etag_of(payload)
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
