@@ -145,6 +145,10 @@ def register_part_commands() -> None:
     from .organisations.cli import orgs_group
 
     cli.add_command(orgs_group)
+    from .auth.cli import clients_group, users_group
+
+    cli.add_command(clients_group)
+    cli.add_command(users_group)
     from .demo import demo_group
 
     cli.add_command(demo_group)
