@@ -162,6 +162,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                                     redirect_uri=self.redirect_uri)
         data = oauth_request.payload.data
         session = get_session()
+        now = utcnow()
         session.add(AuthorizationCode(
             code_hash=secret_hash(code),
             client_pk=client.id,
@@ -170,7 +171,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             scope=" ".join(sorted(scopes)),
             code_challenge=data["code_challenge"],
             code_challenge_method=data["code_challenge_method"],
-            expires_at=utcnow() + timedelta(seconds=CODE_TTL),
+            created_at=now,
+            expires_at=now + timedelta(seconds=CODE_TTL),
         ))
         session.commit()
 
