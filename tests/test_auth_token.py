@@ -177,7 +177,7 @@ def test_long_lived_assertion_is_invalid_client(client, session):
     key = h.ec_key()
     c = h.jwt_client(session, h.organisation(session), key)
     response = client.post("/oauth/token", data={
-        "grant_type": "client_credentials", **h.assertion_form(c.client_id, key, aud=ISSUER, exp_in=3600),
+        "grant_type": "client_credentials", **h.assertion_form(c.client_id, key, aud=ISSUER, exp_in=7200),
     })
     assert response.get_json()["error"] == "invalid_client"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -105,7 +106,7 @@ def users_group() -> None:
 
 
 def _read_password() -> str:
-    stdin = click.get_text_stream("stdin")
+    stdin = sys.stdin
     if stdin.isatty():
         return click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
     return stdin.readline().rstrip("\r\n")

@@ -38,7 +38,7 @@ from .models import AuthorizationCode, Client, Token, UsedAssertion, User, secre
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 ASSERTION_ALGORITHMS = ["PS256", "ES256", "EdDSA"]
-ASSERTION_MAX_LIFETIME = 600  # seconds an assertion may claim to live; longer ones are refused
+ASSERTION_MAX_LIFETIME = 3660  # seconds an assertion may claim to live (client libraries sign for 1 hour)
 CODE_TTL = 60
 REFRESH_TOKEN_TTL = timedelta(hours=12)
 REALM = "referral-api"
