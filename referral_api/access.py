@@ -16,8 +16,6 @@ from typing import Any
 from authlib.oauth2.rfc6750 import InsufficientScopeError
 from flask import current_app, g
 
-from .organisations.models import OrganisationKind
-
 
 class Scope(StrEnum):
     REFERRALS_SUBMIT = "referrals:submit"
@@ -79,10 +77,16 @@ def effective_scopes(
     return out & ROLE_SCOPES[role]
 
 
+MGEC_KIND = "mgec"
+
+
 @dataclass(frozen=True)
 class OrganisationRef:
+    """An organisation as the Actor carries it; `kind` is an OrganisationKind value (a str), kept as a
+    plain string here so that this kernel module does not import the organisations part above it."""
+
     id: uuid.UUID
-    kind: OrganisationKind
+    kind: str
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,7 @@ class Actor:
 
     @property
     def is_mgec(self) -> bool:
-        return self.organisation.kind is OrganisationKind.MGEC
+        return self.organisation.kind == MGEC_KIND
 
     @property
     def is_person(self) -> bool:

@@ -202,3 +202,42 @@ def test_access_log_carries_the_client_id(client, session, caplog):
     logged = [r.client_id for r in caplog.records
               if r.name == "referral_api.access" and r.path == "/api/v1/me"]
     assert logged == [c.client_id]
+
+
+def test_scope_table_keeps_person_only_scopes_from_systems_and_roles():
+    from referral_api.access import PERSON_ONLY_SCOPES, ROLE_SCOPES, effective_scopes
+
+    systems = effective_scopes(ALL_SCOPES, client_scopes=ALL_SCOPES, role=None)
+    assert systems == ALL_SCOPES - PERSON_ONLY_SCOPES
+    assert effective_scopes(ALL_SCOPES, client_scopes=ALL_SCOPES, role=Role.MGEC_ADMIN) == ALL_SCOPES
+    assert not ROLE_SCOPES[Role.PARTNER_OFFICER] & PERSON_ONLY_SCOPES
+    assert "referrals:review" in ROLE_SCOPES[Role.MGEC_COORDINATOR]
+    assert {r for r, s in ROLE_SCOPES.items() if "admin" in s or "audit:read" in s} == {Role.MGEC_ADMIN}
+    assert effective_scopes(["referrals:review", "cases:read"], client_scopes=["cases:read"],
+                            role=Role.MGEC_COORDINATOR) == {"cases:read"}
+
+
+def test_rate_limit_storage_can_be_redis(tmp_path):
+    import uuid
+
+    import redis
+    from limits.storage import RedisStorage
+
+    from referral_api import dbmigrate
+    from referral_api.db import database
+
+    try:
+        redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_connect_timeout=1).ping()
+    except redis.exceptions.ConnectionError:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    app = create_app({"database_url": f"sqlite:///{tmp_path / 'r.sqlite3'}", "instance_path": str(tmp_path),
+                      "ratelimit_storage_uri": "redis://127.0.0.1:6379/0", "TESTING": True,
+                      "AUTH_RATELIMIT_TOKEN_PER_ADDRESS": "2/minute"})
+    dbmigrate.upgrade(database(app))
+    limiter = app.extensions["referral_api.limiter"]
+    limiter._key_prefix = f"test-{uuid.uuid4().hex}"  # this test's own counters in the shared Redis
+    http = app.test_client()
+    statuses = [http.post("/oauth/token", data={"grant_type": "client_credentials"}).status_code
+                for _ in range(3)]
+    assert isinstance(limiter.storage, RedisStorage)
+    assert statuses == [401, 401, 429]

@@ -25,7 +25,7 @@ class Me(Resource):
         """Who the token speaks for; any token holding at least one of the API's scopes may ask."""
         actor = current_actor()
         return _out.dump({
-            "organisation": {"id": actor.organisation.id, "kind": actor.organisation.kind.value},
+            "organisation": {"id": actor.organisation.id, "kind": str(actor.organisation.kind)},
             "client_id": actor.client_id,
             "user_id": actor.user_id,
             "role": actor.role.value if actor.role else None,

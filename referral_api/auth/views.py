@@ -13,12 +13,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from authlib.oauth2 import OAuth2Error
-from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from ..access import ALL_SCOPES, TOTP_ROLES
 from ..db import get_session
 from . import services
-from .server import ASSERTION_ALGORITHMS, AUTH_METHODS, AuthorizationServer, endpoint_url, issuer
+from .client_auth import ASSERTION_ALGORITHMS, AUTH_METHODS
+from .server import AuthorizationServer
+from .store import endpoint_url, issuer
 
 bp = Blueprint("oauth", __name__)
 log = logging.getLogger("referral_api.auth")
@@ -80,7 +82,6 @@ def authorize() -> Response:
             grant, status=401, email=email,
             error="The e-mail, password or one-time code is not right, or the account is locked for a while.",
         )
-    g.log_user_id = str(user.id)
     # First-party clients only: no consent screen, the code goes straight back.
     return server.create_authorization_response(grant=grant, grant_user=user)
 
