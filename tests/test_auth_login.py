@@ -269,3 +269,21 @@ def test_deactivated_person_cannot_log_in(client, session):
                                         email=user.email, totp_code=totp.now())
     assert response.status_code == 401
     assert session.scalar(sa.select(sa.func.count()).select_from(Token)) == 0
+
+
+def test_introspection_of_a_persons_tokens(client, session):
+    c, secret, user, totp = _setup(session)
+    verifier, challenge = h.pkce_pair()
+    code = _code(client, c, user, totp, challenge=challenge)
+    tokens = _exchange(client, c, secret, code, verifier).get_json()
+    access = client.post("/oauth/introspect", data={"token": tokens["access_token"]},
+                         headers=h.basic(c.client_id, secret)).get_json()
+    assert access["active"] is True and access["sub"] == str(user.id) and access["token_type"] == "Bearer"
+    auth = h.basic(c.client_id, secret)
+    hinted = {"token": tokens["refresh_token"], "token_type_hint": "refresh_token"}
+    refresh = client.post("/oauth/introspect", headers=auth, data=hinted).get_json()
+    assert refresh["active"] is True and refresh["exp"] - refresh["iat"] == 12 * 3600
+    client.post("/oauth/revoke", data={"token": tokens["refresh_token"]}, headers=auth)
+    for token in (tokens["access_token"], tokens["refresh_token"]):
+        after = client.post("/oauth/introspect", data={"token": token}, headers=auth)
+        assert after.get_json() == {"active": False}

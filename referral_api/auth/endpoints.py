@@ -56,9 +56,8 @@ class Introspection(IntrospectionEndpoint):
         token, kind = found
         exp = token.expires_at if kind == "access_token" else token.refresh_expires_at
         org = token.user.organisation if token.user else token.client.organisation
-        return {
+        payload = {
             "active": True,
-            "token_type": kind,
             "client_id": token.client.client_id,
             "scope": token.scope,
             "sub": str(token.user_id) if token.user_id else token.client.client_id,
@@ -67,3 +66,7 @@ class Introspection(IntrospectionEndpoint):
             "exp": int(exp.timestamp()) if exp else None,
             "organisation_id": str(org.id),
         }
+        if kind == "access_token":
+            # RFC 7662: the type of an access token (RFC 6749, 7.1); not a secret.
+            payload["token_type"] = "Bearer"  # noqa: S105
+        return payload
