@@ -114,3 +114,36 @@ def test_authorization_code_with_pkce_through_the_login_form(served):
     refreshed = oauth.refresh_token(base + "/oauth/token", timeout=10)
     assert refreshed["refresh_token"] != token["refresh_token"]
     assert _me(oauth, base)["user_id"] == str(user.id)
+
+
+@pytest.mark.postgres_only
+def test_a_code_exchanged_twice_at_once_gives_one_token(served):
+    """The code is claimed with one conditional UPDATE: of two concurrent exchanges exactly one wins."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    base, session = served
+    mgec = h.organisation(session, OrganisationKind.MGEC)
+    c, secret = h.login_client(session, mgec)
+    user, totp = h.person(session, mgec, Role.MGEC_COORDINATOR)
+    verifier, challenge = h.pkce_pair()
+    browser = requests.Session()
+    browser.trust_env = False
+    params = h.authorize_params(c.client_id, challenge)
+    page = browser.get(base + "/oauth/authorize", params=params, timeout=10)
+    form = {**h.hidden_fields(page.text), "email": user.email, "password": h.PASSWORD, "totp": totp.now()}
+    answer = browser.post(base + "/oauth/authorize", data=form, allow_redirects=False, timeout=10)
+    code = h.code_from(answer.headers["Location"])["code"]
+
+    barrier = threading.Barrier(2)
+
+    def exchange(_):
+        barrier.wait()
+        return requests.post(base + "/oauth/token", auth=(c.client_id, secret), timeout=10, data={
+            "grant_type": "authorization_code", "code": code, "redirect_uri": h.REDIRECT_URI,
+            "code_verifier": verifier})
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(exchange, range(2)))
+    assert sorted(r.status_code for r in results) == [200, 400]
+    assert [r.json()["error"] for r in results if r.status_code == 400] == ["invalid_grant"]
