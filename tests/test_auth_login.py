@@ -83,7 +83,7 @@ def test_missing_or_wrong_totp_is_refused(client, session):
     params = h.authorize_params(c.client_id, challenge)
     for code in ("", "000000"):
         response = h.login_with_test_client(client, params, email=user.email, totp_code=code)
-        assert response.status_code == 401
+        assert response.status_code == 400
         assert "not right" in response.get_data(as_text=True)
 
 
@@ -93,7 +93,7 @@ def test_totp_code_is_accepted_once(client, session):
     params = h.authorize_params(c.client_id, challenge)
     code = totp.now()
     assert h.login_with_test_client(client, params, email=user.email, totp_code=code).status_code == 302
-    assert h.login_with_test_client(client, params, email=user.email, totp_code=code).status_code == 401
+    assert h.login_with_test_client(client, params, email=user.email, totp_code=code).status_code == 400
 
 
 def test_partner_officer_logs_in_without_totp(client, session):
@@ -124,12 +124,12 @@ def test_account_locks_after_repeated_failures(client, session):
     for _ in range(MAX_FAILED_LOGINS):
         wrong = h.login_with_test_client(client, params, email=user.email, password="wrong password!",
                                          totp_code=totp.now())
-        assert wrong.status_code == 401
+        assert wrong.status_code == 400
     session.expire_all()
     assert session.get(User, user.id).locked_until is not None
     # Even the right password and code are refused while locked.
     locked = h.login_with_test_client(client, params, email=user.email, totp_code=totp.now())
-    assert locked.status_code == 401
+    assert locked.status_code == 400
 
 
 def test_login_form_is_rate_limited_per_address(base_app, client, session):
@@ -140,7 +140,7 @@ def test_login_form_is_rate_limited_per_address(base_app, client, session):
     try:
         statuses = [h.login_with_test_client(client, params, email="nobody@example.org").status_code
                     for _ in range(3)]
-        assert statuses == [401, 401, 429]
+        assert statuses == [400, 400, 429]
     finally:
         base_app.config.pop("AUTH_RATELIMIT_LOGIN_PER_ADDRESS")
 
@@ -267,7 +267,7 @@ def test_deactivated_person_cannot_log_in(client, session):
     _verifier, challenge = h.pkce_pair()
     response = h.login_with_test_client(client, h.authorize_params(c.client_id, challenge),
                                         email=user.email, totp_code=totp.now())
-    assert response.status_code == 401
+    assert response.status_code == 400
     assert session.scalar(sa.select(sa.func.count()).select_from(Token)) == 0
 
 

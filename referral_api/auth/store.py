@@ -77,7 +77,6 @@ def revoke_family(session: Any, *, family_id: uuid.UUID | None = None,
     session.commit()
 
 
-
 def query_token(token_string: str, hint: str | None) -> tuple[Token | None, str]:
     """The stored token matching a presented access or refresh token, and which of the two it was."""
     session = get_session()

@@ -77,9 +77,10 @@ def authorize() -> Response:
         user = services.login(session, email=email, password=request.form.get("password", ""),
                               totp_code=request.form.get("totp", ""))
     except services.LoginFailed as failure:
+        # 400, not 401: a form, not an HTTP authentication scheme that a WWW-Authenticate could name.
         log.warning("login failed", extra={"reason": failure.reason, "client_id": grant.client.client_id})
         return _login_page(
-            grant, status=401, email=email,
+            grant, status=400, email=email,
             error="The e-mail, password or one-time code is not right, or the account is locked for a while.",
         )
     # First-party clients only: no consent screen, the code goes straight back.
