@@ -287,3 +287,18 @@ def test_introspection_of_a_persons_tokens(client, session):
     for token in (tokens["access_token"], tokens["refresh_token"]):
         after = client.post("/oauth/introspect", data={"token": token}, headers=auth)
         assert after.get_json() == {"active": False}
+
+
+def test_lock_ends_after_a_while(client, session):
+    from referral_api.db import utcnow
+
+    c, _secret, user, totp = _setup(session)
+    user.locked_until = utcnow() - timedelta(seconds=1)
+    user.failed_logins = MAX_FAILED_LOGINS - 1
+    session.commit()
+    _verifier, challenge = h.pkce_pair()
+    response = h.login_with_test_client(client, h.authorize_params(c.client_id, challenge),
+                                        email=user.email, totp_code=totp.now())
+    assert response.status_code == 302
+    session.expire_all()
+    assert session.get(User, user.id).failed_logins == 0
