@@ -328,3 +328,31 @@ def test_tokens_are_stored_with_their_client(session, client):
     cc_token(client, c.client_id, secret)
     rows = session.scalars(sa.select(Token)).all()
     assert [r.client_pk for r in rows] == [c.id]
+
+
+def test_a_deployment_can_require_private_key_jwt(app, session, tmp_path):
+    from referral_api import create_app
+    from referral_api.cli import cli
+    from referral_api.db import database
+
+    strict = create_app({"database_url": database(app).url, "instance_path": str(tmp_path),
+                         "require_private_key_jwt": True, "TESTING": True})
+    database(strict).sessionmaker = database(app).sessionmaker  # the test's connection
+    http = strict.test_client()
+    org = h.organisation(session)
+    c, secret = h.secret_client(session, org)
+    for data, headers in (({}, h.basic(c.client_id, secret)),
+                          ({"client_id": c.client_id, "client_secret": secret}, {})):
+        form = {"grant_type": "client_credentials", **data}
+        response = http.post("/oauth/token", data=form, headers=headers)
+        assert response.get_json()["error"] == "invalid_client"
+    key = h.ec_key()
+    jc = h.jwt_client(session, org, key)
+    ok = http.post("/oauth/token", data={"grant_type": "client_credentials",
+                                         **h.assertion_form(jc.client_id, key, aud=ISSUER)})
+    assert ok.status_code == 200
+    meta = http.get("/.well-known/oauth-authorization-server").get_json()
+    assert meta["token_endpoint_auth_methods_supported"] == ["private_key_jwt"]
+    created = strict.test_cli_runner().invoke(cli, ["clients", "create", "--org", str(org.id), "--name", "s",
+                                                    "--scopes", "referrals:read"])
+    assert created.exit_code == 1 and "requires private_key_jwt" in created.output

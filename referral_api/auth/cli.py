@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import click
+from flask import current_app
 
 from ..access import Role
 from ..cli import domain_command, emit, json_option
@@ -64,6 +65,7 @@ def create(org: str, name: str, scopes: str, grant_types: str, redirect_uris: tu
         grant_types=grant_types.split(), redirect_uris=list(redirect_uris),
         auth_method=ClientAuthMethod(auth_method),
         jwks=jwks_file.read_text(encoding="utf-8") if jwks_file else None, jwks_uri=jwks_uri,
+        require_private_key_jwt=current_app.config["SETTINGS"].require_private_key_jwt,
     )
     emit(_client_payload(issued), as_json=as_json, text=_client_text(issued))
 

@@ -12,17 +12,18 @@ from authlib.integrations.flask_oauth2.requests import FlaskJsonRequest
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator, InvalidTokenError
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 
 from ..access import ALL_SCOPES, Actor, OrganisationRef
 from ..db import get_session
-from .client_auth import PrivateKeyJWT
+from .client_auth import AUTH_METHODS, PrivateKeyJWT
 from .endpoints import Introspection, Revocation
 from .grants import AuthorizationCodeGrant, ClientCredentialsGrant, RefreshTokenGrant, S256CodeChallenge
 from .models import Token, secret_hash
 from .store import query_client, save_token, token_is_live
 
 REALM = "referral-api"
+SECRET_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 
 
 class AuthorizationServer(FlaskAuthorizationServer):
@@ -74,6 +75,17 @@ def authenticate_request() -> Actor:
     )
 
 
+def _refuse_secret(_query_client: Any, _oauth_request: Any) -> None:
+    return None
+
+
+def allowed_auth_methods() -> list[str]:
+    """The client authentication methods this deployment accepts."""
+    if current_app.config["SETTINGS"].require_private_key_jwt:
+        return [m for m in AUTH_METHODS if m not in SECRET_AUTH_METHODS]
+    return list(AUTH_METHODS)
+
+
 def create_server(app: Flask) -> AuthorizationServer:
     app.config.setdefault("OAUTH2_REFRESH_TOKEN_GENERATOR", True)
     app.config.setdefault("OAUTH2_SCOPES_SUPPORTED", sorted(ALL_SCOPES))
@@ -82,6 +94,10 @@ def create_server(app: Flask) -> AuthorizationServer:
     server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True)])
     server.register_grant(RefreshTokenGrant)
     server.register_client_auth_method("private_key_jwt", PrivateKeyJWT())
+    if app.config["SETTINGS"].require_private_key_jwt:
+        # The deployment requires private_key_jwt: the secret methods find no client, ever.
+        for method in SECRET_AUTH_METHODS:
+            server.register_client_auth_method(method, _refuse_secret)
     server.register_endpoint(Revocation)
     server.register_endpoint(Introspection)
     app.extensions["referral_api.oauth_server"] = server

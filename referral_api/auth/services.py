@@ -75,6 +75,7 @@ def create_client(
     auth_method: ClientAuthMethod = ClientAuthMethod.CLIENT_SECRET_BASIC,
     jwks: str | None = None,
     jwks_uri: str | None = None,
+    require_private_key_jwt: bool = False,
 ) -> IssuedClient:
     """Register a client of `organisation` (id or name); a secret client's secret is returned once."""
     org = org_services.find(session, organisation)
@@ -97,6 +98,8 @@ def create_client(
             problems["jwks"] = ["private_key_jwt needs exactly one of a JWKS or a JWKS URI"]
         if jwks_uri and not jwks_uri.startswith("https://"):
             problems["jwks_uri"] = ["must be an https:// URL"]
+    elif require_private_key_jwt:
+        problems["auth_method"] = ["this deployment requires private_key_jwt (OAUTH_REQUIRE_PRIVATE_KEY_JWT)"]
     elif jwks or jwks_uri:
         problems["jwks"] = ["a JWKS is only for private_key_jwt clients"]
     if problems:

@@ -18,8 +18,8 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from ..access import ALL_SCOPES, TOTP_ROLES
 from ..db import get_session
 from . import services
-from .client_auth import ASSERTION_ALGORITHMS, AUTH_METHODS
-from .server import AuthorizationServer
+from .client_auth import ASSERTION_ALGORITHMS
+from .server import AuthorizationServer, allowed_auth_methods
 from .store import endpoint_url, issuer
 
 bp = Blueprint("oauth", __name__)
@@ -108,6 +108,7 @@ def introspect() -> Response:
 @bp.route("/.well-known/oauth-authorization-server", methods=["GET"])
 def metadata() -> Response:
     """RFC 8414 authorization server metadata."""
+    methods = allowed_auth_methods()
     return jsonify({
         "issuer": issuer(),
         "authorization_endpoint": endpoint_url("/oauth/authorize"),
@@ -119,10 +120,10 @@ def metadata() -> Response:
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
         "code_challenge_methods_supported": ["S256"],
-        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "token_endpoint_auth_methods_supported": methods,
         "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
-        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": methods,
         "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
-        "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": methods,
         "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
     })
