@@ -31,7 +31,7 @@ class ProblemApi(Api):
 
 
 def make_api(*, swagger_ui: bool) -> ProblemApi:
-    return ProblemApi(
+    api = ProblemApi(
         version="1.0",
         title="MGEC repatriation and referral API",
         description=(
@@ -44,6 +44,9 @@ def make_api(*, swagger_ui: bool) -> ProblemApi:
         default_mediatype="application/json",
         ordered=True,
     )
+    # Documented as a media type every operation may answer with (its errors); rendered by errors.render.
+    api.representations[errors.PROBLEM_JSON] = api.representations["application/json"]
+    return api
 
 
 def _name_resolver(_schema: Any) -> None:

@@ -1,7 +1,7 @@
 """referrals and minimal cases
 
 Revision ID: 0500
-Revises: 0201
+Revises: 0300
 Create Date: 2026-11-28 11:18:52.634788
 
 Review before merging: on PostgreSQL, ALTER TABLE takes an ACCESS EXCLUSIVE lock; add columns
@@ -13,7 +13,7 @@ import referral_api.db
 
 
 revision = '0500'
-down_revision = '0201'
+down_revision = '0300'
 branch_labels = None
 depends_on = None
 

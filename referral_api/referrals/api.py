@@ -28,8 +28,11 @@ from .schemas import (
 from .views import document, etag
 from .visibility import audience
 
-ns = Namespace("referrals", description="Referrals of people identified as victims, and their review",
-               path="/api/v1/referrals")
+ns = Namespace(
+    "referrals",
+    description="Referrals of people identified as victims, and their review",
+    path="/api/v1/referrals",
+)
 
 _in = doc_model(ns, ReferralInSchema, "ReferralIn")
 _staff = doc_model(ns, ReferralStaffSchema, "ReferralStaffView")
@@ -44,14 +47,22 @@ _information = doc_model(ns, InformationInSchema, "ReferralInformation")
 _note = doc_model(ns, NoteInSchema, "Note")
 _match = MatchSchema()
 
-_ERRORS = {401: "No or bad token", 403: "The token lacks the scope, or the move is not yours",
-           404: "No such referral, or not yours to see", 409: "The move is not allowed from the current state",
-           412: "If-Match does not match the current version", 422: "Invalid fields"}
+_ERRORS = {
+    401: "No or bad token",
+    403: "The token lacks the scope, or the move is not yours",
+    404: "No such referral, or not yours to see",
+    409: "The move is not allowed from the current state",
+    412: "If-Match does not match the current version",
+    422: "Invalid fields",
+}
 _LIST_ARGS = {
     "status": "submitted, under_review, information_requested, accepted, rejected, withdrawn",
     "source": "police, embassy, iom, ngo, hotline, self, other",
-    "identified_country": "ISO 3166-1 alpha-2", "submitted_after": "RFC 3339 time",
-    "urgency": "routine, urgent, emergency", "limit": "1 to 200 (default 50)", "cursor": "next_cursor of a page",
+    "identified_country": "ISO 3166-1 alpha-2",
+    "submitted_after": "RFC 3339 time",
+    "urgency": "routine, urgent, emergency",
+    "limit": "1 to 200 (default 50)",
+    "cursor": "next_cursor of a page",
 }
 
 
@@ -94,7 +105,9 @@ class ReferralList(Resource):
 
         def handler():
             referral = services.submit(session, actor, data)
-            return _answer(referral, audience(actor, referral), 201, {"Location": f"/api/v1/referrals/{referral.id}"})
+            return _answer(
+                referral, audience(actor, referral), 201, {"Location": f"/api/v1/referrals/{referral.id}"}
+            )
 
         return idempotent(session, owner=actor.client_id, handler=handler)
 
@@ -106,7 +119,7 @@ class ReferralItem(Resource):
     @documents(401, 403, 404)
     @require_scope(Scope.REFERRALS_READ)
     def get(self, ref):
-        """Read one referral: MGEC staff see everything, the referring partner what it sent, then its status."""
+        """Read one referral: MGEC staff see it all, the referring partner what it sent, then its status."""
         referral, seen = services.read(get_session(), current_actor(), ref)
         return _answer(referral, seen)
 
@@ -126,8 +139,12 @@ def _move(path, scope, summary, service, schema=None, model=None):
 
     post.__doc__ = summary
     post = require_scope(scope)(post)
-    post = ns.doc(params={"If-Match": {"in": "header", "type": "string"},
-                          "Idempotency-Key": {"in": "header", "type": "string"}})(post)
+    post = ns.doc(
+        params={
+            "If-Match": {"in": "header", "type": "string"},
+            "Idempotency-Key": {"in": "header", "type": "string"},
+        }
+    )(post)
     post = ns.response(200, "Moved; the referral in the caller's view", _staff)(post)
     post = documents(401, 403, 404, 409, 412, 422)(post)
     if model is not None:
@@ -140,17 +157,49 @@ def _review(session, actor, ref, data, *, if_match=None):
     return services.review(session, actor, ref, if_match=if_match)
 
 
-_move("review", Scope.REFERRALS_REVIEW, "A coordinator takes the referral (under_review).", _review, model=_note)
-_move("accept", Scope.REFERRALS_REVIEW, "Accept: open a case, or link to an existing case (case_id).",
-      services.accept, AcceptInSchema, _accept)
-_move("reject", Scope.REFERRALS_REVIEW, "Reject with a reason code and a note.", services.reject, RejectInSchema,
-      _reject)
-_move("request-information", Scope.REFERRALS_REVIEW, "Ask the referring partner questions.",
-      services.request_information, RequestInformationInSchema, _questions)
-_move("information", Scope.REFERRALS_SUBMIT, "The referring partner answers or adds facts (back to submitted).",
-      services.provide_information, InformationInSchema, _information)
-_move("withdraw", Scope.REFERRALS_SUBMIT, "The referring partner withdraws the referral.", services.withdraw,
-      NoteInSchema, _note)
+_move(
+    "review", Scope.REFERRALS_REVIEW, "A coordinator takes the referral (under_review).", _review, model=_note
+)
+_move(
+    "accept",
+    Scope.REFERRALS_REVIEW,
+    "Accept: open a case, or link to an existing case (case_id).",
+    services.accept,
+    AcceptInSchema,
+    _accept,
+)
+_move(
+    "reject",
+    Scope.REFERRALS_REVIEW,
+    "Reject with a reason code and a note.",
+    services.reject,
+    RejectInSchema,
+    _reject,
+)
+_move(
+    "request-information",
+    Scope.REFERRALS_REVIEW,
+    "Ask the referring partner questions.",
+    services.request_information,
+    RequestInformationInSchema,
+    _questions,
+)
+_move(
+    "information",
+    Scope.REFERRALS_SUBMIT,
+    "The referring partner answers or adds facts (back to submitted).",
+    services.provide_information,
+    InformationInSchema,
+    _information,
+)
+_move(
+    "withdraw",
+    Scope.REFERRALS_SUBMIT,
+    "The referring partner withdraws the referral.",
+    services.withdraw,
+    NoteInSchema,
+    _note,
+)
 
 
 @ns.route("/<string:ref>/matches")
@@ -162,6 +211,18 @@ class ReferralMatches(Resource):
     def get(self, ref):
         """Possible duplicates among referrals and cases, found through blind indexes only."""
         found = services.matches(get_session(), current_actor(), ref)
-        return {"items": [_match.dump({"referral_id": m.referral.id, "reference": m.referral.reference,
-                                       "status": m.referral.status, "case_id": m.referral.case_id,
-                                       "score": m.score, "reasons": sorted(m.reasons)}) for m in found]}
+        return {
+            "items": [
+                _match.dump(
+                    {
+                        "referral_id": m.referral.id,
+                        "reference": m.referral.reference,
+                        "status": m.referral.status,
+                        "case_id": m.referral.case_id,
+                        "score": m.score,
+                        "reasons": sorted(m.reasons),
+                    }
+                )
+                for m in found
+            ]
+        }

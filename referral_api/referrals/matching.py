@@ -53,8 +53,11 @@ def match_keys(session: Session, values: dict) -> set[tuple[str, str]]:
         keys.add((PASSPORT, indexer.passport(values["passport_number"])))
     if values.get("national_id") and normalise_document_number(values["national_id"]):
         keys.add((NATIONAL_ID, indexer.national_id(values["national_id"])))
-    years = birth_years(date_of_birth=values.get("date_of_birth"), estimated_age=values.get("estimated_age"),
-                        identified_on=values["identified_on"])
+    years = birth_years(
+        date_of_birth=values.get("date_of_birth"),
+        estimated_age=values.get("estimated_age"),
+        identified_on=values["identified_on"],
+    )
     for name in _names(values):
         for year in years:
             if 1900 <= year <= 2100:
@@ -65,10 +68,14 @@ def match_keys(session: Session, values: dict) -> set[tuple[str, str]]:
 def person_values(referral: Referral) -> dict:
     """The identifying values of a stored referral (decrypts this one record)."""
     return {
-        "given_name": referral.given_name, "family_name": referral.family_name,
-        "names_cyrillic": referral.names_cyrillic, "aliases": referral.aliases,
-        "passport_number": referral.passport_number, "national_id": referral.national_id,
-        "date_of_birth": referral.date_of_birth, "estimated_age": referral.estimated_age,
+        "given_name": referral.given_name,
+        "family_name": referral.family_name,
+        "names_cyrillic": referral.names_cyrillic,
+        "aliases": referral.aliases,
+        "passport_number": referral.passport_number,
+        "national_id": referral.national_id,
+        "date_of_birth": referral.date_of_birth,
+        "estimated_age": referral.estimated_age,
         "identified_on": referral.identified_on,
     }
 
@@ -127,8 +134,11 @@ def count_candidates(session: Session, referral_id: uuid.UUID, keys: set[tuple[s
     if not keys:
         return 0
     condition = sa.or_(*(sa.and_(MatchKey.kind == k, MatchKey.digest == d) for k, d in keys))
-    return session.scalar(
-        sa.select(sa.func.count(sa.distinct(MatchKey.referral_id))).where(
-            condition, MatchKey.referral_id != referral_id
+    return (
+        session.scalar(
+            sa.select(sa.func.count(sa.distinct(MatchKey.referral_id))).where(
+                condition, MatchKey.referral_id != referral_id
+            )
         )
-    ) or 0
+        or 0
+    )

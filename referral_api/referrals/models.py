@@ -32,8 +32,13 @@ class AgeBand(StrEnum):
 
 
 def age_band(age: int) -> AgeBand:
-    for upper, band in ((11, AgeBand.CHILD), (17, AgeBand.ADOLESCENT), (25, AgeBand.AGE_18_25),
-                        (35, AgeBand.AGE_26_35), (49, AgeBand.AGE_36_49)):
+    for upper, band in (
+        (11, AgeBand.CHILD),
+        (17, AgeBand.ADOLESCENT),
+        (25, AgeBand.AGE_18_25),
+        (35, AgeBand.AGE_26_35),
+        (49, AgeBand.AGE_36_49),
+    ):
         if age <= upper:
             return band
     return AgeBand.AGE_50_PLUS
@@ -123,8 +128,9 @@ class Referral(IdMixin, TimestampMixin, EncryptedRecordMixin, Base):
         sa.Index("ix_referrals_submitted", "submitted_at", "id"),
         sa.Index("ix_referrals_org_submitted", "submitted_by_organisation_id", "submitted_at", "id"),
         sa.Index("ix_referrals_status_submitted", "status", "submitted_at", "id"),
-        sa.UniqueConstraint("submitted_by_organisation_id", "external_reference",
-                            name="uq_referrals_org_external_reference"),
+        sa.UniqueConstraint(
+            "submitted_by_organisation_id", "external_reference", name="uq_referrals_org_external_reference"
+        ),
         sa.CheckConstraint("consent_given OR legal_basis IS NOT NULL", name="consent_or_basis"),
     )
 

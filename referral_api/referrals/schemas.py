@@ -66,13 +66,19 @@ class PersonInSchema(_Strict):
     date_of_birth = ma.fields.Date(validate=not_in_future)
     estimated_age = ma.fields.Integer(validate=validate.Range(min=0, max=120))
     nationality = Country()
-    passport_number = ma.fields.String(validate=validate.Regexp(PASSPORT, error="5 to 20 letters or digits."),
-                                       metadata={"example": "E1234567"})
+    passport_number = ma.fields.String(
+        validate=validate.Regexp(PASSPORT, error="5 to 20 letters or digits."),
+        metadata={"example": "E1234567"},
+    )
     national_id = ma.fields.String(
-        validate=validate.Regexp(NATIONAL_ID, error="Two Cyrillic letters and eight digits, e.g. УБ99112233."),
+        validate=validate.Regexp(
+            NATIONAL_ID, error="Two Cyrillic letters and eight digits, e.g. УБ99112233."
+        ),
         metadata={"example": "УБ99112233"},
     )
-    phone = ma.fields.String(validate=validate.Regexp(PHONE, error="A phone number: digits, spaces, + ( ) -."))
+    phone = ma.fields.String(
+        validate=validate.Regexp(PHONE, error="A phone number: digits, spaces, + ( ) -.")
+    )
     home_province = _enum(Province)
     languages = ma.fields.List(
         ma.fields.String(validate=validate.Regexp(LANGUAGE, error="An ISO 639 code such as mn, ru, ko.")),
@@ -83,15 +89,18 @@ class PersonInSchema(_Strict):
     @validates_schema
     def _age_known(self, data, **_kwargs):
         if data.get("date_of_birth") is None and data.get("estimated_age") is None:
-            raise ValidationError("Give date_of_birth or, when it is unknown, estimated_age.", "date_of_birth")
+            raise ValidationError(
+                "Give date_of_birth or, when it is unknown, estimated_age.", "date_of_birth"
+            )
 
 
 class SituationInSchema(_Strict):
     identified_country = Country(required=True)
     identified_city = _text(100, metadata={"example": "Macau"})
     identified_on = ma.fields.Date(required=True, validate=not_in_future)
-    exploitation_types = ma.fields.List(_enum(ExploitationType), required=True,
-                                        validate=validate.Length(min=1, max=len(ExploitationType)))
+    exploitation_types = ma.fields.List(
+        _enum(ExploitationType), required=True, validate=validate.Length(min=1, max=len(ExploitationType))
+    )
     narrative = ma.fields.String(validate=validate.Length(min=1, max=NARRATIVE_MAX))
     urgency = _enum(Urgency, load_default=Urgency.ROUTINE)
     needs = ma.fields.List(_enum(Need), validate=validate.Length(max=len(Need)))
@@ -108,15 +117,21 @@ class ConsentInSchema(_Strict):
     obtained_by = _text(200)
     method = _enum(ConsentMethod)
     language = ma.fields.String(validate=validate.Regexp(LANGUAGE, error="An ISO 639 code such as mn."))
-    share_with = ma.fields.List(ma.fields.String(validate=validate.OneOf(SHAREABLE_KINDS)),
-                                load_default=list, validate=validate.Length(max=len(SHAREABLE_KINDS)),
-                                metadata={"description": "kinds of organisation the person agreed to share with"})
+    share_with = ma.fields.List(
+        ma.fields.String(validate=validate.OneOf(SHAREABLE_KINDS)),
+        load_default=list,
+        validate=validate.Length(max=len(SHAREABLE_KINDS)),
+        metadata={"description": "kinds of organisation the person agreed to share with"},
+    )
 
     @validates_schema
     def _how(self, data, **_kwargs):
         if data.get("given"):
-            missing = {f: ["Required when consent is given."] for f in ("method", "obtained_on")
-                       if data.get(f) is None}
+            missing = {
+                f: ["Required when consent is given."]
+                for f in ("method", "obtained_on")
+                if data.get(f) is None
+            }
             if missing:
                 raise ValidationError(missing)
 
@@ -140,8 +155,10 @@ class InformationInSchema(_Strict):
 
 
 class AcceptInSchema(_Strict):
-    case_id = ma.fields.String(validate=validate.Length(min=1, max=40),
-                               metadata={"description": "an existing case (id or CASE-reference) to link to"})
+    case_id = ma.fields.String(
+        validate=validate.Length(min=1, max=40),
+        metadata={"description": "an existing case (id or CASE-reference) to link to"},
+    )
     note = _text(5000)
 
 
@@ -172,6 +189,7 @@ class ReferralListArgs(ma.Schema):
 
 
 # ---- output: one schema per audience -------------------------------------------------------------
+
 
 class PersonOutSchema(ma.Schema):
     family_name = ma.fields.String(allow_none=True)
@@ -243,8 +261,12 @@ class ReferralPartnerSchema(ReferralStatusSchema):
     situation = ma.fields.Nested(SituationOutSchema)
     consent = ma.fields.Nested(ConsentOutSchema)
     legal_basis = ma.fields.String(allow_none=True)
-    minimised = ma.fields.List(ma.fields.String(), metadata={
-        "description": "fields not kept because the legal basis without consent does not need them"})
+    minimised = ma.fields.List(
+        ma.fields.String(),
+        metadata={
+            "description": "fields not kept because the legal basis without consent does not need them"
+        },
+    )
     messages = ma.fields.List(ma.fields.Nested(MessageSchema))
     allowed_actions = ma.fields.List(ma.fields.String())
 
@@ -259,8 +281,9 @@ class ReferralStaffSchema(ReferralPartnerSchema):
 
 
 class ReferralPageSchema(ma.Schema):
-    items = ma.fields.List(ma.fields.Dict(), metadata={
-        "description": "referrals, each in the schema of the caller's audience"})
+    items = ma.fields.List(
+        ma.fields.Dict(), metadata={"description": "referrals, each in the schema of the caller's audience"}
+    )
     next_cursor = ma.fields.String(allow_none=True)
 
 
@@ -270,8 +293,10 @@ class MatchSchema(ma.Schema):
     status = ma.fields.String()
     case_id = ma.fields.UUID(allow_none=True)
     score = ma.fields.Float()
-    reasons = ma.fields.List(ma.fields.String(), metadata={
-        "description": "passport, national_id, name_birth_year (each a match of this kind)"})
+    reasons = ma.fields.List(
+        ma.fields.String(),
+        metadata={"description": "passport, national_id, name_birth_year (each a match of this kind)"},
+    )
 
 
 class MatchesSchema(ma.Schema):

@@ -45,26 +45,45 @@ AUDIT_OF = {
 }
 
 # Without consent a referral keeps only what its legal basis needs (DOMAIN.md, Referral: consent).
-_IDENTITY = frozenset({
-    "family_name", "given_name", "names_cyrillic", "sex", "date_of_birth", "estimated_age", "nationality",
-    "passport_number", "national_id",
-})
-_SITUATION = frozenset({
-    "identified_country", "identified_city", "identified_on", "exploitation_types", "urgency", "needs",
-    "safety_risk", "contact_family",
-})
+_IDENTITY = frozenset(
+    {
+        "family_name",
+        "given_name",
+        "names_cyrillic",
+        "sex",
+        "date_of_birth",
+        "estimated_age",
+        "nationality",
+        "passport_number",
+        "national_id",
+    }
+)
+_SITUATION = frozenset(
+    {
+        "identified_country",
+        "identified_city",
+        "identified_on",
+        "exploitation_types",
+        "urgency",
+        "needs",
+        "safety_risk",
+        "contact_family",
+    }
+)
 NEEDED_WITHOUT_CONSENT: dict[LegalBasis, frozenset[str]] = {
     # to protect someone in danger: who, and how to reach them
     LegalBasis.VITAL_INTEREST: _IDENTITY | _SITUATION | {"phone", "languages", "current_location"},
     # child protection authorities trace the family and need the account of what happened
-    LegalBasis.CHILD_PROTECTION: _IDENTITY | _SITUATION | {"home_province", "languages", "current_location",
-                                                           "narrative"},
+    LegalBasis.CHILD_PROTECTION: _IDENTITY
+    | _SITUATION
+    | {"home_province", "languages", "current_location", "narrative"},
     # a legal duty to report: identity and the facts of the finding only
     LegalBasis.LEGAL_OBLIGATION: _IDENTITY | _SITUATION,
 }
 
 
 # ---- submission ------------------------------------------------------------------------------------
+
 
 def _is_minor(person: dict[str, Any], identified_on: date) -> tuple[bool | None, Any]:
     born = person.get("date_of_birth")
@@ -77,16 +96,25 @@ def _is_minor(person: dict[str, Any], identified_on: date) -> tuple[bool | None,
 def _check_consent(data: dict[str, Any], minor: bool | None) -> None:
     consent, basis = data["consent"], data.get("legal_basis")
     if not consent["given"] and basis is None:
-        raise InvalidPayload(errors={"legal_basis": [
-            "Required when consent.given is false: vital_interest, child_protection or legal_obligation."]})
+        raise InvalidPayload(
+            errors={
+                "legal_basis": [
+                    "Required when consent.given is false: "
+                    "vital_interest, child_protection or legal_obligation."
+                ]
+            }
+        )
     if minor:
         guardian = consent["given"] and consent.get("method") is ConsentMethod.GUARDIAN
         if not guardian and basis is not LegalBasis.CHILD_PROTECTION:
             raise InvalidPayload(
                 "The person is a minor at identified_on.",
-                errors={"consent.method": [
-                    "A minor's consent is given by a guardian (method guardian), or the referral rests on "
-                    "legal_basis child_protection."]},
+                errors={
+                    "consent.method": [
+                        "A minor's consent is given by a guardian (method guardian), "
+                        "or the referral rests on legal_basis child_protection."
+                    ]
+                },
             )
 
 
@@ -105,7 +133,9 @@ def _minimise(data: dict[str, Any]) -> list[str]:
     return sorted(dropped)
 
 
-def _apply_person_and_situation(referral: Referral, person: dict[str, Any], situation: dict[str, Any]) -> None:
+def _apply_person_and_situation(
+    referral: Referral, person: dict[str, Any], situation: dict[str, Any]
+) -> None:
     for name, value in person.items():
         setattr(referral, name, value)
     for name, value in situation.items():
@@ -119,38 +149,64 @@ def submit(session: Session, actor: Actor, data: dict[str, Any]) -> Referral:
     _check_consent(data, minor)
     dropped = _minimise(data)
     if data.get("external_reference") and session.scalar(
-        sa.select(Referral.id).where(Referral.submitted_by_organisation_id == actor.organisation_id,
-                                     Referral.external_reference == data["external_reference"])
+        sa.select(Referral.id).where(
+            Referral.submitted_by_organisation_id == actor.organisation_id,
+            Referral.external_reference == data["external_reference"],
+        )
     ):
-        raise Conflict("Your organisation has submitted a referral with this external_reference already.",
-                       errors={"external_reference": ["already used by your organisation"]})
+        raise Conflict(
+            "Your organisation has submitted a referral with this external_reference already.",
+            errors={"external_reference": ["already used by your organisation"]},
+        )
     now = utcnow()
     referral = Referral(
-        id=uuid.uuid4(), reference=next_reference(session, "REF", now=now),
-        status=ReferralStatus.SUBMITTED, concern=data["concern"], source=data["source"],
+        id=uuid.uuid4(),
+        reference=next_reference(session, "REF", now=now),
+        status=ReferralStatus.SUBMITTED,
+        concern=data["concern"],
+        source=data["source"],
         external_reference=data.get("external_reference"),
-        submitted_by_organisation_id=actor.organisation_id, submitted_by_client_id=actor.client_id,
-        submitted_by_user_id=actor.user_id, submitted_at=now, status_changed_at=now,
-        is_minor=minor, age_band=band, consent_given=consent["given"],
-        consent_method=consent.get("method"), share_with=sorted(set(consent.get("share_with") or [])),
-        legal_basis=data.get("legal_basis"), minimised=dropped,
-        consent_obtained_on=consent.get("obtained_on"), consent_obtained_by=consent.get("obtained_by"),
+        submitted_by_organisation_id=actor.organisation_id,
+        submitted_by_client_id=actor.client_id,
+        submitted_by_user_id=actor.user_id,
+        submitted_at=now,
+        status_changed_at=now,
+        is_minor=minor,
+        age_band=band,
+        consent_given=consent["given"],
+        consent_method=consent.get("method"),
+        share_with=sorted(set(consent.get("share_with") or [])),
+        legal_basis=data.get("legal_basis"),
+        minimised=dropped,
+        consent_obtained_on=consent.get("obtained_on"),
+        consent_obtained_by=consent.get("obtained_by"),
         consent_language=consent.get("language"),
     )
     _apply_person_and_situation(referral, person, situation)
     session.add(referral)
     keys = matching.store_keys(session, referral, {**person, "identified_on": situation["identified_on"]})
     referral.possible_duplicates = matching.count_candidates(session, referral.id, keys)
-    audit.record(session, actor=actor, action=AuditAction.REFERRAL_SUBMIT, resource_type="referral",
-                 resource_id=referral.id, details={"possible_duplicates": referral.possible_duplicates,
-                                                   "minimised": len(dropped)})
-    events.publish(session, events.EventType.REFERRAL_SUBMITTED, resource_type="referral",
-                   resource_id=referral.id, data=_event_data(referral))
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.REFERRAL_SUBMIT,
+        resource_type="referral",
+        resource_id=referral.id,
+        details={"possible_duplicates": referral.possible_duplicates, "minimised": len(dropped)},
+    )
+    events.publish(
+        session,
+        events.EventType.REFERRAL_SUBMITTED,
+        resource_type="referral",
+        resource_id=referral.id,
+        data=_event_data(referral),
+    )
     _commit(session, "external_reference")
     return referral
 
 
 # ---- reading ---------------------------------------------------------------------------------------
+
 
 def _lookup(ref: str) -> sa.ColumnElement[bool]:
     try:
@@ -161,9 +217,15 @@ def _lookup(ref: str) -> sa.ColumnElement[bool]:
 
 def _deny(session: Session, actor: Actor, ref: str, found: Referral | None) -> NotFound:
     """Audit a refused look at a referral (committed on its own: the request ends in 404)."""
-    audit.record(session, actor=actor, action=AuditAction.HTTP_REQUEST_DENY, resource_type="referral",
-                 resource_id=found.id if found else None, outcome=Outcome.DENIED,
-                 details={"reason": "not visible" if found else "no such referral"})
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.HTTP_REQUEST_DENY,
+        resource_type="referral",
+        resource_id=found.id if found else None,
+        outcome=Outcome.DENIED,
+        details={"reason": "not visible" if found else "no such referral"},
+    )
     session.commit()
     return NotFound(f"No referral {ref} that you may see.")
 
@@ -184,13 +246,20 @@ def read(session: Session, actor: Actor, ref: str) -> tuple[Referral, Audience]:
     """One referral in the caller's view; a read that shows personal data is audited."""
     referral, seen = _load(session, actor, ref)
     if seen is not Audience.STATUS:
-        audit.record(session, actor=actor, action=AuditAction.REFERRAL_READ, resource_type="referral",
-                     resource_id=referral.id)
+        audit.record(
+            session,
+            actor=actor,
+            action=AuditAction.REFERRAL_READ,
+            resource_type="referral",
+            resource_id=referral.id,
+        )
         session.commit()
     return referral, seen
 
 
-def list_for(session: Session, actor: Actor, args: dict[str, Any]) -> tuple[list[tuple[Referral, Audience]], str | None]:
+def list_for(
+    session: Session, actor: Actor, args: dict[str, Any]
+) -> tuple[list[tuple[Referral, Audience]], str | None]:
     """A keyset page of the referrals the caller may see, newest first."""
     query = sa.select(Referral).where(visible_to(actor)).options(selectinload(Referral.messages))
     for name in ("status", "source", "identified_country", "urgency"):
@@ -204,9 +273,13 @@ def list_for(session: Session, actor: Actor, args: dict[str, Any]) -> tuple[list
             at, rid = datetime.fromisoformat(at), uuid.UUID(rid)
         except (TypeError, ValueError):
             raise InvalidPayload(errors={"cursor": ["not a cursor this list gave out"]}) from None
-        query = query.where(sa.tuple_(Referral.submitted_at, Referral.id) < sa.tuple_(sa.literal(at), sa.literal(rid)))
+        query = query.where(
+            sa.tuple_(Referral.submitted_at, Referral.id) < sa.tuple_(sa.literal(at), sa.literal(rid))
+        )
     limit = args["limit"]
-    rows = list(session.scalars(query.order_by(Referral.submitted_at.desc(), Referral.id.desc()).limit(limit + 1)))
+    rows = list(
+        session.scalars(query.order_by(Referral.submitted_at.desc(), Referral.id.desc()).limit(limit + 1))
+    )
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
@@ -215,17 +288,28 @@ def list_for(session: Session, actor: Actor, args: dict[str, Any]) -> tuple[list
     personal = [r for r, seen in items if seen is not Audience.STATUS]
     if personal:
         load_keys(session, personal)
-        audit.record(session, actor=actor, action=AuditAction.REFERRAL_READ, resource_type="referral",
-                     details={"listed": [str(r.id) for r in personal]})
+        audit.record(
+            session,
+            actor=actor,
+            action=AuditAction.REFERRAL_READ,
+            resource_type="referral",
+            details={"listed": [str(r.id) for r in personal]},
+        )
         session.commit()
     return items, next_cursor
 
 
 # ---- moves -----------------------------------------------------------------------------------------
 
+
 def _event_data(referral: Referral, **extra: Any) -> dict[str, Any]:
-    return {"reference": referral.reference, "external_reference": referral.external_reference,
-            "status": referral.status.value, "occurred_at": referral.status_changed_at, **extra}
+    return {
+        "reference": referral.reference,
+        "external_reference": referral.external_reference,
+        "status": referral.status.value,
+        "occurred_at": referral.status_changed_at,
+        **extra,
+    }
 
 
 def _commit(session: Session, field: str | None = None) -> None:
@@ -236,8 +320,10 @@ def _commit(session: Session, field: str | None = None) -> None:
         raise Conflict("The referral was changed by someone else at the same time; read it again.") from None
     except IntegrityError:
         session.rollback()
-        raise Conflict("The change conflicts with another one made at the same time.",
-                       errors={field: ["conflicts with a concurrent change"]} if field else None) from None
+        raise Conflict(
+            "The change conflicts with another one made at the same time.",
+            errors={field: ["conflicts with a concurrent change"]} if field else None,
+        ) from None
 
 
 def _coordinator(actor: Actor, seen: Audience) -> None:
@@ -247,7 +333,9 @@ def _coordinator(actor: Actor, seen: Audience) -> None:
 
 def _four_eyes(actor: Actor, referral: Referral) -> None:
     if referral.submitted_by_user_id is not None and referral.submitted_by_user_id == actor.user_id:
-        raise Forbidden("Four eyes: a referral is decided by a coordinator other than the one who submitted it.")
+        raise Forbidden(
+            "Four eyes: a referral is decided by a coordinator other than the one who submitted it."
+        )
 
 
 def _submitter(actor: Actor, referral: Referral) -> None:
@@ -255,23 +343,47 @@ def _submitter(actor: Actor, referral: Referral) -> None:
         raise Forbidden("Only the organisation that submitted the referral may make this move.")
 
 
-def _finish(session: Session, actor: Actor, referral: Referral, action: ReferralAction, previous: ReferralStatus,
-            *, details: dict[str, Any] | None = None, event_extra: dict[str, Any] | None = None) -> Referral:
-    audit.record(session, actor=actor, action=AUDIT_OF[action], resource_type="referral",
-                 resource_id=referral.id,
-                 details={"move": action.value, "from": previous.value, "to": referral.status.value,
-                          **(details or {})})
-    events.publish(session, EVENT_OF[action], resource_type="referral", resource_id=referral.id,
-                   data=_event_data(referral, previous_status=previous.value, **(event_extra or {})))
+def _finish(
+    session: Session,
+    actor: Actor,
+    referral: Referral,
+    action: ReferralAction,
+    previous: ReferralStatus,
+    *,
+    details: dict[str, Any] | None = None,
+    event_extra: dict[str, Any] | None = None,
+) -> Referral:
+    audit.record(
+        session,
+        actor=actor,
+        action=AUDIT_OF[action],
+        resource_type="referral",
+        resource_id=referral.id,
+        details={
+            "move": action.value,
+            "from": previous.value,
+            "to": referral.status.value,
+            **(details or {}),
+        },
+    )
+    events.publish(
+        session,
+        EVENT_OF[action],
+        resource_type="referral",
+        resource_id=referral.id,
+        data=_event_data(referral, previous_status=previous.value, **(event_extra or {})),
+    )
     _commit(session)
     return referral
 
 
 def _prepare(session: Session, actor: Actor, ref: str, if_match: str | None) -> tuple[Referral, Audience]:
     referral, seen = _load(session, actor, ref, for_update=True)
-    if if_match is not None and if_match.strip() != "*" and etag(referral) not in {
-        t.strip().removeprefix("W/") for t in if_match.split(",")
-    }:
+    if (
+        if_match is not None
+        and if_match.strip() != "*"
+        and etag(referral) not in {t.strip().removeprefix("W/") for t in if_match.split(",")}
+    ):
         raise PreconditionFailed("The referral changed since you read it; read it again and retry.")
     return referral, seen
 
@@ -295,7 +407,9 @@ def _find_case(session: Session, ref: str) -> Case:
     return case
 
 
-def accept(session: Session, actor: Actor, ref: str, data: dict[str, Any], *, if_match: str | None = None) -> Referral:
+def accept(
+    session: Session, actor: Actor, ref: str, data: dict[str, Any], *, if_match: str | None = None
+) -> Referral:
     """Accept: open a case (sharing the person's data key) or link the referral to an existing one."""
     referral, seen = _prepare(session, actor, ref, if_match)
     _coordinator(actor, seen)
@@ -304,25 +418,44 @@ def accept(session: Session, actor: Actor, ref: str, data: dict[str, Any], *, if
     previous = referral.move(ReferralAction.ACCEPT, now=now)
     opened = data.get("case_id") is None
     if opened:
-        case = Case(id=uuid.uuid4(), reference=next_reference(session, "CASE", now=now),
-                    data_key_id=referral.data_key_id, opened_at=now,
-                    opened_by_organisation_id=actor.organisation_id, opened_by_user_id=actor.user_id,
-                    share_with=list(referral.share_with))
+        case = Case(
+            id=uuid.uuid4(),
+            reference=next_reference(session, "CASE", now=now),
+            data_key_id=referral.data_key_id,
+            opened_at=now,
+            opened_by_organisation_id=actor.organisation_id,
+            opened_by_user_id=actor.user_id,
+            share_with=list(referral.share_with),
+        )
         session.add(case)
-        audit.record(session, actor=actor, action=AuditAction.CASE_OPEN, resource_type="case",
-                     resource_id=case.id, details={"referral_id": str(referral.id)})
+        audit.record(
+            session,
+            actor=actor,
+            action=AuditAction.CASE_OPEN,
+            resource_type="case",
+            resource_id=case.id,
+            details={"referral_id": str(referral.id)},
+        )
     else:
         case = _find_case(session, data["case_id"])
     referral.link_case(case.id)
     referral.decided_by_user_id, referral.decided_at = actor.user_id, now
     if data.get("note"):
         referral.decision_note = data["note"]
-    return _finish(session, actor, referral, ReferralAction.ACCEPT, previous,
-                   details={"case_id": str(case.id), "case_opened": opened},
-                   event_extra={"case_id": case.id, "case_reference": case.reference})
+    return _finish(
+        session,
+        actor,
+        referral,
+        ReferralAction.ACCEPT,
+        previous,
+        details={"case_id": str(case.id), "case_opened": opened},
+        event_extra={"case_id": case.id, "case_reference": case.reference},
+    )
 
 
-def reject(session: Session, actor: Actor, ref: str, data: dict[str, Any], *, if_match: str | None = None) -> Referral:
+def reject(
+    session: Session, actor: Actor, ref: str, data: dict[str, Any], *, if_match: str | None = None
+) -> Referral:
     referral, seen = _prepare(session, actor, ref, if_match)
     _coordinator(actor, seen)
     _four_eyes(actor, referral)
@@ -331,18 +464,34 @@ def reject(session: Session, actor: Actor, ref: str, data: dict[str, Any], *, if
     referral.reject_reason = data["reason"]
     referral.decision_note = data["note"]
     referral.decided_by_user_id, referral.decided_at = actor.user_id, now
-    return _finish(session, actor, referral, ReferralAction.REJECT, previous,
-                   details={"reason": data["reason"].value}, event_extra={"reason_code": data["reason"].value})
+    return _finish(
+        session,
+        actor,
+        referral,
+        ReferralAction.REJECT,
+        previous,
+        details={"reason": data["reason"].value},
+        event_extra={"reason_code": data["reason"].value},
+    )
 
 
 def _message(referral: Referral, actor: Actor, kind: MessageKind, text: str) -> None:
     # The message shares the referral's data key: erasing the referral erases its messages too.
-    referral.messages.append(ReferralMessage(id=uuid.uuid4(), kind=kind, text=text, data_key_id=referral.data_key_id,
-                                             organisation_id=actor.organisation_id, user_id=actor.user_id))
+    referral.messages.append(
+        ReferralMessage(
+            id=uuid.uuid4(),
+            kind=kind,
+            text=text,
+            data_key_id=referral.data_key_id,
+            organisation_id=actor.organisation_id,
+            user_id=actor.user_id,
+        )
+    )
 
 
-def request_information(session: Session, actor: Actor, ref: str, data: dict[str, Any], *,
-                        if_match: str | None = None) -> Referral:
+def request_information(
+    session: Session, actor: Actor, ref: str, data: dict[str, Any], *, if_match: str | None = None
+) -> Referral:
     referral, seen = _prepare(session, actor, ref, if_match)
     _coordinator(actor, seen)
     previous = referral.move(ReferralAction.REQUEST_INFORMATION, now=utcnow())
@@ -350,8 +499,9 @@ def request_information(session: Session, actor: Actor, ref: str, data: dict[str
     return _finish(session, actor, referral, ReferralAction.REQUEST_INFORMATION, previous)
 
 
-def provide_information(session: Session, actor: Actor, ref: str, data: dict[str, Any], *,
-                        if_match: str | None = None) -> Referral:
+def provide_information(
+    session: Session, actor: Actor, ref: str, data: dict[str, Any], *, if_match: str | None = None
+) -> Referral:
     """The submitting partner answers (or adds facts): back to submitted, duplicates looked for again."""
     referral, _seen = _prepare(session, actor, ref, if_match)
     _submitter(actor, referral)
@@ -359,8 +509,12 @@ def provide_information(session: Session, actor: Actor, ref: str, data: dict[str
     person, situation = dict(data.get("person") or {}), dict(data.get("situation") or {})
     if not referral.consent_given:
         needed = NEEDED_WITHOUT_CONSENT[referral.legal_basis]  # type: ignore[index]
-        dropped = [f"{g}.{n}" for g, part in (("person", person), ("situation", situation)) for n in part
-                   if n not in needed]
+        dropped = [
+            f"{g}.{n}"
+            for g, part in (("person", person), ("situation", situation))
+            for n in part
+            if n not in needed
+        ]
         person = {k: v for k, v in person.items() if k in needed}
         situation = {k: v for k, v in situation.items() if k in needed}
         referral.minimised = sorted(set(referral.minimised) | set(dropped))
@@ -368,19 +522,32 @@ def provide_information(session: Session, actor: Actor, ref: str, data: dict[str
         values = {"date_of_birth": referral.date_of_birth, "estimated_age": referral.estimated_age, **person}
         minor, band = _is_minor(values, situation.get("identified_on", referral.identified_on))
         if minor and not referral.is_minor:
-            _check_consent({"consent": {"given": referral.consent_given, "method": referral.consent_method},
-                            "legal_basis": referral.legal_basis}, minor)
+            _check_consent(
+                {
+                    "consent": {"given": referral.consent_given, "method": referral.consent_method},
+                    "legal_basis": referral.legal_basis,
+                },
+                minor,
+            )
         referral.is_minor, referral.age_band = minor, band
     _apply_person_and_situation(referral, person, situation)
     _message(referral, actor, MessageKind.ANSWER, data["answer"])
     if person or situation:
         keys = matching.store_keys(session, referral, matching.person_values(referral))
         referral.possible_duplicates = matching.count_candidates(session, referral.id, keys)
-    return _finish(session, actor, referral, ReferralAction.INFORMATION, previous,
-                   details={"fields_changed": len(person) + len(situation)})
+    return _finish(
+        session,
+        actor,
+        referral,
+        ReferralAction.INFORMATION,
+        previous,
+        details={"fields_changed": len(person) + len(situation)},
+    )
 
 
-def withdraw(session: Session, actor: Actor, ref: str, data: dict[str, Any], *, if_match: str | None = None) -> Referral:
+def withdraw(
+    session: Session, actor: Actor, ref: str, data: dict[str, Any], *, if_match: str | None = None
+) -> Referral:
     referral, _seen = _prepare(session, actor, ref, if_match)
     _submitter(actor, referral)
     now = utcnow()
@@ -393,16 +560,24 @@ def withdraw(session: Session, actor: Actor, ref: str, data: dict[str, Any], *, 
 
 # ---- duplicates ------------------------------------------------------------------------------------
 
+
 def matches(session: Session, actor: Actor, ref: str) -> list[matching.Match]:
     """Duplicate candidates of a referral: found through its stored blind indexes, then scored."""
     referral, seen = _load(session, actor, ref)
     _coordinator(actor, seen)
-    keys = set(session.execute(
-        sa.select(MatchKey.kind, MatchKey.digest).where(MatchKey.referral_id == referral.id)
-    ).tuples())
+    keys = set(
+        session.execute(
+            sa.select(MatchKey.kind, MatchKey.digest).where(MatchKey.referral_id == referral.id)
+        ).tuples()
+    )
     found = matching.candidates(session, referral.id, keys, {"date_of_birth": referral.date_of_birth})
-    audit.record(session, actor=actor, action=AuditAction.REFERRAL_SEARCH_DUPLICATES, resource_type="referral",
-                 resource_id=referral.id, details={"candidates": len(found)})
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.REFERRAL_SEARCH_DUPLICATES,
+        resource_type="referral",
+        resource_id=referral.id,
+        details={"candidates": len(found)},
+    )
     session.commit()
     return found
-
