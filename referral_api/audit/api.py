@@ -6,7 +6,7 @@ from flask_restx import Namespace, Resource
 
 from ..access import Scope, current_actor, require_scope
 from ..db import get_session
-from ..http import doc_model, query_args
+from ..http import doc_model, doc_query, query_args
 from . import services
 from .schemas import AuditEventSchema, AuditPageSchema, AuditQuerySchema, VerifyResultSchema
 
@@ -16,11 +16,7 @@ _page = doc_model(ns, AuditPageSchema, "AuditPage")
 _verify = doc_model(ns, VerifyResultSchema, "AuditVerifyResult")
 _event = AuditEventSchema()
 _result = VerifyResultSchema()
-_FILTERS = {
-    "actor_id": "a user id or client id", "organisation_id": "UUID", "resource_type": "e.g. referral",
-    "resource_id": "the record's id", "action": "part:resource:action", "since": "RFC 3339",
-    "until": "RFC 3339", "limit": "1 to 200 (default 50)", "cursor": "next_cursor of a page",
-}
+_FILTERS = doc_query(AuditQuerySchema)
 
 
 @ns.route("")

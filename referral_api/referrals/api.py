@@ -7,7 +7,7 @@ from flask_restx import Namespace, Resource
 
 from ..access import Scope, current_actor, require_scope
 from ..db import get_session
-from ..http import doc_model, load, query_args, with_etag
+from ..http import doc_model, doc_query, load, query_args, with_etag
 from ..idempotency import idempotent
 from . import services
 from .schemas import (
@@ -48,6 +48,9 @@ _note = doc_model(ns, NoteInSchema, "Note")
 _match = MatchSchema()
 
 _ERRORS = {
+    400: "Malformed JSON",
+    413: "Body too large",
+    415: "Not application/json",
     401: "No or bad token",
     403: "The token lacks the scope, or the move is not yours",
     404: "No such referral, or not yours to see",
@@ -55,15 +58,7 @@ _ERRORS = {
     412: "If-Match does not match the current version",
     422: "Invalid fields",
 }
-_LIST_ARGS = {
-    "status": "submitted, under_review, information_requested, accepted, rejected, withdrawn",
-    "source": "police, embassy, iom, ngo, hotline, self, other",
-    "identified_country": "ISO 3166-1 alpha-2",
-    "submitted_after": "RFC 3339 time",
-    "urgency": "routine, urgent, emergency",
-    "limit": "1 to 200 (default 50)",
-    "cursor": "next_cursor of a page",
-}
+_LIST_ARGS = doc_query(ReferralListArgs)
 
 
 def _answer(referral, seen, status=200, headers=None):
@@ -96,7 +91,7 @@ class ReferralList(Resource):
     @ns.expect(_in)
     @ns.doc(params={"Idempotency-Key": {"in": "header", "type": "string", "description": "retry safely"}})
     @ns.response(201, "Submitted; Location names the referral", _staff)
-    @documents(401, 403, 409, 422)
+    @documents(400, 401, 403, 409, 413, 415, 422)
     @require_scope(Scope.REFERRALS_SUBMIT)
     def post(self):
         """Submit a referral (person, situation, consent); duplicates are looked for at once."""
@@ -146,7 +141,7 @@ def _move(path, scope, summary, service, schema=None, model=None):
         }
     )(post)
     post = ns.response(200, "Moved; the referral in the caller's view", _staff)(post)
-    post = documents(401, 403, 404, 409, 412, 422)(post)
+    post = documents(400, 401, 403, 404, 409, 412, 413, 415, 422)(post)
     if model is not None:
         post = ns.expect(model)(post)
     resource = type(f"Referral{path.title().replace('-', '')}", (Resource,), {"post": post})

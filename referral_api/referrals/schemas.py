@@ -27,7 +27,7 @@ from .vocab import (
 )
 
 NATIONAL_ID = re.compile(r"^[А-ЯЁӨҮа-яёөү]{2}[0-9]{8}$")
-PASSPORT = re.compile(r"^[A-Za-z0-9]{5,20}$")
+PASSPORT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 \-]{3,22}[A-Za-z0-9]$")
 PHONE = re.compile(r"^\+?[0-9 ()\-]{5,30}$")
 LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 NARRATIVE_MAX = 20_000
@@ -67,7 +67,7 @@ class PersonInSchema(_Strict):
     estimated_age = ma.fields.Integer(validate=validate.Range(min=0, max=120))
     nationality = Country()
     passport_number = ma.fields.String(
-        validate=validate.Regexp(PASSPORT, error="5 to 20 letters or digits."),
+        validate=validate.Regexp(PASSPORT, error="5 to 24 letters or digits (spaces and hyphens allowed)."),
         metadata={"example": "E1234567"},
     )
     national_id = ma.fields.String(

@@ -568,7 +568,7 @@ def matches(session: Session, actor: Actor, ref: str) -> list[matching.Match]:
     keys = set(
         session.execute(
             sa.select(MatchKey.kind, MatchKey.digest).where(MatchKey.referral_id == referral.id)
-        ).tuples()
+        ).all()
     )
     found = matching.candidates(session, referral.id, keys, {"date_of_birth": referral.date_of_birth})
     audit.record(

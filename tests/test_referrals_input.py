@@ -1,0 +1,134 @@
+"""Bad input gets a problem+json answer naming the field, and nothing is written (SECURITY.md)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from referral_api.audit.models import AuditEvent
+from referral_api.events import OutboxEvent
+from referral_api.referrals.models import Referral
+from referral_api.referrals.schemas import NARRATIVE_MAX
+from tests.referral_data import DELETE, referral_body
+
+TOMORROW = (date.today() + timedelta(days=1)).isoformat()
+
+
+def counts(session):
+    return tuple(session.scalar(sa.select(sa.func.count()).select_from(m)) for m in (Referral, OutboxEvent))
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (referral_body(person__estimated_age="thirty"), "person.estimated_age"),
+        (referral_body(situation__exploitation_types="sexual"), "situation.exploitation_types"),
+        (referral_body(consent__given="perhaps"), "consent.given"),
+        (referral_body(status="accepted"), "status"),
+        (referral_body(person__approved_by="me"), "person.approved_by"),
+        (referral_body(source="interpol"), "source"),
+        (referral_body(situation__urgency="whenever"), "situation.urgency"),
+        (referral_body(situation__exploitation_types=["slavery"]), "situation.exploitation_types.0"),
+        (referral_body(situation__identified_country="XX"), "situation.identified_country"),
+        (referral_body(person__nationality="mongolia"), "person.nationality"),
+        (referral_body(situation__identified_on=TOMORROW), "situation.identified_on"),
+        (referral_body(person__date_of_birth=TOMORROW), "person.date_of_birth"),
+        (referral_body(consent={"given": False}), "legal_basis"),
+        (referral_body(consent__method=DELETE), "consent.method"),
+        (referral_body(situation__narrative="x" * (NARRATIVE_MAX + 1)), "situation.narrative"),
+        (referral_body(person__national_id="AB12345678"), "person.national_id"),
+        (referral_body(person__date_of_birth=DELETE), "person.date_of_birth"),
+        (referral_body(person=DELETE), "person"),
+        (referral_body(person__date_of_birth="2010-01-01"), "consent.method"),
+        ([referral_body()], "body"),
+    ],
+)
+def test_invalid_submission_names_the_field_and_writes_nothing(client, world, session, body, field):
+    headers = world.headers("police")
+    before = counts(session)
+    response = client.post("/api/v1/referrals", json=body, headers=headers)
+    assert response.status_code == 422, response.get_json()
+    assert response.mimetype == "application/problem+json"
+    problem = response.get_json()
+    assert field in problem["errors"], problem["errors"]
+    assert counts(session) == before
+
+
+def test_malformed_json_is_400_and_writes_nothing(client, world, session):
+    before = counts(session)
+    response = client.post(
+        "/api/v1/referrals",
+        data='{"source": "police", "person": {',
+        headers={**world.headers("police"), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400 and "body" in response.get_json()["errors"]
+    assert counts(session) == before
+
+
+def test_non_json_is_415(client, world, session):
+    before = counts(session)
+    response = client.post(
+        "/api/v1/referrals",
+        data="source=police",
+        headers={**world.headers("police"), "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 415
+    assert counts(session) == before
+
+
+def test_oversized_body_is_413(client, world, app):
+    big = referral_body(situation__narrative="x" * app.config["MAX_CONTENT_LENGTH"])
+    response = client.post("/api/v1/referrals", json=big, headers=world.headers("police"))
+    assert response.status_code == 413
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("limit=10000", "limit"),
+        ("limit=0", "limit"),
+        ("status=lost", "status"),
+        ("identified_country=ZZ", "identified_country"),
+        ("submitted_after=yesterday", "submitted_after"),
+        ("colour=red", "colour"),
+        ("cursor=" + "A" * 600, "cursor"),
+    ],
+)
+def test_bad_list_parameters_are_422(client, world, query, field):
+    response = client.get(f"/api/v1/referrals?{query}", headers=world.headers("coordinator"))
+    assert response.status_code == 422 and field in response.get_json()["errors"]
+
+
+@pytest.mark.parametrize(
+    ("action", "body", "field"),
+    [
+        ("reject", {"reason": "bored", "note": "n"}, "reason"),
+        ("reject", {"reason": "other"}, "note"),
+        ("request-information", {}, "questions"),
+        ("accept", {"case_id": 42}, "case_id"),
+        ("accept", {"note": "n", "extra": 1}, "extra"),
+    ],
+)
+def test_bad_move_bodies_are_422_and_move_nothing(client, world, session, action, body, field):
+    rid = client.post("/api/v1/referrals", json=referral_body(), headers=world.headers("police")).get_json()[
+        "id"
+    ]
+    audit_before = session.scalar(sa.select(sa.func.count()).select_from(AuditEvent))
+    before = counts(session)
+    response = client.post(
+        f"/api/v1/referrals/{rid}/{action}", json=body, headers=world.headers("coordinator")
+    )
+    assert response.status_code == 422 and field in response.get_json()["errors"]
+    assert counts(session) == before
+    assert (
+        session.scalar(sa.select(Referral.status).where(Referral.id == __import__("uuid").UUID(rid)))
+        == "submitted"
+    )
+    assert session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) >= audit_before
+
+
+def test_unknown_referral_is_404_not_500(client, world):
+    for ref in ("REF-1999-000001", "00000000-0000-0000-0000-000000000000", "not-an-id"):
+        assert client.get(f"/api/v1/referrals/{ref}", headers=world.headers("coordinator")).status_code == 404

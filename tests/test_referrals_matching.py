@@ -1,0 +1,142 @@
+"""Duplicate detection through blind indexes: Cyrillic and Latin spellings fold, documents always match."""
+
+from __future__ import annotations
+
+import pytest
+
+from referral_api.privacy import crypto
+from tests.referral_data import DELETE, referral_body
+
+NO_DOCS = {
+    "person__passport_number": DELETE,
+    "person__national_id": DELETE,
+    "person__aliases": DELETE,
+    "person__names_cyrillic": DELETE,
+}
+
+
+def submit(client, world, ref, **overrides):
+    response = client.post(
+        "/api/v1/referrals",
+        json=referral_body(external_reference=ref, **overrides),
+        headers=world.headers("police"),
+    )
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["id"]
+
+
+def matches(client, world, rid):
+    response = client.get(f"/api/v1/referrals/{rid}/matches", headers=world.headers("coordinator"))
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()["items"]
+
+
+def test_cyrillic_and_latin_spellings_with_the_same_birth_year_match(client, world):
+    latin = submit(client, world, "A-1", **NO_DOCS)
+    cyrillic = submit(
+        client,
+        world,
+        "A-2",
+        **NO_DOCS,
+        person__given_name="Батбаяр",
+        person__family_name="Дорж",
+        person__date_of_birth="1999-11-30",
+    )
+    found = matches(client, world, cyrillic)
+    assert [m["referral_id"] for m in found] == [latin]
+    assert found[0]["reasons"] == ["name_birth_year"]
+    staff = client.get(f"/api/v1/referrals/{cyrillic}", headers=world.headers("coordinator")).get_json()
+    assert staff["possible_duplicates"] == 1
+
+
+def test_exact_dates_agreeing_score_higher_than_the_year_alone(client, world):
+    first = submit(client, world, "B-1", **NO_DOCS)
+    same_day = submit(client, world, "B-2", **NO_DOCS)
+    found = matches(client, world, same_day)
+    assert found[0]["referral_id"] == first and found[0]["reasons"] == ["date_of_birth", "name_birth_year"]
+    assert found[0]["score"] == pytest.approx(0.6)
+
+
+def test_a_different_birth_year_alone_does_not_match(client, world):
+    submit(client, world, "C-1", **NO_DOCS)
+    other_year = submit(client, world, "C-2", **NO_DOCS, person__date_of_birth="1997-04-12")
+    assert matches(client, world, other_year) == []
+
+
+def test_an_estimated_age_matches_a_year_either_side(client, world):
+    known = submit(client, world, "D-1", **NO_DOCS)
+    estimated = submit(
+        client,
+        world,
+        "D-2",
+        **NO_DOCS,
+        person__date_of_birth=DELETE,
+        person__estimated_age=_age_in_year(1999) + 1,
+    )
+    assert [m["referral_id"] for m in matches(client, world, estimated)] == [known]
+
+
+def _age_in_year(birth_year: int) -> int:
+    from datetime import date, timedelta
+
+    return (date.today() - timedelta(days=3)).year - birth_year
+
+
+def test_the_same_passport_always_matches(client, world):
+    first = submit(client, world, "E-1")
+    stranger = submit(
+        client,
+        world,
+        "E-2",
+        person__given_name="Oyunchimeg",
+        person__family_name="Tseren",
+        person__names_cyrillic=DELETE,
+        person__aliases=DELETE,
+        person__national_id=DELETE,
+        person__date_of_birth="1985-01-01",
+        person__passport_number="e 123-4567",
+    )
+    found = matches(client, world, stranger)
+    assert [m["referral_id"] for m in found] == [first] and found[0]["reasons"] == ["passport"]
+    assert "date_of_birth" not in found[0]["reasons"] and found[0]["score"] < 0.6
+
+
+def test_the_lookup_decrypts_only_candidate_rows(client, world, monkeypatch):
+    """Thirty unrelated referrals are never decrypted to find the one duplicate."""
+    names = [
+        "Oyun",
+        "Saran",
+        "Nomin",
+        "Enkhjin",
+        "Tsetseg",
+        "Altantsetseg",
+        "Bolormaa",
+        "Khulan",
+        "Anu",
+        "Sarnai",
+    ]
+    for i in range(30):
+        submit(
+            client,
+            world,
+            f"F-{i}",
+            **NO_DOCS,
+            person__given_name=names[i % 10],
+            person__family_name=f"Bat{i}",
+            person__date_of_birth=f"{1970 + i}-02-02",
+        )
+    original = submit(client, world, "F-orig", **NO_DOCS)
+    duplicate = submit(client, world, "F-dup", **NO_DOCS)
+    opened: list[str] = []
+    real = crypto.open_sealed
+
+    def counting(key, blob, aad, *, what):
+        opened.append(what)
+        return real(key, blob, aad, what=what)
+
+    monkeypatch.setattr(crypto, "open_sealed", counting)
+    found = matches(client, world, duplicate)
+    assert [m["referral_id"] for m in found] == [original]
+    rows = {w.split(" of ")[1] for w in opened if w.startswith("referrals.")}
+    assert rows <= {original, duplicate}, rows
+    assert opened, "the candidate's date of birth is decrypted to score it"
