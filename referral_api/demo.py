@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 import secrets
+from datetime import date, timedelta
 from typing import Any
 
 import click
 import sqlalchemy as sa
 
-from .access import ALL_SCOPES, CLIENT_CREDENTIALS_SCOPES, Role, Scope
+from .access import ALL_SCOPES, CLIENT_CREDENTIALS_SCOPES, Actor, OrganisationRef, Role, Scope
 from .auth import services as auth_services
 from .auth.models import Client, User
 from .cli import domain_command, emit, json_option
-from .db import get_session
+from .db import get_session, utcnow
 from .organisations import services as org_services
 from .organisations.models import Organisation, OrganisationKind
+from .referrals import services as referral_services
+from .referrals.models import Referral
+from .referrals.vocab import (
+    Concern,
+    ConsentMethod,
+    ContactFamily,
+    ExploitationType,
+    Need,
+    Province,
+    SafetyRisk,
+    Sex,
+    Source,
+    Urgency,
+)
 
 DEMO_ORGANISATIONS: list[tuple[str, OrganisationKind, str]] = [
     ("Mongolian Gender Equality Center", OrganisationKind.MGEC, "MN"),
@@ -37,8 +52,14 @@ def seed_organisations() -> dict[str, Organisation]:
     return out
 
 
-PARTNER_SCOPES = [Scope.REFERRALS_SUBMIT, Scope.REFERRALS_READ, Scope.CASES_READ, Scope.CASES_STATUS,
-                  Scope.CASES_UPDATE, Scope.WEBHOOKS_MANAGE]
+PARTNER_SCOPES = [
+    Scope.REFERRALS_SUBMIT,
+    Scope.REFERRALS_READ,
+    Scope.CASES_READ,
+    Scope.CASES_STATUS,
+    Scope.CASES_UPDATE,
+    Scope.WEBHOOKS_MANAGE,
+]
 DEMO_REDIRECT_URI = "http://127.0.0.1:8000/callback"
 DEMO_COORDINATOR = "coordinator@mgec.example"
 
@@ -57,13 +78,18 @@ def seed_clients(orgs: dict[str, Organisation]) -> dict[str, dict[str, Any]]:
             if org.kind is OrganisationKind.MGEC:
                 # MGEC's own first-party application: its systems and, by login, its people.
                 issued = auth_services.create_client(
-                    session, organisation=str(org.id), name=name, scopes=sorted(ALL_SCOPES),
+                    session,
+                    organisation=str(org.id),
+                    name=name,
+                    scopes=sorted(ALL_SCOPES),
                     grant_types=["client_credentials", "authorization_code", "refresh_token"],
                     redirect_uris=[DEMO_REDIRECT_URI],
                 )
             else:
                 issued = auth_services.create_client(
-                    session, organisation=str(org.id), name=name,
+                    session,
+                    organisation=str(org.id),
+                    name=name,
                     scopes=sorted(s.value for s in PARTNER_SCOPES if s.value in CLIENT_CREDENTIALS_SCOPES),
                 )
             client, secret = issued.client, issued.client_secret
@@ -78,23 +104,32 @@ def seed_coordinator(mgec: Organisation) -> dict[str, Any]:
     if user is not None:
         return {"email": user.email, "password": None, "totp_uri": None}
     password = secrets.token_urlsafe(12)
-    issued = auth_services.create_user(session, organisation=str(mgec.id), email=DEMO_COORDINATOR,
-                                       role=Role.MGEC_COORDINATOR, password=password,
-                                       name="Demo coordinator")
+    issued = auth_services.create_user(
+        session,
+        organisation=str(mgec.id),
+        email=DEMO_COORDINATOR,
+        role=Role.MGEC_COORDINATOR,
+        password=password,
+        name="Demo coordinator",
+    )
     return {"email": issued.user.email, "password": password, "totp_uri": issued.totp_uri}
 
 
-def _seed_text(orgs: dict[str, Organisation], clients: dict[str, dict[str, Any]],
-               coordinator: dict[str, Any]) -> str:
+def _seed_text(
+    orgs: dict[str, Organisation], clients: dict[str, dict[str, Any]], coordinator: dict[str, Any]
+) -> str:
     lines = []
     for kind, org in orgs.items():
         c = clients[kind]
         secret = c["client_secret"] or "(exists; its secret is not shown again)"
-        lines.append(f"{kind:<8} {org.id}  {org.name}\n         client_id {c['client_id']}  "
-                     f"client_secret {secret}")
+        lines.append(
+            f"{kind:<8} {org.id}  {org.name}\n         client_id {c['client_id']}  client_secret {secret}"
+        )
     if coordinator["password"]:
-        lines.append(f"coordinator {coordinator['email']}  password {coordinator['password']}\n"
-                     f"            totp_uri {coordinator['totp_uri']}")
+        lines.append(
+            f"coordinator {coordinator['email']}  password {coordinator['password']}\n"
+            f"            totp_uri {coordinator['totp_uri']}"
+        )
     else:
         lines.append(f"coordinator {coordinator['email']} (exists; credentials not shown again)")
     lines.append("Secrets, passwords and TOTP URIs are shown only when created.")
@@ -111,13 +146,132 @@ def demo_group() -> None:
 @domain_command
 def seed(as_json: bool) -> None:
     """Create MGEC, an embassy, a foreign police force, an IOM mission and an NGO, one client each,
-    and an MGEC coordinator (idempotent; credentials are printed only when created)."""
+    an MGEC coordinator and three referrals (idempotent; credentials are printed only when created)."""
     orgs = seed_organisations()
     clients = seed_clients(orgs)
     coordinator = seed_coordinator(orgs[OrganisationKind.MGEC.value])
+    referrals = seed_referrals(orgs, clients)
     payload = {
         "organisations": {kind: {"id": str(o.id), "name": o.name} for kind, o in orgs.items()},
         "clients": clients,
         "coordinator": coordinator,
+        "referrals": referrals,
     }
-    emit(payload, as_json=as_json, text=_seed_text(orgs, clients, coordinator))
+    emit(
+        payload,
+        as_json=as_json,
+        text=_seed_text(orgs, clients, coordinator) + "\nreferrals " + " ".join(referrals),
+    )
+
+
+def _demo_referrals(today: date) -> list[tuple[str, dict[str, Any]]]:
+    """Three referrals as partners send them (drawn from MGEC's work: Macau, Almaty, Zürich)."""
+
+    def ago(days: int) -> date:
+        return today - timedelta(days=days)
+
+    consent = {"given": True, "obtained_on": ago(2), "method": ConsentMethod.WRITTEN, "language": "mn"}
+    return [
+        (
+            "police",
+            {
+                "source": Source.POLICE,
+                "external_reference": "PSP-MO-2026-0412",
+                "concern": Concern.TRAFFICKING,
+                "person": {
+                    "family_name": "Dorj",
+                    "given_name": "Oyunchimeg",
+                    "names_cyrillic": "Доржийн Оюунчимэг",
+                    "sex": Sex.FEMALE,
+                    "date_of_birth": date(2001, 3, 14),
+                    "nationality": "MN",
+                    "home_province": Province.DORNOGOVI,
+                    "languages": ["mn"],
+                },
+                "situation": {
+                    "identified_country": "MO",
+                    "identified_city": "Macau",
+                    "identified_on": ago(4),
+                    "exploitation_types": [ExploitationType.SEXUAL],
+                    "urgency": Urgency.URGENT,
+                    "narrative": "Recruited in Ulaanbaatar with an offer of hotel work; passport taken.",
+                    "needs": [Need.SHELTER, Need.TRAVEL_DOCUMENTS, Need.PSYCHOSOCIAL],
+                    "safety_risk": SafetyRisk.HIGH,
+                    "contact_family": ContactFamily.NO,
+                },
+                "consent": {**consent, "obtained_by": "Officer Leong", "share_with": ["embassy", "iom"]},
+            },
+        ),
+        (
+            "iom",
+            {
+                "source": Source.IOM,
+                "external_reference": "IOM-KZ-26-118",
+                "concern": Concern.TRAFFICKING,
+                "person": {
+                    "family_name": "Ganbold",
+                    "given_name": "Tuvshinbayar",
+                    "sex": Sex.MALE,
+                    "estimated_age": 34,
+                    "nationality": "MN",
+                    "languages": ["mn", "ru"],
+                },
+                "situation": {
+                    "identified_country": "KZ",
+                    "identified_city": "Almaty",
+                    "identified_on": ago(10),
+                    "exploitation_types": [ExploitationType.FORCED_LABOUR],
+                    "urgency": Urgency.ROUTINE,
+                    "needs": [Need.TRAVEL_DOCUMENTS, Need.LEGAL_AID],
+                    "safety_risk": SafetyRisk.MEDIUM,
+                },
+                "consent": {**consent, "obtained_by": "IOM caseworker", "share_with": ["embassy", "iom"]},
+            },
+        ),
+        (
+            "ngo",
+            {
+                "source": Source.NGO,
+                "external_reference": "FIZ-2026-031",
+                "concern": Concern.TRAFFICKING,
+                "person": {
+                    "given_name": "Enkhjargal",
+                    "sex": Sex.FEMALE,
+                    "date_of_birth": date(1996, 9, 2),
+                    "nationality": "MN",
+                    "languages": ["mn", "de"],
+                },
+                "situation": {
+                    "identified_country": "CH",
+                    "identified_city": "Zürich",
+                    "identified_on": ago(20),
+                    "exploitation_types": [ExploitationType.SEXUAL, ExploitationType.FORCED_MARRIAGE],
+                    "urgency": Urgency.ROUTINE,
+                    "needs": [Need.PSYCHOSOCIAL, Need.SHELTER],
+                },
+                "consent": {**consent, "obtained_by": "FIZ counsellor", "share_with": []},
+            },
+        ),
+    ]
+
+
+def seed_referrals(orgs: dict[str, Organisation], clients: dict[str, dict[str, Any]]) -> list[str]:
+    """Demo referrals from the police, IOM and the NGO, once (skipped when their references exist)."""
+    session = get_session()
+    references = []
+    for kind, data in _demo_referrals(utcnow().date()):
+        existing = session.scalar(
+            sa.select(Referral.reference).where(Referral.external_reference == data["external_reference"])
+        )
+        if existing is None:
+            org = orgs[kind]
+            actor = Actor(
+                organisation=OrganisationRef(id=org.id, kind=org.kind.value),
+                client_id=clients[kind]["client_id"],
+                user_id=None,
+                role=None,
+                scopes=frozenset({Scope.REFERRALS_SUBMIT.value}),
+            )
+            existing = referral_services.submit(session, actor, data).reference
+        references.append(existing)
+    return references

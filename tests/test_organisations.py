@@ -82,3 +82,10 @@ def test_demo_seed_is_idempotent(run_cli, session):
         assert result.exit_code == 0, result.output
     kinds = session.scalars(sa.select(Organisation.kind)).all()
     assert sorted(kinds) == sorted(["mgec", "embassy", "police", "iom", "ngo"])
+    from referral_api.referrals.models import Referral
+
+    refs = session.scalars(sa.select(Referral.external_reference)).all()
+    assert sorted(refs) == ["FIZ-2026-031", "IOM-KZ-26-118", "PSP-MO-2026-0412"]
+    assert json.loads(result.output)["referrals"] == sorted(
+        session.scalars(sa.select(Referral.reference)).all()
+    )
