@@ -94,7 +94,16 @@ def idempotent(session: Session, *, owner: str, handler: Callable[[], Response])
         if winner is None:  # the other request failed and rolled back: nothing was changed, go ahead
             return idempotent(session, owner=owner, handler=handler)
         return _replay(winner, fingerprint)
-    response = handler()
+    try:
+        response = handler()
+    except Exception:
+        # The handler failed. Its change was rolled back, but a commit on the way (an audited denial)
+        # may have committed the reservation: free the key so that a corrected retry can use it.
+        session.rollback()
+        session.execute(sa.delete(IdempotencyKey).where(
+            IdempotencyKey.owner == owner, IdempotencyKey.key == key, IdempotencyKey.status_code.is_(None)))
+        session.commit()
+        raise
     if 200 <= response.status_code < 300:
         reservation.status_code = response.status_code
         reservation.response_body = response.get_data(as_text=True)

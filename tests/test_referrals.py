@@ -294,3 +294,17 @@ def test_list_filters_and_keyset_pages(client, world):
     bad = client.get("/api/v1/referrals?cursor=garbage", headers=world.headers("coordinator"))
     assert bad.status_code == 422 and "cursor" in bad.get_json()["errors"]
     _ = DELETE
+
+
+def test_a_refused_request_does_not_burn_its_idempotency_key(client, world, session):
+    rid = submit(client, world)["id"]
+    headers = world.headers("embassy", **{"Idempotency-Key": "embassy-try-1"})
+    assert client.post(f"/api/v1/referrals/{rid}/withdraw", json={}, headers=headers).status_code == 404
+    from referral_api.idempotency import IdempotencyKey
+
+    assert session.scalar(sa.select(sa.func.count()).select_from(IdempotencyKey)) == 0
+    police = world.headers("police", **{"Idempotency-Key": "police-bad-then-good"})
+    bad = client.post(f"/api/v1/referrals/{rid}/information", json={"answer": ""}, headers=police)
+    assert bad.status_code == 422
+    good = client.post(f"/api/v1/referrals/{rid}/information", json={"answer": "Sainshand."}, headers=police)
+    assert good.status_code == 200
