@@ -151,6 +151,9 @@ def register_part_commands() -> None:
     from .audit.cli import audit_group
 
     cli.add_command(audit_group)
+    from .webhooks.cli import webhooks_group
+
+    cli.add_command(webhooks_group)
     from .demo import demo_group
 
     cli.add_command(demo_group)

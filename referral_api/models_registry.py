@@ -4,3 +4,4 @@ from . import events, idempotency, references  # noqa: F401
 from .audit import models as audit_models  # noqa: F401
 from .organisations import models as organisations_models  # noqa: F401
 from .privacy import models as privacy_models  # noqa: F401
+from .webhooks import models as webhooks_models  # noqa: F401
