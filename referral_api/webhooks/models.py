@@ -110,7 +110,7 @@ class WebhookDelivery(IdMixin, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
-    event: Mapped[OutboxEvent] = relationship(lazy="joined")
+    event: Mapped[OutboxEvent] = relationship()
     attempts: Mapped[list[WebhookAttempt]] = relationship(
         back_populates="delivery", order_by="WebhookAttempt.attempted_at", cascade="all, delete-orphan",
         passive_deletes=True,

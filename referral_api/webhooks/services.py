@@ -65,7 +65,7 @@ def create(session: Session, *, actor: Any, url: str, events: list[str] | None,
 
 def get(session: Session, *, actor: Any, subscription_id: uuid.UUID) -> WebhookSubscription:
     """The actor's organisation's subscription, or NotFound."""
-    sub = session.get(WebhookSubscription, subscription_id)
+    sub = session.get(WebhookSubscription, subscription_id, populate_existing=True)
     if sub is None or sub.organisation_id != actor.organisation_id:
         raise NotFound("No such webhook subscription.")
     return sub
@@ -157,7 +157,8 @@ def list_deliveries(session: Session, *, actor: Any, subscription_id: uuid.UUID,
 def redeliver(session: Session, *, actor: Any, delivery_id: uuid.UUID,
               now: datetime | None = None) -> WebhookDelivery:
     """Send a delivery again (same webhook-id), in its place in the subscription's order."""
-    delivery = session.get(WebhookDelivery, delivery_id)
+    # Locked: the worker may be recording an attempt of it right now.
+    delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True, populate_existing=True)
     if delivery is None:
         raise NotFound("No such webhook delivery.")
     get(session, actor=actor, subscription_id=delivery.subscription_id)  # NotFound when not the actor's
