@@ -59,10 +59,16 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     app.before_request(check_request_body)
     app.register_error_handler(Exception, errors.render)
 
+    from . import auth
+
+    auth.init_app(app)
+
     api = make_api(swagger_ui=settings.swagger_ui)
+    from .auth.api import ns as me_ns
     from .health import ns as health_ns
 
     api.add_namespace(health_ns)
+    api.add_namespace(me_ns)
     api.init_app(app)
     app.extensions["referral_api.api"] = api
 

@@ -151,6 +151,10 @@ def register_part_commands() -> None:
     from .audit.cli import audit_group
 
     cli.add_command(audit_group)
+    from .auth.cli import clients_group, users_group
+
+    cli.add_command(clients_group)
+    cli.add_command(users_group)
     from .webhooks.cli import webhooks_group
 
     cli.add_command(webhooks_group)

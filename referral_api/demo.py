@@ -1,10 +1,16 @@
-"""`referral-api demo seed`: demo organisations (and, as parts arrive, their clients and people)."""
+"""`referral-api demo seed`: demo organisations, one OAuth client each, and an MGEC coordinator."""
 
 from __future__ import annotations
+
+import secrets
+from typing import Any
 
 import click
 import sqlalchemy as sa
 
+from .access import ALL_SCOPES, CLIENT_CREDENTIALS_SCOPES, Role, Scope
+from .auth import services as auth_services
+from .auth.models import Client, User
 from .cli import domain_command, emit, json_option
 from .db import get_session
 from .organisations import services as org_services
@@ -31,6 +37,70 @@ def seed_organisations() -> dict[str, Organisation]:
     return out
 
 
+PARTNER_SCOPES = [Scope.REFERRALS_SUBMIT, Scope.REFERRALS_READ, Scope.CASES_READ, Scope.CASES_STATUS,
+                  Scope.CASES_UPDATE, Scope.WEBHOOKS_MANAGE]
+DEMO_REDIRECT_URI = "http://127.0.0.1:8000/callback"
+DEMO_COORDINATOR = "coordinator@mgec.example"
+
+
+def seed_clients(orgs: dict[str, Organisation]) -> dict[str, dict[str, Any]]:
+    """One client per demo organisation; a new one's secret is returned once, an existing one's never."""
+    session = get_session()
+    out: dict[str, dict[str, Any]] = {}
+    for kind, org in orgs.items():
+        name = f"{org.name} (demo client)"
+        client = session.scalar(
+            sa.select(Client).where(Client.organisation_id == org.id, Client.name == name)
+        )
+        secret = None
+        if client is None:
+            if org.kind is OrganisationKind.MGEC:
+                # MGEC's own first-party application: its systems and, by login, its people.
+                issued = auth_services.create_client(
+                    session, organisation=str(org.id), name=name, scopes=sorted(ALL_SCOPES),
+                    grant_types=["client_credentials", "authorization_code", "refresh_token"],
+                    redirect_uris=[DEMO_REDIRECT_URI],
+                )
+            else:
+                issued = auth_services.create_client(
+                    session, organisation=str(org.id), name=name,
+                    scopes=sorted(s.value for s in PARTNER_SCOPES if s.value in CLIENT_CREDENTIALS_SCOPES),
+                )
+            client, secret = issued.client, issued.client_secret
+        out[kind] = {"client_id": client.client_id, "client_secret": secret, "name": client.name}
+    return out
+
+
+def seed_coordinator(mgec: Organisation) -> dict[str, Any]:
+    """An MGEC coordinator; a new one's password and TOTP URI are returned once."""
+    session = get_session()
+    user = session.scalar(sa.select(User).where(User.email == DEMO_COORDINATOR))
+    if user is not None:
+        return {"email": user.email, "password": None, "totp_uri": None}
+    password = secrets.token_urlsafe(12)
+    issued = auth_services.create_user(session, organisation=str(mgec.id), email=DEMO_COORDINATOR,
+                                       role=Role.MGEC_COORDINATOR, password=password,
+                                       name="Demo coordinator")
+    return {"email": issued.user.email, "password": password, "totp_uri": issued.totp_uri}
+
+
+def _seed_text(orgs: dict[str, Organisation], clients: dict[str, dict[str, Any]],
+               coordinator: dict[str, Any]) -> str:
+    lines = []
+    for kind, org in orgs.items():
+        c = clients[kind]
+        secret = c["client_secret"] or "(exists; its secret is not shown again)"
+        lines.append(f"{kind:<8} {org.id}  {org.name}\n         client_id {c['client_id']}  "
+                     f"client_secret {secret}")
+    if coordinator["password"]:
+        lines.append(f"coordinator {coordinator['email']}  password {coordinator['password']}\n"
+                     f"            totp_uri {coordinator['totp_uri']}")
+    else:
+        lines.append(f"coordinator {coordinator['email']} (exists; credentials not shown again)")
+    lines.append("Secrets, passwords and TOTP URIs are shown only when created.")
+    return "\n".join(lines)
+
+
 @click.group("demo")
 def demo_group() -> None:
     """Demo data for a first try on the embedded database."""
@@ -40,7 +110,14 @@ def demo_group() -> None:
 @json_option
 @domain_command
 def seed(as_json: bool) -> None:
-    """Create MGEC, an embassy, a foreign police force, an IOM mission and an NGO (idempotent)."""
+    """Create MGEC, an embassy, a foreign police force, an IOM mission and an NGO, one client each,
+    and an MGEC coordinator (idempotent; credentials are printed only when created)."""
     orgs = seed_organisations()
-    payload = {"organisations": {kind: {"id": str(o.id), "name": o.name} for kind, o in orgs.items()}}
-    emit(payload, as_json=as_json, text="\n".join(f"{k:<8} {o.id}  {o.name}" for k, o in orgs.items()))
+    clients = seed_clients(orgs)
+    coordinator = seed_coordinator(orgs[OrganisationKind.MGEC.value])
+    payload = {
+        "organisations": {kind: {"id": str(o.id), "name": o.name} for kind, o in orgs.items()},
+        "clients": clients,
+        "coordinator": coordinator,
+    }
+    emit(payload, as_json=as_json, text=_seed_text(orgs, clients, coordinator))

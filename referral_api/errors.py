@@ -7,6 +7,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from authlib.oauth2 import OAuth2Error
 from flask import Response, g, has_request_context, request
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
@@ -136,8 +137,23 @@ def _http_code(exc: HTTPException) -> str:
     return (exc.name or "error").lower().replace(" ", "_").replace("'", "")
 
 
+_OAUTH_HEADERS = {"www-authenticate"}
+
+
+def _render_oauth(exc: OAuth2Error) -> Response:
+    """An RFC 6750 error of a protected route: problem+json with the `error` member and, untouched,
+    the `WWW-Authenticate` header that OAuth clients read."""
+    status = exc.status_code or 400
+    headers = {k: v for k, v in exc.get_headers() if k.lower() in _OAUTH_HEADERS}
+    title = {401: "Authentication required", 403: "The token lacks the scope"}.get(status, "OAuth error")
+    return problem(status, title=title, detail=exc.get_error_description() or title, code=exc.error,
+                   headers=headers, extra={"error": exc.error})
+
+
 def render(exc: BaseException) -> Response:
     """Map any exception to problem+json; unknown ones become a 500 that reveals nothing."""
+    if isinstance(exc, OAuth2Error):
+        return _render_oauth(exc)
     if isinstance(exc, DomainError):
         return problem(
             exc.status,

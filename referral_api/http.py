@@ -31,7 +31,7 @@ class ProblemApi(Api):
 
 
 def make_api(*, swagger_ui: bool) -> ProblemApi:
-    return ProblemApi(
+    api = ProblemApi(
         version="1.0",
         title="MGEC repatriation and referral API",
         description=(
@@ -44,6 +44,9 @@ def make_api(*, swagger_ui: bool) -> ProblemApi:
         default_mediatype="application/json",
         ordered=True,
     )
+    # Documented as a media type every operation may answer with (its errors); rendered by errors.render.
+    api.representations[errors.PROBLEM_JSON] = api.representations["application/json"]
+    return api
 
 
 def _name_resolver(_schema: Any) -> None:
@@ -194,10 +197,12 @@ def check_if_match(current_etag: str) -> None:
     raise errors.PreconditionFailed("The record changed since you read it; read it again and retry.")
 
 
-def with_etag(payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-    """A JSON answer for one resource, with its ETag."""
+def with_etag(
+    payload: Any, status: int = 200, headers: Mapping[str, str] | None = None, *, etag: str | None = None
+) -> Response:
+    """A JSON answer for one resource, with its ETag (given, or over the payload)."""
     response = Response(json.dumps(payload, default=str), status=status, mimetype="application/json")
-    response.headers["ETag"] = etag_of(payload)
+    response.headers["ETag"] = etag or etag_of(payload)
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response

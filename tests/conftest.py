@@ -107,6 +107,8 @@ def app(base_app, connection):
     db.sessionmaker = sessionmaker(
         bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
     )
+    # Rate-limit counters live as long as the app; each test starts with a clean slate.
+    base_app.extensions["referral_api.limiter"].reset()
     try:
         yield base_app
     finally:
@@ -148,3 +150,27 @@ def factories(session):
         if isinstance(obj, type) and hasattr(obj, "_meta") and hasattr(obj._meta, "sqlalchemy_session"):
             obj._meta.sqlalchemy_session = session
     return module
+
+
+@pytest.fixture
+def live_server(backend, tmp_path):
+    """The app on a throwaway database, served by a real HTTP server on 127.0.0.1 in a thread.
+
+    Yields (base_url, app); data must be committed (e.g. with `live_session`) to be seen by the server.
+    """
+    import threading
+
+    from werkzeug.serving import make_server
+
+    with throwaway_database(backend, tmp_path) as url:
+        app = create_app({"database_url": url, "instance_path": str(tmp_path / "instance"), "TESTING": True})
+        dbmigrate.upgrade(database(app))
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_port}", app
+        finally:
+            server.shutdown()
+            thread.join(timeout=5)
+            database(app).engine.dispose()

@@ -52,8 +52,12 @@ MOVES: dict[ReferralAction, Move] = {
         Move(ReferralAction.ACCEPT, _REVIEWABLE, _S.ACCEPTED, Actor.COORDINATOR),
         Move(ReferralAction.REJECT, _REVIEWABLE, _S.REJECTED, Actor.COORDINATOR),
         Move(ReferralAction.REQUEST_INFORMATION, _REVIEWABLE, _S.INFORMATION_REQUESTED, Actor.COORDINATOR),
-        Move(ReferralAction.INFORMATION, frozenset({_S.INFORMATION_REQUESTED, _S.SUBMITTED}), _S.SUBMITTED,
-             Actor.SUBMITTER),
+        Move(
+            ReferralAction.INFORMATION,
+            frozenset({_S.INFORMATION_REQUESTED, _S.SUBMITTED}),
+            _S.SUBMITTED,
+            Actor.SUBMITTER,
+        ),
         Move(ReferralAction.WITHDRAW, OPEN, _S.WITHDRAWN, Actor.SUBMITTER),
     )
 }

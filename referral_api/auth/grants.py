@@ -1,0 +1,158 @@
+"""The grants of SECURITY.md: client credentials, authorization code with PKCE S256 only, and
+refresh tokens rotated on use; codes and refresh tokens are claimed atomically, and a replay
+revokes what they issued."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
+from authlib.oauth2.rfc6749.util import scope_to_list
+from authlib.oauth2.rfc7636 import CodeChallenge
+
+from ..access import ALL_SCOPES, PERSON_ONLY_SCOPES, effective_scopes
+from ..db import get_session, utcnow
+from .client_auth import AUTH_METHODS
+from .models import AuthorizationCode, Client, Token, User, secret_hash
+from .store import revoke_family, user_may_act
+
+CODE_TTL = 60
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+
+    def validate_requested_scope(self) -> None:
+        """requested ∩ the client's; a person-only scope asked for by a system is invalid_scope."""
+        client: Client = self.request.client
+        requested = set(scope_to_list(self.request.payload.scope) or [])
+        if requested - ALL_SCOPES:
+            raise InvalidScopeError(f"Unknown scopes: {' '.join(sorted(requested - ALL_SCOPES))}.")
+        if requested & PERSON_ONLY_SCOPES:
+            raise InvalidScopeError(
+                f"{' '.join(sorted(requested & PERSON_ONLY_SCOPES))} only ever go to a person's token "
+                "(authorization code), never to client credentials."
+            )
+        scopes = effective_scopes(requested or client.scopes, client_scopes=client.scopes, role=None)
+        if not scopes:
+            raise InvalidScopeError("None of the requested scopes is allowed to this client.")
+        self.request.scope = " ".join(sorted(scopes))
+
+    def create_token_response(self) -> tuple[int, dict, list]:
+        token = self.generate_token(scope=self.request.scope, include_refresh_token=False)
+        self.save_token(token)
+        return 200, token, self.TOKEN_RESPONSE_HEADER
+
+
+class S256CodeChallenge(CodeChallenge):
+    """PKCE with S256 only: `plain`, a missing method and a missing challenge are refused."""
+
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        if not data.get("code_challenge"):
+            raise InvalidRequestError("Missing 'code_challenge': PKCE with S256 is required.")
+        if data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("'code_challenge_method' must be S256.")
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+
+    def save_authorization_code(self, code: str, oauth_request: Any) -> None:
+        client: Client = oauth_request.client
+        user: User = oauth_request.user
+        requested = scope_to_list(oauth_request.scope) or []
+        scopes = effective_scopes(requested, client_scopes=client.scopes, role=user.role)
+        if not scopes:
+            raise InvalidScopeError("Your role holds none of the requested scopes.",
+                                    redirect_uri=self.redirect_uri)
+        data = oauth_request.payload.data
+        session = get_session()
+        now = utcnow()
+        session.add(AuthorizationCode(
+            code_hash=secret_hash(code),
+            client_pk=client.id,
+            user_id=user.id,
+            redirect_uri=oauth_request.payload.redirect_uri or client.get_default_redirect_uri() or "",
+            scope=" ".join(sorted(scopes)),
+            code_challenge=data["code_challenge"],
+            code_challenge_method=data["code_challenge_method"],
+            created_at=now,
+            expires_at=now + timedelta(seconds=CODE_TTL),
+        ))
+        session.commit()
+
+    def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
+        session = get_session()
+        row = session.scalar(sa.select(AuthorizationCode).where(
+            AuthorizationCode.code_hash == secret_hash(code), AuthorizationCode.client_pk == client.id))
+        if row is None:
+            return None
+        now = utcnow()
+        # Claim the code atomically: of two concurrent exchanges, one wins and the other is a replay.
+        claimed = session.execute(
+            sa.update(AuthorizationCode)
+            .where(AuthorizationCode.id == row.id, AuthorizationCode.used_at.is_(None))
+            .values(used_at=now)
+        ).rowcount
+        if not claimed:
+            revoke_family(session, code_id=row.id)
+            return None
+        session.commit()
+        if row.is_expired(now):
+            return None
+        return row
+
+    def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
+        """Kept, marked used (in query_authorization_code), so that a replay is recognised."""
+
+    def authenticate_user(self, authorization_code: AuthorizationCode) -> User | None:
+        user = get_session().get(User, authorization_code.user_id)
+        return user if user_may_act(user) else None
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
+        session = get_session()
+        row = session.scalar(sa.select(Token).where(Token.refresh_token_hash == secret_hash(refresh_token)))
+        if row is None or row.client_pk != self.request.client.id:
+            return None
+        # Rotation: the old refresh token is spent now; spending it twice revokes the family.
+        claimed = session.execute(
+            sa.update(Token).where(Token.id == row.id, Token.refresh_revoked_at.is_(None))
+            .values(refresh_revoked_at=utcnow())
+        ).rowcount
+        if not claimed:
+            if row.family_id is not None:
+                revoke_family(session, family_id=row.family_id)
+            return None
+        session.commit()
+        if row.refresh_expires_at is None or row.refresh_expires_at <= utcnow():
+            return None
+        return row
+
+    def authenticate_user(self, refresh_token: Token) -> User | None:
+        user = refresh_token.user
+        return user if user_may_act(user) else None
+
+    def issue_token(self, user: User, refresh_token: Token) -> dict[str, Any]:
+        client: Client = self.request.client
+        requested = scope_to_list(self.request.payload.scope) or scope_to_list(refresh_token.get_scope())
+        scopes = effective_scopes(requested or [], client_scopes=client.scopes, role=user.role)
+        if not scopes:
+            raise InvalidScopeError()
+        return self.generate_token(user=user, scope=" ".join(sorted(scopes)), include_refresh_token=True)
+
+    def revoke_old_credential(self, refresh_token: Token) -> None:
+        refresh_token.revoke(utcnow())
+        get_session().commit()

@@ -1,0 +1,105 @@
+"""Authlib's AuthorizationServer put together, and the bearer-token check behind
+access.require_scope()."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from authlib.integrations.flask_oauth2 import AuthorizationServer as FlaskAuthorizationServer
+from authlib.integrations.flask_oauth2 import ResourceProtector
+from authlib.integrations.flask_oauth2.requests import FlaskJsonRequest
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749.util import scope_to_list
+from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator, InvalidTokenError
+from flask import Flask, current_app, g, request
+
+from ..access import ALL_SCOPES, Actor, OrganisationRef
+from ..db import get_session
+from .client_auth import AUTH_METHODS, PrivateKeyJWT
+from .endpoints import Introspection, Revocation
+from .grants import AuthorizationCodeGrant, ClientCredentialsGrant, RefreshTokenGrant, S256CodeChallenge
+from .models import Token, secret_hash
+from .store import query_client, save_token, token_is_live
+
+REALM = "referral-api"
+SECRET_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+
+
+class AuthorizationServer(FlaskAuthorizationServer):
+    def create_bearer_token_generator(self, config: Any) -> BearerTokenGenerator:
+        generator = super().create_bearer_token_generator(config)
+        ttl = config["SETTINGS"].access_token_ttl
+        generator.expires_generator = lambda client, grant_type: ttl
+        generator.refresh_token_generator = generator.access_token_generator
+        return generator
+
+
+class _Validator(BearerTokenValidator):
+    def authenticate_token(self, token_string: str) -> Token | None:
+        digest = secret_hash(token_string)
+        return get_session().scalar(sa.select(Token).where(Token.access_token_hash == digest))
+
+    def validate_token(self, token: Token | None, scopes: Any, oauth_request: Any) -> None:
+        if token is None or not token_is_live(token):
+            raise InvalidTokenError(realm=self.realm)
+
+
+_protector = ResourceProtector()
+_protector.register_token_validator(_Validator(realm=REALM))
+
+
+def authenticate_request() -> Actor:
+    """The Actor of the request's bearer token; any failure is 401 invalid_token."""
+    if "access_token" in request.args:
+        raise InvalidTokenError(
+            description="Send the access token in the Authorization header, never in the URL.",
+            realm=REALM,
+        )
+    try:
+        token: Token = _protector.validate_request(scopes=None, request=FlaskJsonRequest(request))
+    except InvalidTokenError:
+        raise
+    except OAuth2Error:
+        raise InvalidTokenError(description="Send a bearer token in the Authorization header.",
+                                realm=REALM) from None
+    g.log_client_id = token.client.client_id
+    user = token.user
+    org = user.organisation if user else token.client.organisation
+    return Actor(
+        organisation=OrganisationRef(org.id, org.kind),
+        client_id=token.client.client_id,
+        user_id=user.id if user else None,
+        role=user.role if user else None,
+        scopes=frozenset(scope_to_list(token.scope) or []),
+    )
+
+
+def _refuse_secret(_query_client: Any, _oauth_request: Any) -> None:
+    return None
+
+
+def allowed_auth_methods() -> list[str]:
+    """The client authentication methods this deployment accepts."""
+    if current_app.config["SETTINGS"].require_private_key_jwt:
+        return [m for m in AUTH_METHODS if m not in SECRET_AUTH_METHODS]
+    return list(AUTH_METHODS)
+
+
+def create_server(app: Flask) -> AuthorizationServer:
+    app.config.setdefault("OAUTH2_REFRESH_TOKEN_GENERATOR", True)
+    app.config.setdefault("OAUTH2_SCOPES_SUPPORTED", sorted(ALL_SCOPES))
+    server = AuthorizationServer(app, query_client=query_client, save_token=save_token)
+    server.register_grant(ClientCredentialsGrant)
+    server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True)])
+    server.register_grant(RefreshTokenGrant)
+    server.register_client_auth_method("private_key_jwt", PrivateKeyJWT())
+    if app.config["SETTINGS"].require_private_key_jwt:
+        # The deployment requires private_key_jwt: the secret methods find no client, ever.
+        for method in SECRET_AUTH_METHODS:
+            server.register_client_auth_method(method, _refuse_secret)
+    server.register_endpoint(Revocation)
+    server.register_endpoint(Introspection)
+    app.extensions["referral_api.oauth_server"] = server
+    app.extensions["referral_api.authenticate"] = authenticate_request
+    return server

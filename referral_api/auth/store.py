@@ -1,0 +1,108 @@
+"""Where Authlib meets the database: clients, tokens and their families, looked up by hash."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app, g, request
+
+from ..db import get_session, utcnow
+from .models import AuthorizationCode, Client, Token, User, secret_hash
+
+REFRESH_TOKEN_TTL = timedelta(hours=12)
+
+
+def issuer() -> str:
+    """REFERRAL_API_ISSUER, or the URL the request came to (development)."""
+    configured = current_app.config["SETTINGS"].issuer
+    return (configured or request.host_url).rstrip("/")
+
+
+def endpoint_url(path: str) -> str:
+    return issuer() + path
+
+
+def query_client(client_id: str) -> Client | None:
+    """A client that may act now: not revoked, and its organisation not suspended."""
+    if not isinstance(client_id, str) or len(client_id) > 64:
+        return None
+    client = get_session().scalar(sa.select(Client).where(Client.client_id == client_id))
+    if client is None or client.is_revoked or not client.organisation.is_active:
+        return None
+    g.log_client_id = client.client_id
+    return client
+
+
+def user_may_act(user: User | None) -> bool:
+    return user is not None and user.active and user.organisation.is_active
+
+
+def save_token(token: dict[str, Any], oauth_request: Any) -> None:
+    """Store a new token pair as hashes, in the family of the code or refresh token it came from."""
+    session = get_session()
+    code: AuthorizationCode | None = oauth_request.authorization_code
+    previous: Token | None = oauth_request.refresh_token
+    family_id, code_id = None, None
+    if code is not None:
+        family_id, code_id = uuid.uuid4(), code.id
+    elif previous is not None:
+        family_id, code_id = previous.family_id, previous.authorization_code_id
+    now = utcnow()
+    refresh = token.get("refresh_token")
+    session.add(Token(
+        access_token_hash=secret_hash(token["access_token"]),
+        refresh_token_hash=secret_hash(refresh) if refresh else None,
+        client_pk=oauth_request.client.id,
+        user_id=oauth_request.user.id if oauth_request.user else None,
+        authorization_code_id=code_id,
+        family_id=family_id,
+        scope=token.get("scope", ""),
+        issued_at=now,
+        expires_in=int(token["expires_in"]),
+        refresh_expires_at=now + REFRESH_TOKEN_TTL if refresh else None,
+    ))
+    session.commit()
+
+
+def revoke_family(session: Any, *, family_id: uuid.UUID | None = None,
+                  code_id: uuid.UUID | None = None) -> None:
+    """Revoke every token of a family, or issued from a code: the answer to a replayed credential."""
+    now = utcnow()
+    where = Token.family_id == family_id if family_id is not None else Token.authorization_code_id == code_id
+    for token in session.scalars(sa.select(Token).where(where)):
+        token.revoke(now)
+    session.commit()
+
+
+def query_token(token_string: str, hint: str | None) -> tuple[Token | None, str]:
+    """The stored token matching a presented access or refresh token, and which of the two it was."""
+    session = get_session()
+    digest = secret_hash(token_string)
+    order = ["access_token", "refresh_token"]
+    if hint == "refresh_token":
+        order.reverse()
+    for kind in order:
+        column = Token.access_token_hash if kind == "access_token" else Token.refresh_token_hash
+        row = session.scalar(sa.select(Token).where(column == digest))
+        if row is not None:
+            return row, kind
+    return None, ""
+
+
+def token_is_live(token: Token, kind: str = "access_token") -> bool:
+    """Whether a token may still be used: not expired or revoked, and its client, person and
+    organisation may still act."""
+    now = utcnow()
+    if kind == "refresh_token":
+        expires = token.refresh_expires_at
+        if token.refresh_revoked_at is not None or expires is None or expires <= now:
+            return False
+    elif token.access_revoked_at is not None or token.expires_at <= now:
+        return False
+    client = token.client
+    if client.is_revoked or not client.organisation.is_active:
+        return False
+    return token.user_id is None or user_may_act(token.user)

@@ -1,0 +1,144 @@
+"""Duplicate detection through blind indexes only: no scan of all records, no decryption of all names.
+
+A referral stores the truncated HMACs of its passport number, national id, and each of its names
+with the birth year (privacy/blind_index.py folds Cyrillic and Latin spellings together). Candidates
+are the referrals sharing one of those digests; only they are decrypted, to score and explain.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ..privacy import get_privacy, load_keys, normalise_document_number, normalise_name
+from .models import MatchKey, Referral
+
+PASSPORT = "passport"
+NATIONAL_ID = "national_id"
+NAME_BIRTH_YEAR = "name_birth_year"
+
+DATE_OF_BIRTH = "date_of_birth"
+
+# How much each kind of agreement says about being the same person; a conflicting exact date of
+# birth (two different known dates) counts against.
+WEIGHTS = {PASSPORT: 0.6, NATIONAL_ID: 0.6, NAME_BIRTH_YEAR: 0.4, DATE_OF_BIRTH: 0.2}
+CONFLICT_PENALTY = 0.3
+
+
+def birth_years(*, date_of_birth: date | None, estimated_age: int | None, identified_on: date) -> list[int]:
+    """The birth years a person may have: the exact one, or a year either side of an estimate."""
+    if date_of_birth is not None:
+        return [date_of_birth.year]
+    if estimated_age is not None:
+        year = identified_on.year - estimated_age
+        return [year - 1, year, year + 1]
+    return []
+
+
+def _names(values: dict) -> list[str]:
+    full = " ".join(v for v in (values.get("given_name"), values.get("family_name")) if v)
+    names = [full, values.get("names_cyrillic") or "", *(values.get("aliases") or [])]
+    return [n for n in names if n and normalise_name(n)]
+
+
+def match_keys(session: Session, values: dict) -> set[tuple[str, str]]:
+    """The (kind, digest) pairs of a person's identifying values; never a name without a year."""
+    indexer = get_privacy(session).indexer
+    keys: set[tuple[str, str]] = set()
+    if values.get("passport_number") and normalise_document_number(values["passport_number"]):
+        keys.add((PASSPORT, indexer.passport(values["passport_number"])))
+    if values.get("national_id") and normalise_document_number(values["national_id"]):
+        keys.add((NATIONAL_ID, indexer.national_id(values["national_id"])))
+    years = birth_years(
+        date_of_birth=values.get("date_of_birth"),
+        estimated_age=values.get("estimated_age"),
+        identified_on=values["identified_on"],
+    )
+    for name in _names(values):
+        for year in years:
+            if 1900 <= year <= 2100:
+                keys.add((NAME_BIRTH_YEAR, indexer.name_birth_year(name, year)))
+    return keys
+
+
+def person_values(referral: Referral) -> dict:
+    """The identifying values of a stored referral (decrypts this one record)."""
+    return {
+        "given_name": referral.given_name,
+        "family_name": referral.family_name,
+        "names_cyrillic": referral.names_cyrillic,
+        "aliases": referral.aliases,
+        "passport_number": referral.passport_number,
+        "national_id": referral.national_id,
+        "date_of_birth": referral.date_of_birth,
+        "estimated_age": referral.estimated_age,
+        "identified_on": referral.identified_on,
+    }
+
+
+def store_keys(session: Session, referral: Referral, values: dict) -> set[tuple[str, str]]:
+    """Replace a referral's match keys with those of `values`."""
+    keys = match_keys(session, values)
+    session.execute(sa.delete(MatchKey).where(MatchKey.referral_id == referral.id))
+    session.add_all(MatchKey(referral_id=referral.id, kind=k, digest=d) for k, d in sorted(keys))
+    return keys
+
+
+@dataclass
+class Match:
+    referral: Referral
+    reasons: set[str] = field(default_factory=set)
+    conflicts: set[str] = field(default_factory=set)
+
+    @property
+    def score(self) -> float:
+        raw = sum(WEIGHTS[r] for r in self.reasons) - CONFLICT_PENALTY * len(self.conflicts)
+        return round(max(0.0, min(1.0, raw)), 2)
+
+    def compare(self, values: dict) -> None:
+        """Refine with the candidate's decrypted date of birth (only candidates are ever decrypted)."""
+        mine, theirs = values.get("date_of_birth"), self.referral.date_of_birth
+        if mine is not None and theirs is not None:
+            (self.reasons if mine == theirs else self.conflicts).add(DATE_OF_BIRTH)
+
+
+def candidates(
+    session: Session, referral_id: uuid.UUID, keys: set[tuple[str, str]], values: dict
+) -> list[Match]:
+    """Referrals other than `referral_id` that share a blind index, scored, with the reasons."""
+    if not keys:
+        return []
+    condition = sa.or_(*(sa.and_(MatchKey.kind == k, MatchKey.digest == d) for k, d in keys))
+    rows = session.execute(
+        sa.select(MatchKey.referral_id, MatchKey.kind).where(condition, MatchKey.referral_id != referral_id)
+    ).all()
+    found: dict[uuid.UUID, set[str]] = {}
+    for rid, kind in rows:
+        found.setdefault(rid, set()).add(kind)
+    if not found:
+        return []
+    referrals = session.scalars(sa.select(Referral).where(Referral.id.in_(found))).all()
+    load_keys(session, referrals)
+    matches = [Match(r, found[r.id]) for r in referrals]
+    for match in matches:
+        match.compare(values)
+    return sorted(matches, key=lambda m: (-m.score, m.referral.submitted_at, str(m.referral.id)))
+
+
+def count_candidates(session: Session, referral_id: uuid.UUID, keys: set[tuple[str, str]]) -> int:
+    """How many other referrals share a blind index (reads only the index)."""
+    if not keys:
+        return 0
+    condition = sa.or_(*(sa.and_(MatchKey.kind == k, MatchKey.digest == d) for k, d in keys))
+    return (
+        session.scalar(
+            sa.select(sa.func.count(sa.distinct(MatchKey.referral_id))).where(
+                condition, MatchKey.referral_id != referral_id
+            )
+        )
+        or 0
+    )

@@ -1,0 +1,303 @@
+"""What a partner sends with a referral, and what each audience is shown of one (DOMAIN.md)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+
+import marshmallow as ma
+from marshmallow import ValidationError, validate, validates_schema
+
+from ..organisations.models import OrganisationKind
+from ..validators import Country
+from .states import ReferralStatus
+from .vocab import (
+    Concern,
+    ConsentMethod,
+    ContactFamily,
+    ExploitationType,
+    LegalBasis,
+    Need,
+    Province,
+    RejectReason,
+    SafetyRisk,
+    Sex,
+    Source,
+    Urgency,
+)
+
+NATIONAL_ID = re.compile(r"^[А-ЯЁӨҮа-яёөү]{2}[0-9]{8}$")
+PASSPORT = re.compile(r"^[A-Za-z0-9]{5,20}$")
+PHONE = re.compile(r"^\+?[0-9 ()\-]{5,30}$")
+LANGUAGE = re.compile(r"^[a-z]{2,3}$")
+NARRATIVE_MAX = 20_000
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+def not_in_future(value: date) -> None:
+    if value > today():
+        raise ValidationError("Must not be in the future.")
+    if value.year < 1900:
+        raise ValidationError("Must be in 1900 or later.")
+
+
+def _enum(enum, **kwargs):
+    return ma.fields.Enum(enum, by_value=True, **kwargs)
+
+
+def _text(max_len: int, **kwargs):
+    return ma.fields.String(validate=validate.Length(min=1, max=max_len), **kwargs)
+
+
+class _Strict(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+
+class PersonInSchema(_Strict):
+    family_name = _text(100, metadata={"example": "Dorj"})
+    given_name = _text(100, required=True, metadata={"example": "Batbayar"})
+    names_cyrillic = _text(200, metadata={"example": "Доржийн Батбаяр"})
+    aliases = ma.fields.List(_text(100), validate=validate.Length(max=10))
+    sex = _enum(Sex, load_default=Sex.UNKNOWN)
+    date_of_birth = ma.fields.Date(validate=not_in_future)
+    estimated_age = ma.fields.Integer(validate=validate.Range(min=0, max=120))
+    nationality = Country()
+    passport_number = ma.fields.String(
+        validate=validate.Regexp(PASSPORT, error="5 to 20 letters or digits."),
+        metadata={"example": "E1234567"},
+    )
+    national_id = ma.fields.String(
+        validate=validate.Regexp(
+            NATIONAL_ID, error="Two Cyrillic letters and eight digits, e.g. УБ99112233."
+        ),
+        metadata={"example": "УБ99112233"},
+    )
+    phone = ma.fields.String(
+        validate=validate.Regexp(PHONE, error="A phone number: digits, spaces, + ( ) -.")
+    )
+    home_province = _enum(Province)
+    languages = ma.fields.List(
+        ma.fields.String(validate=validate.Regexp(LANGUAGE, error="An ISO 639 code such as mn, ru, ko.")),
+        validate=validate.Length(max=10),
+    )
+    current_location = _text(200)
+
+    @validates_schema
+    def _age_known(self, data, **_kwargs):
+        if data.get("date_of_birth") is None and data.get("estimated_age") is None:
+            raise ValidationError(
+                "Give date_of_birth or, when it is unknown, estimated_age.", "date_of_birth"
+            )
+
+
+class SituationInSchema(_Strict):
+    identified_country = Country(required=True)
+    identified_city = _text(100, metadata={"example": "Macau"})
+    identified_on = ma.fields.Date(required=True, validate=not_in_future)
+    exploitation_types = ma.fields.List(
+        _enum(ExploitationType), required=True, validate=validate.Length(min=1, max=len(ExploitationType))
+    )
+    narrative = ma.fields.String(validate=validate.Length(min=1, max=NARRATIVE_MAX))
+    urgency = _enum(Urgency, load_default=Urgency.ROUTINE)
+    needs = ma.fields.List(_enum(Need), validate=validate.Length(max=len(Need)))
+    safety_risk = _enum(SafetyRisk)
+    contact_family = _enum(ContactFamily, load_default=ContactFamily.UNKNOWN)
+
+
+SHAREABLE_KINDS = [k.value for k in OrganisationKind if k is not OrganisationKind.MGEC]
+
+
+class ConsentInSchema(_Strict):
+    given = ma.fields.Boolean(required=True)
+    obtained_on = ma.fields.Date(validate=not_in_future)
+    obtained_by = _text(200)
+    method = _enum(ConsentMethod)
+    language = ma.fields.String(validate=validate.Regexp(LANGUAGE, error="An ISO 639 code such as mn."))
+    share_with = ma.fields.List(
+        ma.fields.String(validate=validate.OneOf(SHAREABLE_KINDS)),
+        load_default=list,
+        validate=validate.Length(max=len(SHAREABLE_KINDS)),
+        metadata={"description": "kinds of organisation the person agreed to share with"},
+    )
+
+    @validates_schema
+    def _how(self, data, **_kwargs):
+        if data.get("given"):
+            missing = {
+                f: ["Required when consent is given."]
+                for f in ("method", "obtained_on")
+                if data.get(f) is None
+            }
+            if missing:
+                raise ValidationError(missing)
+
+
+class ReferralInSchema(_Strict):
+    source = _enum(Source, required=True)
+    external_reference = _text(100, metadata={"description": "the partner's own case number"})
+    concern = _enum(Concern, load_default=Concern.TRAFFICKING)
+    person = ma.fields.Nested(PersonInSchema, required=True)
+    situation = ma.fields.Nested(SituationInSchema, required=True)
+    consent = ma.fields.Nested(ConsentInSchema, required=True)
+    legal_basis = _enum(LegalBasis, metadata={"description": "required when consent.given is false"})
+
+
+class InformationInSchema(_Strict):
+    """The partner's answer, and the facts it adds or corrects (partial person and situation)."""
+
+    answer = ma.fields.String(required=True, validate=validate.Length(min=1, max=NARRATIVE_MAX))
+    person = ma.fields.Nested(PersonInSchema(partial=True))
+    situation = ma.fields.Nested(SituationInSchema(partial=True))
+
+
+class AcceptInSchema(_Strict):
+    case_id = ma.fields.String(
+        validate=validate.Length(min=1, max=40),
+        metadata={"description": "an existing case (id or CASE-reference) to link to"},
+    )
+    note = _text(5000)
+
+
+class RejectInSchema(_Strict):
+    reason = _enum(RejectReason, required=True)
+    note = _text(5000, required=True)
+
+
+class RequestInformationInSchema(_Strict):
+    questions = ma.fields.String(required=True, validate=validate.Length(min=1, max=5000))
+
+
+class NoteInSchema(_Strict):
+    note = _text(5000)
+
+
+class ReferralListArgs(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+    status = _enum(ReferralStatus)
+    source = _enum(Source)
+    identified_country = Country()
+    submitted_after = ma.fields.AwareDateTime(default_timezone=UTC)
+    urgency = _enum(Urgency)
+    limit = ma.fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    cursor = ma.fields.String(validate=validate.Length(max=512))
+
+
+# ---- output: one schema per audience -------------------------------------------------------------
+
+
+class PersonOutSchema(ma.Schema):
+    family_name = ma.fields.String(allow_none=True)
+    given_name = ma.fields.String(allow_none=True)
+    names_cyrillic = ma.fields.String(allow_none=True)
+    aliases = ma.fields.List(ma.fields.String(), allow_none=True)
+    sex = ma.fields.String()
+    date_of_birth = ma.fields.Date(allow_none=True)
+    estimated_age = ma.fields.Integer(allow_none=True)
+    nationality = ma.fields.String(allow_none=True)
+    passport_number = ma.fields.String(allow_none=True)
+    national_id = ma.fields.String(allow_none=True)
+    phone = ma.fields.String(allow_none=True)
+    home_province = ma.fields.String(allow_none=True)
+    languages = ma.fields.List(ma.fields.String(), allow_none=True)
+    current_location = ma.fields.String(allow_none=True)
+
+
+class SituationOutSchema(ma.Schema):
+    identified_country = ma.fields.String()
+    identified_city = ma.fields.String(allow_none=True)
+    identified_on = ma.fields.Date()
+    exploitation_types = ma.fields.List(ma.fields.String())
+    narrative = ma.fields.String(allow_none=True)
+    urgency = ma.fields.String()
+    needs = ma.fields.List(ma.fields.String(), allow_none=True)
+    safety_risk = ma.fields.String(allow_none=True)
+    contact_family = ma.fields.String(allow_none=True)
+
+
+class ConsentOutSchema(ma.Schema):
+    given = ma.fields.Boolean()
+    obtained_on = ma.fields.Date(allow_none=True)
+    obtained_by = ma.fields.String(allow_none=True)
+    method = ma.fields.String(allow_none=True)
+    language = ma.fields.String(allow_none=True)
+    share_with = ma.fields.List(ma.fields.String())
+
+
+class MessageSchema(ma.Schema):
+    id = ma.fields.UUID()
+    kind = ma.fields.String()
+    text = ma.fields.String()
+    organisation_id = ma.fields.UUID()
+    created_at = ma.fields.AwareDateTime()
+
+
+class ReferralStatusSchema(ma.Schema):
+    """What the referring partner sees once the referral is decided: its status, nothing personal."""
+
+    id = ma.fields.UUID()
+    reference = ma.fields.String(metadata={"example": "REF-2026-000123"})
+    external_reference = ma.fields.String(allow_none=True)
+    status = ma.fields.String()
+    submitted_at = ma.fields.AwareDateTime()
+    status_changed_at = ma.fields.AwareDateTime()
+    decided_at = ma.fields.AwareDateTime(allow_none=True)
+    reject_reason = ma.fields.String(allow_none=True)
+    case_id = ma.fields.UUID(allow_none=True)
+
+
+class ReferralPartnerSchema(ReferralStatusSchema):
+    """What the referring partner sees while the referral is open: what it sent, and the questions."""
+
+    concern = ma.fields.String()
+    source = ma.fields.String()
+    is_minor = ma.fields.Boolean(allow_none=True)
+    person = ma.fields.Nested(PersonOutSchema)
+    situation = ma.fields.Nested(SituationOutSchema)
+    consent = ma.fields.Nested(ConsentOutSchema)
+    legal_basis = ma.fields.String(allow_none=True)
+    minimised = ma.fields.List(
+        ma.fields.String(),
+        metadata={
+            "description": "fields not kept because the legal basis without consent does not need them"
+        },
+    )
+    messages = ma.fields.List(ma.fields.Nested(MessageSchema))
+    allowed_actions = ma.fields.List(ma.fields.String())
+
+
+class ReferralStaffSchema(ReferralPartnerSchema):
+    """What MGEC coordinators and caseworkers see."""
+
+    submitted_by_organisation_id = ma.fields.UUID()
+    age_band = ma.fields.String(allow_none=True)
+    decision_note = ma.fields.String(allow_none=True)
+    possible_duplicates = ma.fields.Integer()
+
+
+class ReferralPageSchema(ma.Schema):
+    items = ma.fields.List(
+        ma.fields.Dict(), metadata={"description": "referrals, each in the schema of the caller's audience"}
+    )
+    next_cursor = ma.fields.String(allow_none=True)
+
+
+class MatchSchema(ma.Schema):
+    referral_id = ma.fields.UUID()
+    reference = ma.fields.String()
+    status = ma.fields.String()
+    case_id = ma.fields.UUID(allow_none=True)
+    score = ma.fields.Float()
+    reasons = ma.fields.List(
+        ma.fields.String(),
+        metadata={"description": "passport, national_id, name_birth_year (each a match of this kind)"},
+    )
+
+
+class MatchesSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(MatchSchema))

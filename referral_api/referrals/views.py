@@ -1,0 +1,108 @@
+"""A referral as each audience sees it: the documents the output schemas describe."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from .models import Referral
+from .schemas import ReferralPartnerSchema, ReferralStaffSchema, ReferralStatusSchema
+from .states import MOVES, Actor, allowed_actions
+from .visibility import Audience
+
+PERSON_FIELDS = (
+    "family_name",
+    "given_name",
+    "names_cyrillic",
+    "aliases",
+    "sex",
+    "date_of_birth",
+    "estimated_age",
+    "nationality",
+    "passport_number",
+    "national_id",
+    "phone",
+    "home_province",
+    "languages",
+    "current_location",
+)
+SITUATION_FIELDS = (
+    "identified_country",
+    "identified_city",
+    "identified_on",
+    "exploitation_types",
+    "narrative",
+    "urgency",
+    "needs",
+    "safety_risk",
+    "contact_family",
+)
+CONSENT_FIELDS = {  # API name -> model attribute
+    "given": "consent_given",
+    "obtained_on": "consent_obtained_on",
+    "obtained_by": "consent_obtained_by",
+    "method": "consent_method",
+    "language": "consent_language",
+    "share_with": "share_with",
+}
+
+_SCHEMAS = {
+    Audience.STAFF: ReferralStaffSchema(),
+    Audience.PARTNER: ReferralPartnerSchema(),
+    Audience.STATUS: ReferralStatusSchema(),
+}
+
+
+def _actions_for(referral: Referral, audience: Audience) -> list[str]:
+    who = Actor.COORDINATOR if audience is Audience.STAFF else Actor.SUBMITTER
+    return [a for a in allowed_actions(referral.status) if MOVES[a].by is who]  # type: ignore[index]
+
+
+def document(referral: Referral, audience: Audience) -> dict[str, Any]:
+    """The referral in the schema of `audience`; decrypts only when that audience sees personal data."""
+    doc: dict[str, Any] = {
+        "id": referral.id,
+        "reference": referral.reference,
+        "external_reference": referral.external_reference,
+        "status": referral.status,
+        "submitted_at": referral.submitted_at,
+        "status_changed_at": referral.status_changed_at,
+        "decided_at": referral.decided_at,
+        "reject_reason": referral.reject_reason,
+        "case_id": referral.case_id,
+    }
+    if audience is not Audience.STATUS:
+        doc.update(
+            concern=referral.concern,
+            source=referral.source,
+            is_minor=referral.is_minor,
+            legal_basis=referral.legal_basis,
+            minimised=referral.minimised,
+            person={f: getattr(referral, f) for f in PERSON_FIELDS},
+            situation={f: getattr(referral, f) for f in SITUATION_FIELDS},
+            consent={k: getattr(referral, attr) for k, attr in CONSENT_FIELDS.items()},
+            messages=[
+                {
+                    "id": m.id,
+                    "kind": m.kind,
+                    "text": m.text,
+                    "organisation_id": m.organisation_id,
+                    "created_at": m.created_at,
+                }
+                for m in referral.messages
+            ],
+            allowed_actions=_actions_for(referral, audience),
+        )
+    if audience is Audience.STAFF:
+        doc.update(
+            submitted_by_organisation_id=referral.submitted_by_organisation_id,
+            age_band=referral.age_band,
+            decision_note=referral.decision_note,
+            possible_duplicates=referral.possible_duplicates,
+        )
+    return _SCHEMAS[audience].dump(doc)
+
+
+def etag(referral: Referral) -> str:
+    """Changes with every write (the version column), whoever looks."""
+    return '"' + hashlib.sha256(f"{referral.id}:{referral.version}".encode()).hexdigest()[:32] + '"'

@@ -1,0 +1,40 @@
+"""Who sees what of a referral (DOMAIN.md, What each party may see), as checks and as query filters.
+
+MGEC staff see everything; the referring organisation sees what it sent while the referral is open,
+then its status only; anyone else gets 404, because even the existence of a record is personal data.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import sqlalchemy as sa
+
+from ..access import Actor
+from .models import Referral
+
+
+class Audience(StrEnum):
+    STAFF = "staff"
+    PARTNER = "partner"
+    STATUS = "status"
+
+
+def audience(actor: Actor, referral: Referral) -> Audience | None:
+    """The view `actor` gets of `referral`, or None when it may not know the referral exists."""
+    if actor.is_mgec:
+        return Audience.STAFF
+    if actor.organisation_id == referral.submitted_by_organisation_id:
+        return Audience.PARTNER if referral.is_open else Audience.STATUS
+    return None
+
+
+def visible_to(actor: Actor) -> sa.ColumnElement[bool]:
+    """The listing filter matching `audience()`: never a post-filter in Python."""
+    if actor.is_mgec:
+        return sa.true()
+    return Referral.submitted_by_organisation_id == actor.organisation_id
+
+
+def is_submitter(actor: Actor, referral: Referral) -> bool:
+    return actor.organisation_id == referral.submitted_by_organisation_id
