@@ -69,6 +69,9 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
 
     api.add_namespace(health_ns)
     api.add_namespace(me_ns)
+    from .webhooks.api import ns as webhooks_ns
+
+    api.add_namespace(webhooks_ns)
     api.init_app(app)
     app.extensions["referral_api.api"] = api
 

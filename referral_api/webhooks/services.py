@@ -11,17 +11,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from ..audit import AuditAction, record
 from ..db import utcnow
-from ..errors import Conflict, InvalidPayload, NotFound
+from ..errors import Conflict, InvalidPayload, NotFound, PreconditionFailed
 from ..events import EventType, publish
 from ..http import decode_cursor, page
 from ..privacy import shred
 from . import guard, signing
 from .fanout import PING_RESOURCE
 from .models import DeliveryStatus, DisabledReason, WebhookDelivery, WebhookSubscription
+from .views import etag
 
 RESOURCE = "webhook_subscription"
 DELIVERY_RESOURCE = "webhook_delivery"
@@ -63,11 +64,16 @@ def create(session: Session, *, actor: Any, url: str, events: list[str] | None,
     return sub, secret
 
 
-def get(session: Session, *, actor: Any, subscription_id: uuid.UUID) -> WebhookSubscription:
-    """The actor's organisation's subscription, or NotFound."""
+def get(session: Session, *, actor: Any, subscription_id: uuid.UUID,
+        if_match: str | None = None) -> WebhookSubscription:
+    """The actor's organisation's subscription, or NotFound; a stale `if_match` is PreconditionFailed."""
     sub = session.get(WebhookSubscription, subscription_id, populate_existing=True)
     if sub is None or sub.organisation_id != actor.organisation_id:
         raise NotFound("No such webhook subscription.")
+    if if_match is not None and if_match.strip() != "*" and etag(sub) not in {
+        t.strip().removeprefix("W/") for t in if_match.split(",")
+    }:
+        raise PreconditionFailed("The subscription changed since you read it; read it again and retry.")
     return sub
 
 
@@ -87,9 +93,9 @@ def list_for(session: Session, *, actor: Any, limit: int, cursor: str | None) ->
 
 
 def update(session: Session, *, actor: Any, subscription_id: uuid.UUID, changes: dict[str, Any],
-           allow_http_loopback: bool) -> WebhookSubscription:
+           allow_http_loopback: bool, if_match: str | None = None) -> WebhookSubscription:
     """Change url, events or active; re-activating clears the disabled and flagged marks."""
-    sub = get(session, actor=actor, subscription_id=subscription_id)
+    sub = get(session, actor=actor, subscription_id=subscription_id, if_match=if_match)
     if "url" in changes:
         check_url(changes["url"], allow_http_loopback=allow_http_loopback)
         sub.url = changes["url"]
@@ -105,9 +111,9 @@ def update(session: Session, *, actor: Any, subscription_id: uuid.UUID, changes:
     return sub
 
 
-def delete(session: Session, *, actor: Any, subscription_id: uuid.UUID) -> None:
+def delete(session: Session, *, actor: Any, subscription_id: uuid.UUID, if_match: str | None = None) -> None:
     """Delete a subscription with its deliveries; its secrets are crypto-shredded."""
-    sub = get(session, actor=actor, subscription_id=subscription_id)
+    sub = get(session, actor=actor, subscription_id=subscription_id, if_match=if_match)
     data_key_id = sub.data_key_id
     session.delete(sub)
     if data_key_id is not None:
@@ -144,7 +150,8 @@ def list_deliveries(session: Session, *, actor: Any, subscription_id: uuid.UUID,
                     cursor: str | None) -> tuple[list[WebhookDelivery], str | None]:
     """A page of a subscription's deliveries with their attempts, newest event first."""
     sub = get(session, actor=actor, subscription_id=subscription_id)
-    query = sa.select(WebhookDelivery).where(WebhookDelivery.subscription_id == sub.id)
+    query = (sa.select(WebhookDelivery).where(WebhookDelivery.subscription_id == sub.id)
+             .options(selectinload(WebhookDelivery.event), selectinload(WebhookDelivery.attempts)))
     if cursor:
         (last_seq,) = decode_cursor(cursor, size=1)
         if not isinstance(last_seq, int) or isinstance(last_seq, bool):
