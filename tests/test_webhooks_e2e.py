@@ -19,8 +19,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import requests
 import sqlalchemy as sa
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
@@ -30,11 +32,10 @@ from referral_api.db import database
 from referral_api.events import THIN_KEYS, EventType
 from referral_api.organisations import services as org_services
 from referral_api.organisations.models import OrganisationKind
-from referral_api.webhooks import services
 from referral_api.webhooks.models import WebhookDelivery
+from tests import oauth_helpers as h
 from tests.conftest import throwaway_database
 from tests.netutil import free_port, wait_http
-from tests.webhook_helpers import Actor
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parent.parent
@@ -124,6 +125,7 @@ class Stack:
     workers: dict[str, subprocess.Popen]
     env: dict[str, str]
     tmp: Path
+    subscriptions: dict[str, str] = field(default_factory=dict)
 
     def publish(self, n: int, *, type_=EventType.CASE_STAGE_CHANGED, resource_type="e2e_record") -> list[str]:
         """Publish `n` events, each in its own committed transaction; returns their ids in order."""
@@ -141,16 +143,29 @@ class Stack:
                 session.close()
         return ids
 
-    def subscribe(self, org_id, name: str, events_=None) -> None:
+    def token(self, org_id) -> dict[str, str]:
+        """A bearer header for a new client of the organisation holding webhooks:manage, from gunicorn."""
         with self.app.app_context():
             session = database(self.app).sessionmaker()
             try:
-                url = f"{self.receiver_base}/hooks/{name}"
-                _, secret = services.create(session, actor=Actor(org_id), url=url,
-                                            events=events_ or [], allow_http_loopback=True)
+                client, secret = h.secret_client(session, SimpleNamespace(id=org_id),
+                                                 scopes="webhooks:manage")
             finally:
                 session.close()
-        self.receiver.secrets[name] = secret
+        answer = requests.post(self.api_base + "/oauth/token", data={"grant_type": "client_credentials"},
+                               headers=h.basic(client.client_id, secret), timeout=10)
+        assert answer.status_code == 200, answer.text
+        return h.bearer(answer.json()["access_token"])
+
+    def subscribe(self, org_id, name: str, events_=None) -> dict[str, str]:
+        """Subscribe through the API served by gunicorn; the receiver learns the secret shown once."""
+        headers = self.token(org_id)
+        answer = requests.post(self.api_base + "/api/v1/webhooks", headers=headers, timeout=10,
+                               json={"url": f"{self.receiver_base}/hooks/{name}", "events": events_ or []})
+        assert answer.status_code == 201, answer.text
+        self.receiver.secrets[name] = answer.json()["secret"]
+        self.subscriptions[name] = answer.json()["id"]
+        return headers
 
     def org(self, name: str, kind: OrganisationKind) -> uuid.UUID:
         with self.app.app_context():
@@ -245,7 +260,7 @@ def test_each_event_arrives_once_per_subscription_in_order(backend, tmp_path):
         outsider = s.org("Outsider NGO", OrganisationKind.NGO)
         s.subscribe(mgec, "mgec")
         s.subscribe(embassy, "embassy")
-        s.subscribe(embassy, "embassy-closed", ["case.closed"])
+        closed_only = s.subscribe(embassy, "embassy-closed", ["case.closed"])
         s.subscribe(outsider, "outsider")
         s.start_worker("w1")
         s.start_worker("w2")
@@ -253,13 +268,20 @@ def test_each_event_arrives_once_per_subscription_in_order(backend, tmp_path):
         s.publish(2, resource_type="unregistered_type")  # no rule: nobody
         published += s.publish(1, type_=EventType.CASE_CLOSED)
         published += s.publish(12)
+        ping = requests.post(f"{s.api_base}/api/v1/webhooks/{s.subscriptions['embassy-closed']}/ping",
+                             headers=closed_only, timeout=10)
+        assert ping.status_code == 202
         _wait(lambda: all(len(s.receiver.accepted(n)) >= len(published) for n in ("mgec", "embassy"))
-              and s.receiver.accepted("embassy-closed"), what="every event")
+              and len(s.receiver.accepted("embassy-closed")) == 2, what="every event")
         time.sleep(1.5)  # time for a duplicate to show up, if there were one
         for name in ("mgec", "embassy"):
             assert s.receiver.accepted(name) == published
             assert [r.webhook_id for r in s.receiver.requests(name)] == published  # once each, in order
-        assert s.receiver.accepted("embassy-closed") == [published[12]]
+        assert s.receiver.accepted("embassy-closed") == [published[12], ping.json()["webhook_id"]]
+        sub_path = f"{s.api_base}/api/v1/webhooks/{s.subscriptions['embassy-closed']}"
+        deliveries = requests.get(f"{sub_path}/deliveries", headers=closed_only, timeout=10).json()["items"]
+        assert [(d["event_type"], d["status"], d["attempts"][0]["status_code"]) for d in deliveries] == [
+            ("webhook.ping", "succeeded", 200), ("case.closed", "succeeded", 200)]
         assert s.receiver.requests("outsider") == []
         assert s.receiver.refused == []
         assert _thin(s.receiver.log)
