@@ -107,6 +107,8 @@ def _post(url: str, *, allow_http_loopback: bool = False) -> transport.Outcome:
         "https://nowhere.partner.example/hook",  # does not resolve
         "https://user:pw@hooks.partner.example/hook",  # credentials in the URL
         "ftp://hooks.partner.example/hook",
+        "https://hooks.partner.example/hook\r\nX-Injected: 1",  # header injection
+        "https://hooks.partner.example:99999/hook",
     ],
 )
 def test_refused_receivers_get_nothing(network, url):

@@ -77,6 +77,8 @@ def parse(url: str, *, allow_http_loopback: bool) -> tuple[str, str, int, str]:
     """Scheme, host, port and path of a receiver URL, or RefusedAddress (no resolution here)."""
     if len(url) > MAX_URL_LENGTH:
         raise RefusedAddress(f"the URL is longer than {MAX_URL_LENGTH} characters")
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url):
+        raise RefusedAddress("the URL must not contain spaces or control characters")
     try:
         parts = urlsplit(url)
         port = parts.port
