@@ -281,13 +281,15 @@ def test_redeliver_sends_again_with_the_same_webhook_id(ctx, orgs):
     assert d.status is DeliveryStatus.SUCCEEDED and len(d.attempts) == 2
 
 
-def test_fan_out_waits_at_a_gap_then_passes_it(ctx, orgs):
+def test_fan_out_waits_at_a_gap_then_passes_it(ctx, orgs, backend, monkeypatch):
     mgec, _, _ = orgs
     visibility.register(TEST_RESOURCE, lambda session, rid: {mgec.id})
     sub = _subscribe(ctx, mgec)
     a, b, c = publish(ctx), publish(ctx), publish(ctx)
     ctx.execute(sa.text("DELETE FROM outbox_events WHERE seq = :seq"), {"seq": b.seq})  # b: still in flight
     ctx.commit()
+    # As if another transaction were still writing to the outbox (the PostgreSQL fast path says no).
+    monkeypatch.setattr(fanout, "_gap_settled", lambda session, **kw: False)
     assert fanout.fan_out(ctx, now=T0) == 1  # a; stops before the gap
     assert fanout.fan_out(ctx, now=T0 + timedelta(seconds=1)) == 0  # the wait starts
     assert fanout.fan_out(ctx, now=T0 + timedelta(seconds=59)) == 0
@@ -304,3 +306,24 @@ def test_deleting_a_subscription_shreds_its_secrets(ctx, orgs):
     row = ctx.execute(sa.text("SELECT erased_at FROM data_keys WHERE id = :id"),
                       {"id": key_id.hex if ctx.get_bind().dialect.name == "sqlite" else key_id}).one()
     assert row.erased_at is not None
+
+
+@pytest.mark.postgres_only
+def test_fan_out_passes_a_gap_at_once_when_nobody_writes_to_the_outbox(ctx, orgs, backend, app):
+    """PostgreSQL: while another transaction holds the outbox for writing, the gap waits; then it passes."""
+    from referral_api.db import database
+
+    mgec, _, _ = orgs
+    visibility.register(TEST_RESOURCE, lambda session, rid: {mgec.id})
+    sub = _subscribe(ctx, mgec)
+    a, b, c = publish(ctx), publish(ctx), publish(ctx)
+    ctx.execute(sa.text("DELETE FROM outbox_events WHERE seq = :seq"), {"seq": b.seq})
+    ctx.commit()
+    assert fanout.fan_out(ctx, now=T0) == 1
+    with database(app).engine.connect() as other:
+        with other.begin():  # a writer in flight: it might hold a number below c's
+            other.execute(sa.text("LOCK TABLE outbox_events IN ROW EXCLUSIVE MODE"))
+            assert fanout.fan_out(ctx, now=T0) == 0
+            assert fanout.fan_out(ctx, now=T0 + timedelta(seconds=5)) == 0
+        assert fanout.fan_out(ctx, now=T0 + timedelta(seconds=6)) == 1  # it ended: the gap is for good
+    assert [d.event_seq for d in _deliveries(ctx, sub)] == [a.seq, c.seq]

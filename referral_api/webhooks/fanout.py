@@ -5,11 +5,13 @@ advanced in the same transaction as the deliveries it creates, and locked (Postg
 LOCKED) so that of several workers one fans out at a time while the others deliver.
 
 Gaps: on PostgreSQL a transaction may take an outbox number and commit after a later one did (or
-roll back, leaving the number unused for good). The cursor stops at a gap and waits for it to fill;
-a gap still open GAP_GRACE after the cursor first stopped at it is taken for a rollback and passed.
-An event whose transaction stayed open longer than that after publishing would be skipped:
-services publish at their end, just before their commit. SQLite writes one transaction at a
-time, so it has no such gaps.
+roll back, leaving the number unused for good). The cursor stops at a gap and waits for it to fill.
+It passes the gap at once when no other transaction is writing to the outbox (no other backend holds
+a RowExclusiveLock on it: whoever took the missing number has ended, and its event, not there, was
+rolled back); otherwise it passes it GAP_GRACE after it first stopped there. Only an event whose
+transaction stayed open that long after publishing, while others kept writing, could be skipped:
+services publish at their end, just before their commit. SQLite writes one transaction at a time,
+so it has no such gaps.
 """
 
 from __future__ import annotations
@@ -69,6 +71,22 @@ def recipients(session: Session, event: OutboxEvent, by_org: dict[uuid.UUID, lis
     return [sub for org in audience for sub in by_org.get(org, []) if sub.wants(event.type)]
 
 
+def _gap_settled(session: Session, *, after: int, before: int) -> bool:
+    """Whether the numbers between `after` and `before` are gone for good (PostgreSQL only)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    writers = session.scalar(sa.text(
+        "SELECT count(*) FROM pg_locks WHERE relation = 'outbox_events'::regclass "
+        "AND mode = 'RowExclusiveLock' AND pid <> pg_backend_pid()"))
+    if writers:
+        return False
+    # Every number below `before` was taken before we read `before`, by a transaction that has now
+    # ended: if its event is not visible now (a new snapshot), it was rolled back.
+    late = session.scalar(sa.select(sa.func.count()).select_from(OutboxEvent)
+                          .where(OutboxEvent.seq > after, OutboxEvent.seq < before))
+    return not late
+
+
 def fan_out(session: Session, *, now: datetime, batch: int = BATCH) -> int:
     """Create the deliveries of the events after the cursor and commit; returns events passed."""
     cursor = _lock_cursor(session)
@@ -86,10 +104,12 @@ def fan_out(session: Session, *, now: datetime, batch: int = BATCH) -> int:
     expected = cursor.last_seq + 1
     for event in events:
         if event.seq != expected:
-            if passed or cursor.gap_since is None:
+            if passed:
+                break  # the next call looks at the gap afresh
+            if not _gap_settled(session, after=cursor.last_seq, before=event.seq) and (
+                cursor.gap_since is None or now - cursor.gap_since < GAP_GRACE
+            ):
                 # Wait: an earlier event may still commit. The wait starts now (or at the next call).
-                break
-            if now - cursor.gap_since < GAP_GRACE:
                 break
         for sub in recipients(session, event, by_org, by_id):
             session.add(WebhookDelivery(id=uuid.uuid4(), subscription_id=sub.id, event_seq=event.seq,
