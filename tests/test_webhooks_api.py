@@ -186,3 +186,14 @@ def test_rotate_ping_deliveries_and_redeliver(app, client, session, partner):
     assert client.get(f"{path}/deliveries?cursor=broken", headers=headers).status_code == 422
 
     assert "webhooks:secret:rotate" in _actions(session) and "webhooks:subscription:ping" in _actions(session)
+
+
+def test_lists_page_with_a_cursor(client, session, partner):
+    _org, headers = partner
+    ids = [_create(client, headers).get_json()["id"] for _ in range(3)]
+    first = client.get("/api/v1/webhooks?limit=2", headers=headers).get_json()
+    assert first["next_cursor"] and len(first["items"]) == 2
+    second = client.get(f"/api/v1/webhooks?limit=2&cursor={first['next_cursor']}", headers=headers).get_json()
+    assert second["next_cursor"] is None
+    assert sorted(s["id"] for s in first["items"] + second["items"]) == sorted(ids)
+    assert client.get("/api/v1/webhooks?cursor=WyJ4IiwieSJd", headers=headers).status_code == 422
