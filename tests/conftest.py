@@ -174,3 +174,11 @@ def live_server(backend, tmp_path):
             server.shutdown()
             thread.join(timeout=5)
             database(app).engine.dispose()
+
+
+@pytest.fixture
+def world(client, session):
+    """Organisations with clients and people; `world.headers("police")` is a real bearer token."""
+    from tests import world as module
+
+    return module.build(client, session)

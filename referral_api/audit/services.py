@@ -199,3 +199,23 @@ def list_events(
         query = query.where(AuditEvent.seq < after_seq)
     rows = list(session.scalars(query.order_by(AuditEvent.seq.desc()).limit(limit + 1)))
     return page(rows, limit=limit, key=lambda e: [e.seq])
+
+
+def read_page(session: Session, actor: Any, args: dict[str, Any]) -> tuple[list[AuditEvent], str | None]:
+    """A page of events for the API; reading the trail is itself audited."""
+    filters = {k: v for k, v in args.items() if k not in {"limit", "cursor"}}
+    items, next_cursor = list_events(session, limit=args["limit"], cursor=args.get("cursor"), **filters)
+    record(session, actor=actor, action=AuditAction.AUDIT_EVENT_LIST, resource_type="audit_event",
+           details={"count": len(items), "filters": sorted(filters)})
+    session.commit()
+    return items, next_cursor
+
+
+def verify_as(session: Session, actor: Any) -> VerifyResult:
+    """Verify the chain for the API, and audit that it was verified and how it came out."""
+    result = verify(session)
+    record(session, actor=actor, action=AuditAction.AUDIT_CHAIN_VERIFY, resource_type="audit_event",
+           outcome=Outcome.SUCCESS if result.ok else Outcome.FAILURE,
+           details={"ok": result.ok, "checked": result.checked})
+    session.commit()
+    return result

@@ -144,7 +144,7 @@ class Referral(IdMixin, TimestampMixin, EncryptedRecordMixin, Base):
         if self.status not in move.sources:
             raise IllegalTransition(
                 f"A referral that is {self.status.value} cannot be moved by {action.value}.",
-                extra={"status": self.status.value, "allowed_actions": allowed_actions(self.status)},
+                extra={"current_status": self.status.value, "allowed_actions": allowed_actions(self.status)},
             )
         previous = self.status
         self.status = move.target

@@ -87,7 +87,9 @@ class PersonInSchema(_Strict):
     current_location = _text(200)
 
     @validates_schema
-    def _age_known(self, data, **_kwargs):
+    def _age_known(self, data, **kwargs):
+        if kwargs.get("partial") or self.partial:
+            return
         if data.get("date_of_birth") is None and data.get("estimated_age") is None:
             raise ValidationError(
                 "Give date_of_birth or, when it is unknown, estimated_age.", "date_of_birth"
