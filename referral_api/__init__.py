@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Flask
 
-from . import errors, observability, privacy
+from . import errors, observability, privacy, webhooks
 from .config import Settings
 from .db import Database
 from .http import check_request_body, make_api
@@ -53,6 +53,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         database_url = f"sqlite:///{Path(app.instance_path) / 'referral_api.sqlite3'}"
     Database(database_url).init_app(app)
     privacy.init_app(app, settings)
+    webhooks.init_app(app, settings)
 
     observability.init_app(app)
     app.before_request(check_request_body)
@@ -67,8 +68,9 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     from .auth.api import ns as me_ns
     from .health import ns as health_ns
     from .referrals.api import ns as referrals_ns
+    from .webhooks.api import ns as webhooks_ns
 
-    for ns in (health_ns, me_ns, referrals_ns, audit_ns):
+    for ns in (health_ns, me_ns, referrals_ns, audit_ns, webhooks_ns):
         api.add_namespace(ns)
     api.init_app(app)
     app.extensions["referral_api.api"] = api

@@ -155,6 +155,9 @@ def register_part_commands() -> None:
 
     cli.add_command(clients_group)
     cli.add_command(users_group)
+    from .webhooks.cli import webhooks_group
+
+    cli.add_command(webhooks_group)
     from .demo import demo_group
 
     cli.add_command(demo_group)

@@ -96,6 +96,9 @@ class Settings:
     report_min_cell: int = _setting("REPORT_MIN_CELL", _positive_int, 11)
     max_content_length: int = _setting("MAX_CONTENT_LENGTH", _positive_int, 1024 * 1024)
     webhooks_allow_http_loopback: bool = _setting("WEBHOOKS_ALLOW_HTTP_LOOPBACK", _bool, False)
+    webhook_secret_overlap_hours: int = _setting("WEBHOOK_SECRET_OVERLAP_HOURS", _positive_int, 24)
+    webhooks_claim_seconds: int = _setting("WEBHOOKS_CLAIM_SECONDS", _positive_int, 120)
+    webhooks_test_visibility_module: str = _setting("WEBHOOKS_TEST_VISIBILITY_MODULE", _text, "")
     swagger_ui: bool = _setting("SWAGGER_UI", _bool, True)
     debug: bool = _setting("REFERRAL_API_DEBUG", _bool, False)
     log_level: str = _setting("LOG_LEVEL", _text, "INFO")
@@ -135,6 +138,11 @@ class Settings:
                 raise ConfigError(
                     "WEBHOOKS_ALLOW_HTTP_LOOPBACK is a development setting; "
                     "it must be off when REFERRAL_API_ENV=production"
+                )
+            if self.webhooks_test_visibility_module:
+                raise ConfigError(
+                    "WEBHOOKS_TEST_VISIBILITY_MODULE is a test hook; "
+                    "it must be unset when REFERRAL_API_ENV=production"
                 )
             if not self.database_url:
                 raise ConfigError("DATABASE_URL must be set when REFERRAL_API_ENV=production")

@@ -71,8 +71,13 @@ def _find(session: Session, owner: str, key: str) -> IdempotencyKey | None:
     )
 
 
-def idempotent(session: Session, *, owner: str, handler: Callable[[], Response]) -> Response:
-    """Run `handler` (which calls one service that commits) at most once per (owner, Idempotency-Key)."""
+def idempotent(session: Session, *, owner: str, handler: Callable[[], Response],
+               stored: Callable[[Response], str] | None = None) -> Response:
+    """Run `handler` (which calls one service that commits) at most once per (owner, Idempotency-Key).
+
+    `stored` gives the body kept for replays (default: the answer's body); a route whose answer shows
+    a secret once passes one that leaves the secret out, so it is never stored in clear.
+    """
     key = request.headers.get(HEADER)
     if key is None:
         return handler()
@@ -92,7 +97,7 @@ def idempotent(session: Session, *, owner: str, handler: Callable[[], Response])
         session.rollback()
         winner = _find(session, owner, key)
         if winner is None:  # the other request failed and rolled back: nothing was changed, go ahead
-            return idempotent(session, owner=owner, handler=handler)
+            return idempotent(session, owner=owner, handler=handler, stored=stored)
         return _replay(winner, fingerprint)
     try:
         response = handler()
@@ -106,7 +111,7 @@ def idempotent(session: Session, *, owner: str, handler: Callable[[], Response])
         raise
     if 200 <= response.status_code < 300:
         reservation.status_code = response.status_code
-        reservation.response_body = response.get_data(as_text=True)
+        reservation.response_body = stored(response) if stored else response.get_data(as_text=True)
         reservation.location = response.headers.get("Location")
     else:
         # Nothing was created: free the key so that a corrected retry can use it.

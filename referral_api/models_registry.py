@@ -7,3 +7,4 @@ from .cases import models as cases_models  # noqa: F401
 from .organisations import models as organisations_models  # noqa: F401
 from .privacy import models as privacy_models  # noqa: F401
 from .referrals import models as referrals_models  # noqa: F401
+from .webhooks import models as webhooks_models  # noqa: F401

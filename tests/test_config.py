@@ -41,6 +41,7 @@ PROD = {"REFERRAL_API_ENV": "production", "DATABASE_URL": "postgresql://db/x",
     [
         ({"REFERRAL_API_DEBUG": "1"}, "REFERRAL_API_DEBUG"),
         ({"WEBHOOKS_ALLOW_HTTP_LOOPBACK": "true"}, "WEBHOOKS_ALLOW_HTTP_LOOPBACK"),
+        ({"WEBHOOKS_TEST_VISIBILITY_MODULE": "tests.hook"}, "WEBHOOKS_TEST_VISIBILITY_MODULE"),
         ({"DATABASE_URL": ""}, "DATABASE_URL"),
         ({"REFERRAL_API_ISSUER": "http://api.mgec.mn"}, "REFERRAL_API_ISSUER"),
     ],
@@ -48,6 +49,14 @@ PROD = {"REFERRAL_API_ENV": "production", "DATABASE_URL": "postgresql://db/x",
 def test_production_refuses_unsafe_settings(extra, variable):
     with pytest.raises(ConfigError, match=variable):
         Settings.from_env({**PROD, **extra})
+
+
+def test_webhook_settings():
+    s = Settings.from_env({"WEBHOOK_SECRET_OVERLAP_HOURS": "48", "WEBHOOKS_CLAIM_SECONDS": "30"})
+    assert (s.webhook_secret_overlap_hours, s.webhooks_claim_seconds) == (48, 30)
+    assert Settings.from_env({}).webhook_secret_overlap_hours == 24
+    with pytest.raises(ConfigError, match="WEBHOOK_SECRET_OVERLAP_HOURS"):
+        Settings.from_env({"WEBHOOK_SECRET_OVERLAP_HOURS": "0"})
 
 
 def test_postgres_url_uses_psycopg3_driver():

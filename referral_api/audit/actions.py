@@ -61,7 +61,12 @@ class AuditAction(StrEnum):
     AUDIT_CHAIN_CHECKPOINT = "audit:chain:checkpoint"
     # webhooks/
     WEBHOOK_SUBSCRIPTION_CREATE = "webhooks:subscription:create"
+    WEBHOOK_SUBSCRIPTION_UPDATE = "webhooks:subscription:update"
     WEBHOOK_SUBSCRIPTION_DELETE = "webhooks:subscription:delete"
+    WEBHOOK_SUBSCRIPTION_DISABLE = "webhooks:subscription:disable"
+    WEBHOOK_SUBSCRIPTION_FLAG = "webhooks:subscription:flag"
+    WEBHOOK_SUBSCRIPTION_PING = "webhooks:subscription:ping"
+    WEBHOOK_DELIVERY_REDELIVER = "webhooks:delivery:redeliver"
     WEBHOOK_SECRET_ROTATE = "webhooks:secret:rotate"
     # reports/
     REPORT_EXPORT = "reports:report:export"

@@ -6,11 +6,15 @@ then its status only; anyone else gets 404, because even the existence of a reco
 
 from __future__ import annotations
 
+import uuid
 from enum import StrEnum
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from ..access import Actor
+from ..organisations.models import Organisation, OrganisationKind
+from ..webhooks import visibility as webhook_visibility
 from .models import Referral
 
 
@@ -38,3 +42,17 @@ def visible_to(actor: Actor) -> sa.ColumnElement[bool]:
 
 def is_submitter(actor: Actor, referral: Referral) -> bool:
     return actor.organisation_id == referral.submitted_by_organisation_id
+
+
+def organisations_seeing(session: Session, referral_id: uuid.UUID) -> set[uuid.UUID]:
+    """For webhooks: MGEC and the submitting organisation (which keeps seeing the status)."""
+    submitter = session.scalar(
+        sa.select(Referral.submitted_by_organisation_id).where(Referral.id == referral_id)
+    )
+    if submitter is None:
+        return set()
+    mgec = session.scalar(sa.select(Organisation.id).where(Organisation.kind == OrganisationKind.MGEC))
+    return {submitter} | ({mgec} if mgec else set())
+
+
+webhook_visibility.register("referral", organisations_seeing)

@@ -1,0 +1,135 @@
+"""The address guard: a receiver URL must be https and resolve only to public addresses.
+
+Checked when a subscription is created (to tell the integrator early) and, the check that counts,
+at every delivery: the name is resolved once here and the connection goes to the vetted address
+(transport.py), so DNS cannot answer differently in between (rebinding).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# Cloud metadata services, refused even where another rule would not catch them.
+METADATA_ADDRESSES = frozenset(
+    {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"),
+     ipaddress.ip_address("100.100.100.200")}
+)
+_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+MAX_URL_LENGTH = 2048
+
+
+class RefusedAddress(Exception):
+    """The URL may not receive webhooks; the message says why, without secrets."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A vetted receiver: connect to `ip`:`port`, say `host` in SNI and the Host header."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str
+    ip: IPAddress
+
+    @property
+    def host_header(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.scheme == "https" else 80
+        return host if self.port == default else f"{host}:{self.port}"
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+def is_public(ip: IPAddress) -> bool:
+    """Whether `ip` is a public unicast address (not loopback, private, link-local, multicast, ...)."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None and not is_public(embedded):
+            return False
+        if ip.teredo is not None:
+            return False
+    if ip in METADATA_ADDRESSES:
+        return False
+    if isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT:
+        return False
+    return ip.is_global and not (
+        ip.is_multicast or ip.is_loopback or ip.is_link_local or ip.is_private or ip.is_reserved
+        or ip.is_unspecified
+    )
+
+
+def parse(url: str, *, allow_http_loopback: bool) -> tuple[str, str, int, str]:
+    """Scheme, host, port and path of a receiver URL, or RefusedAddress (no resolution here)."""
+    if len(url) > MAX_URL_LENGTH:
+        raise RefusedAddress(f"the URL is longer than {MAX_URL_LENGTH} characters")
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url):
+        raise RefusedAddress("the URL must not contain spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise RefusedAddress("the URL is not valid") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("https", "http"):
+        raise RefusedAddress("the URL must start with https://")
+    if scheme == "http" and not allow_http_loopback:
+        raise RefusedAddress("the URL must start with https://")
+    if parts.username is not None or parts.password is not None:
+        raise RefusedAddress("the URL must not carry credentials")
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        raise RefusedAddress("the URL has no host")
+    if parts.fragment:
+        raise RefusedAddress("the URL must not have a fragment")
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return scheme, host, port or (443 if scheme == "https" else 80), path
+
+
+def resolve(host: str, port: int) -> list[IPAddress]:
+    """Every address `host` resolves to (an IP literal resolves to itself)."""
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError, OSError):
+        raise RefusedAddress("the host name does not resolve") from None
+    addresses: list[IPAddress] = []
+    for *_, sockaddr in infos:
+        ip = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        if ip not in addresses:
+            addresses.append(ip)
+    if not addresses:
+        raise RefusedAddress("the host name does not resolve")
+    return addresses
+
+
+def vet(url: str, *, allow_http_loopback: bool) -> Target:
+    """Resolve and check a receiver URL; every address it resolves to must be allowed."""
+    scheme, host, port, path = parse(url, allow_http_loopback=allow_http_loopback)
+    addresses = resolve(host, port)
+    if scheme == "http":
+        # Development only: plain http reaches nothing but this machine.
+        if not all(ip.is_loopback for ip in addresses):
+            raise RefusedAddress("plain http is allowed to loopback addresses only")
+    elif allow_http_loopback and all(ip.is_loopback for ip in addresses):
+        pass  # development: https to a receiver on this machine
+    elif not all(is_public(ip) for ip in addresses):
+        raise RefusedAddress("the host resolves to an address that is not public")
+    return Target(scheme=scheme, host=host, port=port, path=path, ip=addresses[0])

@@ -1,0 +1,106 @@
+"""One HTTP POST to a vetted receiver: pinned address, no redirects, short timeouts, capped body read."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import urllib3
+from urllib3.exceptions import HTTPError
+
+from .guard import RefusedAddress, Target, vet
+
+CONNECT_TIMEOUT = 3.0
+READ_TIMEOUT = 5.0
+TOTAL_TIMEOUT = 10.0  # the whole attempt, however slowly a receiver trickles its answer
+BODY_CAP = 4096
+USER_AGENT = "MGEC-Referral-API-Webhooks/1"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt got: a status code (None when no answer), headers we use, body start, error."""
+
+    status_code: int | None
+    duration_ms: int
+    error: str | None = None
+    retry_after: str | None = None
+    body: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def _pool(target: Target) -> urllib3.HTTPConnectionPool:
+    timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT)
+    host = str(target.ip)
+    if target.scheme == "http":
+        return urllib3.HTTPConnectionPool(host, target.port, timeout=timeout, retries=False, maxsize=1)
+    # Connect to the vetted address; SNI and the certificate check use the URL's host name.
+    return urllib3.HTTPSConnectionPool(
+        host, target.port, timeout=timeout, retries=False, maxsize=1,
+        cert_reqs="CERT_REQUIRED",  # with the system trust store
+        server_hostname=target.host, assert_hostname=target.host,
+    )
+
+
+def _read_capped(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
+    data = b""
+    while len(data) < BODY_CAP and time.monotonic() < deadline:
+        chunk = response.read1(BODY_CAP - len(data), decode_content=False)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def post(url: str, *, body: bytes, headers: dict[str, str], allow_http_loopback: bool) -> Outcome:
+    """Vet `url` now, then POST `body` once; never raises for what the receiver or network does."""
+    started = time.monotonic()
+
+    def elapsed() -> int:
+        return int((time.monotonic() - started) * 1000)
+
+    try:
+        target = vet(url, allow_http_loopback=allow_http_loopback)
+    except RefusedAddress as exc:
+        return Outcome(status_code=None, duration_ms=elapsed(), error=f"refused: {exc}")
+    pool = _pool(target)
+    try:
+        response = pool.urlopen(
+            "POST", target.path, body=body,
+            headers={**headers, "Host": target.host_header, "Content-Type": "application/json",
+                     "User-Agent": USER_AGENT},
+            redirect=False, retries=False, preload_content=False, assert_same_host=False,
+        )
+        try:
+            raw = _read_capped(response, started + TOTAL_TIMEOUT)
+        except (HTTPError, OSError):
+            raw = b""
+        finally:
+            response.close()
+        status = response.status
+        error = None
+        if 300 <= status < 400:
+            error = "redirect not followed"
+        elif not 200 <= status < 300:
+            error = f"HTTP {status}"
+        return Outcome(status_code=status, duration_ms=elapsed(), error=error,
+                       retry_after=response.headers.get("Retry-After"),
+                       body=raw.decode("utf-8", errors="replace") or None)
+    except (HTTPError, OSError) as exc:
+        return Outcome(status_code=None, duration_ms=elapsed(), error=_describe(exc))
+    finally:
+        pool.close()
+
+
+def _describe(exc: Exception) -> str:
+    """A short, stable error text for the attempt record (no URL: it may hold a token)."""
+    name = type(exc).__name__
+    reason = getattr(exc, "reason", None)
+    if reason is not None:
+        exc = reason if isinstance(reason, Exception) else exc
+        name = type(exc).__name__
+    text = str(exc).split(": ", 1)[-1][:200]
+    return f"{name}: {text}"[:500]

@@ -1,0 +1,94 @@
+"""The delivery worker: fan out the outbox, then deliver what is due, until told to stop.
+
+SIGTERM or SIGINT stops it gracefully: the delivery in progress is finished and recorded, this
+worker's claims are released, and it exits. A worker killed outright loses nothing: its claim
+expires (WEBHOOKS_CLAIM_SECONDS) and another worker, or the next start, delivers again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..db import utcnow
+from . import delivery, fanout, transport
+
+log = logging.getLogger(__name__)
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"[:100]
+
+
+class Worker:
+    """Fans out and delivers with sessions from `sessions`; `clock` and `send` are replaceable in tests."""
+
+    def __init__(self, sessions: sessionmaker[Session], *, worker_id: str, claim_seconds: int,
+                 allow_http_loopback: bool, poll_interval: float = 1.0,
+                 clock: Callable[[], datetime] = utcnow, send: delivery.Sender = transport.post,
+                 rng: random.Random | None = None) -> None:
+        self.sessions = sessions
+        self.worker_id = worker_id
+        self.claim_seconds = claim_seconds
+        self.allow_http_loopback = allow_http_loopback
+        self.poll_interval = poll_interval
+        self.clock = clock
+        self.send = send
+        self.rng = rng or random.Random()  # noqa: S311  (back-off jitter, not a secret)
+        self.stopping = threading.Event()
+
+    def stop(self, *_: Any) -> None:
+        """Finish the delivery in progress, then stop (also the SIGTERM handler)."""
+        self.stopping.set()
+
+    def step(self) -> int:
+        """Fan out what is new, then deliver everything due; returns how many attempts were made."""
+        attempts = 0
+        with self.sessions() as session:
+            while fanout.fan_out(session, now=self.clock()):
+                if self.stopping.is_set():
+                    return attempts
+            while not self.stopping.is_set():
+                delivery_id = delivery.claim(session, worker_id=self.worker_id, now=self.clock(),
+                                             claim_seconds=self.claim_seconds)
+                if delivery_id is None:
+                    break
+                delivery.deliver(session, delivery_id, worker_id=self.worker_id, clock=self.clock,
+                                 rng=self.rng, allow_http_loopback=self.allow_http_loopback, send=self.send)
+                attempts += 1
+        return attempts
+
+    def run(self, *, once: bool = False) -> None:
+        """Work until stopped (or, with `once`, until nothing is due)."""
+        log.info("webhook worker started", extra={"worker_id": self.worker_id})
+        try:
+            while not self.stopping.is_set():
+                try:
+                    did = self.step()
+                except Exception:  # the database went away, say: log, wait, try again
+                    if once:
+                        raise
+                    log.exception("webhook worker step failed", extra={"worker_id": self.worker_id})
+                    did = 0
+                if once and not did:
+                    break
+                if not did:
+                    self.stopping.wait(self.poll_interval)
+        finally:
+            with self.sessions() as session:
+                released = delivery.release_claims(session, worker_id=self.worker_id)
+            log.info("webhook worker stopped", extra={"worker_id": self.worker_id, "released": released})
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
