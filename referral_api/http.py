@@ -61,6 +61,38 @@ _converter = OpenAPIConverter(
 )
 
 
+COMMON_ERRORS = {
+    400: "Malformed JSON",
+    401: "No or bad token (invalid_token)",
+    403: "The token lacks the route's scope (insufficient_scope), or the move is not yours",
+    404: "No such record, or not yours to see",
+    409: "Not allowed in the record's current state",
+    412: "If-Match does not match the current version",
+    413: "Body larger than MAX_CONTENT_LENGTH",
+    415: "Not application/json",
+    422: "Invalid fields, named in `errors`",
+}
+_BODY_ERRORS = (400, 413, 415)
+
+
+def error_docs(ns: Namespace, descriptions: Mapping[int, str] | None = None) -> Callable[..., Callable]:
+    """A `documents(*codes)` decorator for the routes of `ns`: each code with its description (the
+    namespace's own, else the common one); a POST, PUT or PATCH also documents 400, 413 and 415,
+    which any request body can earn."""
+    texts = {**COMMON_ERRORS, **(descriptions or {})}
+
+    def documents(*codes: int) -> Callable:
+        def decorator(fn: Callable) -> Callable:
+            extra = _BODY_ERRORS if fn.__name__ in {"post", "put", "patch"} else ()
+            for code in sorted(set(codes) | set(extra)):
+                fn = ns.response(code, texts[code])(fn)
+            return fn
+
+        return decorator
+
+    return documents
+
+
 def json_schema(schema: ma.Schema | type[ma.Schema]) -> dict[str, Any]:
     """The JSON Schema (Swagger 2.0 dialect) of a marshmallow schema, nested schemas inlined."""
     instance = schema() if isinstance(schema, type) else schema

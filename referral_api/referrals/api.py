@@ -7,7 +7,7 @@ from flask_restx import Namespace, Resource
 
 from ..access import Scope, current_actor, require_scope
 from ..db import get_session
-from ..http import doc_model, doc_query, load, query_args, with_etag
+from ..http import doc_model, doc_query, error_docs, load, query_args, with_etag
 from ..idempotency import idempotent
 from . import services
 from .schemas import (
@@ -48,15 +48,8 @@ _note = doc_model(ns, NoteInSchema, "Note")
 _match = MatchSchema()
 
 _ERRORS = {
-    400: "Malformed JSON",
-    413: "Body too large",
-    415: "Not application/json",
-    401: "No or bad token",
-    403: "The token lacks the scope, or the move is not yours",
     404: "No such referral, or not yours to see",
-    409: "The move is not allowed from the current state",
-    412: "If-Match does not match the current version",
-    422: "Invalid fields",
+    409: "The move is not allowed from the current state (allowed_actions says which are)",
 }
 _LIST_ARGS = doc_query(ReferralListArgs)
 
@@ -65,15 +58,7 @@ def _answer(referral, seen, status=200, headers=None):
     return with_etag(document(referral, seen), status=status, headers=headers, etag=etag(referral))
 
 
-def documents(*codes):
-    """Document the error answers a route can give."""
-
-    def decorator(fn):
-        for code in codes:
-            fn = ns.response(code, _ERRORS[code])(fn)
-        return fn
-
-    return decorator
+documents = error_docs(ns, _ERRORS)
 
 
 @ns.route("")
@@ -91,7 +76,7 @@ class ReferralList(Resource):
     @ns.expect(_in)
     @ns.doc(params={"Idempotency-Key": {"in": "header", "type": "string", "description": "retry safely"}})
     @ns.response(201, "Submitted; Location names the referral", _staff)
-    @documents(400, 401, 403, 409, 413, 415, 422)
+    @documents(401, 403, 409, 422)
     @require_scope(Scope.REFERRALS_SUBMIT)
     def post(self):
         """Submit a referral (person, situation, consent); duplicates are looked for at once."""
@@ -141,7 +126,7 @@ def _move(path, scope, summary, service, schema=None, model=None):
         }
     )(post)
     post = ns.response(200, "Moved; the referral in the caller's view", _staff)(post)
-    post = documents(400, 401, 403, 404, 409, 412, 413, 415, 422)(post)
+    post = documents(401, 403, 404, 409, 412, 422)(post)
     if model is not None:
         post = ns.expect(model)(post)
     resource = type(f"Referral{path.title().replace('-', '')}", (Resource,), {"post": post})

@@ -13,7 +13,7 @@ from flask_restx import Namespace, Resource
 
 from ..access import Scope, current_actor, require_scope
 from ..db import get_session
-from ..http import PageArgs, doc_model, load, query_args, with_etag
+from ..http import PageArgs, doc_model, error_docs, load, query_args, with_etag
 from ..idempotency import idempotent
 from . import services
 from .schemas import (
@@ -53,15 +53,7 @@ _IDEMPOTENCY = {"Idempotency-Key": {"in": "header", "type": "string", "descripti
 _IF_MATCH = {"If-Match": {"in": "header", "type": "string"}}
 
 
-def documents(*codes):
-    """Document the error answers a route can give."""
-
-    def decorator(fn):
-        for code in codes:
-            fn = ns.response(code, _ERRORS[code])(fn)
-        return fn
-
-    return decorator
+documents = error_docs(ns, _ERRORS)
 
 
 def _settings():
