@@ -1,0 +1,415 @@
+"""Case use cases: open, read, list, status, timeline, moves, holds, participants. Each commits once."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import marshmallow as ma
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from .. import audit, events
+from ..access import Actor, Role
+from ..audit.actions import AuditAction, Outcome
+from ..db import utcnow
+from ..errors import Conflict, Forbidden, InvalidPayload, NotFound, PreconditionFailed
+from ..http import decode_cursor, encode_cursor
+from ..references import next_reference
+from .models import Case, CaseEvent, CaseEventKind, CaseParticipant
+from .stages import MOVES, PERSONAL_DETAILS, MoveKind, ParticipantRole, Stage
+from .views import etag
+from .visibility import Audience, audience, visible_to
+
+# ---- opening (called by the referrals part when it accepts a referral) -------------------------------
+
+
+def _record(
+    session: Session, case: Case, actor: Actor, kind: CaseEventKind, *, occurred_at: datetime, **fields: Any
+) -> CaseEvent:
+    event = CaseEvent(
+        id=uuid.uuid4(),
+        case_id=case.id,
+        kind=kind,
+        occurred_at=occurred_at,
+        recorded_at=utcnow(),
+        organisation_id=actor.organisation_id,
+        client_id=actor.client_id,
+        user_id=actor.user_id,
+        data_key_id=case.data_key_id,  # the timeline's free text is erased with the person
+        **fields,
+    )
+    session.add(event)
+    return event
+
+
+def open_case(
+    session: Session,
+    actor: Actor,
+    *,
+    data_key_id: uuid.UUID | None,
+    share_with: list[str],
+    referred_at: datetime,
+    internal: bool,
+    referral_id: uuid.UUID,
+    now: datetime,
+) -> Case:
+    """Open a case at verification, or at rehabilitation when the person is already home (caller commits)."""
+    stage = Stage.REHABILITATION if internal else Stage.VERIFICATION
+    case = Case(
+        id=uuid.uuid4(),
+        reference=next_reference(session, "CASE", now=now),
+        data_key_id=data_key_id,
+        opened_at=now,
+        opened_by_organisation_id=actor.organisation_id,
+        opened_by_user_id=actor.user_id,
+        share_with=list(share_with),
+        stage=stage,
+        stage_since=now,
+        last_occurred_at=now,
+        internal=internal,
+        referred_at=referred_at,
+    )
+    session.add(case)
+    _record(session, case, actor, CaseEventKind.OPENED, occurred_at=now, to_stage=stage)
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.CASE_OPEN,
+        resource_type="case",
+        resource_id=case.id,
+        details={"referral_id": str(referral_id), "stage": stage.value},
+    )
+    return case
+
+
+def add_referrer(
+    session: Session, case: Case, *, organisation_id: uuid.UUID, external_reference: str | None
+) -> None:
+    """The referring organisation takes part from the start (caller commits); MGEC itself never needs to."""
+    if organisation_id == case.opened_by_organisation_id or session.get(
+        CaseParticipant, (case.id, organisation_id)
+    ):
+        return
+    session.add(
+        CaseParticipant(
+            case_id=case.id,
+            organisation_id=organisation_id,
+            role=ParticipantRole.REFERRER,
+            external_reference=external_reference,
+            added_at=utcnow(),
+        )
+    )
+
+
+# ---- reading ----------------------------------------------------------------------------------------
+
+
+def _lookup(ref: str) -> sa.ColumnElement[bool]:
+    try:
+        return Case.id == uuid.UUID(ref)
+    except ValueError:
+        return Case.reference == ref.upper()
+
+
+def _deny(session: Session, actor: Actor, what: str, found: uuid.UUID | None) -> NotFound:
+    """Audit a refused look at a case (committed on its own: the request ends in 404)."""
+    session.rollback()
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.HTTP_REQUEST_DENY,
+        resource_type="case",
+        resource_id=found,
+        outcome=Outcome.DENIED,
+        details={"reason": "not visible" if found else "no such case"},
+    )
+    session.commit()
+    return NotFound(f"No case {what} that you may see.")
+
+
+def load(
+    session: Session, actor: Actor, ref: str, *, for_update: bool = False
+) -> tuple[Case, Audience, ParticipantRole | None]:
+    """The case `ref` (id or CASE- reference) and how the caller sees it; 404 when it may not."""
+    query = sa.select(Case).where(_lookup(ref))
+    if for_update:
+        # Concurrent writes to one case queue here; the first wins, the others see its result.
+        query = query.with_for_update(of=Case)
+    case = session.scalar(query)
+    seen = audience(session, actor, case) if case is not None else None
+    if case is None or seen is None:
+        raise _deny(session, actor, ref, case.id if case else None)
+    return case, seen[0], seen[1]
+
+
+def participants_of(session: Session, case: Case) -> list[CaseParticipant]:
+    return list(
+        session.scalars(
+            sa.select(CaseParticipant)
+            .where(CaseParticipant.case_id == case.id)
+            .order_by(CaseParticipant.added_at, CaseParticipant.organisation_id)
+        )
+    )
+
+
+def read(session: Session, actor: Actor, ref: str) -> tuple[Case, Audience, ParticipantRole | None]:
+    """One case in the caller's view; staff reads (which show the hold reason) are audited."""
+    case, seen, role = load(session, actor, ref)
+    if seen is Audience.STAFF:
+        audit.record(
+            session, actor=actor, action=AuditAction.CASE_READ, resource_type="case", resource_id=case.id
+        )
+        session.commit()
+    return case, seen, role
+
+
+def status_by_external_reference(session: Session, actor: Actor, external_reference: str) -> Case:
+    """The case a partner referred under its own case number: only that partner finds it this way."""
+    case = session.scalar(
+        sa.select(Case)
+        .join(CaseParticipant, CaseParticipant.case_id == Case.id)
+        .where(
+            CaseParticipant.organisation_id == actor.organisation_id,
+            CaseParticipant.external_reference == external_reference,
+        )
+    )
+    if case is None:
+        raise _deny(session, actor, "with that external_reference", None)
+    return case
+
+
+def list_for(
+    session: Session, actor: Actor, args: dict[str, Any]
+) -> tuple[list[tuple[Case, Audience, ParticipantRole | None]], str | None]:
+    """A keyset page of the cases the caller may see, newest first."""
+    query = sa.select(Case).where(visible_to(actor))
+    if args.get("stage") is not None:
+        query = query.where(Case.stage == args["stage"])
+    if args.get("on_hold") is not None:
+        query = query.where(Case.on_hold == args["on_hold"])
+    if args.get("participant") is not None:
+        query = query.where(
+            Case.id.in_(
+                sa.select(CaseParticipant.case_id).where(
+                    CaseParticipant.organisation_id == args["participant"]
+                )
+            )
+        )
+    if args.get("cursor"):
+        at, cid = decode_cursor(args["cursor"], size=2)
+        try:
+            at, cid = datetime.fromisoformat(at), uuid.UUID(cid)
+        except (TypeError, ValueError):
+            raise InvalidPayload(errors={"cursor": ["not a cursor this list gave out"]}) from None
+        query = query.where(sa.tuple_(Case.opened_at, Case.id) < sa.tuple_(sa.literal(at), sa.literal(cid)))
+    limit = args["limit"]
+    rows = list(session.scalars(query.order_by(Case.opened_at.desc(), Case.id.desc()).limit(limit + 1)))
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor([rows[-1].opened_at.isoformat(), str(rows[-1].id)])
+    if actor.is_mgec:
+        return [(c, Audience.STAFF, None) for c in rows], next_cursor
+    roles = dict(
+        session.execute(
+            sa.select(CaseParticipant.case_id, CaseParticipant.role).where(
+                CaseParticipant.organisation_id == actor.organisation_id,
+                CaseParticipant.case_id.in_([c.id for c in rows]),
+            )
+        ).tuples()
+    )
+    return [(c, Audience.PARTICIPANT, roles[c.id]) for c in rows], next_cursor
+
+
+def timeline(session: Session, actor: Actor, ref: str) -> tuple[list[CaseEvent], bool]:
+    """The case's events in the order they happened; whether the caller sees notes (MGEC staff)."""
+    case, seen, _role = load(session, actor, ref)
+    found = list(
+        session.scalars(
+            sa.select(CaseEvent)
+            .where(CaseEvent.case_id == case.id)
+            .order_by(CaseEvent.occurred_at, CaseEvent.recorded_at, CaseEvent.id)
+        )
+    )
+    staff = seen is Audience.STAFF
+    if staff:
+        audit.record(
+            session,
+            actor=actor,
+            action=AuditAction.CASE_READ,
+            resource_type="case",
+            resource_id=case.id,
+            details={"timeline": True},
+        )
+        session.commit()
+    return found, staff
+
+
+# ---- writes -----------------------------------------------------------------------------------------
+
+
+def commit(session: Session) -> None:
+    """Commit, turning a lost race (version column, unique key) into a 409."""
+    try:
+        session.commit()
+    except (StaleDataError, IntegrityError):
+        session.rollback()
+        raise Conflict("The case was changed by someone else at the same time; read it again.") from None
+
+
+def prepare(session: Session, actor: Actor, ref: str, if_match: str | None) -> tuple[Case, Audience, Any]:
+    """Load the case locked for a write, honouring If-Match (412 when stale)."""
+    case, seen, role = load(session, actor, ref, for_update=True)
+    if (
+        if_match is not None
+        and if_match.strip() != "*"
+        and etag(case) not in {t.strip().removeprefix("W/") for t in if_match.split(",")}
+    ):
+        raise PreconditionFailed("The case changed since you read it; read it again and retry.")
+    return case, seen, role
+
+
+def _when(case: Case, occurred_at: datetime | None) -> datetime:
+    now = utcnow()
+    when = occurred_at or now
+    if when > now:
+        raise InvalidPayload(errors={"occurred_at": ["must not be in the future"]})
+    earliest = case.last_occurred_at or case.opened_at
+    if when < earliest:
+        raise InvalidPayload(
+            errors={"occurred_at": [f"must not be before the previous event ({earliest.isoformat()})"]}
+        )
+    return when
+
+
+def _details(schema: type[ma.Schema], raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Validate a move's details; split them into plain JSON and what is sealed as personal."""
+    try:
+        loaded = schema().load(raw)
+    except ma.ValidationError as exc:
+        messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+        raise InvalidPayload(
+            errors={f"details.{k}" if k != "_schema" else "details": v for k, v in messages.items()}
+        ) from None
+    plain = {k: v.isoformat() if hasattr(v, "isoformat") else str(v) for k, v in loaded.items()}
+    personal = {k: plain.pop(k) for k in list(plain) if k in PERSONAL_DETAILS}
+    return {k: loaded[k] for k in loaded}, {"plain": plain, "personal": personal}
+
+
+def staff_only(actor: Actor, seen: Audience, what: str) -> None:
+    if seen is not Audience.STAFF:
+        raise Forbidden(f"Only MGEC staff may {what}.")
+
+
+def transition(
+    session: Session, actor: Actor, ref: str, data: dict[str, Any], *, if_match: str | None = None
+) -> tuple[Case, Audience, Any]:
+    """Move a case along the stage table, recording who, when, a note and the move's details."""
+    case, seen, role = prepare(session, actor, ref, if_match)
+    target: Stage = data["to"]
+    move = MOVES.get((case.stage, target))
+    if move is not None:
+        if move.kind is MoveKind.REOPEN and actor.role is not Role.MGEC_ADMIN:
+            raise Forbidden("Only an MGEC admin may reopen a closed case.")
+        if seen is not Audience.STAFF and role not in move.by:
+            raise Forbidden(
+                f"A participant with role {role.value if role else 'none'} cannot record this move.",
+                extra={"allowed_roles": [*sorted(r.value for r in move.by), "mgec"]},
+            )
+        if move.needs_note and not data.get("note"):
+            raise InvalidPayload(errors={"note": [f"a {move.kind.value} move says why"]})
+        loaded, stored = _details(move.details, data.get("details") or {})
+        when = _when(case, data.get("occurred_at"))
+    else:
+        loaded, stored, when = {}, {"plain": {}, "personal": {}}, utcnow()
+    previous, move = case.move_to(target, occurred_at=when, details=loaded)  # 409 when not in the table
+    _record(
+        session,
+        case,
+        actor,
+        CaseEventKind.MOVED,
+        occurred_at=when,
+        from_stage=previous,
+        to_stage=target,
+        details=stored["plain"],
+        note=data.get("note"),
+        personal_details=stored["personal"] or None,
+    )
+    closed = target is Stage.CLOSED
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.CASE_CLOSE if closed else AuditAction.CASE_MOVE,
+        resource_type="case",
+        resource_id=case.id,
+        details={"from": previous.value, "to": target.value, "move": move.kind.value},
+    )
+    events.publish(
+        session,
+        events.EventType.CASE_CLOSED if closed else events.EventType.CASE_STAGE_CHANGED,
+        resource_type="case",
+        resource_id=case.id,
+        data={
+            "reference": case.reference,
+            "stage": target.value,
+            "previous_stage": previous.value,
+            "occurred_at": when,
+            **({"closure_reason": case.closure_reason.value} if closed else {}),
+        },
+    )
+    commit(session)
+    return case, seen, role
+
+
+def hold(
+    session: Session, actor: Actor, ref: str, data: dict[str, Any], *, if_match: str | None = None
+) -> tuple[Case, Audience, Any]:
+    """Put the case on hold without changing its stage (MGEC staff)."""
+    case, seen, role = prepare(session, actor, ref, if_match)
+    staff_only(actor, seen, "put a case on hold")
+    when = _when(case, data.get("occurred_at"))
+    case.hold(reason=data["reason"], occurred_at=when)
+    return _held_or_resumed(session, actor, case, seen, role, CaseEventKind.HELD, when, data["reason"])
+
+
+def resume(
+    session: Session, actor: Actor, ref: str, data: dict[str, Any], *, if_match: str | None = None
+) -> tuple[Case, Audience, Any]:
+    """Resume a case on hold, at the stage it was in (MGEC staff)."""
+    case, seen, role = prepare(session, actor, ref, if_match)
+    staff_only(actor, seen, "resume a case")
+    when = _when(case, data.get("occurred_at"))
+    case.resume(occurred_at=when)
+    return _held_or_resumed(session, actor, case, seen, role, CaseEventKind.RESUMED, when, data.get("reason"))
+
+
+def _held_or_resumed(session, actor, case, seen, role, kind, when, reason):
+    _record(
+        session, case, actor, kind, occurred_at=when, from_stage=case.stage, to_stage=case.stage, note=reason
+    )
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.CASE_UPDATE,
+        resource_type="case",
+        resource_id=case.id,
+        details={"on_hold": case.on_hold},
+    )
+    events.publish(
+        session,
+        events.EventType.CASE_ON_HOLD if case.on_hold else events.EventType.CASE_RESUMED,
+        resource_type="case",
+        resource_id=case.id,
+        data={
+            "reference": case.reference,
+            "stage": case.stage.value,
+            "on_hold": case.on_hold,
+            "occurred_at": when,
+        },
+    )
+    commit(session)
+    return case, seen, role
