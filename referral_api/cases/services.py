@@ -220,7 +220,9 @@ def list_for(
                 CaseParticipant.organisation_id == actor.organisation_id,
                 CaseParticipant.case_id.in_([c.id for c in rows]),
             )
-        ).tuples()
+        )
+        .tuples()
+        .all()
     )
     return [(c, Audience.PARTICIPANT, roles[c.id]) for c in rows], next_cursor
 

@@ -75,24 +75,22 @@ def document(
             "share_with": case.share_with,
             "allowed_stages": stages_for(case, None, staff=True),
             # a list leaves them out (one query a case); the case's own answer has them
-            **(
-                {}
-                if participants is None
-                else {"participants": [participant_document(p) for p in participants]}
-            ),
+            **({} if participants is None else {"participants": [_participant(p) for p in participants]}),
         }
     )
+
+
+def _participant(p: CaseParticipant) -> dict[str, Any]:
+    return {
+        "organisation_id": p.organisation_id,
+        "role": p.role,
+        "external_reference": p.external_reference,
+        "added_at": p.added_at,
+    }
 
 
 def participant_document(p: CaseParticipant) -> dict[str, Any]:
-    return _PART.dump(
-        {
-            "organisation_id": p.organisation_id,
-            "role": p.role,
-            "external_reference": p.external_reference,
-            "added_at": p.added_at,
-        }
-    )
+    return _PART.dump(_participant(p))
 
 
 def event_document(event: CaseEvent, *, staff: bool) -> dict[str, Any]:
