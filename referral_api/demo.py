@@ -111,13 +111,20 @@ def demo_group() -> None:
 @domain_command
 def seed(as_json: bool) -> None:
     """Create MGEC, an embassy, a foreign police force, an IOM mission and an NGO, one client each,
-    and an MGEC coordinator (idempotent; credentials are printed only when created)."""
+    an MGEC coordinator, shelters in Ulaanbaatar and Zamiin-Uud, and cases at several stages
+    (idempotent; credentials are printed only when created)."""
     orgs = seed_organisations()
     clients = seed_clients(orgs)
     coordinator = seed_coordinator(orgs[OrganisationKind.MGEC.value])
+    from .demo_cases import seed_cases, seed_shelters
+
+    shelters = seed_shelters()
+    new_cases = seed_cases(orgs, coordinator["email"], shelters)
     payload = {
         "organisations": {kind: {"id": str(o.id), "name": o.name} for kind, o in orgs.items()},
         "clients": clients,
         "coordinator": coordinator,
+        "shelters": {city: str(s.id) for city, s in shelters.items()},
+        "cases_created": new_cases,
     }
     emit(payload, as_json=as_json, text=_seed_text(orgs, clients, coordinator))

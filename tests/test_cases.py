@@ -85,9 +85,7 @@ def test_one_case_walks_every_stage_each_move_by_its_owner(client, world, sessio
     assert [e["to_stage"] for e in timeline["items"]] == [s.value for s in ORDER]
     assert outbox_types(session, case_id)[-2:] == ["case.stage_changed", "case.closed"]
     assert outbox_types(session, case_id).count("case.stage_changed") == 7
-    actions = session.scalars(
-        sa.select(AuditEvent.action).where(AuditEvent.resource_id == case_id)
-    ).all()
+    actions = session.scalars(sa.select(AuditEvent.action).where(AuditEvent.resource_id == case_id)).all()
     assert actions.count("cases:case:move") == 7 and actions.count("cases:case:close") == 1
 
 

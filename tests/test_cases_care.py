@@ -6,7 +6,7 @@ import uuid
 
 import sqlalchemy as sa
 
-from referral_api.cases.models import Shelter
+from referral_api.cases.models import CaseService, Shelter
 from referral_api.events import OutboxEvent
 from tests.case_helpers import add_participant, open_case
 
@@ -179,3 +179,21 @@ def test_organisations_seeing_a_case_for_webhooks(client, world, session):
         world.orgs["police"].id,
         world.orgs["iom"].id,
     }
+
+
+def test_demo_seed_brings_shelters_and_cases_at_several_stages(run_cli, session):
+    import json
+
+    from referral_api.cases.models import Case
+
+    first = run_cli("demo", "seed", "--json")
+    assert first.exit_code == 0, first.output
+    assert set(json.loads(first.output)["shelters"]) == {"Ulaanbaatar", "Zamiin-Uud"}
+    stages = sorted(s.value for s in session.scalars(sa.select(Case.stage)))
+    assert stages == ["in_transit", "rehabilitation", "reintegration", "travel_documents"]
+    again = json.loads(run_cli("demo", "seed", "--json").output)
+    assert again["cases_created"] == [] and session.scalar(sa.select(sa.func.count()).select_from(Case)) == 4
+    taken = session.scalar(
+        sa.select(sa.func.count()).select_from(CaseService).where(CaseService.kind == "shelter")
+    )
+    assert taken == 1
