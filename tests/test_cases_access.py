@@ -47,6 +47,22 @@ SERVICE_KEYS = {
     "note",
     "updated_at",
 }
+PERSON_KEYS = {
+    "family_name",
+    "given_name",
+    "names_cyrillic",
+    "aliases",
+    "sex",
+    "date_of_birth",
+    "estimated_age",
+    "nationality",
+    "passport_number",
+    "national_id",
+    "phone",
+    "home_province",
+    "languages",
+    "current_location",
+}
 KINDS = ("hotline", "police", "embassy", "iom", "ngo")
 PARTICIPANTS = ("police", "embassy")
 EXTERNAL_REFERENCE = "MO-PSP-2026-0412"
@@ -65,7 +81,7 @@ ROUTES = {
         "/api/v1/cases/{case}",
         "cases:read",
         None,
-        _by_kind((200, STAFF_KEYS), (200, PARTICIPANT_KEYS), (404, None)),
+        _by_kind((200, STAFF_KEYS | {"person"}), (200, PARTICIPANT_KEYS | {"person"}), (404, None)),
     ),
     "status": (
         "GET",
@@ -230,6 +246,22 @@ def test_case_route_by_kind_and_scope(client, world, scene, route, who):
             assert all(set(e) == EVENT_KEYS for e in body["items"])
             notes = {e["note"] for e in body["items"]}
             assert notes == {None} or who == "hotline"
+        if route == "case":
+            # consent covers embassies and IOM, not the police: the embassy sees name, birth, documents
+            person = body["person"]
+            expected_person = {
+                "hotline": PERSON_KEYS,
+                "embassy": {
+                    "family_name",
+                    "given_name",
+                    "names_cyrillic",
+                    "date_of_birth",
+                    "nationality",
+                    "passport_number",
+                    "national_id",
+                },
+            }.get(who)
+            assert (set(person) if person else None) == expected_person
         if route == "list":
             mine = {c["id"] for c in body["items"]}
             assert (scene["case"] in mine) == (who in ("hotline", *PARTICIPANTS))

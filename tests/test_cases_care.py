@@ -197,3 +197,28 @@ def test_demo_seed_brings_shelters_and_cases_at_several_stages(run_cli, session)
         sa.select(sa.func.count()).select_from(CaseService).where(CaseService.kind == "shelter")
     )
     assert taken == 1
+
+
+def test_a_participant_sees_the_person_only_as_far_as_consent_covers_its_kind(client, world, session):
+    from referral_api.audit.models import AuditEvent
+
+    case_id = open_case(client, world)  # consent: share with embassy and iom
+    add_participant(client, world, case_id, "iom", "iom")
+    iom = client.get(f"/api/v1/cases/{case_id}", headers=world.headers("iom")).get_json()["person"]
+    assert iom["given_name"] == "Batbayar" and iom["current_location"] == "Police shelter, Macau"
+    reads = session.scalars(
+        sa.select(AuditEvent.details).where(
+            AuditEvent.action == "cases:case:read", AuditEvent.resource_id == case_id
+        )
+    ).all()
+    assert reads == [{"person": True}]
+    private = open_case(client, world, external_reference="MO-P-2", consent__share_with=[])
+    add_participant(client, world, private, "iom", "iom")
+    add_participant(client, world, private, "embassy", "embassy")
+    for who in ("iom", "embassy", "police"):
+        view = client.get(f"/api/v1/cases/{private}", headers=world.headers(who)).get_json()
+        assert view["person"] is None, who
+    staff = client.get(f"/api/v1/cases/{private}", headers=world.headers("coordinator")).get_json()
+    assert staff["person"]["passport_number"] == "E1234567"
+    status = client.get(f"/api/v1/cases/{private}/status", headers=world.headers("coordinator")).get_json()
+    assert "person" not in status

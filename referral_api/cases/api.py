@@ -30,7 +30,15 @@ from .schemas import (
     TimelineSchema,
     TransitionInSchema,
 )
-from .views import document, etag, event_document, participant_document, service_document, status_document
+from .views import (
+    OMIT,
+    document,
+    etag,
+    event_document,
+    participant_document,
+    service_document,
+    status_document,
+)
 
 ns = Namespace("cases", description="Cases: the way home, stage by stage", path="/api/v1/cases")
 services_ns = Namespace("services", description="Services given on a case", path="/api/v1/services")
@@ -78,9 +86,9 @@ def documents(namespace, *codes):
     return decorator
 
 
-def _case(case, seen, role, session=None):
-    participants = services.participants_of(session, case) if session is not None and role is None else None
-    return with_etag(document(case, seen, role, participants), etag=etag(case))
+def _case(case, seen, role, session, person=OMIT):
+    participants = services.participants_of(session, case) if role is None else None
+    return with_etag(document(case, seen, role, participants, person), etag=etag(case))
 
 
 @ns.route("")
@@ -136,8 +144,8 @@ class CaseItem(Resource):
     def get(self, ref):
         """Read one case: MGEC staff see it all, a participant its status, role and its moves."""
         session = get_session()
-        case, seen, role = services.read(session, current_actor(), ref)
-        return _case(case, seen, role, session)
+        case, seen, role, person = services.read(session, current_actor(), ref)
+        return _case(case, seen, role, session, person)
 
 
 @ns.route("/<string:ref>/status")

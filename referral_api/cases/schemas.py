@@ -116,11 +116,22 @@ class CaseStatusSchema(ma.Schema):
     key_dates = ma.fields.Nested(KeyDatesSchema)
 
 
+_PERSON = ma.fields.Dict(
+    allow_none=True,
+    metadata={
+        "description": "the person (DOMAIN.md field names) as far as the caller may see it: MGEC staff all; "
+        "a participant only if the person's consent covers its kind of organisation (an embassy: name, "
+        "date of birth and documents); otherwise null. Absent from lists."
+    },
+)
+
+
 class CaseParticipantViewSchema(CaseStatusSchema):
     """What a participant sees: the status, its own role and the moves that role may record."""
 
     role = _enum(ParticipantRole)
     allowed_stages = ma.fields.List(ma.fields.String())
+    person = _PERSON
 
 
 class ParticipantSchema(ma.Schema):
@@ -139,6 +150,7 @@ class CaseStaffSchema(CaseStatusSchema):
     share_with = ma.fields.List(ma.fields.String())
     participants = ma.fields.List(ma.fields.Nested(ParticipantSchema))
     allowed_stages = ma.fields.List(ma.fields.String())
+    person = _PERSON
 
 
 class CasePageSchema(ma.Schema):

@@ -19,6 +19,7 @@ from ..db import utcnow
 from ..errors import Conflict, Forbidden, InvalidPayload, NotFound, PreconditionFailed
 from ..http import decode_cursor, encode_cursor
 from ..references import next_reference
+from . import persons
 from .models import Case, CaseEvent, CaseEventKind, CaseParticipant
 from .stages import MOVES, PERSONAL_DETAILS, MoveKind, ParticipantRole, Stage
 from .views import etag
@@ -156,15 +157,26 @@ def participants_of(session: Session, case: Case) -> list[CaseParticipant]:
     )
 
 
-def read(session: Session, actor: Actor, ref: str) -> tuple[Case, Audience, ParticipantRole | None]:
-    """One case in the caller's view; staff reads (which show the hold reason) are audited."""
+def read(
+    session: Session, actor: Actor, ref: str
+) -> tuple[Case, Audience, ParticipantRole | None, dict[str, Any] | None]:
+    """One case in the caller's view, with the person as far as consent lets the caller see it.
+
+    A read that shows personal data (the person, or the hold reason to staff) is audited.
+    """
     case, seen, role = load(session, actor, ref)
-    if seen is Audience.STAFF:
+    person = persons.person_for(session, actor, case)
+    if seen is Audience.STAFF or person is not None:
         audit.record(
-            session, actor=actor, action=AuditAction.CASE_READ, resource_type="case", resource_id=case.id
+            session,
+            actor=actor,
+            action=AuditAction.CASE_READ,
+            resource_type="case",
+            resource_id=case.id,
+            details={"person": person is not None},
         )
         session.commit()
-    return case, seen, role
+    return case, seen, role, person
 
 
 def status_by_external_reference(session: Session, actor: Actor, external_reference: str) -> Case:

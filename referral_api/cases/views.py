@@ -54,14 +54,23 @@ def stages_for(case: Case, role: ParticipantRole | None, *, staff: bool) -> list
     ]
 
 
+OMIT: Any = object()  # a list leaves the person out (one provider call a case): the case's own answer has it
+
+
 def document(
     case: Case,
     audience: Audience,
     role: ParticipantRole | None = None,
     participants: list[CaseParticipant] | None = None,
+    person: dict[str, Any] | None = OMIT,
 ) -> dict[str, Any]:
-    """The case in the schema of `audience`; only staff see the hold reason (it may be personal)."""
+    """The case in the schema of `audience`; only staff see the hold reason (it may be personal).
+
+    `person` is what persons.person_for() allows the caller (None: nothing, by consent).
+    """
     doc = _status(case)
+    if person is not OMIT:
+        doc["person"] = person
     if audience is Audience.PARTICIPANT:
         return _PARTICIPANT.dump({**doc, "role": role, "allowed_stages": stages_for(case, role, staff=False)})
     return _STAFF.dump(
