@@ -13,8 +13,7 @@ import sqlalchemy as sa
 
 from .access import Actor, OrganisationRef, Role
 from .auth.models import User
-from .cases import care
-from .cases import services as cases
+from .cases import care, moves
 from .cases.models import ServiceKind, ServiceStatus, Shelter
 from .cases.stages import MOVES, Stage
 from .db import get_session
@@ -135,7 +134,7 @@ def seed_cases(
         while current is not stage:
             target = Stage(list(Stage)[list(Stage).index(current) + 1])
             details = {k: _SAMPLE[k] for k in MOVES[(current, target)].details().fields}
-            cases.transition(session, coordinator, case_id, {"to": target, "details": details})
+            moves.transition(session, coordinator, case_id, {"to": target, "details": details})
             current = target
         if stage is Stage.REHABILITATION:
             care.add_service(

@@ -11,8 +11,7 @@ import sqlalchemy as sa
 
 from referral_api import create_app, dbmigrate
 from referral_api.access import Actor, OrganisationRef
-from referral_api.cases import care
-from referral_api.cases import services as cases
+from referral_api.cases import care, moves
 from referral_api.cases.models import Case, CaseEvent, CaseService, ServiceKind, ServiceStatus, Shelter
 from referral_api.cases.stages import Stage
 from referral_api.db import database
@@ -98,7 +97,7 @@ def test_20_concurrent_moves_from_one_stage_make_exactly_one(fresh):
     outcome = _race(
         app,
         db,
-        lambda s, i: cases.transition(
+        lambda s, i: moves.transition(
             s, actor, str(case_id), {"to": Stage.TRAVEL_DOCUMENTS, "details": details}
         ),
     )

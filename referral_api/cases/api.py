@@ -9,7 +9,7 @@ from ..access import Scope, current_actor, require_scope
 from ..db import get_session
 from ..http import doc_model, load, query_args, with_etag
 from ..idempotency import idempotent
-from . import care, participants, services
+from . import care, moves, participants, services
 from .schemas import (
     CaseListArgs,
     CasePageSchema,
@@ -198,18 +198,18 @@ def _write(path, summary, service, schema, model, scope=Scope.CASES_UPDATE):
 _write(
     "transitions",
     "Move the case to another stage (details as in DOMAIN.md's stage table).",
-    services.transition,
+    moves.transition,
     TransitionInSchema,
     _transition,
 )
 _write(
     "hold",
     "Put the case on hold without changing its stage (MGEC staff).",
-    services.hold,
+    moves.hold,
     ReasonInSchema,
     _reason,
 )
-_write("resume", "Resume a case on hold (MGEC staff).", services.resume, ResumeInSchema, _resume)
+_write("resume", "Resume a case on hold (MGEC staff).", moves.resume, ResumeInSchema, _resume)
 
 
 @ns.route("/<string:ref>/participants")
