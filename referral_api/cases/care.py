@@ -168,5 +168,5 @@ def shelters(session: Session, actor: Actor) -> list[tuple[Shelter, int]]:
         sa.select(Shelter, sa.func.coalesce(occupied.c.n, 0))
         .outerjoin(occupied, occupied.c.shelter_id == Shelter.id)
         .order_by(Shelter.city, Shelter.name)
-    ).tuples()
+    ).all()
     return [(s, int(n)) for s, n in rows]

@@ -231,9 +231,7 @@ def list_for(
                 CaseParticipant.organisation_id == actor.organisation_id,
                 CaseParticipant.case_id.in_([c.id for c in rows]),
             )
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     return [(c, Audience.PARTICIPANT, roles[c.id]) for c in rows], next_cursor
 
