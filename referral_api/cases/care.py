@@ -22,7 +22,7 @@ from . import services as cases
 from .models import ACTIVE_SERVICE, Case, CaseService, ServiceKind, Shelter
 from .stages import ParticipantRole
 from .views import etag
-from .visibility import Audience, audience
+from .visibility import Audience, audience, role_of
 
 
 def _provider_only(seen: Audience, role: ParticipantRole | None, actor: Actor) -> sa.ColumnElement[bool]:
@@ -123,7 +123,7 @@ def update_service(
         raise NotFound("No such service that you may see.") from None
     service = session.scalar(sa.select(CaseService).where(CaseService.id == sid).with_for_update())
     case = session.get(Case, service.case_id) if service else None
-    seen = audience(session, actor, case) if case else None
+    seen = audience(actor, role_of(session, actor, case.id)) if case else None
     if (
         service is None
         or seen is None

@@ -135,12 +135,23 @@ def load(
     session: Session, actor: Actor, ref: str, *, for_update: bool = False
 ) -> tuple[Case, Audience, ParticipantRole | None]:
     """The case `ref` (id or CASE- reference) and how the caller sees it; 404 when it may not."""
-    query = sa.select(Case).where(_lookup(ref))
+    # The case and the caller's role in it in one round trip (the status view is read under load).
+    query = (
+        sa.select(Case, CaseParticipant.role)
+        .outerjoin(
+            CaseParticipant,
+            sa.and_(
+                CaseParticipant.case_id == Case.id, CaseParticipant.organisation_id == actor.organisation_id
+            ),
+        )
+        .where(_lookup(ref))
+    )
     if for_update:
         # Concurrent writes to one case queue here; the first wins, the others see its result.
         query = query.with_for_update(of=Case)
-    case = session.scalar(query)
-    seen = audience(session, actor, case) if case is not None else None
+    row = session.execute(query).first()
+    case, role = row if row is not None else (None, None)
+    seen = audience(actor, role) if case is not None else None
     if case is None or seen is None:
         raise _deny(session, actor, ref, case.id if case else None)
     return case, seen[0], seen[1]

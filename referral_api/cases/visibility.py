@@ -33,11 +33,11 @@ def role_of(session: Session, actor: Actor, case_id: uuid.UUID) -> ParticipantRo
     )
 
 
-def audience(session: Session, actor: Actor, case: Case) -> tuple[Audience, ParticipantRole | None] | None:
-    """The view `actor` gets of `case` (and its role there), or None when it may not know the case."""
+def audience(actor: Actor, role: ParticipantRole | None) -> tuple[Audience, ParticipantRole | None] | None:
+    """The view `actor` gets of a case where its organisation has `role` (or None when it takes no
+    part), or None when it may not know the case exists."""
     if actor.is_mgec:
         return Audience.STAFF, None
-    role = role_of(session, actor, case.id)
     return (Audience.PARTICIPANT, role) if role is not None else None
 
 
