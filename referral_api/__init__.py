@@ -66,11 +66,13 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     api = make_api(swagger_ui=settings.swagger_ui)
     from .audit.api import ns as audit_ns
     from .auth.api import ns as me_ns
+    from .cases.api import ns as cases_ns
+    from .cases.api import services_ns, shelters_ns
     from .health import ns as health_ns
     from .referrals.api import ns as referrals_ns
     from .webhooks.api import ns as webhooks_ns
 
-    for ns in (health_ns, me_ns, referrals_ns, audit_ns, webhooks_ns):
+    for ns in (health_ns, me_ns, referrals_ns, cases_ns, services_ns, shelters_ns, audit_ns, webhooks_ns):
         api.add_namespace(ns)
     api.init_app(app)
     app.extensions["referral_api.api"] = api

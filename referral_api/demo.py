@@ -146,16 +146,23 @@ def demo_group() -> None:
 @domain_command
 def seed(as_json: bool) -> None:
     """Create MGEC, an embassy, a foreign police force, an IOM mission and an NGO, one client each,
-    an MGEC coordinator and three referrals (idempotent; credentials are printed only when created)."""
+    an MGEC coordinator, three open referrals, shelters in Ulaanbaatar and Zamiin-Uud, and cases at
+    several stages (idempotent; credentials are printed only when created)."""
     orgs = seed_organisations()
     clients = seed_clients(orgs)
     coordinator = seed_coordinator(orgs[OrganisationKind.MGEC.value])
     referrals = seed_referrals(orgs, clients)
+    from .demo_cases import seed_cases, seed_shelters
+
+    shelters = seed_shelters()
+    new_cases = seed_cases(orgs, coordinator["email"], shelters)
     payload = {
         "organisations": {kind: {"id": str(o.id), "name": o.name} for kind, o in orgs.items()},
         "clients": clients,
         "coordinator": coordinator,
         "referrals": referrals,
+        "shelters": {city: str(s.id) for city, s in shelters.items()},
+        "cases_created": new_cases,
     }
     emit(
         payload,

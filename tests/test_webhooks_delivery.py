@@ -80,7 +80,7 @@ def test_fan_out_follows_the_visibility_rule(ctx, orgs):
 
 def test_unregistered_resource_types_reach_nobody(ctx, orgs):
     subs = [_subscribe(ctx, o) for o in orgs]
-    publish(ctx, resource_type="case")  # no rule registered in this test
+    publish(ctx, resource_type="no_rule_registered")  # no rule for this type
     assert fanout.fan_out(ctx, now=T0) == 1
     assert all(_deliveries(ctx, s) == [] for s in subs)
 

@@ -1,7 +1,7 @@
 """webhooks: subscriptions (secrets encrypted), deliveries, attempts, the fan-out cursor
 
 Revision ID: 0700
-Revises: 0500
+Revises: 0600
 Create Date: 2026-11-28 11:20:25.217726
 
 Review before merging: on PostgreSQL, ALTER TABLE takes an ACCESS EXCLUSIVE lock; add columns
@@ -13,7 +13,7 @@ import referral_api.db
 
 
 revision = '0700'
-down_revision = '0500'
+down_revision = '0600'
 branch_labels = None
 depends_on = None
 

@@ -49,6 +49,8 @@ class AuditAction(StrEnum):
     CASE_UPDATE = "cases:case:update"
     CASE_MOVE = "cases:case:move"
     CASE_CLOSE = "cases:case:close"
+    SERVICE_CREATE = "cases:service:create"
+    SERVICE_UPDATE = "cases:service:update"
     CONSENT_GIVE = "cases:consent:give"
     CONSENT_WITHDRAW = "cases:consent:withdraw"
     # privacy/

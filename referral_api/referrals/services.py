@@ -14,6 +14,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from .. import audit, events
 from ..access import Actor
 from ..audit.actions import AuditAction, Outcome
+from ..cases import services as cases
 from ..cases.models import Case
 from ..db import utcnow
 from ..errors import Conflict, Forbidden, InvalidPayload, NotFound, PreconditionFailed
@@ -418,26 +419,24 @@ def accept(
     previous = referral.move(ReferralAction.ACCEPT, now=now)
     opened = data.get("case_id") is None
     if opened:
-        case = Case(
-            id=uuid.uuid4(),
-            reference=next_reference(session, "CASE", now=now),
-            data_key_id=referral.data_key_id,
-            opened_at=now,
-            opened_by_organisation_id=actor.organisation_id,
-            opened_by_user_id=actor.user_id,
-            share_with=list(referral.share_with),
-        )
-        session.add(case)
-        audit.record(
+        case = cases.open_case(
             session,
-            actor=actor,
-            action=AuditAction.CASE_OPEN,
-            resource_type="case",
-            resource_id=case.id,
-            details={"referral_id": str(referral.id)},
+            actor,
+            data_key_id=referral.data_key_id,
+            share_with=list(referral.share_with),
+            referred_at=referral.submitted_at,
+            internal=referral.identified_country == "MN",
+            referral_id=referral.id,
+            now=now,
         )
     else:
         case = _find_case(session, data["case_id"])
+    cases.add_referrer(
+        session,
+        case,
+        organisation_id=referral.submitted_by_organisation_id,
+        external_reference=referral.external_reference,
+    )
     referral.link_case(case.id)
     referral.decided_by_user_id, referral.decided_at = actor.user_id, now
     if data.get("note"):

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import uuid
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ..cases import persons as case_persons
 from .models import Referral
 from .schemas import ReferralPartnerSchema, ReferralStaffSchema, ReferralStatusSchema
 from .states import MOVES, Actor, allowed_actions
@@ -106,3 +111,20 @@ def document(referral: Referral, audience: Audience) -> dict[str, Any]:
 def etag(referral: Referral) -> str:
     """Changes with every write (the version column), whoever looks."""
     return '"' + hashlib.sha256(f"{referral.id}:{referral.version}".encode()).hexdigest()[:32] + '"'
+
+
+def person_of_case(session: Session, case_id: uuid.UUID) -> dict[str, Any] | None:
+    """The person fields of the first referral accepted into a case (the case view asks through
+    cases.persons, since cases never import referrals)."""
+    referral = session.scalar(
+        sa.select(Referral)
+        .where(Referral.case_id == case_id)
+        .order_by(Referral.submitted_at, Referral.id)
+        .limit(1)
+    )
+    if referral is None:
+        return None
+    return {f: getattr(referral, f) for f in PERSON_FIELDS}
+
+
+case_persons.register(person_of_case)

@@ -1,0 +1,316 @@
+"""`/api/v1/cases`, `/api/v1/services`, `/api/v1/shelters`: HTTP in, one service call, HTTP out."""
+
+from __future__ import annotations
+
+from flask import Response, request
+from flask_restx import Namespace, Resource
+
+from ..access import Scope, current_actor, require_scope
+from ..db import get_session
+from ..http import doc_model, error_docs, load, query_args, with_etag
+from ..idempotency import idempotent
+from . import care, moves, participants, services
+from .schemas import (
+    CaseListArgs,
+    CasePageSchema,
+    CaseParticipantViewSchema,
+    CaseStaffSchema,
+    CaseStatusSchema,
+    ParticipantInSchema,
+    ParticipantListSchema,
+    ParticipantSchema,
+    ReasonInSchema,
+    ResumeInSchema,
+    ServiceInSchema,
+    ServiceListSchema,
+    ServicePatchSchema,
+    ServiceSchema,
+    ShelterListSchema,
+    StatusArgs,
+    TimelineSchema,
+    TransitionInSchema,
+)
+from .views import (
+    OMIT,
+    document,
+    etag,
+    event_document,
+    participant_document,
+    service_document,
+    status_document,
+)
+
+ns = Namespace("cases", description="Cases: the way home, stage by stage", path="/api/v1/cases")
+services_ns = Namespace("services", description="Services given on a case", path="/api/v1/services")
+shelters_ns = Namespace("shelters", description="Shelters, capacity and occupancy", path="/api/v1/shelters")
+
+_staff = doc_model(ns, CaseStaffSchema, "CaseStaffView")
+doc_model(ns, CaseParticipantViewSchema, "CaseParticipantView")
+_status = doc_model(ns, CaseStatusSchema, "CaseStatus")
+_page = doc_model(ns, CasePageSchema, "CasePage")
+_timeline = doc_model(ns, TimelineSchema, "CaseTimeline")
+_transition = doc_model(ns, TransitionInSchema, "CaseTransition")
+_reason = doc_model(ns, ReasonInSchema, "CaseHold")
+_resume = doc_model(ns, ResumeInSchema, "CaseResume")
+_participant_in = doc_model(ns, ParticipantInSchema, "CaseParticipantIn")
+_participant = doc_model(ns, ParticipantSchema, "CaseParticipant")
+_participants = doc_model(ns, ParticipantListSchema, "CaseParticipants")
+_service_in = doc_model(ns, ServiceInSchema, "ServiceIn")
+_service = doc_model(ns, ServiceSchema, "Service")
+_services = doc_model(ns, ServiceListSchema, "Services")
+_service_patch = doc_model(services_ns, ServicePatchSchema, "ServicePatch")
+_service_out = doc_model(services_ns, ServiceSchema, "Service")
+_shelters = doc_model(shelters_ns, ShelterListSchema, "Shelters")
+
+_ERRORS = {
+    401: "No or bad token",
+    403: "The token lacks the scope, or the action is not your role's",
+    404: "No such case, or not yours to see",
+    409: "Not allowed in the case's current state (the answer names what is)",
+    412: "If-Match does not match the current version",
+    422: "Invalid fields",
+}
+_IF_MATCH = {"If-Match": {"in": "header", "type": "string"}}
+_IDEMPOTENCY = {"Idempotency-Key": {"in": "header", "type": "string", "description": "retry safely"}}
+_REF = "the case's id or reference (CASE-2026-000042)"
+
+
+_DOCS = {id(n): error_docs(n, _ERRORS) for n in (ns, services_ns, shelters_ns)}
+
+
+def documents(namespace, *codes):
+    """Document the error answers a route of `namespace` can give."""
+    return _DOCS[id(namespace)](*codes)
+
+
+def _case(case, seen, role, session, person=OMIT):
+    participants = services.participants_of(session, case) if role is None else None
+    return with_etag(document(case, seen, role, participants, person), etag=etag(case))
+
+
+@ns.route("")
+class CaseList(Resource):
+    @ns.doc(
+        params={
+            "stage": "a stage",
+            "on_hold": "true or false",
+            "participant": "an organisation id",
+            "limit": "1 to 200 (default 50)",
+            "cursor": "next_cursor of a page",
+        }
+    )
+    @ns.response(200, "A page of cases, each in the caller's view", _page)
+    @documents(ns, 401, 403, 422)
+    @require_scope(Scope.CASES_READ)
+    def get(self):
+        """List the cases you may see (MGEC: all; partners: those they take part in), newest first."""
+        args = query_args(CaseListArgs())
+        items, next_cursor = services.list_for(get_session(), current_actor(), args)
+        return {"items": [document(c, seen, role) for c, seen, role in items], "next_cursor": next_cursor}
+
+
+@ns.route("/status")
+class CaseStatusByExternalReference(Resource):
+    @ns.doc(
+        params={
+            "external_reference": {
+                "description": "your own case number, as you referred it",
+                "required": True,
+                "type": "string",
+            }
+        }
+    )
+    @ns.response(200, "The status of the case you referred under that number", _status)
+    @documents(ns, 401, 403, 404, 422)
+    @require_scope(Scope.CASES_STATUS)
+    def get(self):
+        """Status of a case found by the referring partner's own external_reference (nothing personal)."""
+        args = query_args(StatusArgs())
+        case = services.status_by_external_reference(
+            get_session(), current_actor(), args["external_reference"]
+        )
+        return with_etag(status_document(case))
+
+
+@ns.route("/<string:ref>")
+@ns.param("ref", _REF)
+class CaseItem(Resource):
+    @ns.response(200, "The case in the caller's view (staff or participant)", _staff)
+    @documents(ns, 401, 403, 404)
+    @require_scope(Scope.CASES_READ)
+    def get(self, ref):
+        """Read one case: MGEC staff see it all, a participant its status, role and its moves."""
+        session = get_session()
+        case, seen, role, person = services.read(session, current_actor(), ref)
+        return _case(case, seen, role, session, person)
+
+
+@ns.route("/<string:ref>/status")
+@ns.param("ref", _REF)
+class CaseStatus(Resource):
+    @ns.response(200, "Reference, stage, since, on hold and key dates; nothing personal", _status)
+    @documents(ns, 401, 403, 404)
+    @require_scope(Scope.CASES_STATUS)
+    def get(self, ref):
+        """The case's status and key dates (MGEC and participants, e.g. an embassy)."""
+        case, _seen, _role = services.load(get_session(), current_actor(), ref)
+        return with_etag(status_document(case))
+
+
+@ns.route("/<string:ref>/events")
+@ns.param("ref", _REF)
+class CaseTimeline(Resource):
+    @ns.response(200, "The timeline, in the order things happened; notes for MGEC staff only", _timeline)
+    @documents(ns, 401, 403, 404)
+    @require_scope(Scope.CASES_READ)
+    def get(self, ref):
+        """The case's timeline: who, organisation, when it happened, when recorded, from, to, details."""
+        found, staff = services.timeline(get_session(), current_actor(), ref)
+        return {"items": [event_document(e, staff=staff) for e in found]}
+
+
+def _write(path, summary, service, schema, model, scope=Scope.CASES_UPDATE):
+    """Register POST /<ref>/<path>: a write to the case, idempotent, honouring If-Match."""
+
+    def post(self, ref):
+        actor, session = current_actor(), get_session()
+        data = load(schema())
+
+        def handler():
+            case, seen, role = service(session, actor, ref, data, if_match=request.headers.get("If-Match"))
+            return _case(case, seen, role, session)
+
+        return idempotent(session, owner=actor.client_id, handler=handler)
+
+    post.__doc__ = summary
+    post = require_scope(scope)(post)
+    post = ns.doc(params={**_IF_MATCH, **_IDEMPOTENCY})(post)
+    post = ns.response(200, "Done; the case in the caller's view", _staff)(post)
+    post = documents(ns, 401, 403, 404, 409, 412, 422)(post)
+    post = ns.expect(model)(post)
+    resource = type(f"Case{path.title()}", (Resource,), {"post": post})
+    ns.route(f"/<string:ref>/{path}")(ns.param("ref", _REF)(resource))
+
+
+_write(
+    "transitions",
+    "Move the case to another stage (details as in DOMAIN.md's stage table).",
+    moves.transition,
+    TransitionInSchema,
+    _transition,
+)
+_write(
+    "hold",
+    "Put the case on hold without changing its stage (MGEC staff).",
+    moves.hold,
+    ReasonInSchema,
+    _reason,
+)
+_write("resume", "Resume a case on hold (MGEC staff).", moves.resume, ResumeInSchema, _resume)
+
+
+@ns.route("/<string:ref>/participants")
+@ns.param("ref", _REF)
+class CaseParticipants(Resource):
+    @ns.response(200, "The organisations taking part, with their roles", _participants)
+    @documents(ns, 401, 403, 404)
+    @require_scope(Scope.CASES_READ)
+    def get(self, ref):
+        """List the case's participants (MGEC staff)."""
+        found = participants.list_participants(get_session(), current_actor(), ref)
+        return {"items": [participant_document(p) for p in found]}
+
+    @ns.expect(_participant_in)
+    @ns.doc(params=_IDEMPOTENCY)
+    @ns.response(201, "Added", _participant)
+    @documents(ns, 401, 403, 404, 409, 422)
+    @require_scope(Scope.CASES_UPDATE)
+    def post(self, ref):
+        """Add an organisation to the case with a role (MGEC staff)."""
+        actor, session = current_actor(), get_session()
+        data = load(ParticipantInSchema())
+
+        def handler():
+            participant = participants.add_participant(session, actor, ref, data)
+            return with_etag(participant_document(participant), status=201)
+
+        return idempotent(session, owner=actor.client_id, handler=handler)
+
+
+@ns.route("/<string:ref>/participants/<string:organisation_id>")
+@ns.param("ref", _REF)
+@ns.param("organisation_id", "the participant organisation's id")
+class CaseParticipantItem(Resource):
+    @ns.response(204, "Removed")
+    @documents(ns, 401, 403, 404)
+    @require_scope(Scope.CASES_UPDATE)
+    def delete(self, ref, organisation_id):
+        """Remove an organisation from the case (MGEC staff)."""
+        participants.remove_participant(get_session(), current_actor(), ref, organisation_id)
+        return Response(status=204)
+
+
+@ns.route("/<string:ref>/services")
+@ns.param("ref", _REF)
+class CaseServices(Resource):
+    @ns.response(200, "The case's services (a service provider sees its own)", _services)
+    @documents(ns, 401, 403, 404)
+    @require_scope(Scope.CASES_READ)
+    def get(self, ref):
+        """List the services of a case."""
+        found = care.list_services(get_session(), current_actor(), ref)
+        return {"items": [service_document(s) for s in found]}
+
+    @ns.expect(_service_in)
+    @ns.doc(params=_IDEMPOTENCY)
+    @ns.response(201, "Recorded; Location names the service", _service)
+    @documents(ns, 401, 403, 404, 409, 422)
+    @require_scope(Scope.CASES_UPDATE)
+    def post(self, ref):
+        """Record a service (a shelter placement needs a free bed: 409 when the shelter is full)."""
+        actor, session = current_actor(), get_session()
+        data = load(ServiceInSchema())
+
+        def handler():
+            service = care.add_service(session, actor, ref, data)
+            return with_etag(
+                service_document(service),
+                status=201,
+                etag=etag(service),
+                headers={"Location": f"/api/v1/services/{service.id}"},
+            )
+
+        return idempotent(session, owner=actor.client_id, handler=handler)
+
+
+@services_ns.route("/<string:service_id>")
+@services_ns.param("service_id", "the service's id")
+class ServiceItem(Resource):
+    @services_ns.expect(_service_patch)
+    @services_ns.doc(params=_IF_MATCH)
+    @services_ns.response(200, "Changed", _service_out)
+    @documents(services_ns, 401, 403, 404, 409, 412, 422)
+    @require_scope(Scope.CASES_UPDATE)
+    def patch(self, service_id):
+        """Change a service's status, dates or note (MGEC staff, or its provider)."""
+        data = load(ServicePatchSchema())
+        service = care.update_service(
+            get_session(), current_actor(), service_id, data, if_match=request.headers.get("If-Match")
+        )
+        return with_etag(service_document(service), etag=etag(service))
+
+
+@shelters_ns.route("")
+class ShelterList(Resource):
+    @shelters_ns.response(200, "Shelters with capacity and occupancy (active placements)", _shelters)
+    @documents(shelters_ns, 401, 403)
+    @require_scope(Scope.CASES_READ)
+    def get(self):
+        """Shelters, their capacity and how many beds are taken (MGEC staff)."""
+        rows = care.shelters(get_session(), current_actor())
+        return {
+            "items": [
+                {"id": str(s.id), "name": s.name, "city": s.city, "capacity": s.capacity, "occupancy": n}
+                for s, n in rows
+            ]
+        }

@@ -1,0 +1,172 @@
+"""Services given to the person of a case, and shelters with their capacity (DOMAIN.md, Services).
+
+MGEC staff record any service; a `service_provider` participant records and reads only those it
+provides. A shelter placement takes a bed while it is planned or under way; the shelter row is locked
+for the count, so concurrent placements never overshoot its capacity.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from .. import audit, events
+from ..access import Actor
+from ..audit.actions import AuditAction
+from ..errors import Conflict, Forbidden, InvalidPayload, NotFound, PreconditionFailed
+from ..organisations.models import Organisation
+from . import services as cases
+from .models import ACTIVE_SERVICE, Case, CaseService, ServiceKind, Shelter
+from .stages import ParticipantRole
+from .views import etag
+from .visibility import Audience, audience, role_of
+
+
+def _provider_only(seen: Audience, role: ParticipantRole | None, actor: Actor) -> sa.ColumnElement[bool]:
+    """Which of a case's services the caller sees: staff all, a service provider its own, others none."""
+    if seen is Audience.STAFF:
+        return sa.true()
+    if role is ParticipantRole.SERVICE_PROVIDER:
+        return CaseService.provider_id == actor.organisation_id
+    raise Forbidden("Only MGEC staff and the case's service providers see its services.")
+
+
+def list_services(session: Session, actor: Actor, ref: str) -> list[CaseService]:
+    case, seen, role = cases.load(session, actor, ref)
+    return list(
+        session.scalars(
+            sa.select(CaseService)
+            .where(CaseService.case_id == case.id, _provider_only(seen, role, actor))
+            .order_by(CaseService.created_at, CaseService.id)
+        )
+    )
+
+
+def _take_bed(session: Session, shelter_id: uuid.UUID, *, leaving: uuid.UUID | None = None) -> None:
+    """Refuse a placement in a full shelter (409); the shelter row is locked until the commit."""
+    shelter = session.scalar(sa.select(Shelter).where(Shelter.id == shelter_id).with_for_update())
+    if shelter is None:
+        raise InvalidPayload(errors={"shelter_id": ["no such shelter"]})
+    taken = session.scalar(
+        sa.select(sa.func.count())
+        .select_from(CaseService)
+        .where(
+            CaseService.shelter_id == shelter_id,
+            CaseService.status.in_(ACTIVE_SERVICE),
+            CaseService.id != (leaving or uuid.UUID(int=0)),
+        )
+    )
+    if taken >= shelter.capacity:
+        raise Conflict(
+            f"{shelter.name} is full ({taken} of {shelter.capacity} beds taken).",
+            errors={"shelter_id": ["no free bed"]},
+            extra={"capacity": shelter.capacity, "occupancy": taken},
+        )
+
+
+def _changed(session: Session, actor: Actor, service: CaseService, case: Case, *, created: bool) -> None:
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.SERVICE_CREATE if created else AuditAction.SERVICE_UPDATE,
+        resource_type="service",
+        resource_id=service.id,
+        details={"case_id": str(case.id), "kind": service.kind.value, "status": service.status.value},
+    )
+    events.publish(
+        session,
+        events.EventType.SERVICE_UPDATED,
+        resource_type="service",
+        resource_id=service.id,
+        data={
+            "case_id": case.id,
+            "case_reference": case.reference,
+            "service_id": service.id,
+            "kind": service.kind.value,
+            "status": service.status.value,
+        },
+    )
+    cases.commit(session)
+
+
+def add_service(session: Session, actor: Actor, ref: str, data: dict[str, Any]) -> CaseService:
+    """Record a service for a case; a shelter placement needs a free bed."""
+    case, seen, role = cases.load(session, actor, ref)
+    if seen is not Audience.STAFF:
+        if role is not ParticipantRole.SERVICE_PROVIDER:
+            raise Forbidden("Only MGEC staff and the case's service providers record services.")
+        if data.get("provider_id") not in (None, actor.organisation_id):
+            raise Forbidden("A service provider records only the services it provides.")
+        data["provider_id"] = actor.organisation_id
+    if data.get("provider_id") is not None and session.get(Organisation, data["provider_id"]) is None:
+        raise InvalidPayload(errors={"provider_id": ["no such organisation"]})
+    if data["kind"] is ServiceKind.SHELTER and data["status"] in ACTIVE_SERVICE:
+        _take_bed(session, data["shelter_id"])
+    elif data.get("shelter_id") is not None and session.get(Shelter, data["shelter_id"]) is None:
+        raise InvalidPayload(errors={"shelter_id": ["no such shelter"]})
+    service = CaseService(id=uuid.uuid4(), case_id=case.id, data_key_id=case.data_key_id, **data)
+    session.add(service)
+    _changed(session, actor, service, case, created=True)
+    return service
+
+
+def update_service(
+    session: Session, actor: Actor, service_id: str, data: dict[str, Any], *, if_match: str | None = None
+) -> CaseService:
+    """Change a service's status, dates or note (staff, or the provider that gives it)."""
+    try:
+        sid = uuid.UUID(service_id)
+    except ValueError:
+        raise NotFound("No such service that you may see.") from None
+    service = session.scalar(sa.select(CaseService).where(CaseService.id == sid).with_for_update())
+    case = session.get(Case, service.case_id) if service else None
+    seen = audience(actor, role_of(session, actor, case.id)) if case else None
+    if (
+        service is None
+        or seen is None
+        or (
+            seen[0] is not Audience.STAFF
+            and (
+                seen[1] is not ParticipantRole.SERVICE_PROVIDER
+                or service.provider_id != actor.organisation_id
+            )
+        )
+    ):
+        raise NotFound("No such service that you may see.")
+    if (
+        if_match is not None
+        and if_match.strip() != "*"
+        and etag(service) not in {t.strip().removeprefix("W/") for t in if_match.split(",")}
+    ):
+        raise PreconditionFailed("The service changed since you read it; read it again and retry.")
+    status = data.get("status", service.status)
+    if service.shelter_id is not None and status in ACTIVE_SERVICE and service.status not in ACTIVE_SERVICE:
+        _take_bed(session, service.shelter_id, leaving=service.id)
+    starts, ends = data.get("starts_on", service.starts_on), data.get("ends_on", service.ends_on)
+    if starts and ends and ends < starts:
+        raise InvalidPayload(errors={"ends_on": ["must not be before starts_on"]})
+    for name, value in data.items():
+        setattr(service, name, value)
+    _changed(session, actor, service, case, created=False)
+    return service
+
+
+def shelters(session: Session, actor: Actor) -> list[tuple[Shelter, int]]:
+    """Every shelter with its occupancy (active placements); shelters' whereabouts are MGEC's to know."""
+    if not actor.is_mgec:
+        raise Forbidden("Only MGEC staff see the shelters.")
+    occupied = (
+        sa.select(CaseService.shelter_id, sa.func.count().label("n"))
+        .where(CaseService.status.in_(ACTIVE_SERVICE), CaseService.shelter_id.is_not(None))
+        .group_by(CaseService.shelter_id)
+        .subquery()
+    )
+    rows = session.execute(
+        sa.select(Shelter, sa.func.coalesce(occupied.c.n, 0))
+        .outerjoin(occupied, occupied.c.shelter_id == Shelter.id)
+        .order_by(Shelter.city, Shelter.name)
+    ).all()
+    return [(s, int(n)) for s, n in rows]

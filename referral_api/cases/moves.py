@@ -1,0 +1,156 @@
+"""Moves of a case along the stage table, holds and resumptions (DOMAIN.md, Case). Each commits once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import marshmallow as ma
+from sqlalchemy.orm import Session
+
+from .. import audit, events
+from ..access import Actor, Role
+from ..audit.actions import AuditAction
+from ..db import utcnow
+from ..errors import Forbidden, InvalidPayload
+from .models import Case, CaseEventKind
+from .services import commit, prepare, record, staff_only
+from .stages import MOVES, PERSONAL_DETAILS, MoveKind, Stage
+from .visibility import Audience
+
+
+def _when(case: Case, occurred_at: datetime | None) -> datetime:
+    now = utcnow()
+    when = occurred_at or now
+    if when > now:
+        raise InvalidPayload(errors={"occurred_at": ["must not be in the future"]})
+    earliest = case.last_occurred_at or case.opened_at
+    if when < earliest:
+        raise InvalidPayload(
+            errors={"occurred_at": [f"must not be before the previous event ({earliest.isoformat()})"]}
+        )
+    return when
+
+
+def _details(schema: type[ma.Schema], raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Validate a move's details; split them into plain JSON and what is sealed as personal."""
+    try:
+        loaded = schema().load(raw)
+    except ma.ValidationError as exc:
+        messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+        raise InvalidPayload(
+            errors={f"details.{k}" if k != "_schema" else "details": v for k, v in messages.items()}
+        ) from None
+    plain = {k: v.isoformat() if hasattr(v, "isoformat") else str(v) for k, v in loaded.items()}
+    personal = {k: plain.pop(k) for k in list(plain) if k in PERSONAL_DETAILS}
+    return {k: loaded[k] for k in loaded}, {"plain": plain, "personal": personal}
+
+
+def transition(
+    session: Session, actor: Actor, ref: str, data: dict[str, Any], *, if_match: str | None = None
+) -> tuple[Case, Audience, Any]:
+    """Move a case along the stage table, recording who, when, a note and the move's details."""
+    case, seen, role = prepare(session, actor, ref, if_match)
+    target: Stage = data["to"]
+    move = MOVES.get((case.stage, target))
+    if move is not None:
+        if move.kind is MoveKind.REOPEN and actor.role is not Role.MGEC_ADMIN:
+            raise Forbidden("Only an MGEC admin may reopen a closed case.")
+        if seen is not Audience.STAFF and role not in move.by:
+            raise Forbidden(
+                f"A participant with role {role.value if role else 'none'} cannot record this move.",
+                extra={"allowed_roles": [*sorted(r.value for r in move.by), "mgec"]},
+            )
+        if move.needs_note and not data.get("note"):
+            raise InvalidPayload(errors={"note": [f"a {move.kind.value} move says why"]})
+        loaded, stored = _details(move.details, data.get("details") or {})
+        when = _when(case, data.get("occurred_at"))
+    else:
+        loaded, stored, when = {}, {"plain": {}, "personal": {}}, utcnow()
+    previous, move = case.move_to(target, occurred_at=when, details=loaded)  # 409 when not in the table
+    record(
+        session,
+        case,
+        actor,
+        CaseEventKind.MOVED,
+        occurred_at=when,
+        from_stage=previous,
+        to_stage=target,
+        details=stored["plain"],
+        note=data.get("note"),
+        personal_details=stored["personal"] or None,
+    )
+    closed = target is Stage.CLOSED
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.CASE_CLOSE if closed else AuditAction.CASE_MOVE,
+        resource_type="case",
+        resource_id=case.id,
+        details={"from": previous.value, "to": target.value, "move": move.kind.value},
+    )
+    events.publish(
+        session,
+        events.EventType.CASE_CLOSED if closed else events.EventType.CASE_STAGE_CHANGED,
+        resource_type="case",
+        resource_id=case.id,
+        data={
+            "reference": case.reference,
+            "stage": target.value,
+            "previous_stage": previous.value,
+            "occurred_at": when,
+            **({"closure_reason": case.closure_reason.value} if closed else {}),
+        },
+    )
+    commit(session)
+    return case, seen, role
+
+
+def hold(
+    session: Session, actor: Actor, ref: str, data: dict[str, Any], *, if_match: str | None = None
+) -> tuple[Case, Audience, Any]:
+    """Put the case on hold without changing its stage (MGEC staff)."""
+    case, seen, role = prepare(session, actor, ref, if_match)
+    staff_only(actor, seen, "put a case on hold")
+    when = _when(case, data.get("occurred_at"))
+    case.hold(reason=data["reason"], occurred_at=when)
+    return _held_or_resumed(session, actor, case, seen, role, CaseEventKind.HELD, when, data["reason"])
+
+
+def resume(
+    session: Session, actor: Actor, ref: str, data: dict[str, Any], *, if_match: str | None = None
+) -> tuple[Case, Audience, Any]:
+    """Resume a case on hold, at the stage it was in (MGEC staff)."""
+    case, seen, role = prepare(session, actor, ref, if_match)
+    staff_only(actor, seen, "resume a case")
+    when = _when(case, data.get("occurred_at"))
+    case.resume(occurred_at=when)
+    return _held_or_resumed(session, actor, case, seen, role, CaseEventKind.RESUMED, when, data.get("reason"))
+
+
+def _held_or_resumed(session, actor, case, seen, role, kind, when, reason):
+    record(
+        session, case, actor, kind, occurred_at=when, from_stage=case.stage, to_stage=case.stage, note=reason
+    )
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.CASE_UPDATE,
+        resource_type="case",
+        resource_id=case.id,
+        details={"on_hold": case.on_hold},
+    )
+    events.publish(
+        session,
+        events.EventType.CASE_ON_HOLD if case.on_hold else events.EventType.CASE_RESUMED,
+        resource_type="case",
+        resource_id=case.id,
+        data={
+            "reference": case.reference,
+            "stage": case.stage.value,
+            "on_hold": case.on_hold,
+            "occurred_at": when,
+        },
+    )
+    commit(session)
+    return case, seen, role

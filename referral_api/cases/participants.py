@@ -1,0 +1,79 @@
+"""A case's participants (DOMAIN.md, Participants): added and removed by MGEC staff. Each commits once."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from .. import audit, events
+from ..access import Actor
+from ..audit.actions import AuditAction
+from ..db import utcnow
+from ..errors import Conflict, InvalidPayload, NotFound
+from ..organisations.models import Organisation
+from .models import CaseParticipant
+from .services import commit, load, participants_of, prepare, staff_only
+
+
+def list_participants(session: Session, actor: Actor, ref: str) -> list[CaseParticipant]:
+    case, seen, _role = load(session, actor, ref)
+    staff_only(actor, seen, "list a case's participants")
+    return participants_of(session, case)
+
+
+def add_participant(session: Session, actor: Actor, ref: str, data: dict[str, Any]) -> CaseParticipant:
+    """MGEC staff add an organisation to a case with a role."""
+    case, seen, _role = prepare(session, actor, ref, None)
+    staff_only(actor, seen, "add participants")
+    org = session.get(Organisation, data["organisation_id"])
+    if org is None:
+        raise InvalidPayload(errors={"organisation_id": ["no such organisation"]})
+    if session.get(CaseParticipant, (case.id, org.id)) is not None:
+        raise Conflict(
+            "This organisation takes part in the case already.", errors={"organisation_id": ["taken"]}
+        )
+    participant = CaseParticipant(
+        case_id=case.id,
+        organisation_id=org.id,
+        role=data["role"],
+        added_at=utcnow(),
+        added_by_user_id=actor.user_id,
+    )
+    session.add(participant)
+    _participants_changed(session, actor, case, org.id, data["role"], added=True)
+    return participant
+
+
+def remove_participant(session: Session, actor: Actor, ref: str, organisation_id: str) -> None:
+    case, seen, _role = prepare(session, actor, ref, None)
+    staff_only(actor, seen, "remove participants")
+    try:
+        participant = session.get(CaseParticipant, (case.id, uuid.UUID(organisation_id)))
+    except ValueError:
+        participant = None
+    if participant is None:
+        raise NotFound("This organisation does not take part in the case.")
+    session.delete(participant)
+    _participants_changed(session, actor, case, participant.organisation_id, participant.role, added=False)
+
+
+def _participants_changed(session, actor, case, organisation_id, role, *, added):
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.CASE_UPDATE,
+        resource_type="case",
+        resource_id=case.id,
+        details={"participant": str(organisation_id), "role": role.value, "added": added},
+    )
+    events.publish(
+        session,
+        events.EventType.CASE_PARTICIPANT_ADDED if added else events.EventType.CASE_PARTICIPANT_REMOVED,
+        resource_type="case",
+        resource_id=case.id,
+        data={"reference": case.reference, "organisation_id": organisation_id, "role": role.value},
+    )
+    case.updated_at = utcnow()  # bumps the version: a participant change changes what the case shows
+    commit(session)

@@ -1,0 +1,209 @@
+"""What comes in to a case and what each audience is shown of one (DOMAIN.md, Case)."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+import marshmallow as ma
+from marshmallow import validate, validates_schema
+
+from .models import ServiceKind, ServiceStatus
+from .stages import ParticipantRole, Stage
+
+
+def _enum(enum, **kwargs):
+    return ma.fields.Enum(enum, by_value=True, **kwargs)
+
+
+def _text(max_len: int, **kwargs):
+    return ma.fields.String(validate=validate.Length(min=1, max=max_len), **kwargs)
+
+
+class _Strict(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+
+# ---- input ------------------------------------------------------------------------------------------
+
+
+class TransitionInSchema(_Strict):
+    to = _enum(Stage, required=True)
+    occurred_at = ma.fields.AwareDateTime(
+        default_timezone=UTC, metadata={"description": "when it happened (default: now); not in the future"}
+    )
+    note = _text(5000, metadata={"description": "required for a step back and a reopening: why"})
+    details = ma.fields.Dict(
+        keys=ma.fields.String(),
+        load_default=dict,
+        metadata={"description": "what the move records, as DOMAIN.md's stage table names it"},
+    )
+
+
+class ReasonInSchema(_Strict):
+    reason = _text(2000, required=True)
+    occurred_at = ma.fields.AwareDateTime(default_timezone=UTC)
+
+
+class ResumeInSchema(_Strict):
+    reason = _text(2000)
+    occurred_at = ma.fields.AwareDateTime(default_timezone=UTC)
+
+
+class ParticipantInSchema(_Strict):
+    organisation_id = ma.fields.UUID(required=True)
+    role = _enum(ParticipantRole, required=True)
+
+
+class ServiceInSchema(_Strict):
+    kind = _enum(ServiceKind, required=True)
+    provider_id = ma.fields.UUID(allow_none=True)
+    shelter_id = ma.fields.UUID(allow_none=True)
+    status = _enum(ServiceStatus, load_default=ServiceStatus.PLANNED)
+    starts_on = ma.fields.Date(allow_none=True)
+    ends_on = ma.fields.Date(allow_none=True)
+    note = _text(5000, allow_none=True)
+
+    @validates_schema
+    def _shelter(self, data, **_kwargs):
+        if (data["kind"] is ServiceKind.SHELTER) != (data.get("shelter_id") is not None):
+            raise ma.ValidationError(
+                "a shelter service names its shelter; no other service does", "shelter_id"
+            )
+        if data.get("starts_on") and data.get("ends_on") and data["ends_on"] < data["starts_on"]:
+            raise ma.ValidationError("must not be before starts_on", "ends_on")
+
+
+class ServicePatchSchema(_Strict):
+    status = _enum(ServiceStatus)
+    starts_on = ma.fields.Date(allow_none=True)
+    ends_on = ma.fields.Date(allow_none=True)
+    note = _text(5000, allow_none=True)
+
+
+class CaseListArgs(_Strict):
+    stage = _enum(Stage)
+    on_hold = ma.fields.Boolean()
+    participant = ma.fields.UUID(metadata={"description": "an organisation id taking part"})
+    limit = ma.fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    cursor = ma.fields.String(validate=validate.Length(max=512))
+
+
+class StatusArgs(_Strict):
+    external_reference = _text(100, required=True)
+
+
+# ---- output -----------------------------------------------------------------------------------------
+
+
+class KeyDatesSchema(ma.Schema):
+    referred_at = ma.fields.AwareDateTime(allow_none=True)
+    accepted_at = ma.fields.AwareDateTime(allow_none=True)
+    travel_document_issued_on = ma.fields.Date(allow_none=True)
+    departed_on = ma.fields.Date(allow_none=True)
+    arrived_on = ma.fields.Date(allow_none=True)
+    closed_at = ma.fields.AwareDateTime(allow_none=True)
+
+
+class CaseStatusSchema(ma.Schema):
+    """Reference, stage and key dates: nothing personal (scope cases:status)."""
+
+    id = ma.fields.UUID()
+    reference = ma.fields.String()
+    stage = _enum(Stage)
+    stage_since = ma.fields.AwareDateTime()
+    on_hold = ma.fields.Boolean()
+    key_dates = ma.fields.Nested(KeyDatesSchema)
+
+
+_PERSON = ma.fields.Dict(
+    allow_none=True,
+    metadata={
+        "description": "the person (DOMAIN.md field names) as far as the caller may see it: MGEC staff all; "
+        "a participant only if the person's consent covers its kind of organisation (an embassy: name, "
+        "date of birth and documents); otherwise null. Absent from lists."
+    },
+)
+
+
+class CaseParticipantViewSchema(CaseStatusSchema):
+    """What a participant sees: the status, its own role and the moves that role may record."""
+
+    role = _enum(ParticipantRole)
+    allowed_stages = ma.fields.List(ma.fields.String())
+    person = _PERSON
+
+
+class ParticipantSchema(ma.Schema):
+    organisation_id = ma.fields.UUID()
+    role = _enum(ParticipantRole)
+    external_reference = ma.fields.String(allow_none=True)
+    added_at = ma.fields.AwareDateTime()
+
+
+class CaseStaffSchema(CaseStatusSchema):
+    internal = ma.fields.Boolean()
+    on_hold_since = ma.fields.AwareDateTime(allow_none=True)
+    hold_reason = ma.fields.String(allow_none=True)
+    closure_reason = ma.fields.String(allow_none=True)
+    opened_by_organisation_id = ma.fields.UUID()
+    share_with = ma.fields.List(ma.fields.String())
+    participants = ma.fields.List(ma.fields.Nested(ParticipantSchema))
+    allowed_stages = ma.fields.List(ma.fields.String())
+    person = _PERSON
+
+
+class CasePageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Dict(), metadata={"description": "cases, each in the caller's view"})
+    next_cursor = ma.fields.String(allow_none=True)
+
+
+class CaseEventSchema(ma.Schema):
+    id = ma.fields.UUID()
+    kind = ma.fields.String()
+    from_stage = ma.fields.String(allow_none=True)
+    to_stage = ma.fields.String(allow_none=True)
+    occurred_at = ma.fields.AwareDateTime()
+    recorded_at = ma.fields.AwareDateTime()
+    organisation_id = ma.fields.UUID()
+    client_id = ma.fields.String()
+    user_id = ma.fields.UUID(allow_none=True)
+    details = ma.fields.Dict()
+    note = ma.fields.String(allow_none=True, metadata={"description": "MGEC staff only"})
+
+
+class TimelineSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(CaseEventSchema))
+
+
+class ParticipantListSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(ParticipantSchema))
+
+
+class ServiceSchema(ma.Schema):
+    id = ma.fields.UUID()
+    case_id = ma.fields.UUID()
+    kind = _enum(ServiceKind)
+    provider_id = ma.fields.UUID(allow_none=True)
+    shelter_id = ma.fields.UUID(allow_none=True)
+    status = _enum(ServiceStatus)
+    starts_on = ma.fields.Date(allow_none=True)
+    ends_on = ma.fields.Date(allow_none=True)
+    note = ma.fields.String(allow_none=True)
+    updated_at = ma.fields.AwareDateTime()
+
+
+class ServiceListSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(ServiceSchema))
+
+
+class ShelterSchema(ma.Schema):
+    id = ma.fields.UUID()
+    name = ma.fields.String()
+    city = ma.fields.String()
+    capacity = ma.fields.Integer()
+    occupancy = ma.fields.Integer()
+
+
+class ShelterListSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(ShelterSchema))

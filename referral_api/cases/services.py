@@ -1,0 +1,300 @@
+"""Case use cases: open, read, list, status, timeline, and what every write shares. Each commits once."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from .. import audit
+from ..access import Actor
+from ..audit.actions import AuditAction, Outcome
+from ..db import utcnow
+from ..errors import Conflict, Forbidden, InvalidPayload, NotFound, PreconditionFailed
+from ..http import decode_cursor, encode_cursor
+from ..references import next_reference
+from . import persons
+from .models import Case, CaseEvent, CaseEventKind, CaseParticipant
+from .stages import ParticipantRole, Stage
+from .views import etag
+from .visibility import Audience, audience, visible_to
+
+# ---- opening (called by the referrals part when it accepts a referral) -------------------------------
+
+
+def record(
+    session: Session, case: Case, actor: Actor, kind: CaseEventKind, *, occurred_at: datetime, **fields: Any
+) -> CaseEvent:
+    event = CaseEvent(
+        id=uuid.uuid4(),
+        case_id=case.id,
+        kind=kind,
+        occurred_at=occurred_at,
+        recorded_at=utcnow(),
+        organisation_id=actor.organisation_id,
+        client_id=actor.client_id,
+        user_id=actor.user_id,
+        data_key_id=case.data_key_id,  # the timeline's free text is erased with the person
+        **fields,
+    )
+    session.add(event)
+    return event
+
+
+def open_case(
+    session: Session,
+    actor: Actor,
+    *,
+    data_key_id: uuid.UUID | None,
+    share_with: list[str],
+    referred_at: datetime,
+    internal: bool,
+    referral_id: uuid.UUID,
+    now: datetime,
+) -> Case:
+    """Open a case at verification, or at rehabilitation when the person is already home (caller commits)."""
+    stage = Stage.REHABILITATION if internal else Stage.VERIFICATION
+    case = Case(
+        id=uuid.uuid4(),
+        reference=next_reference(session, "CASE", now=now),
+        data_key_id=data_key_id,
+        opened_at=now,
+        opened_by_organisation_id=actor.organisation_id,
+        opened_by_user_id=actor.user_id,
+        share_with=list(share_with),
+        stage=stage,
+        stage_since=now,
+        last_occurred_at=now,
+        internal=internal,
+        referred_at=referred_at,
+    )
+    session.add(case)
+    record(session, case, actor, CaseEventKind.OPENED, occurred_at=now, to_stage=stage)
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.CASE_OPEN,
+        resource_type="case",
+        resource_id=case.id,
+        details={"referral_id": str(referral_id), "stage": stage.value},
+    )
+    return case
+
+
+def add_referrer(
+    session: Session, case: Case, *, organisation_id: uuid.UUID, external_reference: str | None
+) -> None:
+    """The referring organisation takes part from the start (caller commits); MGEC itself never needs to."""
+    if organisation_id == case.opened_by_organisation_id or session.get(
+        CaseParticipant, (case.id, organisation_id)
+    ):
+        return
+    session.add(
+        CaseParticipant(
+            case_id=case.id,
+            organisation_id=organisation_id,
+            role=ParticipantRole.REFERRER,
+            external_reference=external_reference,
+            added_at=utcnow(),
+        )
+    )
+
+
+# ---- reading ----------------------------------------------------------------------------------------
+
+
+def _lookup(ref: str) -> sa.ColumnElement[bool]:
+    try:
+        return Case.id == uuid.UUID(ref)
+    except ValueError:
+        return Case.reference == ref.upper()
+
+
+def _deny(session: Session, actor: Actor, what: str, found: uuid.UUID | None) -> NotFound:
+    """Audit a refused look at a case (committed on its own: the request ends in 404)."""
+    session.rollback()
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.HTTP_REQUEST_DENY,
+        resource_type="case",
+        resource_id=found,
+        outcome=Outcome.DENIED,
+        details={"reason": "not visible" if found else "no such case"},
+    )
+    session.commit()
+    return NotFound(f"No case {what} that you may see.")
+
+
+def load(
+    session: Session, actor: Actor, ref: str, *, for_update: bool = False
+) -> tuple[Case, Audience, ParticipantRole | None]:
+    """The case `ref` (id or CASE- reference) and how the caller sees it; 404 when it may not."""
+    # The case and the caller's role in it in one round trip (the status view is read under load).
+    query = (
+        sa.select(Case, CaseParticipant.role)
+        .outerjoin(
+            CaseParticipant,
+            sa.and_(
+                CaseParticipant.case_id == Case.id, CaseParticipant.organisation_id == actor.organisation_id
+            ),
+        )
+        .where(_lookup(ref))
+    )
+    if for_update:
+        # Concurrent writes to one case queue here; the first wins, the others see its result.
+        query = query.with_for_update(of=Case)
+    row = session.execute(query).first()
+    case, role = row if row is not None else (None, None)
+    seen = audience(actor, role) if case is not None else None
+    if case is None or seen is None:
+        raise _deny(session, actor, ref, case.id if case else None)
+    return case, seen[0], seen[1]
+
+
+def participants_of(session: Session, case: Case) -> list[CaseParticipant]:
+    return list(
+        session.scalars(
+            sa.select(CaseParticipant)
+            .where(CaseParticipant.case_id == case.id)
+            .order_by(CaseParticipant.added_at, CaseParticipant.organisation_id)
+        )
+    )
+
+
+def read(
+    session: Session, actor: Actor, ref: str
+) -> tuple[Case, Audience, ParticipantRole | None, dict[str, Any] | None]:
+    """One case in the caller's view, with the person as far as consent lets the caller see it.
+
+    A read that shows personal data (the person, or the hold reason to staff) is audited.
+    """
+    case, seen, role = load(session, actor, ref)
+    person = persons.person_for(session, actor, case)
+    if seen is Audience.STAFF or person is not None:
+        audit.record(
+            session,
+            actor=actor,
+            action=AuditAction.CASE_READ,
+            resource_type="case",
+            resource_id=case.id,
+            details={"person": person is not None},
+        )
+        session.commit()
+    return case, seen, role, person
+
+
+def status_by_external_reference(session: Session, actor: Actor, external_reference: str) -> Case:
+    """The case a partner referred under its own case number: only that partner finds it this way."""
+    case = session.scalar(
+        sa.select(Case)
+        .join(CaseParticipant, CaseParticipant.case_id == Case.id)
+        .where(
+            CaseParticipant.organisation_id == actor.organisation_id,
+            CaseParticipant.external_reference == external_reference,
+        )
+    )
+    if case is None:
+        raise _deny(session, actor, "with that external_reference", None)
+    return case
+
+
+def list_for(
+    session: Session, actor: Actor, args: dict[str, Any]
+) -> tuple[list[tuple[Case, Audience, ParticipantRole | None]], str | None]:
+    """A keyset page of the cases the caller may see, newest first."""
+    query = sa.select(Case).where(visible_to(actor))
+    if args.get("stage") is not None:
+        query = query.where(Case.stage == args["stage"])
+    if args.get("on_hold") is not None:
+        query = query.where(Case.on_hold == args["on_hold"])
+    if args.get("participant") is not None:
+        query = query.where(
+            Case.id.in_(
+                sa.select(CaseParticipant.case_id).where(
+                    CaseParticipant.organisation_id == args["participant"]
+                )
+            )
+        )
+    if args.get("cursor"):
+        at, cid = decode_cursor(args["cursor"], size=2)
+        try:
+            at, cid = datetime.fromisoformat(at), uuid.UUID(cid)
+        except (TypeError, ValueError):
+            raise InvalidPayload(errors={"cursor": ["not a cursor this list gave out"]}) from None
+        query = query.where(sa.tuple_(Case.opened_at, Case.id) < sa.tuple_(sa.literal(at), sa.literal(cid)))
+    limit = args["limit"]
+    rows = list(session.scalars(query.order_by(Case.opened_at.desc(), Case.id.desc()).limit(limit + 1)))
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor([rows[-1].opened_at.isoformat(), str(rows[-1].id)])
+    if actor.is_mgec:
+        return [(c, Audience.STAFF, None) for c in rows], next_cursor
+    roles = dict(
+        session.execute(
+            sa.select(CaseParticipant.case_id, CaseParticipant.role).where(
+                CaseParticipant.organisation_id == actor.organisation_id,
+                CaseParticipant.case_id.in_([c.id for c in rows]),
+            )
+        ).all()
+    )
+    return [(c, Audience.PARTICIPANT, roles[c.id]) for c in rows], next_cursor
+
+
+def timeline(session: Session, actor: Actor, ref: str) -> tuple[list[CaseEvent], bool]:
+    """The case's events in the order they happened; whether the caller sees notes (MGEC staff)."""
+    case, seen, _role = load(session, actor, ref)
+    found = list(
+        session.scalars(
+            sa.select(CaseEvent)
+            .where(CaseEvent.case_id == case.id)
+            .order_by(CaseEvent.occurred_at, CaseEvent.recorded_at, CaseEvent.id)
+        )
+    )
+    staff = seen is Audience.STAFF
+    if staff:
+        audit.record(
+            session,
+            actor=actor,
+            action=AuditAction.CASE_READ,
+            resource_type="case",
+            resource_id=case.id,
+            details={"timeline": True},
+        )
+        session.commit()
+    return found, staff
+
+
+# ---- writes -----------------------------------------------------------------------------------------
+
+
+def commit(session: Session) -> None:
+    """Commit, turning a lost race (version column, unique key) into a 409."""
+    try:
+        session.commit()
+    except (StaleDataError, IntegrityError):
+        session.rollback()
+        raise Conflict("The case was changed by someone else at the same time; read it again.") from None
+
+
+def prepare(session: Session, actor: Actor, ref: str, if_match: str | None) -> tuple[Case, Audience, Any]:
+    """Load the case locked for a write, honouring If-Match (412 when stale)."""
+    case, seen, role = load(session, actor, ref, for_update=True)
+    if (
+        if_match is not None
+        and if_match.strip() != "*"
+        and etag(case) not in {t.strip().removeprefix("W/") for t in if_match.split(",")}
+    ):
+        raise PreconditionFailed("The case changed since you read it; read it again and retry.")
+    return case, seen, role
+
+
+def staff_only(actor: Actor, seen: Audience, what: str) -> None:
+    if seen is not Audience.STAFF:
+        raise Forbidden(f"Only MGEC staff may {what}.")

@@ -1,0 +1,146 @@
+"""A case as each audience sees it: the documents the output schemas describe."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from .models import Case, CaseEvent, CaseParticipant, CaseService
+from .schemas import (
+    CaseEventSchema,
+    CaseParticipantViewSchema,
+    CaseStaffSchema,
+    CaseStatusSchema,
+    ParticipantSchema,
+    ServiceSchema,
+)
+from .stages import MOVES, MoveKind, ParticipantRole, allowed_targets
+from .visibility import Audience
+
+_STATUS, _PARTICIPANT, _STAFF = CaseStatusSchema(), CaseParticipantViewSchema(), CaseStaffSchema()
+_EVENT, _PART, _SERVICE = CaseEventSchema(), ParticipantSchema(), ServiceSchema()
+
+
+def _status(case: Case) -> dict[str, Any]:
+    return {
+        "id": case.id,
+        "reference": case.reference,
+        "stage": case.stage,
+        "stage_since": case.stage_since,
+        "on_hold": case.on_hold,
+        "key_dates": {
+            "referred_at": case.referred_at,
+            "accepted_at": case.opened_at,
+            "travel_document_issued_on": case.travel_document_issued_on,
+            "departed_on": case.departed_on,
+            "arrived_on": case.arrived_on,
+            "closed_at": case.closed_at,
+        },
+    }
+
+
+def status_document(case: Case) -> dict[str, Any]:
+    """Reference, stage, since, on hold and key dates; nothing personal, for anyone who may see it."""
+    return _STATUS.dump(_status(case))
+
+
+def stages_for(case: Case, role: ParticipantRole | None, *, staff: bool) -> list[str]:
+    """The stages the caller may move the case to (reopening is an admin's: listed for staff)."""
+    return [
+        t
+        for t in allowed_targets(case.stage)
+        if staff or (role is not None and role in MOVES[(case.stage, t)].by)
+        if staff or MOVES[(case.stage, t)].kind is not MoveKind.REOPEN
+    ]
+
+
+OMIT: Any = object()  # a list leaves the person out (one provider call a case): the case's own answer has it
+
+
+def document(
+    case: Case,
+    audience: Audience,
+    role: ParticipantRole | None = None,
+    participants: list[CaseParticipant] | None = None,
+    person: dict[str, Any] | None = OMIT,
+) -> dict[str, Any]:
+    """The case in the schema of `audience`; only staff see the hold reason (it may be personal).
+
+    `person` is what persons.person_for() allows the caller (None: nothing, by consent).
+    """
+    doc = _status(case)
+    if person is not OMIT:
+        doc["person"] = person
+    if audience is Audience.PARTICIPANT:
+        return _PARTICIPANT.dump({**doc, "role": role, "allowed_stages": stages_for(case, role, staff=False)})
+    return _STAFF.dump(
+        {
+            **doc,
+            "internal": case.internal,
+            "on_hold_since": case.on_hold_since,
+            "hold_reason": case.hold_reason,
+            "closure_reason": case.closure_reason,
+            "opened_by_organisation_id": case.opened_by_organisation_id,
+            "share_with": case.share_with,
+            "allowed_stages": stages_for(case, None, staff=True),
+            # a list leaves them out (one query a case); the case's own answer has them
+            **({} if participants is None else {"participants": [_participant(p) for p in participants]}),
+        }
+    )
+
+
+def _participant(p: CaseParticipant) -> dict[str, Any]:
+    return {
+        "organisation_id": p.organisation_id,
+        "role": p.role,
+        "external_reference": p.external_reference,
+        "added_at": p.added_at,
+    }
+
+
+def participant_document(p: CaseParticipant) -> dict[str, Any]:
+    return _PART.dump(_participant(p))
+
+
+def event_document(event: CaseEvent, *, staff: bool) -> dict[str, Any]:
+    """A timeline entry; the note and personal details are MGEC staff's only."""
+    details = dict(event.details or {})
+    if staff and event.personal_details:
+        details.update(event.personal_details)
+    return _EVENT.dump(
+        {
+            "id": event.id,
+            "kind": event.kind.value,
+            "from_stage": event.from_stage,
+            "to_stage": event.to_stage,
+            "occurred_at": event.occurred_at,
+            "recorded_at": event.recorded_at,
+            "organisation_id": event.organisation_id,
+            "client_id": event.client_id,
+            "user_id": event.user_id,
+            "details": details,
+            "note": event.note if staff else None,
+        }
+    )
+
+
+def service_document(service: CaseService) -> dict[str, Any]:
+    return _SERVICE.dump(
+        {
+            "id": service.id,
+            "case_id": service.case_id,
+            "kind": service.kind,
+            "provider_id": service.provider_id,
+            "shelter_id": service.shelter_id,
+            "status": service.status,
+            "starts_on": service.starts_on,
+            "ends_on": service.ends_on,
+            "note": service.note,
+            "updated_at": service.updated_at,
+        }
+    )
+
+
+def etag(record: Case | CaseService) -> str:
+    """Changes with every write (the version column), whoever looks."""
+    return '"' + hashlib.sha256(f"{record.id}:{record.version}".encode()).hexdigest()[:32] + '"'

@@ -1,0 +1,146 @@
+"""On PostgreSQL, concurrent writes to one case or one shelter: row locks decide, nobody overshoots."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from referral_api import create_app, dbmigrate
+from referral_api.access import Actor, OrganisationRef
+from referral_api.cases import care, moves
+from referral_api.cases.models import Case, CaseEvent, CaseService, ServiceKind, ServiceStatus, Shelter
+from referral_api.cases.stages import Stage
+from referral_api.db import database
+from referral_api.errors import Conflict
+from referral_api.organisations.models import Organisation, OrganisationKind
+from tests.conftest import throwaway_database
+
+N = 20
+
+
+@pytest.fixture
+def fresh(backend, tmp_path):
+    """An app on a throwaway database (committed data, separate connections), with MGEC and an actor."""
+    with throwaway_database(backend, tmp_path) as url:
+        app = create_app({"database_url": url, "instance_path": str(tmp_path)})
+        db = database(app)
+        dbmigrate.upgrade(db)
+        with db.sessionmaker() as s:
+            mgec = Organisation(id=uuid.uuid4(), name="MGEC", kind=OrganisationKind.MGEC, country="MN")
+            s.add(mgec)
+            s.commit()
+        actor = Actor(
+            OrganisationRef(mgec.id, "mgec"), client_id="c-1", user_id=None, role=None, scopes=frozenset()
+        )
+        yield app, db, actor
+        db.engine.dispose()
+
+
+def _new_cases(db, count):
+    now = datetime.now(UTC)
+    with db.sessionmaker() as s:
+        org = s.scalar(sa.select(Organisation.id))
+        ids = [uuid.uuid4() for _ in range(count)]
+        s.add_all(
+            Case(
+                id=i,
+                reference=f"CASE-2026-{n:06d}",
+                opened_at=now,
+                opened_by_organisation_id=org,
+                stage_since=now,
+                last_occurred_at=now,
+                share_with=[],
+            )
+            for n, i in enumerate(ids, 1)
+        )
+        s.commit()
+    return ids
+
+
+def _race(app, db, work):
+    """Run `work(session, i)` in N threads at once; count wins and conflicts."""
+    outcome = {"won": 0, "conflict": 0, "other": []}
+    lock, barrier = threading.Lock(), threading.Barrier(N)
+
+    def run(i):
+        with app.app_context(), db.sessionmaker() as session:
+            barrier.wait()
+            try:
+                work(session, i)
+                key = "won"
+            except Conflict:
+                key = "conflict"
+            except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+                with lock:
+                    outcome["other"].append(repr(exc))
+                return
+            with lock:
+                outcome[key] += 1
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(N)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return outcome
+
+
+@pytest.mark.postgres_only
+def test_20_concurrent_moves_from_one_stage_make_exactly_one(fresh):
+    app, db, actor = fresh
+    (case_id,) = _new_cases(db, 1)
+    details = {"verified_on": datetime.now(UTC).date().isoformat(), "method": "passport"}
+    outcome = _race(
+        app,
+        db,
+        lambda s, i: moves.transition(
+            s, actor, str(case_id), {"to": Stage.TRAVEL_DOCUMENTS, "details": details}
+        ),
+    )
+    assert outcome == {"won": 1, "conflict": N - 1, "other": []}
+    with db.sessionmaker() as s:
+        assert s.get(Case, case_id).stage is Stage.TRAVEL_DOCUMENTS
+        moved = s.scalar(
+            sa.select(sa.func.count()).select_from(CaseEvent).where(CaseEvent.case_id == case_id)
+        )
+        assert moved == 1
+
+
+@pytest.mark.postgres_only
+def test_20_concurrent_placements_into_5_free_beds_make_exactly_5(fresh):
+    app, db, actor = fresh
+    case_ids = _new_cases(db, N + 1)
+    with db.sessionmaker() as s:
+        shelter = Shelter(id=uuid.uuid4(), name="Zamiin-Uud shelter", city="Zamiin-Uud", capacity=6)
+        s.add(shelter)
+        s.flush()
+        s.add(
+            CaseService(
+                id=uuid.uuid4(),
+                case_id=case_ids[-1],
+                kind=ServiceKind.SHELTER,
+                shelter_id=shelter.id,
+                status=ServiceStatus.IN_PROGRESS,
+            )
+        )  # one bed taken: 5 free
+        s.commit()
+    outcome = _race(
+        app,
+        db,
+        lambda s, i: care.add_service(
+            s,
+            actor,
+            str(case_ids[i]),
+            {"kind": ServiceKind.SHELTER, "shelter_id": shelter.id, "status": ServiceStatus.PLANNED},
+        ),
+    )
+    assert outcome == {"won": 5, "conflict": N - 5, "other": []}
+    with db.sessionmaker() as s:
+        taken = s.scalar(
+            sa.select(sa.func.count()).select_from(CaseService).where(CaseService.shelter_id == shelter.id)
+        )
+        assert taken == 6
