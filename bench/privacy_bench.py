@@ -27,8 +27,20 @@ from referral_api.db import IdMixin, make_engine
 from referral_api.privacy import EncryptedRecordMixin, KeyRing, KeyStore, Privacy, encrypted_column
 from referral_api.privacy.models import DataKey
 
-FIELDS = ["family_name", "given_name", "patronymic", "birth_date", "passport_number", "national_id",
-          "phone", "address", "next_of_kin", "aliases", "place_of_exploitation", "notes"]
+FIELDS = [
+    "family_name",
+    "given_name",
+    "patronymic",
+    "birth_date",
+    "passport_number",
+    "national_id",
+    "phone",
+    "address",
+    "next_of_kin",
+    "aliases",
+    "place_of_exploitation",
+    "notes",
+]
 BATCH = 100
 
 
@@ -50,11 +62,18 @@ class EncryptedReferral(IdMixin, EncryptedRecordMixin, BenchBase):
 
 def sample(i: int) -> dict[str, Any]:
     return {
-        "family_name": f"Батбаяр{i}", "given_name": "Энхтуяа", "patronymic": "Ганбаатар",
+        "family_name": f"Батбаяр{i}",
+        "given_name": "Энхтуяа",
+        "patronymic": "Ганбаатар",
         "birth_date": date(1990 + i % 20, 1 + i % 12, 1 + i % 28).isoformat(),
-        "passport_number": f"E{1000000 + i}", "national_id": f"УБ9{i:07d}", "phone": f"+976 9911 {i:04d}",
-        "address": "Баянзүрх дүүрэг, 3-р хороо, Улаанбаатар", "next_of_kin": "Оюунчимэг (mother)",
-        "aliases": "Bataa, Baagii", "place_of_exploitation": "Macau", "notes": "Referred by hotline. " * 8,
+        "passport_number": f"E{1000000 + i}",
+        "national_id": f"УБ9{i:07d}",
+        "phone": f"+976 9911 {i:04d}",
+        "address": "Баянзүрх дүүрэг, 3-р хороо, Улаанбаатар",
+        "next_of_kin": "Оюунчимэг (mother)",
+        "aliases": "Bataa, Baagii",
+        "place_of_exploitation": "Macau",
+        "notes": "Referred by hotline. " * 8,
     }
 
 
@@ -107,8 +126,11 @@ def main() -> None:
         BenchBase.metadata.create_all(engine)
         created_data_keys = not sa.inspect(engine).has_table("data_keys")
         DataKey.__table__.create(engine, checkfirst=True)
-        keys = Privacy(keyring=KeyRing("bench", {"bench": secrets.token_bytes(32)}), keystore=KeyStore(),
-                       index_key=secrets.token_bytes(32))
+        keys = Privacy(
+            keyring=KeyRing("bench", {"bench": secrets.token_bytes(32)}),
+            keystore=KeyStore(),
+            index_key=secrets.token_bytes(32),
+        )
         sessions = sessionmaker(bind=engine, info={privacy.SESSION_INFO: keys})
         print(f"{count} referrals x {len(FIELDS)} personal fields on {engine.dialect.name}")
         repeat = max(1, min(args.repeat, 20))
@@ -120,8 +142,11 @@ def main() -> None:
         if args.database_url:
             # Leave the database as found: the bench's tables and the data keys it created.
             with engine.begin() as conn:
-                conn.execute(sa.delete(DataKey).where(
-                    DataKey.id.in_(sa.select(EncryptedReferral.__table__.c.data_key_id))))
+                conn.execute(
+                    sa.delete(DataKey).where(
+                        DataKey.id.in_(sa.select(EncryptedReferral.__table__.c.data_key_id))
+                    )
+                )
             BenchBase.metadata.drop_all(engine)
             if created_data_keys:
                 DataKey.__table__.drop(engine)
