@@ -103,6 +103,14 @@ class ServiceUnavailable(DomainError):
         super().__init__(detail, **kwargs)
 
 
+def require_current(if_match: str | None, current_etag: str, *, what: str) -> None:
+    """Honour If-Match on a write: absent or `*` passes; otherwise one of its tags must be current (412)."""
+    if if_match is None or if_match.strip() == "*":
+        return
+    if current_etag not in {t.strip().removeprefix("W/") for t in if_match.split(",")}:
+        raise PreconditionFailed(f"The {what} changed since you read it; read it again and retry.")
+
+
 def problem(
     status: int,
     *,

@@ -230,17 +230,6 @@ def etag_of(payload: Any) -> str:
     return '"' + hashlib.sha256(canonical).hexdigest()[:32] + '"'
 
 
-def check_if_match(current_etag: str) -> None:
-    """Honour If-Match on a write: a stale tag is 412."""
-    if_match = request.headers.get("If-Match")
-    if if_match is None:
-        return
-    tags = {t.strip() for t in if_match.split(",")}
-    if "*" in tags or current_etag in tags or f"W/{current_etag}" in tags:
-        return
-    raise errors.PreconditionFailed("The record changed since you read it; read it again and retry.")
-
-
 def with_etag(
     payload: Any, status: int = 200, headers: Mapping[str, str] | None = None, *, etag: str | None = None
 ) -> Response:

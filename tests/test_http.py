@@ -9,7 +9,8 @@ import pytest
 from flask_restx import Namespace, Resource
 
 from referral_api import create_app
-from referral_api.http import check_if_match, decode_cursor, encode_cursor, load, with_etag
+from referral_api.errors import PreconditionFailed, require_current
+from referral_api.http import decode_cursor, encode_cursor, load, with_etag
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "request_id"}
 
@@ -133,13 +134,16 @@ def test_valid_body_gets_etag(echo_client):
     assert response.headers["ETag"].startswith('"')
 
 
-def test_if_match(tmp_path):
-    app = create_app({"instance_path": str(tmp_path)})
-    with app.test_request_context(headers={"If-Match": '"abc"'}):
-        check_if_match('"abc"')
-        with pytest.raises(Exception) as info:
-            check_if_match('"def"')
-        assert info.value.status == 412
+@pytest.mark.parametrize("if_match", [None, "*", '"abc"', 'W/"abc"', '"old", "abc"'])
+def test_if_match_passes(if_match):
+    require_current(if_match, '"abc"', what="record")
+
+
+@pytest.mark.parametrize("if_match", ['"def"', '"abc-ish"', ""])
+def test_if_match_stale_is_412(if_match):
+    with pytest.raises(PreconditionFailed) as info:
+        require_current(if_match, '"abc"', what="referral")
+    assert info.value.status == 412 and "referral" in info.value.detail
 
 
 def test_cursor_round_trip_and_damage(tmp_path):

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from .. import audit, events
 from ..access import Actor
 from ..audit.actions import AuditAction
-from ..errors import Conflict, Forbidden, InvalidPayload, NotFound, PreconditionFailed
+from ..errors import Conflict, Forbidden, InvalidPayload, NotFound, require_current
 from ..organisations.models import Organisation
 from . import services as cases
 from .models import ACTIVE_SERVICE, Case, CaseService, ServiceKind, Shelter
@@ -136,12 +136,7 @@ def update_service(
         )
     ):
         raise NotFound("No such service that you may see.")
-    if (
-        if_match is not None
-        and if_match.strip() != "*"
-        and etag(service) not in {t.strip().removeprefix("W/") for t in if_match.split(",")}
-    ):
-        raise PreconditionFailed("The service changed since you read it; read it again and retry.")
+    require_current(if_match, etag(service), what="service")
     status = data.get("status", service.status)
     if service.shelter_id is not None and status in ACTIVE_SERVICE and service.status not in ACTIVE_SERVICE:
         _take_bed(session, service.shelter_id, leaving=service.id)

@@ -15,7 +15,7 @@ from .. import audit
 from ..access import Actor
 from ..audit.actions import AuditAction, Outcome
 from ..db import utcnow
-from ..errors import Conflict, Forbidden, InvalidPayload, NotFound, PreconditionFailed
+from ..errors import Conflict, Forbidden, InvalidPayload, NotFound, require_current
 from ..http import decode_cursor, encode_cursor
 from ..references import next_reference
 from . import persons
@@ -286,12 +286,7 @@ def commit(session: Session) -> None:
 def prepare(session: Session, actor: Actor, ref: str, if_match: str | None) -> tuple[Case, Audience, Any]:
     """Load the case locked for a write, honouring If-Match (412 when stale)."""
     case, seen, role = load(session, actor, ref, for_update=True)
-    if (
-        if_match is not None
-        and if_match.strip() != "*"
-        and etag(case) not in {t.strip().removeprefix("W/") for t in if_match.split(",")}
-    ):
-        raise PreconditionFailed("The case changed since you read it; read it again and retry.")
+    require_current(if_match, etag(case), what="case")
     return case, seen, role
 
 

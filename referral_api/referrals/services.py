@@ -17,7 +17,7 @@ from ..audit.actions import AuditAction, Outcome
 from ..cases import services as cases
 from ..cases.models import Case
 from ..db import utcnow
-from ..errors import Conflict, Forbidden, InvalidPayload, NotFound, PreconditionFailed
+from ..errors import Conflict, Forbidden, InvalidPayload, NotFound, require_current
 from ..http import decode_cursor, encode_cursor
 from ..privacy import load_keys
 from ..references import next_reference
@@ -380,12 +380,7 @@ def _finish(
 
 def _prepare(session: Session, actor: Actor, ref: str, if_match: str | None) -> tuple[Referral, Audience]:
     referral, seen = _load(session, actor, ref, for_update=True)
-    if (
-        if_match is not None
-        and if_match.strip() != "*"
-        and etag(referral) not in {t.strip().removeprefix("W/") for t in if_match.split(",")}
-    ):
-        raise PreconditionFailed("The referral changed since you read it; read it again and retry.")
+    require_current(if_match, etag(referral), what="referral")
     return referral, seen
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from ..audit import AuditAction, record
 from ..db import utcnow
-from ..errors import Conflict, InvalidPayload, NotFound, PreconditionFailed
+from ..errors import Conflict, InvalidPayload, NotFound, require_current
 from ..events import EventType, publish
 from ..http import decode_cursor, page
 from ..privacy import shred
@@ -70,10 +70,7 @@ def get(session: Session, *, actor: Any, subscription_id: uuid.UUID,
     sub = session.get(WebhookSubscription, subscription_id, populate_existing=True)
     if sub is None or sub.organisation_id != actor.organisation_id:
         raise NotFound("No such webhook subscription.")
-    if if_match is not None and if_match.strip() != "*" and etag(sub) not in {
-        t.strip().removeprefix("W/") for t in if_match.split(",")
-    }:
-        raise PreconditionFailed("The subscription changed since you read it; read it again and retry.")
+    require_current(if_match, etag(sub), what="subscription")
     return sub
 
 
