@@ -7,21 +7,11 @@ from datetime import UTC
 import marshmallow as ma
 from marshmallow import validate, validates_schema
 
+from ..validators import StrictSchema, enum_field, text_field
 from .models import ServiceKind, ServiceStatus
 from .stages import ParticipantRole, Stage
 
-
-def _enum(enum, **kwargs):
-    return ma.fields.Enum(enum, by_value=True, **kwargs)
-
-
-def _text(max_len: int, **kwargs):
-    return ma.fields.String(validate=validate.Length(min=1, max=max_len), **kwargs)
-
-
-class _Strict(ma.Schema):
-    class Meta:
-        unknown = ma.RAISE
+_enum, _text, _Strict = enum_field, text_field, StrictSchema
 
 
 # ---- input ------------------------------------------------------------------------------------------

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from datetime import date
 from enum import StrEnum
 
 import marshmallow as ma
 
-from ..db import utcnow
+from ..validators import StrictSchema, enum_field, not_in_future
 
 
 class Stage(StrEnum):
@@ -90,22 +89,16 @@ OPEN: tuple[Stage, ...] = ORDER[:-1]
 PERSONAL_DETAILS = frozenset({"departure_place"})
 
 
-def _not_future(value: date) -> None:
-    if value > utcnow().date():
-        raise ma.ValidationError("must not be in the future")
-
-
 def _day(**kw: object) -> ma.fields.Date:
-    return ma.fields.Date(required=True, validate=_not_future, **kw)
+    return ma.fields.Date(required=True, validate=not_in_future, **kw)
 
 
 def _enum(enum: type[StrEnum]) -> ma.fields.Enum:
-    return ma.fields.Enum(enum, by_value=True, required=True)
+    return enum_field(enum, required=True)
 
 
-class _Details(ma.Schema):
-    class Meta:
-        unknown = ma.RAISE
+class _Details(StrictSchema):
+    """The details of one move; unknown details are refused."""
 
 
 class NoDetails(_Details):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC
 
 import marshmallow as ma
 from marshmallow import ValidationError, validate, validates_schema
 
 from ..organisations.models import OrganisationKind
-from ..validators import Country
+from ..validators import Country, StrictSchema, enum_field, not_in_future, text_field
 from .states import ReferralStatus
 from .vocab import (
     Concern,
@@ -33,28 +33,7 @@ LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 NARRATIVE_MAX = 20_000
 
 
-def today() -> date:
-    return datetime.now(UTC).date()
-
-
-def not_in_future(value: date) -> None:
-    if value > today():
-        raise ValidationError("Must not be in the future.")
-    if value.year < 1900:
-        raise ValidationError("Must be in 1900 or later.")
-
-
-def _enum(enum, **kwargs):
-    return ma.fields.Enum(enum, by_value=True, **kwargs)
-
-
-def _text(max_len: int, **kwargs):
-    return ma.fields.String(validate=validate.Length(min=1, max=max_len), **kwargs)
-
-
-class _Strict(ma.Schema):
-    class Meta:
-        unknown = ma.RAISE
+_enum, _text, _Strict = enum_field, text_field, StrictSchema
 
 
 class PersonInSchema(_Strict):
