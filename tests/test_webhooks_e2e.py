@@ -1,9 +1,9 @@
 """End to end with real processes: gunicorn, two `referral-api webhooks work` workers on PostgreSQL,
 and a receiver on loopback that verifies every request with the `standardwebhooks` library.
 
-The events are published straight into the outbox (referrals/ and cases/ do not exist yet) for the
-resource type `e2e_record`, whose visibility rule the workers load from tests/webhook_visibility_hook.py
-through WEBHOOKS_TEST_VISIBILITY_MODULE.
+Most tests publish events straight into the outbox for the resource type `e2e_record`, whose
+visibility rule the workers load from tests/webhook_visibility_hook.py through
+WEBHOOKS_TEST_VISIBILITY_MODULE; the last one drives a real referral and its case through gunicorn.
 """
 
 from __future__ import annotations
@@ -327,3 +327,45 @@ def test_a_worker_killed_mid_delivery_loses_nothing(backend, tmp_path):
         assert [r.webhook_id for r in requests].count(published[0]) == 2  # held (lost with w1), then again
         assert _in_order(requests, published)
         assert receiver.refused == [] and _thin(requests)
+
+
+def test_a_referral_and_its_case_reach_exactly_the_organisations_that_may_see_them(backend, tmp_path):
+    """A referral submitted and accepted and its case moved, all through gunicorn with real tokens; the
+    workers start afterwards, so each organisation's audience is its final one."""
+    from tests import world as world_module
+    from tests.referral_data import referral_body
+
+    with stack(backend, tmp_path) as s:
+        with s.app.app_context():
+            session = database(s.app).sessionmaker()
+            world = world_module.build(s.app.test_client(), session)
+            police, coordinator, embassy = (world.headers(w) for w in ("police", "coordinator", "embassy"))
+            session.close()
+        for name in ("mgec", "police", "embassy", "ngo"):
+            s.subscribe(world.orgs[name].id, name)
+        api = s.api_base + "/api/v1"
+        rid = requests.post(f"{api}/referrals", json=referral_body(), headers=police, timeout=30).json()["id"]
+        accepted = requests.post(f"{api}/referrals/{rid}/accept", json={}, headers=coordinator, timeout=30)
+        case_id = accepted.json()["case_id"]
+        added = requests.post(f"{api}/cases/{case_id}/participants", headers=coordinator, timeout=30,
+                              json={"organisation_id": str(world.orgs["embassy"].id), "role": "embassy"})
+        assert added.status_code in (200, 201), added.text
+        moved = requests.post(f"{api}/cases/{case_id}/transitions", headers=embassy, timeout=30, json={
+            "to": "travel_documents", "details": {"verified_on": "2026-01-05", "method": "interview"}})
+        assert moved.status_code == 200, moved.text
+        s.start_worker("w1")
+        s.start_worker("w2")
+        referral_events = ["referral.submitted", "referral.accepted"]
+        case_events = ["case.participant_added", "case.stage_changed"]
+        expected = {"mgec": referral_events + case_events, "police": referral_events + case_events,
+                    "embassy": case_events, "ngo": []}
+        _wait(lambda: all(len(s.receiver.accepted(n)) >= len(v) for n, v in expected.items()),
+              what="every event")
+        time.sleep(1.5)  # time for a duplicate to show up, if there were one
+        for name, types in expected.items():
+            got = s.receiver.requests(name)
+            assert [r.payload["type"] for r in got] == types, name  # once each, in order
+            assert {r.payload["data"]["id"] for r in got} <= {rid, case_id}
+        assert s.receiver.refused == [] and _thin(s.receiver.log)
+        text = " ".join(str(r.payload) for r in s.receiver.log)
+        assert "Batbayar" not in text and "E1234567" not in text
