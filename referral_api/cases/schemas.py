@@ -130,6 +130,7 @@ class CaseParticipantViewSchema(CaseStatusSchema):
     """What a participant sees: the status, its own role and the moves that role may record."""
 
     role = _enum(ParticipantRole)
+    erased = ma.fields.Boolean(metadata={"description": "the person's data was crypto-shredded for good"})
     allowed_stages = ma.fields.List(ma.fields.String())
     person = _PERSON
 
@@ -142,6 +143,8 @@ class ParticipantSchema(ma.Schema):
 
 
 class CaseStaffSchema(CaseStatusSchema):
+    erased = ma.fields.Boolean(metadata={"description": "the person's data was crypto-shredded for good"})
+    erased_at = ma.fields.AwareDateTime(allow_none=True)
     internal = ma.fields.Boolean()
     on_hold_since = ma.fields.AwareDateTime(allow_none=True)
     hold_reason = ma.fields.String(allow_none=True)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from flask import current_app
 from flask_restx import Namespace, Resource
 
-from ..access import Scope, require_scope
+from ..access import Scope, current_actor, require_scope
 from ..db import get_session
-from ..http import doc_model, doc_query, error_docs, query_args
-from . import summary
-from .schemas import SummaryArgsSchema, SummarySchema
+from ..http import doc_model, doc_query, error_docs, load, query_args
+from . import retention, summary
+from .schemas import ErasedSchema, EraseInSchema, SummaryArgsSchema, SummarySchema
 
 ns = Namespace("reports", description="Anonymised reports (small cells suppressed)", path="/api/v1/reports")
 
@@ -42,3 +42,51 @@ class ReportSummary(Resource):
         )
         k = current_app.config["SETTINGS"].report_min_cell
         return summary.summary(get_session(), query, k=k)
+
+
+erasure_ns = Namespace(
+    "erasure",
+    description="Erasure on request: crypto-shredding a person's data (MGEC admins)",
+    path="/api/v1",
+)
+_erase_in = doc_model(erasure_ns, EraseInSchema, "EraseIn")
+_erased = doc_model(erasure_ns, ErasedSchema, "Erased")
+_erased_out = ErasedSchema()
+erase_documents = error_docs(
+    erasure_ns,
+    {
+        401: "No or bad token",
+        403: "The token lacks admin (people holding the MGEC admin role only)",
+        404: "No such record",
+        409: "Erased already",
+        422: "No reason, or not one of the reason codes",
+    },
+)
+
+
+@erasure_ns.route("/cases/<string:ref>/erase")
+@erasure_ns.param("ref", "the case's id or reference")
+class CaseErase(Resource):
+    @erasure_ns.expect(_erase_in)
+    @erasure_ns.response(200, "Erased: the case and its referrals' personal data are gone for good", _erased)
+    @erase_documents(401, 403, 404, 409, 422)
+    @require_scope(Scope.ADMIN)
+    def post(self, ref):
+        """Crypto-shred the person of a case (and of the referrals linked to it); the plain facts stay."""
+        body = load(EraseInSchema())
+        return _erased_out.dump(retention.erase_case(get_session(), current_actor(), ref, body["reason"]))
+
+
+@erasure_ns.route("/referrals/<string:ref>/erase")
+@erasure_ns.param("ref", "the referral's id or reference")
+class ReferralErase(Resource):
+    @erasure_ns.expect(_erase_in)
+    @erasure_ns.response(
+        200, "Erased: the referral's personal data (and its case's, if any) are gone", _erased
+    )
+    @erase_documents(401, 403, 404, 409, 422)
+    @require_scope(Scope.ADMIN)
+    def post(self, ref):
+        """Crypto-shred the person of a referral (an accepted one: its case too, the same person)."""
+        body = load(EraseInSchema())
+        return _erased_out.dump(retention.erase_referral(get_session(), current_actor(), ref, body["reason"]))

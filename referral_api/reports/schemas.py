@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
+from .retention import REQUEST_REASONS
 from .summary import COUNTS, DIMENSIONS
 
 
@@ -63,9 +64,7 @@ class CellSchema(ma.Schema):
     reintegrated = ma.fields.Integer(allow_none=True)
     suppressed = ma.fields.List(
         ma.fields.String(validate=ma.validate.OneOf(COUNTS)),
-        metadata={
-            "description": "counts returned as null: under the threshold, or hiding one that is"
-        },
+        metadata={"description": "counts returned as null: under the threshold, or hiding one that is"},
     )
     durations = ma.fields.Nested(DurationsSchema)
 
@@ -83,3 +82,22 @@ class SummarySchema(ma.Schema):
     min_cell = ma.fields.Integer()
     rows = ma.fields.List(ma.fields.Nested(RowSchema))
     total = ma.fields.Nested(CellSchema)
+
+
+class EraseInSchema(ma.Schema):
+    """Why the personal data is erased: a code (it is audited; free text could be personal)."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    reason = ma.fields.String(required=True, validate=ma.validate.OneOf(REQUEST_REASONS))
+
+
+class ErasedSchema(ma.Schema):
+    erased_at = ma.fields.AwareDateTime()
+    reason = ma.fields.String()
+    case = ma.fields.String(allow_none=True, metadata={"description": "the erased case's reference"})
+    referrals = ma.fields.List(
+        ma.fields.String(), metadata={"description": "references of the erased referrals"}
+    )
+    keys_shredded = ma.fields.Integer()
