@@ -7,6 +7,7 @@ from datetime import UTC
 import marshmallow as ma
 from marshmallow import validate, validates_schema
 
+from ..organisations.models import OrganisationKind
 from .models import ServiceKind, ServiceStatus
 from .stages import ParticipantRole, Stage
 
@@ -43,6 +44,20 @@ class TransitionInSchema(_Strict):
 class ReasonInSchema(_Strict):
     reason = _text(2000, required=True)
     occurred_at = ma.fields.AwareDateTime(default_timezone=UTC)
+
+
+SHAREABLE_KINDS = [k.value for k in OrganisationKind if k is not OrganisationKind.MGEC]
+
+
+class ConsentChangeInSchema(_Strict):
+    """The kinds of organisation the person now agrees to share with; leaving one out withdraws consent."""
+
+    share_with = ma.fields.List(
+        ma.fields.String(validate=validate.OneOf(SHAREABLE_KINDS)),
+        required=True,
+        validate=validate.Length(max=len(SHAREABLE_KINDS)),
+        metadata={"description": "kinds of organisation the person agrees to share with ([]: none)"},
+    )
 
 
 class ResumeInSchema(_Strict):
