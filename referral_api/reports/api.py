@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from flask import current_app
+from flask import Response, current_app
 from flask_restx import Namespace, Resource
 
 from ..access import Scope, current_actor, require_scope
 from ..db import get_session
 from ..http import doc_model, doc_query, error_docs, load, query_args
-from . import retention, summary
-from .schemas import ErasedSchema, EraseInSchema, SummaryArgsSchema, SummarySchema
+from . import export, retention, summary
+from .schemas import ErasedSchema, EraseInSchema, ExportArgsSchema, SummaryArgsSchema, SummarySchema
 
 ns = Namespace("reports", description="Anonymised reports (small cells suppressed)", path="/api/v1/reports")
 
@@ -90,3 +90,20 @@ class ReferralErase(Resource):
         """Crypto-shred the person of a referral (an accepted one: its case too, the same person)."""
         body = load(EraseInSchema())
         return _erased_out.dump(retention.erase_referral(get_session(), current_actor(), ref, body["reason"]))
+
+
+@ns.route("/export.csv")
+class ReportExport(Resource):
+    @ns.doc(params=doc_query(ExportArgsSchema))
+    @ns.produces(["text/csv", "application/problem+json"])
+    @ns.response(200, "One anonymised row per person, CTDC global-dataset columns (text/csv)")
+    @documents(401, 403, 422)
+    @require_scope(Scope.REPORTS_READ)
+    def get(self):
+        """One row per person in CTDC's layout, k-anonymous over its quasi-identifiers."""
+        args = query_args(ExportArgsSchema())
+        k = current_app.config["SETTINGS"].report_min_cell
+        body = export.export_csv(get_session(), k=k, date_from=args["date_from"], date_to=args["date_to"])
+        return Response(
+            body, mimetype="text/csv", headers={"Content-Disposition": 'attachment; filename="ctdc.csv"'}
+        )

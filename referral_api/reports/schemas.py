@@ -101,3 +101,22 @@ class ErasedSchema(ma.Schema):
         ma.fields.String(), metadata={"description": "references of the erased referrals"}
     )
     keys_shredded = ma.fields.Integer()
+
+
+class ExportArgsSchema(ma.Schema):
+    """`GET /api/v1/reports/export.csv` parameters; unknown ones are refused."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    date_from = ma.fields.Date(
+        data_key="from", load_default=None, metadata={"description": "first submission day"}
+    )
+    date_to = ma.fields.Date(
+        data_key="to", load_default=None, metadata={"description": "last submission day"}
+    )
+
+    @ma.validates_schema
+    def _ordered(self, data: dict, **_: object) -> None:
+        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
+            raise ma.ValidationError("`from` is after `to`.", field_name="from")
