@@ -70,9 +70,12 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     from .cases.api import services_ns, shelters_ns
     from .health import ns as health_ns
     from .referrals.api import ns as referrals_ns
+    from .reports.api import erasure_ns
+    from .reports.api import ns as reports_ns
     from .webhooks.api import ns as webhooks_ns
 
-    for ns in (health_ns, me_ns, referrals_ns, cases_ns, services_ns, shelters_ns, audit_ns, webhooks_ns):
+    namespaces = (health_ns, me_ns, referrals_ns, cases_ns, services_ns, shelters_ns, audit_ns, webhooks_ns)
+    for ns in (*namespaces, reports_ns, erasure_ns):
         api.add_namespace(ns)
     api.init_app(app)
     app.extensions["referral_api.api"] = api

@@ -158,6 +158,9 @@ def register_part_commands() -> None:
     from .webhooks.cli import webhooks_group
 
     cli.add_command(webhooks_group)
+    from .reports.cli import retention_group
+
+    cli.add_command(retention_group)
     from .demo import demo_group
 
     cli.add_command(demo_group)

@@ -11,8 +11,10 @@ import pytest
 
 from tests.case_helpers import STATUS_KEYS, add_participant, open_case
 
-PARTICIPANT_KEYS = STATUS_KEYS | {"role", "allowed_stages"}
+PARTICIPANT_KEYS = STATUS_KEYS | {"role", "allowed_stages", "erased"}
 STAFF_KEYS = STATUS_KEYS | {
+    "erased",
+    "erased_at",
     "internal",
     "on_hold_since",
     "hold_reason",

@@ -16,6 +16,8 @@ STATUS_KEYS = {
     "decided_at",
     "reject_reason",
     "case_id",
+    "erased",
+    "erased_at",
 }
 PARTNER_KEYS = STATUS_KEYS | {
     "concern",

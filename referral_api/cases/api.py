@@ -16,6 +16,7 @@ from .schemas import (
     CaseParticipantViewSchema,
     CaseStaffSchema,
     CaseStatusSchema,
+    ConsentChangeInSchema,
     ParticipantInSchema,
     ParticipantListSchema,
     ParticipantSchema,
@@ -52,6 +53,7 @@ _timeline = doc_model(ns, TimelineSchema, "CaseTimeline")
 _transition = doc_model(ns, TransitionInSchema, "CaseTransition")
 _reason = doc_model(ns, ReasonInSchema, "CaseHold")
 _resume = doc_model(ns, ResumeInSchema, "CaseResume")
+_consent = doc_model(ns, ConsentChangeInSchema, "CaseConsentChange")
 _participant_in = doc_model(ns, ParticipantInSchema, "CaseParticipantIn")
 _participant = doc_model(ns, ParticipantSchema, "CaseParticipant")
 _participants = doc_model(ns, ParticipantListSchema, "CaseParticipants")
@@ -207,6 +209,13 @@ _write(
     _reason,
 )
 _write("resume", "Resume a case on hold (MGEC staff).", moves.resume, ResumeInSchema, _resume)
+_write(
+    "consent",
+    "The person's consent changed or was withdrawn (MGEC staff): share_with replaced, views follow at once.",
+    moves.change_consent,
+    ConsentChangeInSchema,
+    _consent,
+)
 
 
 @ns.route("/<string:ref>/participants")

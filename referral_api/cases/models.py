@@ -65,6 +65,9 @@ class Case(IdMixin, TimestampMixin, Base):
     departed_on: Mapped[date | None] = mapped_column(sa.Date)
     arrived_on: Mapped[date | None] = mapped_column(sa.Date)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # crypto-shredded: the person and the case's sealed notes are gone; stage and dates stay for reports
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    erasure_reason: Mapped[str | None] = mapped_column(sa.String(30))
 
     __mapper_args__ = {"version_id_col": version}
     __table_args__ = (

@@ -154,3 +154,30 @@ def _held_or_resumed(session, actor, case, seen, role, kind, when, reason):
     )
     commit(session)
     return case, seen, role
+
+
+def change_consent(
+    session: Session, actor: Actor, ref: str, data: dict[str, Any], *, if_match: str | None = None
+) -> tuple[Case, Audience, Any]:
+    """The person's consent changed (MGEC staff): participants no longer covered lose the person at
+    once (views read `share_with` on every request) and every participant gets a thin event."""
+    case, seen, role = prepare(session, actor, ref, if_match)
+    staff_only(actor, seen, "change a case's consent")
+    before, after = set(case.share_with or []), set(data["share_with"])
+    case.share_with = sorted(after)
+    withdrawn, given = sorted(before - after), sorted(after - before)
+    for action, kinds in ((AuditAction.CONSENT_WITHDRAW, withdrawn), (AuditAction.CONSENT_GIVE, given)):
+        if kinds:
+            audit.record(
+                session, actor=actor, action=action, resource_type="case", resource_id=case.id,
+                details={"kinds": kinds, "share_with": case.share_with},
+            )
+    events.publish(
+        session,
+        events.EventType.CASE_CONSENT_CHANGED,
+        resource_type="case",
+        resource_id=case.id,
+        data={"reference": case.reference, "occurred_at": utcnow()},
+    )
+    commit(session)
+    return case, seen, role

@@ -7,6 +7,7 @@ from datetime import UTC
 import marshmallow as ma
 from marshmallow import validate, validates_schema
 
+from ..organisations.models import OrganisationKind
 from ..validators import StrictSchema, enum_field, text_field
 from .models import ServiceKind, ServiceStatus
 from .stages import ParticipantRole, Stage
@@ -33,6 +34,20 @@ class TransitionInSchema(_Strict):
 class ReasonInSchema(_Strict):
     reason = _text(2000, required=True)
     occurred_at = ma.fields.AwareDateTime(default_timezone=UTC)
+
+
+SHAREABLE_KINDS = [k.value for k in OrganisationKind if k is not OrganisationKind.MGEC]
+
+
+class ConsentChangeInSchema(_Strict):
+    """The kinds of organisation the person now agrees to share with; leaving one out withdraws consent."""
+
+    share_with = ma.fields.List(
+        ma.fields.String(validate=validate.OneOf(SHAREABLE_KINDS)),
+        required=True,
+        validate=validate.Length(max=len(SHAREABLE_KINDS)),
+        metadata={"description": "kinds of organisation the person agrees to share with ([]: none)"},
+    )
 
 
 class ResumeInSchema(_Strict):
@@ -120,6 +135,7 @@ class CaseParticipantViewSchema(CaseStatusSchema):
     """What a participant sees: the status, its own role and the moves that role may record."""
 
     role = _enum(ParticipantRole)
+    erased = ma.fields.Boolean(metadata={"description": "the person's data was crypto-shredded for good"})
     allowed_stages = ma.fields.List(ma.fields.String())
     person = _PERSON
 
@@ -132,6 +148,8 @@ class ParticipantSchema(ma.Schema):
 
 
 class CaseStaffSchema(CaseStatusSchema):
+    erased = ma.fields.Boolean(metadata={"description": "the person's data was crypto-shredded for good"})
+    erased_at = ma.fields.AwareDateTime(allow_none=True)
     internal = ma.fields.Boolean()
     on_hold_since = ma.fields.AwareDateTime(allow_none=True)
     hold_reason = ma.fields.String(allow_none=True)

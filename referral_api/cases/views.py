@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from ..errors import DataErased
 from .models import Case, CaseEvent, CaseParticipant, CaseService
 from .schemas import (
     CaseEventSchema,
@@ -19,6 +20,14 @@ from .visibility import Audience
 
 _STATUS, _PARTICIPANT, _STAFF = CaseStatusSchema(), CaseParticipantViewSchema(), CaseStaffSchema()
 _EVENT, _PART, _SERVICE = CaseEventSchema(), ParticipantSchema(), ServiceSchema()
+
+
+def _unsealed(record: Any, name: str) -> Any:
+    """An encrypted attribute, or None when its key was shredded (an erased case's notes)."""
+    try:
+        return getattr(record, name)
+    except DataErased:
+        return None
 
 
 def _status(case: Case) -> dict[str, Any]:
@@ -68,7 +77,7 @@ def document(
 
     `person` is what persons.person_for() allows the caller (None: nothing, by consent).
     """
-    doc = _status(case)
+    doc = {**_status(case), "erased": case.erased_at is not None}
     if person is not OMIT:
         doc["person"] = person
     if audience is Audience.PARTICIPANT:
@@ -78,7 +87,8 @@ def document(
             **doc,
             "internal": case.internal,
             "on_hold_since": case.on_hold_since,
-            "hold_reason": case.hold_reason,
+            "hold_reason": None if case.erased_at else case.hold_reason,
+            "erased_at": case.erased_at,
             "closure_reason": case.closure_reason,
             "opened_by_organisation_id": case.opened_by_organisation_id,
             "share_with": case.share_with,
@@ -105,8 +115,9 @@ def participant_document(p: CaseParticipant) -> dict[str, Any]:
 def event_document(event: CaseEvent, *, staff: bool) -> dict[str, Any]:
     """A timeline entry; the note and personal details are MGEC staff's only."""
     details = dict(event.details or {})
-    if staff and event.personal_details:
-        details.update(event.personal_details)
+    personal = _unsealed(event, "personal_details") if staff else None
+    if personal:
+        details.update(personal)
     return _EVENT.dump(
         {
             "id": event.id,
@@ -119,7 +130,7 @@ def event_document(event: CaseEvent, *, staff: bool) -> dict[str, Any]:
             "client_id": event.client_id,
             "user_id": event.user_id,
             "details": details,
-            "note": event.note if staff else None,
+            "note": _unsealed(event, "note") if staff else None,
         }
     )
 
@@ -135,7 +146,7 @@ def service_document(service: CaseService) -> dict[str, Any]:
             "status": service.status,
             "starts_on": service.starts_on,
             "ends_on": service.ends_on,
-            "note": service.note,
+            "note": _unsealed(service, "note"),
             "updated_at": service.updated_at,
         }
     )

@@ -117,6 +117,9 @@ class Referral(IdMixin, TimestampMixin, EncryptedRecordMixin, Base):
     decision_note = encrypted_column()
     case_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("cases.id"), index=True)
     possible_duplicates: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+    # crypto-shredded: the personal fields are gone for good; the plain facts stay for reports
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    erasure_reason: Mapped[str | None] = mapped_column(sa.String(30))
 
     messages: Mapped[list[ReferralMessage]] = relationship(
         back_populates="referral", order_by="ReferralMessage.created_at", cascade="all, delete-orphan"

@@ -213,7 +213,7 @@ class ConsentOutSchema(ma.Schema):
 class MessageSchema(ma.Schema):
     id = ma.fields.UUID()
     kind = ma.fields.String()
-    text = ma.fields.String()
+    text = ma.fields.String(allow_none=True)
     organisation_id = ma.fields.UUID()
     created_at = ma.fields.AwareDateTime()
 
@@ -230,6 +230,8 @@ class ReferralStatusSchema(ma.Schema):
     decided_at = ma.fields.AwareDateTime(allow_none=True)
     reject_reason = ma.fields.String(allow_none=True)
     case_id = ma.fields.UUID(allow_none=True)
+    erased = ma.fields.Boolean(metadata={"description": "the personal data was crypto-shredded for good"})
+    erased_at = ma.fields.AwareDateTime(allow_none=True)
 
 
 class ReferralPartnerSchema(ReferralStatusSchema):
@@ -238,7 +240,7 @@ class ReferralPartnerSchema(ReferralStatusSchema):
     concern = ma.fields.String()
     source = ma.fields.String()
     is_minor = ma.fields.Boolean(allow_none=True)
-    person = ma.fields.Nested(PersonOutSchema)
+    person = ma.fields.Nested(PersonOutSchema, allow_none=True, metadata={"description": "null once erased"})
     situation = ma.fields.Nested(SituationOutSchema)
     consent = ma.fields.Nested(ConsentOutSchema)
     legal_basis = ma.fields.String(allow_none=True)

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..cases import persons as case_persons
+from ..privacy import EncryptedField
 from .models import Referral
 from .schemas import ReferralPartnerSchema, ReferralStaffSchema, ReferralStatusSchema
 from .states import MOVES, Actor, allowed_actions
@@ -63,8 +64,19 @@ def _actions_for(referral: Referral, audience: Audience) -> list[str]:
     return [a for a in allowed_actions(referral.status) if MOVES[a].by is who]  # type: ignore[index]
 
 
+def _read(record: Any, name: str) -> Any:
+    """An attribute, or None for an encrypted one of an erased record (its key is shredded: never decrypt)."""
+    sealed = isinstance(getattr(type(record), name, None), EncryptedField)
+    if sealed and getattr(record, "erased_at", None) is not None:
+        return None
+    return getattr(record, name)
+
+
 def document(referral: Referral, audience: Audience) -> dict[str, Any]:
-    """The referral in the schema of `audience`; decrypts only when that audience sees personal data."""
+    """The referral in the schema of `audience`; decrypts only when that audience sees personal data.
+
+    An erased referral (crypto-shredded) shows its plain facts, `erased: true` and `person: null`."""
+    erased = referral.erased_at is not None
     doc: dict[str, Any] = {
         "id": referral.id,
         "reference": referral.reference,
@@ -75,6 +87,8 @@ def document(referral: Referral, audience: Audience) -> dict[str, Any]:
         "decided_at": referral.decided_at,
         "reject_reason": referral.reject_reason,
         "case_id": referral.case_id,
+        "erased": erased,
+        "erased_at": referral.erased_at,
     }
     if audience is not Audience.STATUS:
         doc.update(
@@ -83,14 +97,14 @@ def document(referral: Referral, audience: Audience) -> dict[str, Any]:
             is_minor=referral.is_minor,
             legal_basis=referral.legal_basis,
             minimised=referral.minimised,
-            person={f: getattr(referral, f) for f in PERSON_FIELDS},
-            situation={f: getattr(referral, f) for f in SITUATION_FIELDS},
-            consent={k: getattr(referral, attr) for k, attr in CONSENT_FIELDS.items()},
+            person=None if erased else {f: getattr(referral, f) for f in PERSON_FIELDS},
+            situation={f: _read(referral, f) for f in SITUATION_FIELDS},
+            consent={k: _read(referral, attr) for k, attr in CONSENT_FIELDS.items()},
             messages=[
                 {
                     "id": m.id,
                     "kind": m.kind,
-                    "text": m.text,
+                    "text": None if erased else m.text,
                     "organisation_id": m.organisation_id,
                     "created_at": m.created_at,
                 }
@@ -102,7 +116,7 @@ def document(referral: Referral, audience: Audience) -> dict[str, Any]:
         doc.update(
             submitted_by_organisation_id=referral.submitted_by_organisation_id,
             age_band=referral.age_band,
-            decision_note=referral.decision_note,
+            decision_note=_read(referral, "decision_note"),
             possible_duplicates=referral.possible_duplicates,
         )
     return _SCHEMAS[audience].dump(doc)
@@ -122,7 +136,7 @@ def person_of_case(session: Session, case_id: uuid.UUID) -> dict[str, Any] | Non
         .order_by(Referral.submitted_at, Referral.id)
         .limit(1)
     )
-    if referral is None:
+    if referral is None or referral.erased_at is not None:
         return None
     return {f: getattr(referral, f) for f in PERSON_FIELDS}
 

@@ -1,0 +1,155 @@
+"""The summary report over 100,000 cases on PostgreSQL, as a ratio to the same query with no suppression.
+
+    .venv/bin/python bench/reports_bench.py [--cases 100000] [--rounds 5] [--max-seconds 300]
+                                            [--database-url postgresql://postgres@127.0.0.1:5432/...]
+
+Without --database-url, a scratch database is created on postgresql://postgres@127.0.0.1:5432 and
+dropped afterwards. The population is seeded in a few INSERT ... SELECT generate_series statements
+(plain columns only: reports never read personal data): --cases accepted referrals, each with its
+case, spread over 6 years, 12 countries, 8 exploitation types, sexes and age bands; some arrived,
+some reintegrated. Then, in alternating rounds, it times (a) the full report as the API answers it,
+`reports.summary.summary()` grouped by year and identified_country (grouped query, total, durations
+and the complementary suppression), and (b) the same database queries with no suppression
+(`_grouped()` for the groups and the total). It prints each target's best round and the ratio.
+Bounded: a statement timeout, a fixed number of rounds, and --max-seconds for the whole run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from referral_api import dbmigrate  # noqa: E402
+from referral_api.db import Database  # noqa: E402
+from referral_api.reports import summary  # noqa: E402
+
+COUNTRIES = ["CN", "KR", "MO", "JP", "TR", "KZ", "RU", "DE", "AE", "MY", "TH", "US"]
+
+SEED_CASES = """
+INSERT INTO cases (id, reference, opened_at, opened_by_organisation_id, share_with, stage, stage_since,
+                   internal, on_hold, version, arrived_on, closed_at, closure_reason, created_at, updated_at)
+SELECT md5('case' || i)::uuid, 'CASE-B-' || i,
+       ts + (i % 20) * interval '1 day', :org, '[]',
+       CASE WHEN i % 5 = 0 THEN 'closed' WHEN i % 3 = 0 THEN 'reintegration' ELSE 'verification' END,
+       ts, false, false, 1,
+       CASE WHEN i % 3 = 0 OR i % 5 = 0 THEN (ts + (30 + i % 40) * interval '1 day')::date END,
+       CASE WHEN i % 5 = 0 THEN ts + (100 + i % 90) * interval '1 day' END,
+       CASE WHEN i % 5 = 0 THEN 'reintegrated' END,
+       ts, ts
+FROM (SELECT i, timestamptz '2020-01-01 08:00+00' + (i % 2190) * interval '1 day' AS ts
+      FROM generate_series(1, :n) AS i) s
+"""
+
+SEED_REFERRALS = """
+INSERT INTO referrals (id, reference, status, version, concern, source, submitted_by_organisation_id,
+    submitted_by_client_id, submitted_at, status_changed_at, sex, nationality, is_minor,
+    age_band, identified_country, identified_on, exploitation_types, urgency, consent_given,
+    share_with, minimised, decided_at, case_id, possible_duplicates, created_at, updated_at)
+SELECT md5('referral' || i)::uuid, 'REF-B-' || i, 'accepted', 1, 'trafficking',
+       (ARRAY['police','embassy','iom','ngo','hotline'])[1 + i % 5], :org, 'bench', ts, ts,
+       (ARRAY['female','female','female','male'])[1 + i % 4], 'MN', i % 9 = 0,
+       (ARRAY['12-17','18-25','26-35','36-49','50+','18-25','26-35','18-25','26-35'])[1 + i % 9],
+       (ARRAY[:countries])[1 + (i * 7) % 12], (ts - interval '3 days')::date,
+       (ARRAY['["sexual"]','["forced_labour"]','["sexual","forced_labour"]','["forced_marriage"]',
+              '["domestic_servitude"]','["begging"]','["other"]','["criminal_activity"]'])[1 + i % 8]::json,
+       'routine', true, '[]', '[]', ts + (i % 20) * interval '1 day', md5('case' || i)::uuid, 0, ts, ts
+FROM (SELECT i, timestamptz '2020-01-01 08:00+00' + (i % 2190) * interval '1 day' AS ts
+      FROM generate_series(1, :n) AS i) s
+"""
+
+SEED_EVENTS = """
+INSERT INTO case_events (id, case_id, kind, from_stage, to_stage, occurred_at, recorded_at, organisation_id,
+                         client_id, details)
+SELECT md5('event' || i)::uuid, md5('case' || i)::uuid, 'moved', 'in_transit', 'arrived',
+       timestamptz '2020-01-01 08:00+00' + (i % 2190 + 30) * interval '1 day', now(), :org, 'bench',
+       json_build_object('entry_point',
+                         CASE WHEN i % 2 = 0 THEN 'chinggis_khaan_airport' ELSE 'zamiin_uud' END)
+FROM generate_series(1, :n) AS i WHERE i % 3 = 0 OR i % 5 = 0
+"""
+
+
+def seed(db: Database, n: int) -> None:
+    with db.engine.begin() as conn:
+        org = uuid.uuid4()
+        conn.execute(
+            sa.text(
+                "INSERT INTO organisations (id, name, kind, country, status, created_at, updated_at) "
+                "VALUES (:id, 'Bench MGEC', 'mgec', 'MN', 'active', now(), now())"
+            ),
+            {"id": org},
+        )
+        conn.execute(sa.text(SEED_CASES), {"org": org, "n": n})
+        conn.execute(
+            sa.text(SEED_REFERRALS.replace(":countries", ", ".join(f"'{c}'" for c in COUNTRIES))),
+            {"org": org, "n": n},
+        )
+        conn.execute(sa.text(SEED_EVENTS), {"org": org, "n": n})
+        conn.execute(sa.text("ANALYZE"))
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--max-seconds", type=float, default=300.0)
+    parser.add_argument("--database-url", default="")
+    args = parser.parse_args()
+    deadline = time.monotonic() + args.max_seconds
+    admin = None
+    url = args.database_url
+    if not url:
+        base = sa.make_url("postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+        name = f"reports_bench_{uuid.uuid4().hex[:8]}"
+        admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        url = base.set(database=name).render_as_string(hide_password=False)
+    db = Database(url)
+    try:
+        dbmigrate.upgrade(db)
+        started = time.perf_counter()
+        seed(db, args.cases)
+        print(f"seeded {args.cases} cases and referrals in {time.perf_counter() - started:.1f} s")
+        query = summary.SummaryQuery(("year", "identified_country"))
+        total = summary.SummaryQuery(())
+        best = {"report": float("inf"), "no_suppression": float("inf")}
+        with db.sessionmaker() as session:
+            session.execute(sa.text("SET statement_timeout = '60s'"))
+            groups = len(summary.summary(session, query, k=11)["rows"])  # warm-up
+            for _ in range(args.rounds):
+                if time.monotonic() > deadline:
+                    print("stopped early: --max-seconds reached")
+                    break
+                best["report"] = min(best["report"], timed(lambda: summary.summary(session, query, k=11)))
+                best["no_suppression"] = min(
+                    best["no_suppression"],
+                    timed(lambda: (summary._grouped(session, query), summary._grouped(session, total))),
+                )
+        print(f"groups: {groups} (year x identified_country)")
+        print(f"report with suppression:  best {best['report'] * 1000:.1f} ms")
+        print(f"same queries, no suppression: best {best['no_suppression'] * 1000:.1f} ms")
+        print(f"ratio: {best['report'] / best['no_suppression']:.3f}")
+    finally:
+        db.engine.dispose()
+        if admin is not None:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""Erasure by crypto-shredding: on request (an MGEC admin) and by the retention run.
+
+A case shares its data key with the referral that opened it; erasing a case shreds that key and the
+key of every other referral linked to the case, and marks the case and those referrals erased. The
+plain facts (status, stage, dates, country, types, sex, age band) stay: reports still count them.
+Audit events name the record, the reason code and the keys' count; never anything personal.
+
+Retention (SECURITY.md, Data at rest): rejected and withdrawn referrals whose final status is older
+than RETENTION_REJECTED_DAYS, and closed cases closed more than RETENTION_CLOSED_YEARS ago.
+This module sits above referrals/ and cases/ (ARCHITECTURE.md), so it may read both.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from .. import audit, privacy
+from ..access import Actor
+from ..audit.actions import AuditAction
+from ..cases import services as case_services
+from ..cases.models import Case
+from ..cases.stages import Stage
+from ..db import utcnow
+from ..errors import Conflict
+from ..referrals import services as referral_services
+from ..referrals.models import Referral
+from ..referrals.states import ReferralStatus
+
+
+class ErasureReason(StrEnum):
+    """Why a record was erased: a code, never free text (it goes into the audit trail)."""
+
+    PERSON_REQUEST = "person_request"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    UNLAWFUL_PROCESSING = "unlawful_processing"
+    LEGAL_OBLIGATION = "legal_obligation"
+    RETENTION = "retention"
+
+
+REQUEST_REASONS = [r.value for r in ErasureReason if r is not ErasureReason.RETENTION]
+
+
+def _shred(session: Session, keys: set[uuid.UUID | None]) -> int:
+    return sum(1 for key in keys if key is not None and privacy.shred(session, key))
+
+
+def _erase_case(
+    session: Session, case: Case, reason: ErasureReason, actor: Actor | None, now: datetime
+) -> dict:
+    referrals = list(session.scalars(sa.select(Referral).where(Referral.case_id == case.id)))
+    keys = {case.data_key_id, *(r.data_key_id for r in referrals)}
+    shredded = _shred(session, keys)
+    sharing = list(
+        session.scalars(
+            sa.select(Referral).where(Referral.data_key_id.in_([k for k in keys if k is not None]))
+        )
+    )
+    case.erased_at, case.erasure_reason = now, reason.value
+    erased_referrals = []
+    for referral in {r.id: r for r in [*referrals, *sharing]}.values():
+        if referral.erased_at is None:
+            referral.erased_at, referral.erasure_reason = now, reason.value
+        erased_referrals.append(referral.reference)
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.PRIVACY_RECORD_ERASE,
+        resource_type="case",
+        resource_id=case.id,
+        details={"reason": reason.value, "keys_shredded": shredded, "referrals": sorted(erased_referrals)},
+    )
+    return {"case": case.reference, "referrals": sorted(erased_referrals), "keys_shredded": shredded}
+
+
+def _erase_referral(
+    session: Session, referral: Referral, reason: ErasureReason, actor: Actor | None, now: datetime
+) -> dict:
+    if referral.case_id is not None:
+        # The case holds the same person (and usually the same key): erasing one erases both.
+        case = session.get(Case, referral.case_id)
+        if case is not None:
+            return _erase_case(session, case, reason, actor, now)
+    shredded = _shred(session, {referral.data_key_id})
+    referral.erased_at, referral.erasure_reason = now, reason.value
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.PRIVACY_RECORD_ERASE,
+        resource_type="referral",
+        resource_id=referral.id,
+        details={"reason": reason.value, "keys_shredded": shredded},
+    )
+    return {"case": None, "referrals": [referral.reference], "keys_shredded": shredded}
+
+
+def erase_case(session: Session, actor: Actor, ref: str, reason: str) -> dict[str, Any]:
+    """`POST /cases/{id}/erase`: shred the case's person for good (MGEC admin; scope checked at the edge)."""
+    case, _seen, _role = case_services.load(session, actor, ref, for_update=True)
+    if case.erased_at is not None:
+        raise Conflict("The case is erased already.", extra={"erased_at": case.erased_at.isoformat()})
+    now = utcnow()
+    done = _erase_case(session, case, ErasureReason(reason), actor, now)
+    session.commit()
+    return {"erased_at": now, "reason": reason, **done}
+
+
+def erase_referral(session: Session, actor: Actor, ref: str, reason: str) -> dict[str, Any]:
+    """`POST /referrals/{id}/erase`: shred the referral's person (and its case's: the same person)."""
+    referral, _seen = referral_services._load(session, actor, ref, for_update=True)
+    if referral.erased_at is not None:
+        raise Conflict("The referral is erased already.", extra={"erased_at": referral.erased_at.isoformat()})
+    now = utcnow()
+    done = _erase_referral(session, referral, ErasureReason(reason), actor, now)
+    session.commit()
+    return {"erased_at": now, "reason": reason, **done}
+
+
+# ---- retention ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Limits:
+    rejected_days: int
+    closed_years: int
+
+
+def _years_before(now: datetime, years: int) -> datetime:
+    try:
+        return now.replace(year=now.year - years)
+    except ValueError:  # 29 February
+        return now.replace(year=now.year - years, day=28)
+
+
+def due(session: Session, now: datetime, limits: Limits) -> tuple[list[Referral], list[Case]]:
+    """What the retention period has run out for, not yet erased."""
+    referrals = list(
+        session.scalars(
+            sa.select(Referral)
+            .where(
+                Referral.status.in_([ReferralStatus.REJECTED, ReferralStatus.WITHDRAWN]),
+                Referral.status_changed_at < now - timedelta(days=limits.rejected_days),
+                Referral.erased_at.is_(None),
+            )
+            .order_by(Referral.status_changed_at, Referral.id)
+        )
+    )
+    cases = list(
+        session.scalars(
+            sa.select(Case)
+            .where(
+                Case.stage == Stage.CLOSED,
+                Case.closed_at < _years_before(now, limits.closed_years),
+                Case.erased_at.is_(None),
+            )
+            .order_by(Case.closed_at, Case.id)
+        )
+    )
+    return referrals, cases
+
+
+def run(session: Session, *, now: datetime, limits: Limits, dry_run: bool = False) -> dict[str, Any]:
+    """Erase what is past its retention period (or, with `dry_run`, list it); safe to run again."""
+    referrals, cases = due(session, now, limits)
+    report: dict[str, Any] = {
+        "dry_run": dry_run,
+        "now": now.isoformat(),
+        "referrals": [r.reference for r in referrals],
+        "cases": [c.reference for c in cases],
+        "keys_shredded": 0,
+    }
+    if dry_run:
+        return report
+    for case in cases:
+        report["keys_shredded"] += _erase_case(session, case, ErasureReason.RETENTION, None, now)[
+            "keys_shredded"
+        ]
+    for referral in referrals:
+        if referral.erased_at is None:
+            report["keys_shredded"] += _erase_referral(session, referral, ErasureReason.RETENTION, None, now)[
+                "keys_shredded"
+            ]
+    audit.record(
+        session,
+        actor=None,
+        action=AuditAction.PRIVACY_RETENTION_RUN,
+        resource_type="retention",
+        details={
+            "now": now.isoformat(),
+            "referrals": len(referrals),
+            "cases": len(cases),
+            "keys_shredded": report["keys_shredded"],
+        },
+    )
+    session.commit()
+    return report
+
+
+def scheduled_run(session: Session, settings: Any, now: datetime | None = None) -> dict[str, Any]:
+    """The entry point a scheduler calls (the CLI calls the same)."""
+    limits = Limits(settings.retention_rejected_days, settings.retention_closed_years)
+    return run(session, now=now or utcnow(), limits=limits)

@@ -1,0 +1,122 @@
+"""What the reports API takes and shows."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+
+from .retention import REQUEST_REASONS
+from .summary import COUNTS, DIMENSIONS
+
+
+class SummaryArgsSchema(ma.Schema):
+    """`GET /api/v1/reports/summary` parameters; unknown ones are refused."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    group_by = ma.fields.String(
+        load_default="",
+        validate=ma.validate.Length(max=200),
+        metadata={"description": "comma-separated dimensions: " + ", ".join(DIMENSIONS)},
+    )
+    date_from = ma.fields.Date(
+        data_key="from", load_default=None, metadata={"description": "first submission day"}
+    )
+    date_to = ma.fields.Date(
+        data_key="to", load_default=None, metadata={"description": "last submission day"}
+    )
+
+    @ma.validates("group_by")
+    def _known(self, value: str, **_: object) -> None:
+        names = [v for v in value.split(",") if v] if value else []
+        unknown = [n for n in names if n not in DIMENSIONS]
+        if unknown:
+            raise ma.ValidationError(
+                f"Unknown dimensions: {', '.join(unknown)}; known: {', '.join(DIMENSIONS)}."
+            )
+        if len(set(names)) != len(names):
+            raise ma.ValidationError("A dimension is named twice.")
+
+    @ma.validates_schema
+    def _ordered(self, data: dict, **_: object) -> None:
+        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
+            raise ma.ValidationError("`from` is after `to`.", field_name="from")
+
+
+class DurationSchema(ma.Schema):
+    median_days = ma.fields.Float(allow_none=True)
+    p90_days = ma.fields.Float(allow_none=True)
+    suppressed = ma.fields.Boolean()
+
+
+class DurationsSchema(ma.Schema):
+    """Days from submission: median and 90th percentile, null over fewer than REPORT_MIN_CELL referrals."""
+
+    to_acceptance = ma.fields.Nested(DurationSchema)
+    to_arrival = ma.fields.Nested(DurationSchema)
+    to_reintegration = ma.fields.Nested(DurationSchema)
+
+
+class CellSchema(ma.Schema):
+    referrals = ma.fields.Integer(allow_none=True)
+    accepted_cases = ma.fields.Integer(allow_none=True)
+    repatriated = ma.fields.Integer(allow_none=True)
+    reintegrated = ma.fields.Integer(allow_none=True)
+    suppressed = ma.fields.List(
+        ma.fields.String(validate=ma.validate.OneOf(COUNTS)),
+        metadata={"description": "counts returned as null: under the threshold, or hiding one that is"},
+    )
+    durations = ma.fields.Nested(DurationsSchema)
+
+
+class RowSchema(CellSchema):
+    group = ma.fields.Dict(
+        metadata={"description": "the value of each grouping dimension (null: none recorded)"}
+    )
+
+
+class SummarySchema(ma.Schema):
+    group_by = ma.fields.List(ma.fields.String())
+    date_from = ma.fields.String(data_key="from", allow_none=True)
+    date_to = ma.fields.String(data_key="to", allow_none=True)
+    min_cell = ma.fields.Integer()
+    rows = ma.fields.List(ma.fields.Nested(RowSchema))
+    total = ma.fields.Nested(CellSchema)
+
+
+class EraseInSchema(ma.Schema):
+    """Why the personal data is erased: a code (it is audited; free text could be personal)."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    reason = ma.fields.String(required=True, validate=ma.validate.OneOf(REQUEST_REASONS))
+
+
+class ErasedSchema(ma.Schema):
+    erased_at = ma.fields.AwareDateTime()
+    reason = ma.fields.String()
+    case = ma.fields.String(allow_none=True, metadata={"description": "the erased case's reference"})
+    referrals = ma.fields.List(
+        ma.fields.String(), metadata={"description": "references of the erased referrals"}
+    )
+    keys_shredded = ma.fields.Integer()
+
+
+class ExportArgsSchema(ma.Schema):
+    """`GET /api/v1/reports/export.csv` parameters; unknown ones are refused."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    date_from = ma.fields.Date(
+        data_key="from", load_default=None, metadata={"description": "first submission day"}
+    )
+    date_to = ma.fields.Date(
+        data_key="to", load_default=None, metadata={"description": "last submission day"}
+    )
+
+    @ma.validates_schema
+    def _ordered(self, data: dict, **_: object) -> None:
+        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
+            raise ma.ValidationError("`from` is after `to`.", field_name="from")

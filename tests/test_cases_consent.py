@@ -1,0 +1,94 @@
+"""Consent changed or withdrawn: a participant no longer covered loses the person at once, and hears of it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from referral_api.audit.models import AuditEvent
+from referral_api.events import OutboxEvent
+from referral_api.webhooks import fanout, services
+from referral_api.webhooks.models import WebhookDelivery
+from tests.case_helpers import add_participant, open_case
+from tests.webhook_helpers import Actor, align_cursor
+
+URL = "https://hooks.partner.example/in"
+
+
+@pytest.fixture(autouse=True)
+def _public_dns(monkeypatch):
+    import socket
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        assert host == "hooks.partner.example"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+def consent(client, world, case_id, share_with, who="coordinator"):
+    return client.post(
+        f"/api/v1/cases/{case_id}/consent", json={"share_with": share_with}, headers=world.headers(who)
+    )
+
+
+def test_withdrawn_consent_ends_the_embassys_view_at_once_and_it_hears_of_it(app, client, world, session):
+    case_id = open_case(client, world)
+    add_participant(client, world, case_id, "embassy", "embassy")
+    embassy = world.orgs["embassy"]
+    with app.app_context():
+        align_cursor(session)
+        sub, _secret = services.create(
+            session,
+            actor=Actor(embassy.id),
+            url=URL,
+            events=["case.consent_changed"],
+            allow_http_loopback=True,
+        )
+        session.commit()
+    before = client.get(f"/api/v1/cases/{case_id}", headers=world.headers("embassy")).get_json()
+    assert before["person"]["family_name"] == "Dorj"
+
+    changed = consent(client, world, case_id, ["iom"])
+    assert changed.status_code == 200, changed.get_json()
+    assert changed.get_json()["share_with"] == ["iom"]
+    after = client.get(f"/api/v1/cases/{case_id}", headers=world.headers("embassy"))
+    assert after.status_code == 200 and after.get_json()["person"] is None
+
+    event = session.scalar(
+        sa.select(OutboxEvent).where(
+            OutboxEvent.resource_id == uuid.UUID(case_id), OutboxEvent.type == "case.consent_changed"
+        )
+    )
+    assert event is not None and set(event.payload) <= {"id", "reference", "occurred_at"}
+    with app.app_context():
+        fanout.fan_out(session, now=datetime.now(UTC))
+    delivered = session.scalars(
+        sa.select(WebhookDelivery).where(WebhookDelivery.subscription_id == sub.id)
+    ).all()
+    assert [d.event_seq for d in delivered] == [event.seq]
+    withdrawn = session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "cases:consent:withdraw"))
+    assert withdrawn.details["kinds"] == ["embassy"]
+
+    given = consent(client, world, case_id, ["iom", "embassy"])
+    assert given.status_code == 200
+    again = client.get(f"/api/v1/cases/{case_id}", headers=world.headers("embassy")).get_json()
+    assert again["person"]["family_name"] == "Dorj"
+    assert session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "cases:consent:give")) is not None
+
+
+def test_only_mgec_staff_change_consent_and_only_to_known_kinds(client, world):
+    case_id = open_case(client, world)
+    add_participant(client, world, case_id, "embassy", "embassy")
+    assert consent(client, world, case_id, [], who="embassy").status_code == 403
+    assert consent(client, world, case_id, ["mgec"]).status_code == 422
+    assert (
+        client.post(
+            f"/api/v1/cases/{case_id}/consent", json={}, headers=world.headers("coordinator")
+        ).status_code
+        == 422
+    )
+    assert consent(client, world, case_id, [], who="caseworker").status_code == 200
