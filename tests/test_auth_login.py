@@ -302,3 +302,36 @@ def test_lock_ends_after_a_while(client, session):
     assert response.status_code == 302
     session.expire_all()
     assert session.get(User, user.id).failed_logins == 0
+
+
+def test_every_login_attempt_is_audited_without_the_typed_e_mail(client, session):
+    from referral_api.audit.models import AuditEvent
+    from referral_api.audit.services import verify
+
+    c, _secret, user, totp = _setup(session)
+    _verifier, challenge = h.pkce_pair()
+    params = h.authorize_params(c.client_id, challenge)
+    h.login_with_test_client(client, params, email="stranger@example.org", password="guess")
+    for _ in range(MAX_FAILED_LOGINS):
+        h.login_with_test_client(client, params, email=user.email, password="wrong password!",
+                                 totp_code=totp.now())
+    events = session.scalars(sa.select(AuditEvent).where(AuditEvent.action.like("auth:%"))
+                             .order_by(AuditEvent.seq)).all()
+    fails = [e for e in events if e.action == "auth:login:fail"]
+    assert len(fails) == MAX_FAILED_LOGINS + 1 and {e.outcome.value for e in fails} == {"denied"}
+    assert fails[0].user_id is None and fails[0].details == {"reason": "unknown e-mail"}
+    assert {e.user_id for e in fails[1:]} == {str(user.id)}
+    assert [e.action for e in events].count("auth:account:lock") == 1
+    assert "stranger@example.org" not in str([(e.details, e.resource_id) for e in events])
+    assert user.email not in str([(e.details, e.resource_id) for e in events])
+    assert verify(session).ok
+
+
+def test_a_successful_login_is_audited(client, session):
+    from referral_api.audit.models import AuditEvent
+
+    c, _secret, user, totp = _setup(session)
+    _verifier, challenge = h.pkce_pair()
+    _code(client, c, user, totp, challenge=challenge)
+    actions = session.scalars(sa.select(AuditEvent.action).where(AuditEvent.user_id == str(user.id))).all()
+    assert "auth:login:succeed" in actions

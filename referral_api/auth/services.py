@@ -8,6 +8,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pyotp
@@ -16,7 +17,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.orm import Session
 
+from .. import audit
 from ..access import ALL_SCOPES, TOTP_ROLES, Role
+from ..audit.actions import AuditAction, Outcome
 from ..db import utcnow
 from ..errors import Conflict, InvalidPayload, NotFound
 from ..organisations import services as org_services
@@ -264,20 +267,38 @@ def _check_totp(user: User, code: str, now: datetime) -> bool:
     return False
 
 
+def _audit_login(session: Session, user: User | None, action: AuditAction, outcome: Outcome,
+                 reason: str | None = None) -> None:
+    """Audit a login attempt; who is the person (never the e-mail typed), what, why it failed."""
+    actor = SimpleNamespace(organisation_id=user.organisation_id, user_id=user.id) if user else None
+    audit.record(session, actor=actor, action=action, resource_type="user",
+                 resource_id=user.id if user else None, outcome=outcome,
+                 details={"reason": reason} if reason else None)
+
+
+def _refuse(session: Session, user: User | None, reason: str, *, locked: bool = False) -> LoginFailed:
+    """Audit a refused login (and a lock it caused), commit, and return the error to raise."""
+    _audit_login(session, user, AuditAction.AUTH_LOGIN_FAIL, Outcome.DENIED, reason)
+    if locked:
+        _audit_login(session, user, AuditAction.AUTH_ACCOUNT_LOCK, Outcome.SUCCESS, "repeated failures")
+    session.commit()
+    return LoginFailed(reason)
+
+
 def login(session: Session, *, email: str, password: str, totp_code: str = "") -> User:
     """Check a person's password (and TOTP where the role needs it); repeated failures lock the account.
 
-    Commits the failure counter either way; raises LoginFailed with the same outward message for
-    every kind of failure.
+    Every attempt is an audit event; the failure counter and the events are committed either way,
+    and every kind of failure raises LoginFailed with the same outward message.
     """
     now = utcnow()
     user = session.scalar(sa.select(User).where(User.email == email.strip().lower()))
     if user is None:
         with contextlib.suppress(VerificationError, InvalidHashError):
             _hasher.verify(_DUMMY_HASH, password)
-        raise LoginFailed("unknown e-mail")
+        raise _refuse(session, None, "unknown e-mail")
     if user.is_locked(now):
-        raise LoginFailed("account locked")
+        raise _refuse(session, user, "account locked")
     try:
         password_ok = _hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
@@ -285,16 +306,18 @@ def login(session: Session, *, email: str, password: str, totp_code: str = "") -
     second_factor_ok = user.role not in TOTP_ROLES or (password_ok and _check_totp(user, totp_code, now))
     if not (password_ok and second_factor_ok):
         user.failed_logins += 1
-        if user.failed_logins >= MAX_FAILED_LOGINS:
+        locked = user.failed_logins >= MAX_FAILED_LOGINS
+        if locked:
             user.locked_until = now + LOCK_DURATION
             user.failed_logins = 0
-        session.commit()
-        raise LoginFailed("wrong password" if not password_ok else "wrong TOTP code")
+        reason = "wrong password" if not password_ok else "wrong TOTP code"
+        raise _refuse(session, user, reason, locked=locked)
     if not user.active or not user.organisation.is_active:
-        raise LoginFailed("user deactivated or organisation suspended")
+        raise _refuse(session, user, "user deactivated or organisation suspended")
     user.failed_logins = 0
     user.locked_until = None
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
+    _audit_login(session, user, AuditAction.AUTH_LOGIN_SUCCEED, Outcome.SUCCESS)
     session.commit()
     return user
