@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import sqlalchemy as sa
 
 from referral_api.audit.models import AuditEvent
@@ -42,7 +44,7 @@ def test_submit_answers_201_with_location_and_partner_view(client, world, sessio
     assert body["person"]["given_name"] == "Batbayar" and body["is_minor"] is False
     assert body["allowed_actions"] == ["information", "withdraw"]
     assert "decision_note" not in body and "submitted_by_organisation_id" not in body
-    stored = session.get(Referral, __import__("uuid").UUID(body["id"]))
+    stored = session.get(Referral, uuid.UUID(body["id"]))
     assert stored.submitted_by_organisation_id == world.orgs["police"].id
     assert events_of(session, stored.id) == ["referral.submitted"]
 
@@ -78,8 +80,8 @@ def test_full_life_cycle_with_information_twice_and_acceptance(client, world, se
     move(client, world, ref, "review")
     accepted = move(client, world, ref, "accept", body={"note": "Verified with the embassy."})
     assert accepted["status"] == "accepted" and accepted["case_id"]
-    case = session.get(Case, __import__("uuid").UUID(accepted["case_id"]))
-    referral = session.get(Referral, case.id and __import__("uuid").UUID(ref))
+    case = session.get(Case, uuid.UUID(accepted["case_id"]))
+    referral = session.get(Referral, uuid.UUID(ref))
     assert case.reference.startswith("CASE-") and case.data_key_id == referral.data_key_id
     assert events_of(session, referral.id) == [
         "referral.submitted",
@@ -99,7 +101,7 @@ def test_full_life_cycle_with_information_twice_and_acceptance(client, world, se
 def test_accept_into_an_existing_case(client, world, session):
     first = submit(client, world)["id"]
     case_id = move(client, world, first, "accept")["case_id"]
-    case_ref = session.get(Case, __import__("uuid").UUID(case_id)).reference
+    case_ref = session.get(Case, uuid.UUID(case_id)).reference
     second = submit(client, world, who="iom", source="iom", external_reference="IOM-KZ-77")["id"]
     linked = move(client, world, second, "accept", body={"case_id": case_ref})
     assert linked["case_id"] == case_id
@@ -128,7 +130,7 @@ def test_reject_with_each_reason(client, world, session):
             client, world, ref, "reject", body={"reason": reason, "note": "Decided at the weekly review."}
         )
         assert body["status"] == "rejected" and body["reject_reason"] == reason
-        assert events_of(session, __import__("uuid").UUID(ref))[-1] == "referral.rejected"
+        assert events_of(session, uuid.UUID(ref))[-1] == "referral.rejected"
     assert session.scalar(sa.select(sa.func.count()).select_from(Case)) == 0
 
 

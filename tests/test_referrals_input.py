@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, timedelta
 
 import pytest
@@ -123,7 +124,7 @@ def test_bad_move_bodies_are_422_and_move_nothing(client, world, session, action
     assert response.status_code == 422 and field in response.get_json()["errors"]
     assert counts(session) == before
     assert (
-        session.scalar(sa.select(Referral.status).where(Referral.id == __import__("uuid").UUID(rid)))
+        session.scalar(sa.select(Referral.status).where(Referral.id == uuid.UUID(rid)))
         == "submitted"
     )
     assert session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) >= audit_before

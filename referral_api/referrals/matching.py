@@ -88,6 +88,11 @@ def store_keys(session: Session, referral: Referral, values: dict) -> set[tuple[
     return keys
 
 
+def _sharing(keys: set[tuple[str, str]]) -> sa.ColumnElement[bool]:
+    """Match-key rows equal to any of `keys` (an index lookup per pair, never a scan)."""
+    return sa.or_(*(sa.and_(MatchKey.kind == k, MatchKey.digest == d) for k, d in keys))
+
+
 @dataclass
 class Match:
     referral: Referral
@@ -112,7 +117,7 @@ def candidates(
     """Referrals other than `referral_id` that share a blind index, scored, with the reasons."""
     if not keys:
         return []
-    condition = sa.or_(*(sa.and_(MatchKey.kind == k, MatchKey.digest == d) for k, d in keys))
+    condition = _sharing(keys)
     rows = session.execute(
         sa.select(MatchKey.referral_id, MatchKey.kind).where(condition, MatchKey.referral_id != referral_id)
     ).all()
@@ -133,7 +138,7 @@ def count_candidates(session: Session, referral_id: uuid.UUID, keys: set[tuple[s
     """How many other referrals share a blind index (reads only the index)."""
     if not keys:
         return 0
-    condition = sa.or_(*(sa.and_(MatchKey.kind == k, MatchKey.digest == d) for k, d in keys))
+    condition = _sharing(keys)
     return (
         session.scalar(
             sa.select(sa.func.count(sa.distinct(MatchKey.referral_id))).where(
