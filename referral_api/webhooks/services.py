@@ -158,14 +158,21 @@ def list_deliveries(session: Session, *, actor: Any, subscription_id: uuid.UUID,
     return page(rows, limit=limit, key=lambda d: [d.event_seq])
 
 
+def get_delivery(session: Session, *, actor: Any, delivery_id: uuid.UUID,
+                 for_update: bool = False) -> WebhookDelivery:
+    """A delivery of one of the actor's organisation's subscriptions, or NotFound."""
+    delivery = session.get(WebhookDelivery, delivery_id, with_for_update=for_update, populate_existing=True)
+    if delivery is None:
+        raise NotFound("No such webhook delivery.")
+    get(session, actor=actor, subscription_id=delivery.subscription_id)  # NotFound when not the actor's
+    return delivery
+
+
 def redeliver(session: Session, *, actor: Any, delivery_id: uuid.UUID,
               now: datetime | None = None) -> WebhookDelivery:
     """Send a delivery again (same webhook-id), in its place in the subscription's order."""
     # Locked: the worker may be recording an attempt of it right now.
-    delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True, populate_existing=True)
-    if delivery is None:
-        raise NotFound("No such webhook delivery.")
-    get(session, actor=actor, subscription_id=delivery.subscription_id)  # NotFound when not the actor's
+    delivery = get_delivery(session, actor=actor, delivery_id=delivery_id, for_update=True)
     if delivery.status is DeliveryStatus.PENDING:
         raise Conflict("The delivery is still pending; it will be attempted again by itself.")
     delivery.status = DeliveryStatus.PENDING
