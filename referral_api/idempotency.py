@@ -108,7 +108,8 @@ def idempotent(session: Session, *, actor: Actor, handler: Handler, replay: Repl
     with UnitOfWork(session) as unit:
         if existing is not None:  # expired: the key is new again
             session.execute(sa.delete(IdempotencyKey).where(IdempotencyKey.id == existing.id))
-        reservation = IdempotencyKey(principal=principal, key=key, fingerprint=fingerprint, expires_at=now + _ttl())
+        reservation = IdempotencyKey(principal=principal, key=key, fingerprint=fingerprint, created_at=now,
+                                     expires_at=now + _ttl())
         session.add(reservation)
         try:
             # Flushed now so that the unique (principal, key) row is taken inside the change's own
