@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -69,8 +70,8 @@ def test_a_replay_after_erasure_shows_the_erased_record(client, world):
     headers = world.headers("police", **{"Idempotency-Key": "psp-erased"})
     first = client.post("/api/v1/referrals", json=referral_body(), headers=headers)
     assert first.status_code == 201 and first.get_json()["person"]["family_name"] == "Dorj"
-    erased = client.post(f"/api/v1/referrals/{first.get_json()['id']}/erase", json={"reason": "person_request"},
-                         headers=world.headers("admin"))
+    erase = f"/api/v1/referrals/{first.get_json()['id']}/erase"
+    erased = client.post(erase, json={"reason": "person_request"}, headers=world.headers("admin"))
     assert erased.status_code == 200, erased.get_json()
     replay = client.post("/api/v1/referrals", json=referral_body(), headers=headers)
     assert replay.status_code == 201 and replay.headers["Idempotent-Replayed"] == "true"
@@ -86,7 +87,8 @@ def test_an_expired_key_is_a_new_request(client, world, session, monkeypatch):
     assert first.status_code == 201
     soon = utcnow() + timedelta(hours=23)
     monkeypatch.setattr(idempotency, "utcnow", lambda: soon)
-    assert client.post("/api/v1/referrals", json=body, headers=headers).headers["Idempotent-Replayed"] == "true"
+    replayed = client.post("/api/v1/referrals", json=body, headers=headers)
+    assert replayed.headers["Idempotent-Replayed"] == "true"
     later = utcnow() + timedelta(hours=24, seconds=1)
     monkeypatch.setattr(idempotency, "utcnow", lambda: later)
     again = client.post("/api/v1/referrals", json=body, headers=headers)
@@ -132,3 +134,15 @@ def test_the_key_and_the_change_commit_together(client, world, session):
     with_key = [c for c in committed if c[0]]
     assert with_key and all(c == ([(201,)], 1) for c in with_key), committed
     assert session.scalar(sa.select(IdempotencyKey.resource_id)) == first.get_json()["id"]
+
+
+def test_the_retention_run_deletes_expired_keys(client, world, session, run_cli):
+    headers = world.headers("police", **{"Idempotency-Key": "psp-kept-a-day"})
+    assert client.post("/api/v1/referrals", json=referral_body(), headers=headers).status_code == 201
+    today = run_cli("retention", "run", "--json")
+    assert today.exit_code == 0 and json.loads(today.output)["idempotency_keys_deleted"] == 0
+    assert session.scalar(sa.select(sa.func.count()).select_from(IdempotencyKey)) == 1
+    tomorrow = (utcnow() + timedelta(hours=24, minutes=1)).isoformat()
+    later = run_cli("retention", "run", "--json", "--now", tomorrow)
+    assert later.exit_code == 0 and json.loads(later.output)["idempotency_keys_deleted"] == 1
+    assert session.scalar(sa.select(sa.func.count()).select_from(IdempotencyKey)) == 0

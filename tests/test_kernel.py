@@ -98,7 +98,8 @@ def _things_app(url, tmp_path):
             rid = uuid.uuid4()
             publish(session, EventType.WEBHOOK_PING, resource_type="thing", resource_id=rid, data={})
             commit(session)
-            return rid, with_etag({"id": str(rid)}, status=201, headers={"Location": f"/api/v1/_things/{rid}"})
+            location = {"Location": f"/api/v1/_things/{rid}"}
+            return rid, with_etag({"id": str(rid)}, status=201, headers=location)
 
         def replay(rid):
             event = session.scalar(sa.select(OutboxEvent).where(OutboxEvent.resource_id == uuid.UUID(rid)))

@@ -102,11 +102,13 @@ def _submit_with_keys(url: str, tmp_path) -> None:
         police = world.headers("police", **{"Idempotency-Key": "psp-planted"})
         first = http.post("/api/v1/referrals", json=body, headers=police)
         assert first.status_code == 201 and first.get_json()["person"]["passport_number"] == PLANTED[2]
-        assert http.post("/api/v1/referrals", json=body, headers=police).headers["Idempotent-Replayed"] == "true"
+        replayed = http.post("/api/v1/referrals", json=body, headers=police)
+        assert replayed.headers["Idempotent-Replayed"] == "true"
         accept = world.headers("coordinator", **{"Idempotency-Key": "accept-planted"})
         accepted = http.post(f"/api/v1/referrals/{first.get_json()['id']}/accept", json={}, headers=accept)
         assert accepted.status_code == 200, accepted.get_json()
-        case = http.get(f"/api/v1/cases/{accepted.get_json()['case_id']}", headers=world.headers("coordinator"))
+        case_url = f"/api/v1/cases/{accepted.get_json()['case_id']}"
+        case = http.get(case_url, headers=world.headers("coordinator"))
         assert case.get_json()["person"]["family_name"] == PLANTED[0]  # stored, sealed, readable
     finally:
         session.close()

@@ -83,9 +83,8 @@ def test_concurrent_submissions_with_one_external_reference_give_one_201_and_409
     base, app = live_server
     world, session = _world(app)
     police = world.headers("police")
-    results = _race(
-        lambda: requests.post(f"{base}/api/v1/referrals", json=referral_body(), headers=police, timeout=60), n=8
-    )
+    url = f"{base}/api/v1/referrals"
+    results = _race(lambda: requests.post(url, json=referral_body(), headers=police, timeout=60), n=8)
     statuses = sorted(r.status_code for r in results)
     assert statuses == [201] + [409] * 7, statuses
     assert all("external_reference" in r.json()["errors"] for r in results if r.status_code == 409)

@@ -85,7 +85,7 @@ def documents(namespace, *codes):
     return _DOCS[id(namespace)](*codes)
 
 
-def _service(service, status=200, headers=None):
+def _service_answer(service, status=200, headers=None):
     return with_etag(service_document(service), status=status, headers=headers, etag=etag(service))
 
 
@@ -295,11 +295,11 @@ class CaseServices(Resource):
 
         def handler():
             service = care.add_service(session, actor, ref, data)
-            return service.id, _service(service, status=201,
-                                        headers={"Location": f"/api/v1/services/{service.id}"})
+            location = {"Location": f"/api/v1/services/{service.id}"}
+            return service.id, _service_answer(service, status=201, headers=location)
 
         def replay(service_id):
-            return _service(care.get_service(session, actor, ref, service_id))
+            return _service_answer(care.get_service(session, actor, ref, service_id))
 
         return idempotent(session, actor=actor, handler=handler, replay=replay)
 
@@ -318,7 +318,7 @@ class ServiceItem(Resource):
         service = care.update_service(
             get_session(), current_actor(), service_id, data, if_match=request.headers.get("If-Match")
         )
-        return _service(service)
+        return _service_answer(service)
 
 
 @shelters_ns.route("")

@@ -14,7 +14,8 @@ from sqlalchemy.orm.exc import StaleDataError
 from .. import audit
 from ..access import Actor
 from ..audit.actions import AuditAction, Outcome
-from ..db import commit as end_work, utcnow
+from ..db import commit as end_work
+from ..db import utcnow
 from ..errors import Conflict, Forbidden, InvalidPayload, NotFound, require_current
 from ..http import decode_cursor, encode_cursor
 from ..references import next_reference
