@@ -97,6 +97,7 @@ class Settings:
     max_content_length: int = _setting("MAX_CONTENT_LENGTH", _positive_int, 1024 * 1024)
     webhooks_allow_http_loopback: bool = _setting("WEBHOOKS_ALLOW_HTTP_LOOPBACK", _bool, False)
     webhook_secret_overlap_hours: int = _setting("WEBHOOK_SECRET_OVERLAP_HOURS", _positive_int, 24)
+    idempotency_ttl_hours: int = _setting("IDEMPOTENCY_TTL_HOURS", _positive_int, 24)
     webhooks_claim_seconds: int = _setting("WEBHOOKS_CLAIM_SECONDS", _positive_int, 120)
     webhooks_test_visibility_module: str = _setting("WEBHOOKS_TEST_VISIBILITY_MODULE", _text, "")
     swagger_ui: bool = _setting("SWAGGER_UI", _bool, True)

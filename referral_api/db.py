@@ -136,3 +136,47 @@ def _remove_session(_exc: BaseException | None) -> None:
     session = g.pop("_db_session", None)
     if session is not None:
         session.close()
+
+
+UNIT_OF_WORK = "referral_api.unit_of_work"
+
+
+class UnitOfWork:
+    """One transaction around a request's steps: inside it a service's commit is a checkpoint, and the
+    unit commits once at its end (an idempotency key and the change it answers commit together)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._savepoint: Any = None
+
+    def __enter__(self) -> UnitOfWork:
+        if UNIT_OF_WORK in self.session.info:
+            raise RuntimeError("a unit of work is already open on this session")
+        self.session.info[UNIT_OF_WORK] = self
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.session.info.pop(UNIT_OF_WORK, None)
+
+    def checkpoint(self) -> None:
+        """What a service would commit: flushed now (a version or unique conflict raises inside the
+        service that maps it to a 409), kept if the request later fails (an audited denial)."""
+        self.session.flush()
+        self._savepoint = self.session.begin_nested()
+
+    def keep_checkpointed(self) -> bool:
+        """After a failure: undo what followed the last checkpoint; True when checkpointed work remains."""
+        if self._savepoint is None or not self._savepoint.is_active:
+            self.session.rollback()
+            return False
+        self._savepoint.rollback()
+        return True
+
+
+def commit(session: Session) -> None:
+    """End a service's work: commit, or inside a unit of work only checkpoint (the unit commits)."""
+    unit = session.info.get(UNIT_OF_WORK)
+    if unit is None:
+        session.commit()
+    else:
+        unit.checkpoint()

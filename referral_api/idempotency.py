@@ -1,8 +1,12 @@
 """`Idempotency-Key` on POSTs that create or move something (API.md, Conventions).
 
-The same key and body from the same caller gets the first answer again, without a second change;
-the same key with another body is a 422. The key is reserved in the same transaction as the change,
-so of two concurrent requests with one key exactly one changes anything.
+A key belongs to the principal that used it: organisation, client and person. The same key and body
+from the same principal within IDEMPOTENCY_TTL_HOURS gets the first answer again without a second
+change; another body is a 422; an expired key counts as new. Nothing personal is kept: only the
+resource's id, the status and the Location. A replay re-renders the resource through the route's own
+read, for this caller now, so visibility, consent and erasure apply and the read is audited as a fresh
+one. The key is written in the change's own transaction (one commit, see `db.UnitOfWork`): of two
+concurrent requests with one key exactly one changes anything, and a crash leaves no key behind.
 """
 
 from __future__ import annotations
@@ -12,32 +16,45 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from flask import Response, request
+from flask import Response, current_app, request
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from .db import Base, IdMixin, UTCDateTime, utcnow
+from .access import Actor
+from .db import Base, IdMixin, UnitOfWork, UTCDateTime, utcnow
 from .errors import Conflict, InvalidPayload
 
 HEADER = "Idempotency-Key"
 _VALID_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
+Handler = Callable[[], tuple[object, Response]]
+"""Makes the change (one service call) and answers it: the resource's id and the response."""
+Replay = Callable[[str], Response]
+"""Renders the resource of that id for the caller now, as the route's fresh read would (audited)."""
+
 
 class IdempotencyKey(IdMixin, Base):
     __tablename__ = "idempotency_keys"
 
-    owner: Mapped[str] = mapped_column(sa.String(100), nullable=False)
+    # "<organisation id>/<client id>/<user id or ->": a person's key is theirs, not their client's.
+    principal: Mapped[str] = mapped_column(sa.String(200), nullable=False)
     key: Mapped[str] = mapped_column(sa.String(255), nullable=False)
     fingerprint: Mapped[str] = mapped_column(sa.String(64), nullable=False)
     status_code: Mapped[int | None] = mapped_column(sa.Integer)
-    response_body: Mapped[str | None] = mapped_column(sa.Text)
+    resource_id: Mapped[str | None] = mapped_column(sa.String(100))
     location: Mapped[str | None] = mapped_column(sa.String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, index=True)
 
-    __table_args__ = (sa.UniqueConstraint("owner", "key"),)
+    __table_args__ = (sa.UniqueConstraint("principal", "key"),)
+
+
+def principal_of(actor: Actor) -> str:
+    """Whose key it is: the organisation, the client and the person (or `-` for a system)."""
+    return f"{actor.organisation_id}/{actor.client_id}/{actor.user_id or '-'}"
 
 
 def _fingerprint() -> str:
@@ -47,74 +64,88 @@ def _fingerprint() -> str:
     return hashlib.sha256(request.method.encode() + b" " + request.path.encode() + b"\n" + body).hexdigest()
 
 
-def _replay(row: IdempotencyKey, fingerprint: str) -> Response:
+def _replay(row: IdempotencyKey, fingerprint: str, replay: Replay) -> Response:
     if row.fingerprint != fingerprint:
         raise InvalidPayload(
             "This Idempotency-Key was used with another request body.",
             errors={HEADER: ["already used with a different request"]},
         )
-    if row.status_code is None:
+    if row.status_code is None or row.resource_id is None:
         raise Conflict(
             "A request with this Idempotency-Key is still being processed; retry shortly.",
             headers={"Retry-After": "1"},
         )
-    response = Response(row.response_body or "", status=row.status_code, mimetype="application/json")
+    response = replay(row.resource_id)
+    response.status_code = row.status_code
     if row.location:
         response.headers["Location"] = row.location
     response.headers["Idempotent-Replayed"] = "true"
     return response
 
 
-def _find(session: Session, owner: str, key: str) -> IdempotencyKey | None:
+def _find(session: Session, principal: str, key: str) -> IdempotencyKey | None:
     return session.scalar(
-        sa.select(IdempotencyKey).where(IdempotencyKey.owner == owner, IdempotencyKey.key == key)
+        sa.select(IdempotencyKey).where(IdempotencyKey.principal == principal, IdempotencyKey.key == key)
     )
 
 
-def idempotent(session: Session, *, owner: str, handler: Callable[[], Response],
-               stored: Callable[[Response], str] | None = None) -> Response:
-    """Run `handler` (which calls one service that commits) at most once per (owner, Idempotency-Key).
+def _ttl() -> timedelta:
+    return timedelta(hours=current_app.config["SETTINGS"].idempotency_ttl_hours)
 
-    `stored` gives the body kept for replays (default: the answer's body); a route whose answer shows
-    a secret once passes one that leaves the secret out, so it is never stored in clear.
-    """
+
+def idempotent(session: Session, *, actor: Actor, handler: Handler, replay: Replay) -> Response:
+    """Run `handler` at most once per (principal, Idempotency-Key); a repeat gets `replay` of its resource."""
     key = request.headers.get(HEADER)
     if key is None:
-        return handler()
+        return handler()[1]
     if not _VALID_KEY.match(key):
         raise InvalidPayload(errors={HEADER: ["1 to 255 visible ASCII characters"]})
-    fingerprint = _fingerprint()
-    existing = _find(session, owner, key)
-    if existing is not None:
-        return _replay(existing, fingerprint)
-    reservation = IdempotencyKey(owner=owner, key=key, fingerprint=fingerprint)
-    session.add(reservation)
+    fingerprint, principal = _fingerprint(), principal_of(actor)
+    existing = _find(session, principal, key)
+    now = utcnow()
+    if existing is not None and existing.expires_at > now:
+        return _replay(existing, fingerprint, replay)
+    with UnitOfWork(session) as unit:
+        if existing is not None:  # expired: the key is new again
+            session.execute(sa.delete(IdempotencyKey).where(IdempotencyKey.id == existing.id))
+        reservation = IdempotencyKey(principal=principal, key=key, fingerprint=fingerprint, created_at=now,
+                                     expires_at=now + _ttl())
+        session.add(reservation)
+        try:
+            # Flushed now so that the unique (principal, key) row is taken inside the change's own
+            # transaction: a concurrent request with the same key waits here, then fails and replays.
+            session.flush()
+        except IntegrityError:
+            session.rollback()
+        else:
+            return _run(session, unit, reservation, handler)
+    winner = _find(session, principal, key)
+    if winner is None:  # the other request failed and rolled back: nothing was changed, go ahead
+        return idempotent(session, actor=actor, handler=handler, replay=replay)
+    return _replay(winner, fingerprint, replay)
+
+
+def purge_expired(session: Session, *, now: datetime) -> int:
+    """Delete the keys past their expiry (the retention run calls it; the caller commits)."""
+    return session.execute(sa.delete(IdempotencyKey).where(IdempotencyKey.expires_at <= now)).rowcount
+
+
+def _run(session: Session, unit: UnitOfWork, reservation: IdempotencyKey, handler: Handler) -> Response:
+    """The change and the key's answer in one commit; on failure the key is not kept."""
     try:
-        # Flushed now so that the unique (owner, key) row is taken inside the change's own transaction:
-        # a concurrent request with the same key waits here, then fails and replays our answer.
-        session.flush()
-    except IntegrityError:
-        session.rollback()
-        winner = _find(session, owner, key)
-        if winner is None:  # the other request failed and rolled back: nothing was changed, go ahead
-            return idempotent(session, owner=owner, handler=handler, stored=stored)
-        return _replay(winner, fingerprint)
-    try:
-        response = handler()
+        resource_id, response = handler()
     except Exception:
-        # The handler failed. Its change was rolled back, but a commit on the way (an audited denial)
-        # may have committed the reservation: free the key so that a corrected retry can use it.
-        session.rollback()
-        session.execute(sa.delete(IdempotencyKey).where(
-            IdempotencyKey.owner == owner, IdempotencyKey.key == key, IdempotencyKey.status_code.is_(None)))
-        session.commit()
+        # What the service committed before failing (an audited denial) stays; the key does not, so that
+        # a corrected retry can use it.
+        if unit.keep_checkpointed():
+            session.execute(sa.delete(IdempotencyKey).where(IdempotencyKey.id == reservation.id))
+            session.commit()
         raise
     if 200 <= response.status_code < 300:
         reservation.status_code = response.status_code
-        reservation.response_body = stored(response) if stored else response.get_data(as_text=True)
+        reservation.resource_id = str(resource_id)
         reservation.location = response.headers.get("Location")
     else:
-        # Nothing was created: free the key so that a corrected retry can use it.
         session.delete(reservation)
     session.commit()
     return response

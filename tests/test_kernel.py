@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from werkzeug.serving import make_server
 
 from referral_api import create_app, dbmigrate
-from referral_api.db import database, get_session
+from referral_api.access import Actor, OrganisationRef
+from referral_api.db import commit, database, get_session
 from referral_api.events import EventType, OutboxEvent, publish
 from referral_api.http import with_etag
 from referral_api.idempotency import IdempotencyKey, idempotent
@@ -81,6 +82,10 @@ def test_concurrent_references_are_unique(backend, tmp_path):
         assert len(got) == 20 and len(set(got)) == 20
 
 
+THING_MAKER = Actor(organisation=OrganisationRef(id=uuid.UUID(int=7), kind="police"), client_id="client-a",
+                    user_id=None, role=None, scopes=frozenset())
+
+
 def _things_app(url, tmp_path):
     """An app with one idempotent creating route, standing in for the parts that come later."""
     app = create_app({"database_url": url, "instance_path": str(tmp_path)})
@@ -92,10 +97,15 @@ def _things_app(url, tmp_path):
         def handler():
             rid = uuid.uuid4()
             publish(session, EventType.WEBHOOK_PING, resource_type="thing", resource_id=rid, data={})
-            session.commit()
-            return with_etag({"id": str(rid)}, status=201, headers={"Location": f"/api/v1/_things/{rid}"})
+            commit(session)
+            location = {"Location": f"/api/v1/_things/{rid}"}
+            return rid, with_etag({"id": str(rid)}, status=201, headers=location)
 
-        return idempotent(session, owner="client-a", handler=handler)
+        def replay(rid):
+            event = session.scalar(sa.select(OutboxEvent).where(OutboxEvent.resource_id == uuid.UUID(rid)))
+            return with_etag({"id": str(event.resource_id)})
+
+        return idempotent(session, actor=THING_MAKER, handler=handler, replay=replay)
 
     return app
 

@@ -305,6 +305,9 @@ def test_a_refused_request_does_not_burn_its_idempotency_key(client, world, sess
     from referral_api.idempotency import IdempotencyKey
 
     assert session.scalar(sa.select(sa.func.count()).select_from(IdempotencyKey)) == 0
+    denied = sa.select(sa.func.count()).select_from(AuditEvent).where(
+        AuditEvent.action == "http:request:deny", AuditEvent.resource_id == rid)
+    assert session.scalar(denied) == 1  # the refusal is audited even though the key is not kept
     police = world.headers("police", **{"Idempotency-Key": "police-bad-then-good"})
     bad = client.post(f"/api/v1/referrals/{rid}/information", json={"answer": ""}, headers=police)
     assert bad.status_code == 422

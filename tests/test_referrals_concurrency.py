@@ -18,8 +18,8 @@ pytestmark = pytest.mark.postgres_only
 N = 20
 
 
-def _race(fn) -> list[requests.Response]:
-    barrier = threading.Barrier(N)
+def _race(fn, n: int = N) -> list[requests.Response]:
+    barrier = threading.Barrier(n)
     results: list[requests.Response] = []
     lock = threading.Lock()
 
@@ -29,7 +29,7 @@ def _race(fn) -> list[requests.Response]:
         with lock:
             results.append(response)
 
-    threads = [threading.Thread(target=run) for _ in range(N)]
+    threads = [threading.Thread(target=run) for _ in range(n)]
     for t in threads:
         t.start()
     for t in threads:
@@ -75,5 +75,18 @@ def test_concurrent_submissions_with_one_key_store_one_referral(backend, live_se
     ok = [r for r in results if r.status_code == 201]
     assert ok and {r.status_code for r in results} <= {201, 409}
     assert len({r.json()["id"] for r in ok}) == 1
+    assert _count(app, Referral) == 1
+    session.close()
+
+
+def test_concurrent_submissions_with_one_external_reference_give_one_201_and_409s(backend, live_server):
+    base, app = live_server
+    world, session = _world(app)
+    police = world.headers("police")
+    url = f"{base}/api/v1/referrals"
+    results = _race(lambda: requests.post(url, json=referral_body(), headers=police, timeout=60), n=8)
+    statuses = sorted(r.status_code for r in results)
+    assert statuses == [201] + [409] * 7, statuses
+    assert all("external_reference" in r.json()["errors"] for r in results if r.status_code == 409)
     assert _count(app, Referral) == 1
     session.close()

@@ -85,27 +85,32 @@ class World:
             return response.get_json()["access_token"]
         user, totp = h.person(self.session, self.orgs[org_key], role)
         self.users[who] = user
-        verifier, challenge = h.pkce_pair()
-        login = h.login_with_test_client(
-            self.http,
-            h.authorize_params(client.client_id, challenge, scope=scope or PEOPLE_SCOPES),
-            email=user.email,
-            totp_code=totp.now() if totp else "",
-        )
-        assert login.status_code == 302, login.get_data(as_text=True)
-        code = h.code_from(login.headers["Location"])["code"]
-        response = self.http.post(
-            "/oauth/token",
-            headers=h.basic(client.client_id, secret),
-            data={
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": h.REDIRECT_URI,
-                "code_verifier": verifier,
-            },
-        )
-        assert response.status_code == 200, response.get_json()
-        return response.get_json()["access_token"]
+        return person_token(self.http, client, secret, user, totp, scope or PEOPLE_SCOPES)
+
+
+def person_token(http, client, secret, user, totp, scope: str = PEOPLE_SCOPES) -> str:
+    """A person's bearer token through `client`: the login form, then the authorization code with PKCE."""
+    verifier, challenge = h.pkce_pair()
+    login = h.login_with_test_client(
+        http,
+        h.authorize_params(client.client_id, challenge, scope=scope),
+        email=user.email,
+        totp_code=totp.now() if totp else "",
+    )
+    assert login.status_code == 302, login.get_data(as_text=True)
+    code = h.code_from(login.headers["Location"])["code"]
+    response = http.post(
+        "/oauth/token",
+        headers=h.basic(client.client_id, secret),
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": h.REDIRECT_URI,
+            "code_verifier": verifier,
+        },
+    )
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()["access_token"]
 
 
 def build(http, session) -> World:

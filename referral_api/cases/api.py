@@ -85,9 +85,20 @@ def documents(namespace, *codes):
     return _DOCS[id(namespace)](*codes)
 
 
+def _service_answer(service, status=200, headers=None):
+    return with_etag(service_document(service), status=status, headers=headers, etag=etag(service))
+
+
 def _case(case, seen, role, session, person=OMIT):
     participants = services.participants_of(session, case) if role is None else None
     return with_etag(document(case, seen, role, participants, person), etag=etag(case))
+
+
+def _read(ref):
+    """The case as the caller may see it now (audited when personal): a GET, and a replayed write."""
+    session = get_session()
+    case, seen, role, person = services.read(session, current_actor(), ref)
+    return _case(case, seen, role, session, person)
 
 
 @ns.route("")
@@ -142,9 +153,7 @@ class CaseItem(Resource):
     @require_scope(Scope.CASES_READ)
     def get(self, ref):
         """Read one case: MGEC staff see it all, a participant its status, role and its moves."""
-        session = get_session()
-        case, seen, role, person = services.read(session, current_actor(), ref)
-        return _case(case, seen, role, session, person)
+        return _read(ref)
 
 
 @ns.route("/<string:ref>/status")
@@ -180,9 +189,9 @@ def _write(path, summary, service, schema, model, scope=Scope.CASES_UPDATE):
 
         def handler():
             case, seen, role = service(session, actor, ref, data, if_match=request.headers.get("If-Match"))
-            return _case(case, seen, role, session)
+            return case.id, _case(case, seen, role, session)
 
-        return idempotent(session, owner=actor.client_id, handler=handler)
+        return idempotent(session, actor=actor, handler=handler, replay=_read)
 
     post.__doc__ = summary
     post = require_scope(scope)(post)
@@ -241,9 +250,13 @@ class CaseParticipants(Resource):
 
         def handler():
             participant = participants.add_participant(session, actor, ref, data)
-            return with_etag(participant_document(participant), status=201)
+            return participant.organisation_id, with_etag(participant_document(participant), status=201)
 
-        return idempotent(session, owner=actor.client_id, handler=handler)
+        def replay(organisation_id):
+            return with_etag(participant_document(
+                participants.get_participant(session, actor, ref, organisation_id)))
+
+        return idempotent(session, actor=actor, handler=handler, replay=replay)
 
 
 @ns.route("/<string:ref>/participants/<string:organisation_id>")
@@ -282,14 +295,13 @@ class CaseServices(Resource):
 
         def handler():
             service = care.add_service(session, actor, ref, data)
-            return with_etag(
-                service_document(service),
-                status=201,
-                etag=etag(service),
-                headers={"Location": f"/api/v1/services/{service.id}"},
-            )
+            location = {"Location": f"/api/v1/services/{service.id}"}
+            return service.id, _service_answer(service, status=201, headers=location)
 
-        return idempotent(session, owner=actor.client_id, handler=handler)
+        def replay(service_id):
+            return _service_answer(care.get_service(session, actor, ref, service_id))
+
+        return idempotent(session, actor=actor, handler=handler, replay=replay)
 
 
 @services_ns.route("/<string:service_id>")
@@ -306,7 +318,7 @@ class ServiceItem(Resource):
         service = care.update_service(
             get_session(), current_actor(), service_id, data, if_match=request.headers.get("If-Match")
         )
-        return with_etag(service_document(service), etag=etag(service))
+        return _service_answer(service)
 
 
 @shelters_ns.route("")

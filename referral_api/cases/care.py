@@ -34,15 +34,23 @@ def _provider_only(seen: Audience, role: ParticipantRole | None, actor: Actor) -
     raise Forbidden("Only MGEC staff and the case's service providers see its services.")
 
 
-def list_services(session: Session, actor: Actor, ref: str) -> list[CaseService]:
+def _visible_services(session: Session, actor: Actor, ref: str) -> sa.Select:
     case, seen, role = cases.load(session, actor, ref)
-    return list(
-        session.scalars(
-            sa.select(CaseService)
-            .where(CaseService.case_id == case.id, _provider_only(seen, role, actor))
-            .order_by(CaseService.created_at, CaseService.id)
-        )
-    )
+    return sa.select(CaseService).where(CaseService.case_id == case.id, _provider_only(seen, role, actor))
+
+
+def list_services(session: Session, actor: Actor, ref: str) -> list[CaseService]:
+    query = _visible_services(session, actor, ref)
+    return list(session.scalars(query.order_by(CaseService.created_at, CaseService.id)))
+
+
+def get_service(session: Session, actor: Actor, ref: str, service_id: str) -> CaseService:
+    """One service of the case, if the caller sees it in the list (a replayed recording answers it)."""
+    query = _visible_services(session, actor, ref).where(CaseService.id == uuid.UUID(service_id))
+    service = session.scalar(query)
+    if service is None:
+        raise NotFound("No such service that you may see.")
+    return service
 
 
 def _take_bed(session: Session, shelter_id: uuid.UUID, *, leaving: uuid.UUID | None = None) -> None:

@@ -23,6 +23,23 @@ def list_participants(session: Session, actor: Actor, ref: str) -> list[CasePart
     return participants_of(session, case)
 
 
+def get_participant(session: Session, actor: Actor, ref: str, organisation_id: str) -> CaseParticipant:
+    """One participant of the case (MGEC staff); a replayed addition answers it."""
+    case, seen, _role = load(session, actor, ref)
+    staff_only(actor, seen, "list a case's participants")
+    return _participant(session, case.id, organisation_id)
+
+
+def _participant(session: Session, case_id: uuid.UUID, organisation_id: str) -> CaseParticipant:
+    try:
+        participant = session.get(CaseParticipant, (case_id, uuid.UUID(organisation_id)))
+    except ValueError:
+        participant = None
+    if participant is None:
+        raise NotFound("This organisation does not take part in the case.")
+    return participant
+
+
 def add_participant(session: Session, actor: Actor, ref: str, data: dict[str, Any]) -> CaseParticipant:
     """MGEC staff add an organisation to a case with a role."""
     case, seen, _role = prepare(session, actor, ref, None)
@@ -49,12 +66,7 @@ def add_participant(session: Session, actor: Actor, ref: str, data: dict[str, An
 def remove_participant(session: Session, actor: Actor, ref: str, organisation_id: str) -> None:
     case, seen, _role = prepare(session, actor, ref, None)
     staff_only(actor, seen, "remove participants")
-    try:
-        participant = session.get(CaseParticipant, (case.id, uuid.UUID(organisation_id)))
-    except ValueError:
-        participant = None
-    if participant is None:
-        raise NotFound("This organisation does not take part in the case.")
+    participant = _participant(session, case.id, organisation_id)
     session.delete(participant)
     _participants_changed(session, actor, case, participant.organisation_id, participant.role, added=False)
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from .. import audit
 from ..access import Actor
 from ..audit.actions import AuditAction, Outcome
+from ..db import commit as end_work
 from ..db import utcnow
 from ..errors import Conflict, Forbidden, InvalidPayload, NotFound, require_current
 from ..http import decode_cursor, encode_cursor
@@ -127,7 +128,7 @@ def _deny(session: Session, actor: Actor, what: str, found: uuid.UUID | None) ->
         outcome=Outcome.DENIED,
         details={"reason": "not visible" if found else "no such case"},
     )
-    session.commit()
+    end_work(session)
     return NotFound(f"No case {what} that you may see.")
 
 
@@ -185,7 +186,7 @@ def read(
             resource_id=case.id,
             details={"person": person is not None},
         )
-        session.commit()
+        end_work(session)
     return case, seen, role, person
 
 
@@ -267,7 +268,7 @@ def timeline(session: Session, actor: Actor, ref: str) -> tuple[list[CaseEvent],
             resource_id=case.id,
             details={"timeline": True},
         )
-        session.commit()
+        end_work(session)
     return found, staff
 
 
@@ -277,7 +278,7 @@ def timeline(session: Session, actor: Actor, ref: str) -> tuple[list[CaseEvent],
 def commit(session: Session) -> None:
     """Commit, turning a lost race (version column, unique key) into a 409."""
     try:
-        session.commit()
+        end_work(session)
     except (StaleDataError, IntegrityError):
         session.rollback()
         raise Conflict("The case was changed by someone else at the same time; read it again.") from None

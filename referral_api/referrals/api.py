@@ -58,6 +58,12 @@ def _answer(referral, seen, status=200, headers=None):
     return with_etag(document(referral, seen), status=status, headers=headers, etag=etag(referral))
 
 
+def _read(ref):
+    """The referral as the caller may see it now (audited when personal): a GET, and a replayed POST."""
+    referral, seen = services.read(get_session(), current_actor(), ref)
+    return _answer(referral, seen)
+
+
 documents = error_docs(ns, _ERRORS)
 
 
@@ -85,11 +91,11 @@ class ReferralList(Resource):
 
         def handler():
             referral = services.submit(session, actor, data)
-            return _answer(
+            return referral.id, _answer(
                 referral, audience(actor, referral), 201, {"Location": f"/api/v1/referrals/{referral.id}"}
             )
 
-        return idempotent(session, owner=actor.client_id, handler=handler)
+        return idempotent(session, actor=actor, handler=handler, replay=_read)
 
 
 @ns.route("/<string:ref>")
@@ -100,8 +106,7 @@ class ReferralItem(Resource):
     @require_scope(Scope.REFERRALS_READ)
     def get(self, ref):
         """Read one referral: MGEC staff see it all, the referring partner what it sent, then its status."""
-        referral, seen = services.read(get_session(), current_actor(), ref)
-        return _answer(referral, seen)
+        return _read(ref)
 
 
 def _move(path, scope, summary, service, schema=None, model=None):
@@ -113,9 +118,9 @@ def _move(path, scope, summary, service, schema=None, model=None):
 
         def handler():
             referral = service(session, actor, ref, data, if_match=request.headers.get("If-Match"))
-            return _answer(referral, audience(actor, referral))
+            return referral.id, _answer(referral, audience(actor, referral))
 
-        return idempotent(session, owner=actor.client_id, handler=handler)
+        return idempotent(session, actor=actor, handler=handler, replay=_read)
 
     post.__doc__ = summary
     post = require_scope(scope)(post)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from ..access import Actor
 from ..audit.actions import AuditAction, Outcome
 from ..cases import services as cases
 from ..cases.models import Case
-from ..db import utcnow
+from ..db import commit, utcnow
 from ..errors import Conflict, Forbidden, InvalidPayload, NotFound, require_current
 from ..http import decode_cursor, encode_cursor
 from ..privacy import load_keys
@@ -185,6 +186,9 @@ def submit(session: Session, actor: Actor, data: dict[str, Any]) -> Referral:
     )
     _apply_person_and_situation(referral, person, situation)
     session.add(referral)
+    # Flushed here, not by the autoflush of the next query: a concurrent submission with the same
+    # external_reference then fails on the unique key inside the mapping to 409, never as a 500.
+    _settle(session, Session.flush, "external_reference")
     keys = matching.store_keys(session, referral, {**person, "identified_on": situation["identified_on"]})
     referral.possible_duplicates = matching.count_candidates(session, referral.id, keys)
     audit.record(
@@ -227,7 +231,7 @@ def _deny(session: Session, actor: Actor, ref: str, found: Referral | None) -> N
         outcome=Outcome.DENIED,
         details={"reason": "not visible" if found else "no such referral"},
     )
-    session.commit()
+    commit(session)
     return NotFound(f"No referral {ref} that you may see.")
 
 
@@ -254,7 +258,7 @@ def read(session: Session, actor: Actor, ref: str) -> tuple[Referral, Audience]:
             resource_type="referral",
             resource_id=referral.id,
         )
-        session.commit()
+        commit(session)
     return referral, seen
 
 
@@ -296,7 +300,7 @@ def list_for(
             resource_type="referral",
             details={"listed": [str(r.id) for r in personal]},
         )
-        session.commit()
+        commit(session)
     return items, next_cursor
 
 
@@ -314,8 +318,13 @@ def _event_data(referral: Referral, **extra: Any) -> dict[str, Any]:
 
 
 def _commit(session: Session, field: str | None = None) -> None:
+    _settle(session, commit, field)
+
+
+def _settle(session: Session, step: Callable[[Session], None], field: str | None = None) -> None:
+    """Run a commit or a flush, turning a lost race (version column, unique key) into a 409."""
     try:
-        session.commit()
+        step(session)
     except StaleDataError:
         session.rollback()
         raise Conflict("The referral was changed by someone else at the same time; read it again.") from None
@@ -573,5 +582,5 @@ def matches(session: Session, actor: Actor, ref: str) -> list[matching.Match]:
         resource_id=referral.id,
         details={"candidates": len(found)},
     )
-    session.commit()
+    commit(session)
     return found

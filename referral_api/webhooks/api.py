@@ -5,7 +5,6 @@ Scope `webhooks:manage`; an organisation sees and changes only its own subscript
 
 from __future__ import annotations
 
-import json
 import uuid
 
 from flask import Response, current_app, request
@@ -64,9 +63,10 @@ def _json(payload, status: int) -> Response:
     return with_etag(payload, status=status)
 
 
-def _without_secret(response: Response) -> str:
-    """What a replay of an answer with a secret shows: the same, with `secret` null (never kept in clear)."""
-    return json.dumps({**json.loads(response.get_data(as_text=True)), "secret": None})
+def _without_secret(subscription_id: str) -> Response:
+    """A replay of an answer that showed a secret: the subscription now, `secret` null (shown once only)."""
+    sub = services.get(get_session(), actor=current_actor(), subscription_id=uuid.UUID(subscription_id))
+    return with_etag({**document(sub), "secret": None}, etag=etag(sub))
 
 
 @ns.route("/webhooks")
@@ -97,9 +97,9 @@ class WebhookList(Resource):
                                           allow_http_loopback=_settings().webhooks_allow_http_loopback)
             response = _json(document(sub, secret=secret), 201)
             response.headers["Location"] = f"/api/v1/webhooks/{sub.id}"
-            return response
+            return sub.id, response
 
-        return idempotent(session, owner=actor.client_id, handler=handler, stored=_without_secret)
+        return idempotent(session, actor=actor, handler=handler, replay=_without_secret)
 
 
 @ns.route("/webhooks/<uuid:subscription_id>")
@@ -152,9 +152,9 @@ class WebhookRotate(Resource):
         def handler():
             sub, secret = services.rotate_secret(session, actor=actor, subscription_id=subscription_id,
                                                  overlap_hours=_settings().webhook_secret_overlap_hours)
-            return _json(document(sub, secret=secret), 200)
+            return sub.id, _json(document(sub, secret=secret), 200)
 
-        return idempotent(session, owner=actor.client_id, handler=handler, stored=_without_secret)
+        return idempotent(session, actor=actor, handler=handler, replay=_without_secret)
 
 
 @ns.route("/webhooks/<uuid:subscription_id>/ping")
@@ -170,9 +170,13 @@ class WebhookPing(Resource):
 
         def handler():
             webhook_id = services.ping(session, actor=actor, subscription_id=subscription_id)
-            return _json({"webhook_id": str(webhook_id)}, 202)
+            return webhook_id, _json({"webhook_id": str(webhook_id)}, 202)
 
-        return idempotent(session, owner=actor.client_id, handler=handler)
+        def replay(webhook_id):
+            services.get(session, actor=actor, subscription_id=subscription_id)  # still the caller's
+            return _json({"webhook_id": webhook_id}, 202)
+
+        return idempotent(session, actor=actor, handler=handler, replay=replay)
 
 
 @ns.route("/webhooks/<uuid:subscription_id>/deliveries")
@@ -205,6 +209,10 @@ class WebhookRedeliver(Resource):
 
         def handler():
             delivery = services.redeliver(session, actor=actor, delivery_id=delivery_id)
+            return delivery.id, _json(delivery_document(delivery), 202)
+
+        def replay(replayed_id):
+            delivery = services.get_delivery(session, actor=actor, delivery_id=uuid.UUID(replayed_id))
             return _json(delivery_document(delivery), 202)
 
-        return idempotent(session, owner=actor.client_id, handler=handler)
+        return idempotent(session, actor=actor, handler=handler, replay=replay)

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 from ..audit import AuditAction, record
-from ..db import utcnow
+from ..db import commit, utcnow
 from ..errors import Conflict, InvalidPayload, NotFound, require_current
 from ..events import EventType, publish
 from ..http import decode_cursor, page
@@ -60,7 +60,7 @@ def create(session: Session, *, actor: Any, url: str, events: list[str] | None,
     sub.secret = secret
     session.add(sub)
     _audit(session, actor, AuditAction.WEBHOOK_SUBSCRIPTION_CREATE, sub.id, {"events": sub.events})
-    session.commit()
+    commit(session)
     return sub, secret
 
 
@@ -104,7 +104,7 @@ def update(session: Session, *, actor: Any, subscription_id: uuid.UUID, changes:
         elif sub.active:
             sub.disable(DisabledReason.BY_OWNER)
     _audit(session, actor, AuditAction.WEBHOOK_SUBSCRIPTION_UPDATE, sub.id, {"fields": sorted(changes)})
-    session.commit()
+    commit(session)
     return sub
 
 
@@ -116,7 +116,7 @@ def delete(session: Session, *, actor: Any, subscription_id: uuid.UUID, if_match
     if data_key_id is not None:
         shred(session, data_key_id)
     _audit(session, actor, AuditAction.WEBHOOK_SUBSCRIPTION_DELETE, subscription_id)
-    session.commit()
+    commit(session)
 
 
 def rotate_secret(session: Session, *, actor: Any, subscription_id: uuid.UUID, overlap_hours: int,
@@ -128,7 +128,7 @@ def rotate_secret(session: Session, *, actor: Any, subscription_id: uuid.UUID, o
     sub.rotate(secret, overlap_until=now + timedelta(hours=overlap_hours))
     _audit(session, actor, AuditAction.WEBHOOK_SECRET_ROTATE, sub.id,
            {"previous_valid_until": sub.previous_secret_expires_at.isoformat()})
-    session.commit()
+    commit(session)
     return sub, secret
 
 
@@ -139,7 +139,7 @@ def ping(session: Session, *, actor: Any, subscription_id: uuid.UUID) -> uuid.UU
         raise Conflict("The subscription is not active; activate it before pinging.")
     event = publish(session, EventType.WEBHOOK_PING, resource_type=PING_RESOURCE, resource_id=sub.id, data={})
     _audit(session, actor, AuditAction.WEBHOOK_SUBSCRIPTION_PING, sub.id)
-    session.commit()
+    commit(session)
     return event.id
 
 
@@ -158,14 +158,21 @@ def list_deliveries(session: Session, *, actor: Any, subscription_id: uuid.UUID,
     return page(rows, limit=limit, key=lambda d: [d.event_seq])
 
 
+def get_delivery(session: Session, *, actor: Any, delivery_id: uuid.UUID,
+                 for_update: bool = False) -> WebhookDelivery:
+    """A delivery of one of the actor's organisation's subscriptions, or NotFound."""
+    delivery = session.get(WebhookDelivery, delivery_id, with_for_update=for_update, populate_existing=True)
+    if delivery is None:
+        raise NotFound("No such webhook delivery.")
+    get(session, actor=actor, subscription_id=delivery.subscription_id)  # NotFound when not the actor's
+    return delivery
+
+
 def redeliver(session: Session, *, actor: Any, delivery_id: uuid.UUID,
               now: datetime | None = None) -> WebhookDelivery:
     """Send a delivery again (same webhook-id), in its place in the subscription's order."""
     # Locked: the worker may be recording an attempt of it right now.
-    delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True, populate_existing=True)
-    if delivery is None:
-        raise NotFound("No such webhook delivery.")
-    get(session, actor=actor, subscription_id=delivery.subscription_id)  # NotFound when not the actor's
+    delivery = get_delivery(session, actor=actor, delivery_id=delivery_id, for_update=True)
     if delivery.status is DeliveryStatus.PENDING:
         raise Conflict("The delivery is still pending; it will be attempted again by itself.")
     delivery.status = DeliveryStatus.PENDING
@@ -176,5 +183,5 @@ def redeliver(session: Session, *, actor: Any, delivery_id: uuid.UUID,
     delivery.claim_expires_at = None
     _audit(session, actor, AuditAction.WEBHOOK_DELIVERY_REDELIVER, delivery.id,
            {"subscription_id": str(delivery.subscription_id)}, resource_type=DELIVERY_RESOURCE)
-    session.commit()
+    commit(session)
     return delivery
