@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Protocol
 
 import pyotp
 import sqlalchemy as sa
@@ -33,6 +33,7 @@ from .models import (
     secret_hash,
 )
 
+# Failures from one address that lock the account for it; as many from anywhere slow the account.
 MAX_FAILED_LOGINS = 5
 LOCK_DURATION = timedelta(minutes=15)
 MIN_PASSWORD_LENGTH = 12
@@ -285,37 +286,53 @@ def _refuse(session: Session, user: User | None, reason: str, *, locked: bool = 
     return LoginFailed(reason)
 
 
-def login(session: Session, *, email: str, password: str, totp_code: str = "") -> User:
-    """Check a person's password (and TOTP where the role needs it); repeated failures lock the account.
+class LoginGuard(Protocol):
+    """Failures per (account, address): see failures.LoginGuard."""
 
-    Every attempt is an audit event; the failure counter and the events are committed either way,
-    and every kind of failure raises LoginFailed with the same outward message.
+    def locked(self, user_id: Any) -> bool: ...
+    def failed(self, user_id: Any) -> bool: ...
+    def succeeded(self, user_id: Any) -> None: ...
+    def slow_down(self) -> None: ...
+
+
+def _password_matches(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def login(session: Session, *, email: str, password: str, guard: LoginGuard, totp_code: str = "") -> User:
+    """Check a person's password (and TOTP where the role needs it).
+
+    MAX_FAILED_LOGINS failures from one address lock the account for that address (`guard`); as many
+    from anywhere only slow the account down (`locked_until`), so no one can lock a person out.
+    Unknown, locked and known accounts cost one password hash each: the time tells nothing. Every
+    attempt is an audit event, committed either way; every failure raises the same LoginFailed.
     """
     now = utcnow()
     user = session.scalar(sa.select(User).where(User.email == email.strip().lower()))
+    if user is not None and user.is_locked(now):
+        guard.slow_down()
+    address_locked = user is not None and guard.locked(user.id)
+    usable = user is not None and not address_locked
+    password_ok = _password_matches(user.password_hash if usable else _DUMMY_HASH, password) and usable
     if user is None:
-        with contextlib.suppress(VerificationError, InvalidHashError):
-            _hasher.verify(_DUMMY_HASH, password)
         raise _refuse(session, None, "unknown e-mail")
-    if user.is_locked(now):
+    if address_locked:
         raise _refuse(session, user, "account locked")
-    try:
-        password_ok = _hasher.verify(user.password_hash, password)
-    except (VerificationError, InvalidHashError):
-        password_ok = False
     second_factor_ok = user.role not in TOTP_ROLES or (password_ok and _check_totp(user, totp_code, now))
     if not (password_ok and second_factor_ok):
         user.failed_logins += 1
-        locked = user.failed_logins >= MAX_FAILED_LOGINS
-        if locked:
+        if user.failed_logins >= MAX_FAILED_LOGINS:
             user.locked_until = now + LOCK_DURATION
-            user.failed_logins = 0
         reason = "wrong password" if not password_ok else "wrong TOTP code"
-        raise _refuse(session, user, reason, locked=locked)
+        raise _refuse(session, user, reason, locked=guard.failed(user.id))
     if not user.active or not user.organisation.is_active:
         raise _refuse(session, user, "user deactivated or organisation suspended")
     user.failed_logins = 0
     user.locked_until = None
+    guard.succeeded(user.id)
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
     _audit_login(session, user, AuditAction.AUTH_LOGIN_SUCCEED, Outcome.SUCCESS)
