@@ -14,7 +14,9 @@ from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc7636 import CodeChallenge
 
 from ..access import ALL_SCOPES, PERSON_ONLY_SCOPES, effective_scopes
+from ..audit.actions import AuditAction, Outcome
 from ..db import get_session, utcnow
+from . import trail
 from .client_auth import AUTH_METHODS
 from .models import AuthorizationCode, Client, Token, User, secret_hash
 from .store import revoke_family, user_may_act
@@ -103,6 +105,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             .values(used_at=now)
         ).rowcount
         if not claimed:
+            trail.record(session, AuditAction.AUTH_CODE_REUSE, resource_type="authorization_code",
+                         resource_id=row.id, client=client, outcome=Outcome.DENIED,
+                         details={"reason": "code used twice; the tokens it gave are revoked"})
             revoke_family(session, code_id=row.id)
             return None
         session.commit()
@@ -138,8 +143,13 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return row
 
     def _replayed(self, row: Token) -> None:
+        session = get_session()
+        trail.record(session, AuditAction.AUTH_TOKEN_REFRESH, resource_type="token", resource_id=row.id,
+                     client=self.request.client, outcome=Outcome.DENIED,
+                     details={"reason": "spent refresh token presented again; its family is revoked"})
         if row.family_id is not None:
-            revoke_family(get_session(), family_id=row.family_id)
+            revoke_family(session, family_id=row.family_id)
+        session.commit()
 
     def validate_token_request(self) -> None:
         """Authlib's checks, then the scope to issue; only then is the refresh token spent, atomically."""

@@ -23,6 +23,7 @@ from ..audit.actions import AuditAction, Outcome
 from ..db import utcnow
 from ..errors import Conflict, InvalidPayload, NotFound
 from ..organisations import services as org_services
+from . import trail
 from .models import (
     GRANT_TYPES,
     SECRET_METHODS,
@@ -124,6 +125,11 @@ def create_client(
         redirect_uris=" ".join(redirect_uris),
     )
     session.add(client)
+    session.flush()
+    trail.record(session, AuditAction.AUTH_CLIENT_CREATE, resource_type="client", resource_id=client.id,
+                 details={"client_id": client.client_id, "organisation_id": org.id,
+                          "auth_method": auth_method.value, "scope": client.scope,
+                          "grant_types": client.grant_types})
     session.commit()
     return IssuedClient(client, secret)
 
@@ -156,6 +162,8 @@ def revoke_client(session: Session, client_id: str) -> Client:
     client = find_client(session, client_id)
     client.revoked_at = client.revoked_at or utcnow()
     _revoke_tokens(session, Token.client_pk == client.id)
+    trail.record(session, AuditAction.AUTH_CLIENT_REVOKE, resource_type="client", resource_id=client.id,
+                 details={"client_id": client.client_id})
     session.commit()
     return client
 
@@ -169,6 +177,8 @@ def rotate_secret(session: Session, client_id: str) -> IssuedClient:
         raise Conflict("This client is revoked.")
     secret = secrets.token_urlsafe(32)
     client.client_secret_hash = secret_hash(secret)
+    trail.record(session, AuditAction.AUTH_CLIENT_ROTATE_SECRET, resource_type="client",
+                 resource_id=client.id, details={"client_id": client.client_id})
     session.commit()
     return IssuedClient(client, secret)
 
@@ -210,8 +220,18 @@ def create_user(
     user = User(organisation_id=org.id, email=email, name=name, role=role,
                 password_hash=_hasher.hash(password), totp_secret=totp_secret)
     session.add(user)
+    session.flush()
+    trail.record(session, AuditAction.AUTH_USER_CREATE, resource_type="user", resource_id=user.id,
+                 details={"organisation_id": org.id, "role": role.value})
+    if totp_secret:
+        _audit_enrol(session, user)
     session.commit()
     return IssuedUser(user, _totp_uri(user, totp_secret) if totp_secret else None)
+
+
+def _audit_enrol(session: Session, user: User) -> None:
+    trail.record(session, AuditAction.AUTH_TOTP_ENROL, resource_type="user", resource_id=user.id,
+                 details={"role": user.role.value})
 
 
 def find_user(session: Session, ref: str) -> User:
@@ -231,6 +251,7 @@ def deactivate_user(session: Session, ref: str) -> User:
     user = find_user(session, ref)
     user.active = False
     _revoke_tokens(session, Token.user_id == user.id)
+    trail.record(session, AuditAction.AUTH_USER_DEACTIVATE, resource_type="user", resource_id=user.id)
     session.commit()
     return user
 
@@ -242,6 +263,7 @@ def reset_totp(session: Session, ref: str) -> IssuedUser:
         raise Conflict(f"People of role {user.role.value} log in without a TOTP code.")
     user.totp_secret = pyotp.random_base32()
     user.totp_last_step = None
+    _audit_enrol(session, user)
     session.commit()
     return IssuedUser(user, _totp_uri(user, user.totp_secret))
 
