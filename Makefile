@@ -19,7 +19,7 @@ install: $(BIN)/referral-api
 run: install
 	$(BIN)/referral-api db upgrade
 	$(BIN)/referral-api demo seed
-	$(BIN)/gunicorn --bind 127.0.0.1:$(PORT) --workers 2 --no-control-socket referral_api.wsgi:app
+	$(BIN)/referral-api serve --host 127.0.0.1 --port $(PORT) --workers 2
 
 seed: install
 	$(BIN)/referral-api db upgrade

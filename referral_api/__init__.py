@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import errors, observability, privacy, webhooks
 from .config import Settings
@@ -55,6 +56,10 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     privacy.init_app(app, settings)
     webhooks.init_app(app, settings)
 
+    if settings.trusted_proxy_count:
+        # The address, scheme and host the last N proxies saw; never more than they can vouch for.
+        n = settings.trusted_proxy_count
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     observability.init_app(app)
     app.before_request(check_request_body)
     app.register_error_handler(Exception, errors.render)

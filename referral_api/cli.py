@@ -63,17 +63,28 @@ def cli() -> None:
     """
 
 
+def gunicorn_args(*, host: str, port: int, workers: int) -> list[str]:
+    """The gunicorn command line of `serve`: gevent workers, so that slow clients cannot take it down.
+
+    A sync (or gthread) worker gives each new connection a process (or thread) that waits for its
+    request line and headers: a few clients sending them slowly hold every one. A gevent worker
+    reads each connection in its own greenlet, so a slow one costs a little memory, not a worker.
+    """
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    return [str(gunicorn), "--bind", f"{host}:{port}", "--workers", str(workers),
+            "--worker-class", "gevent", "--worker-connections", "1000",
+            "--no-control-socket", "referral_api.wsgi:app"]
+
+
 @cli.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int)
 def serve(host: str, port: int, workers: int) -> None:
-    """Serve the API with gunicorn."""
+    """Serve the API with gunicorn (gevent workers)."""
     import os
 
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    args = [str(gunicorn), "--bind", f"{host}:{port}", "--workers", str(workers),
-            "--no-control-socket", "referral_api.wsgi:app"]
+    args = gunicorn_args(host=host, port=port, workers=workers)
     os.execv(args[0], args)  # noqa: S606  (replaces this process with gunicorn, fixed arguments)
 
 

@@ -42,6 +42,16 @@ def _positive_int(name: str, raw: str) -> int:
     return value
 
 
+def _non_negative_int(name: str, raw: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must be zero or more, got {value}")
+    return value
+
+
 def _environment(name: str, raw: str) -> Environment:
     try:
         return Environment(raw.strip().lower())
@@ -88,6 +98,7 @@ class Settings:
     index_key: str = _setting("REFERRAL_API_INDEX_KEY", _text, "", secret=True)
     audit_signing_key: str = _setting("REFERRAL_API_AUDIT_SIGNING_KEY", _text, "", secret=True)
     issuer: str = _setting("REFERRAL_API_ISSUER", _text, "")
+    trusted_proxy_count: int = _setting("TRUSTED_PROXY_COUNT", _non_negative_int, 0)
     ratelimit_storage_uri: str = _setting("RATELIMIT_STORAGE_URI", _ratelimit_uri, "memory://")
     access_token_ttl: int = _setting("ACCESS_TOKEN_TTL", _positive_int, 900)
     require_private_key_jwt: bool = _setting("OAUTH_REQUIRE_PRIVATE_KEY_JWT", _bool, False)

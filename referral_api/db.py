@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -87,10 +89,19 @@ def _sqlite_begin(conn: sa.Connection) -> None:
     conn.exec_driver_sql("BEGIN")
 
 
+def _create_private_file(path: str) -> None:
+    """Create a SQLite file readable by its owner only (0600), as the key folder is; keep an existing one."""
+    if path in ("", ":memory:") or path.startswith("file:") or os.path.exists(path):
+        return
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine that survives a database restart (pre-ping) and behaves on SQLite as on PostgreSQL."""
     sa_url = sa.make_url(url)
     if sa_url.get_backend_name() == "sqlite":
+        _create_private_file(sa_url.database or "")
         engine = sa.create_engine(sa_url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)

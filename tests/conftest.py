@@ -117,8 +117,9 @@ def app(base_app, connection):
 
 @pytest.fixture
 def session(app) -> Iterator[Session]:
-    """A session in the test's transaction, as services get one."""
+    """A session in the test's transaction, as services get one (with the app's keys, as in a request)."""
     s = database(app).sessionmaker()
+    s.info["referral_api.privacy"] = app.extensions["referral_api.privacy"]
     yield s
     s.close()
 

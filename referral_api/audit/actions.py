@@ -27,6 +27,7 @@ class AuditAction(StrEnum):
     AUTH_TOTP_ENROL = "auth:totp:enrol"
     AUTH_CLIENT_CREATE = "auth:client:create"
     AUTH_CLIENT_REVOKE = "auth:client:revoke"
+    AUTH_CLIENT_ROTATE_SECRET = "auth:client:rotate_secret"
     AUTH_USER_CREATE = "auth:user:create"
     AUTH_USER_DEACTIVATE = "auth:user:deactivate"
     # any part: a request refused at the edge (scope, object access)
@@ -60,7 +61,6 @@ class AuditAction(StrEnum):
     # audit/
     AUDIT_EVENT_LIST = "audit:event:list"
     AUDIT_CHAIN_VERIFY = "audit:chain:verify"
-    AUDIT_CHAIN_CHECKPOINT = "audit:chain:checkpoint"
     # webhooks/
     WEBHOOK_SUBSCRIPTION_CREATE = "webhooks:subscription:create"
     WEBHOOK_SUBSCRIPTION_UPDATE = "webhooks:subscription:update"

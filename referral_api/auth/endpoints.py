@@ -7,7 +7,9 @@ from typing import Any
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 
+from ..audit.actions import AuditAction
 from ..db import get_session, utcnow
+from . import trail
 from .client_auth import AUTH_METHODS
 from .models import Client, Token
 from .store import issuer, query_token, token_is_live
@@ -27,8 +29,11 @@ class Revocation(RevocationEndpoint):
         return query_token(token_string, token_type_hint)[0]
 
     def revoke_token(self, token: Token, oauth_request: Any) -> None:
+        session = get_session()
         token.revoke(utcnow())
-        get_session().commit()
+        trail.record(session, AuditAction.AUTH_TOKEN_REVOKE, resource_type="token", resource_id=token.id,
+                     client=oauth_request.client)
+        session.commit()
 
 
 class Introspection(IntrospectionEndpoint):
@@ -37,9 +42,12 @@ class Introspection(IntrospectionEndpoint):
     def authenticate_token(self, oauth_request: Any, client: Client) -> tuple[Token, str] | None:
         self.check_params(oauth_request, client)
         token, kind = query_token(oauth_request.form["token"], oauth_request.form.get("token_type_hint"))
-        if token is None or not self.check_permission(token, client, oauth_request):
-            return None
-        return token, kind
+        known = token is not None and self.check_permission(token, client, oauth_request)
+        session = get_session()
+        trail.record(session, AuditAction.AUTH_TOKEN_INTROSPECT, resource_type="token",
+                     resource_id=token.id if known else None, client=client, details={"known": known})
+        session.commit()
+        return (token, kind) if known else None
 
     def check_permission(self, token: Token, client: Client, oauth_request: Any) -> bool:
         return token.check_client(client)

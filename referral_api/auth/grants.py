@@ -9,12 +9,14 @@ from typing import Any
 
 import sqlalchemy as sa
 from authlib.oauth2.rfc6749 import grants
-from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
+from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc7636 import CodeChallenge
 
 from ..access import ALL_SCOPES, PERSON_ONLY_SCOPES, effective_scopes
+from ..audit.actions import AuditAction, Outcome
 from ..db import get_session, utcnow
+from . import trail
 from .client_auth import AUTH_METHODS
 from .models import AuthorizationCode, Client, Token, User, secret_hash
 from .store import revoke_family, user_may_act
@@ -103,6 +105,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             .values(used_at=now)
         ).rowcount
         if not claimed:
+            trail.record(session, AuditAction.AUTH_CODE_REUSE, resource_type="authorization_code",
+                         resource_id=row.id, client=client, outcome=Outcome.DENIED,
+                         details={"reason": "code used twice; the tokens it gave are revoked"})
             revoke_family(session, code_id=row.id)
             return None
         session.commit()
@@ -119,39 +124,66 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
+    """Rotation on use; every refusal (scope included) comes before the old refresh token is spent."""
+
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
+        """The live refresh token of this client, not yet spent (a spent one revokes its family)."""
         session = get_session()
         row = session.scalar(sa.select(Token).where(Token.refresh_token_hash == secret_hash(refresh_token)))
         if row is None or row.client_pk != self.request.client.id:
             return None
-        # Rotation: the old refresh token is spent now; spending it twice revokes the family.
+        if row.refresh_revoked_at is not None:
+            self._replayed(row)
+            return None
+        if row.refresh_expires_at is None or row.refresh_expires_at <= utcnow():
+            return None
+        return row
+
+    def _replayed(self, row: Token) -> None:
+        session = get_session()
+        trail.record(session, AuditAction.AUTH_TOKEN_REFRESH, resource_type="token", resource_id=row.id,
+                     client=self.request.client, outcome=Outcome.DENIED,
+                     details={"reason": "spent refresh token presented again; its family is revoked"})
+        if row.family_id is not None:
+            revoke_family(session, family_id=row.family_id)
+        session.commit()
+
+    def validate_token_request(self) -> None:
+        """Authlib's checks, then the scope to issue; only then is the refresh token spent, atomically."""
+        super().validate_token_request()
+        row: Token = self.request.refresh_token
+        user = self.authenticate_user(row)
+        if user is None:
+            raise InvalidRequestError("There is no 'user' for this token.")
+        self._scope = self._scope_to_issue(user, row)
+        session = get_session()
+        # Rotation: of two concurrent refreshes one wins; the other is a replay and revokes the family.
         claimed = session.execute(
             sa.update(Token).where(Token.id == row.id, Token.refresh_revoked_at.is_(None))
             .values(refresh_revoked_at=utcnow())
         ).rowcount
         if not claimed:
-            if row.family_id is not None:
-                revoke_family(session, family_id=row.family_id)
-            return None
+            self._replayed(row)
+            raise InvalidGrantError()
         session.commit()
-        if row.refresh_expires_at is None or row.refresh_expires_at <= utcnow():
-            return None
-        return row
+
+    def _scope_to_issue(self, user: User, refresh_token: Token) -> str:
+        client: Client = self.request.client
+        requested = scope_to_list(self.request.payload.scope) or scope_to_list(refresh_token.get_scope())
+        scopes = effective_scopes(requested or [], client_scopes=client.scopes, role=user.role)
+        if not scopes:
+            raise InvalidScopeError()
+        return " ".join(sorted(scopes))
 
     def authenticate_user(self, refresh_token: Token) -> User | None:
         user = refresh_token.user
         return user if user_may_act(user) else None
 
     def issue_token(self, user: User, refresh_token: Token) -> dict[str, Any]:
-        client: Client = self.request.client
-        requested = scope_to_list(self.request.payload.scope) or scope_to_list(refresh_token.get_scope())
-        scopes = effective_scopes(requested or [], client_scopes=client.scopes, role=user.role)
-        if not scopes:
-            raise InvalidScopeError()
-        return self.generate_token(user=user, scope=" ".join(sorted(scopes)), include_refresh_token=True)
+        return self.generate_token(user=user, scope=self._scope, include_refresh_token=True)
 
     def revoke_old_credential(self, refresh_token: Token) -> None:
         refresh_token.revoke(utcnow())

@@ -1,4 +1,10 @@
-"""Rate limits (Flask-Limiter) on the token endpoint and the login form, by client and by address."""
+"""Rate limits (Flask-Limiter) on the token endpoint and the login form.
+
+Only what a caller proves can cost a client its quota: the per-client limit of /oauth/token counts
+requests whose client authenticated; failed authentications count against their address and their
+(client, address) pair, so that an attacker naming a client id is refused while the client is not.
+The login form, which every person shares through one first-party client, is limited by address.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import json
 import math
 import time
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter, RequestLimit
 from flask_limiter.util import get_remote_address
 from joserfc import jws
@@ -18,9 +24,11 @@ from .. import errors
 DEFAULT_LIMITS = {
     "AUTH_RATELIMIT_TOKEN_PER_CLIENT": "60/minute",
     "AUTH_RATELIMIT_TOKEN_PER_ADDRESS": "120/minute",
-    "AUTH_RATELIMIT_LOGIN_PER_CLIENT": "60/minute",
+    "AUTH_RATELIMIT_TOKEN_FAILURES_PER_ADDRESS": "30/minute",
+    "AUTH_RATELIMIT_TOKEN_FAILURES_PER_CLIENT_ADDRESS": "10/minute",
     "AUTH_RATELIMIT_LOGIN_PER_ADDRESS": "20/minute",
 }
+AUTHENTICATED = "referral_api_authenticated_client"
 
 
 def _limit(name: str):
@@ -46,6 +54,23 @@ def address_key() -> str:
     return "address:" + (get_remote_address() or "-")
 
 
+def client_address_key() -> str:
+    return f"{client_key()}|{address_key()}"
+
+
+def mark_authenticated(client_id: str) -> None:
+    """Note that this request's client proved who it is (called by the authorization server)."""
+    setattr(g, AUTHENTICATED, client_id)
+
+
+def _authenticated(_response: Response) -> bool:
+    return g.get(AUTHENTICATED) is not None
+
+
+def _failed(_response: Response) -> bool:
+    return g.get(AUTHENTICATED) is None
+
+
 def _too_many(limit: RequestLimit) -> Response:
     retry_after = max(1, math.ceil(limit.reset_at - time.time()))
     return errors.problem(429, title="Too many requests", code="too_many_requests",
@@ -63,12 +88,19 @@ def init_app(app: Flask) -> Limiter:
         key_prefix="referral_api",
         on_breach=_too_many,
     )
-    for endpoint, prefix, methods in (("oauth.token", "TOKEN", None), ("oauth.authorize", "LOGIN", ["POST"])):
-        view = app.view_functions[endpoint]
-        view = limiter.limit(_limit(f"AUTH_RATELIMIT_{prefix}_PER_CLIENT"), key_func=client_key,
-                             methods=methods, scope=f"{prefix.lower()}-client")(view)
-        view = limiter.limit(_limit(f"AUTH_RATELIMIT_{prefix}_PER_ADDRESS"), key_func=address_key,
-                             methods=methods, scope=f"{prefix.lower()}-address")(view)
-        app.view_functions[endpoint] = view
+    token = app.view_functions["oauth.token"]
+    # Checked before the request, counted after it: a request counts only when its predicate holds.
+    for setting, key_func, scope, deduct_when in (
+        ("AUTH_RATELIMIT_TOKEN_PER_CLIENT", client_key, "token-client", _authenticated),
+        ("AUTH_RATELIMIT_TOKEN_FAILURES_PER_CLIENT_ADDRESS", client_address_key, "token-fail-client-address",
+         _failed),
+        ("AUTH_RATELIMIT_TOKEN_FAILURES_PER_ADDRESS", address_key, "token-fail-address", _failed),
+        ("AUTH_RATELIMIT_TOKEN_PER_ADDRESS", address_key, "token-address", None),
+    ):
+        token = limiter.limit(_limit(setting), key_func=key_func, scope=scope, deduct_when=deduct_when)(token)
+    app.view_functions["oauth.token"] = token
+    app.view_functions["oauth.authorize"] = limiter.limit(
+        _limit("AUTH_RATELIMIT_LOGIN_PER_ADDRESS"), key_func=address_key, methods=["POST"],
+        scope="login-address")(app.view_functions["oauth.authorize"])
     app.extensions["referral_api.limiter"] = limiter
     return limiter

@@ -41,4 +41,4 @@ class UserSchema(ma.Schema):
     organisation_id = ma.fields.UUID()
     role = ma.fields.Function(lambda u: u.role.value)
     active = ma.fields.Boolean()
-    totp_enabled = ma.fields.Function(lambda u: u.totp_secret is not None)
+    totp_enabled = ma.fields.Function(lambda u: u.totp_secret_ciphertext is not None)

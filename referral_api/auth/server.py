@@ -10,6 +10,7 @@ from authlib.integrations.flask_oauth2 import AuthorizationServer as FlaskAuthor
 from authlib.integrations.flask_oauth2 import ResourceProtector
 from authlib.integrations.flask_oauth2.requests import FlaskJsonRequest
 from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749.errors import InvalidClientError
 from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator, InvalidTokenError
 from flask import Flask, current_app, g, request
@@ -18,7 +19,9 @@ from ..access import ALL_SCOPES, Actor, OrganisationRef
 from ..db import get_session
 from .client_auth import AUTH_METHODS, PrivateKeyJWT
 from .endpoints import Introspection, Revocation
+from .failures import audit_token_failure
 from .grants import AuthorizationCodeGrant, ClientCredentialsGrant, RefreshTokenGrant, S256CodeChallenge
+from .limits import client_key, mark_authenticated
 from .models import Token, secret_hash
 from .store import query_client, save_token, token_is_live
 
@@ -27,6 +30,17 @@ SECRET_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 
 
 class AuthorizationServer(FlaskAuthorizationServer):
+    def authenticate_client(self, oauth_request: Any, methods: Any, endpoint: str = "token") -> Any:
+        """Authlib's client authentication; a failure at the token endpoint is summarised in the audit."""
+        try:
+            client = super().authenticate_client(oauth_request, methods, endpoint)
+        except InvalidClientError:
+            if endpoint == "token":
+                audit_token_failure(get_session(), named_client_id=client_key().removeprefix("client:"))
+            raise
+        mark_authenticated(client.client_id)
+        return client
+
     def create_bearer_token_generator(self, config: Any) -> BearerTokenGenerator:
         generator = super().create_bearer_token_generator(config)
         ttl = config["SETTINGS"].access_token_ttl

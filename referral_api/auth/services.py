@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Protocol
 
 import pyotp
 import sqlalchemy as sa
@@ -23,6 +23,7 @@ from ..audit.actions import AuditAction, Outcome
 from ..db import utcnow
 from ..errors import Conflict, InvalidPayload, NotFound
 from ..organisations import services as org_services
+from . import trail
 from .models import (
     GRANT_TYPES,
     SECRET_METHODS,
@@ -33,6 +34,7 @@ from .models import (
     secret_hash,
 )
 
+# Failures from one address that lock the account for it; as many from anywhere slow the account.
 MAX_FAILED_LOGINS = 5
 LOCK_DURATION = timedelta(minutes=15)
 MIN_PASSWORD_LENGTH = 12
@@ -123,6 +125,11 @@ def create_client(
         redirect_uris=" ".join(redirect_uris),
     )
     session.add(client)
+    session.flush()
+    trail.record(session, AuditAction.AUTH_CLIENT_CREATE, resource_type="client", resource_id=client.id,
+                 details={"client_id": client.client_id, "organisation_id": org.id,
+                          "auth_method": auth_method.value, "scope": client.scope,
+                          "grant_types": client.grant_types})
     session.commit()
     return IssuedClient(client, secret)
 
@@ -155,6 +162,8 @@ def revoke_client(session: Session, client_id: str) -> Client:
     client = find_client(session, client_id)
     client.revoked_at = client.revoked_at or utcnow()
     _revoke_tokens(session, Token.client_pk == client.id)
+    trail.record(session, AuditAction.AUTH_CLIENT_REVOKE, resource_type="client", resource_id=client.id,
+                 details={"client_id": client.client_id})
     session.commit()
     return client
 
@@ -168,6 +177,8 @@ def rotate_secret(session: Session, client_id: str) -> IssuedClient:
         raise Conflict("This client is revoked.")
     secret = secrets.token_urlsafe(32)
     client.client_secret_hash = secret_hash(secret)
+    trail.record(session, AuditAction.AUTH_CLIENT_ROTATE_SECRET, resource_type="client",
+                 resource_id=client.id, details={"client_id": client.client_id})
     session.commit()
     return IssuedClient(client, secret)
 
@@ -209,8 +220,18 @@ def create_user(
     user = User(organisation_id=org.id, email=email, name=name, role=role,
                 password_hash=_hasher.hash(password), totp_secret=totp_secret)
     session.add(user)
+    session.flush()
+    trail.record(session, AuditAction.AUTH_USER_CREATE, resource_type="user", resource_id=user.id,
+                 details={"organisation_id": org.id, "role": role.value})
+    if totp_secret:
+        _audit_enrol(session, user)
     session.commit()
     return IssuedUser(user, _totp_uri(user, totp_secret) if totp_secret else None)
+
+
+def _audit_enrol(session: Session, user: User) -> None:
+    trail.record(session, AuditAction.AUTH_TOTP_ENROL, resource_type="user", resource_id=user.id,
+                 details={"role": user.role.value})
 
 
 def find_user(session: Session, ref: str) -> User:
@@ -230,6 +251,7 @@ def deactivate_user(session: Session, ref: str) -> User:
     user = find_user(session, ref)
     user.active = False
     _revoke_tokens(session, Token.user_id == user.id)
+    trail.record(session, AuditAction.AUTH_USER_DEACTIVATE, resource_type="user", resource_id=user.id)
     session.commit()
     return user
 
@@ -241,6 +263,7 @@ def reset_totp(session: Session, ref: str) -> IssuedUser:
         raise Conflict(f"People of role {user.role.value} log in without a TOTP code.")
     user.totp_secret = pyotp.random_base32()
     user.totp_last_step = None
+    _audit_enrol(session, user)
     session.commit()
     return IssuedUser(user, _totp_uri(user, user.totp_secret))
 
@@ -285,37 +308,53 @@ def _refuse(session: Session, user: User | None, reason: str, *, locked: bool = 
     return LoginFailed(reason)
 
 
-def login(session: Session, *, email: str, password: str, totp_code: str = "") -> User:
-    """Check a person's password (and TOTP where the role needs it); repeated failures lock the account.
+class LoginGuard(Protocol):
+    """Failures per (account, address): see failures.LoginGuard."""
 
-    Every attempt is an audit event; the failure counter and the events are committed either way,
-    and every kind of failure raises LoginFailed with the same outward message.
+    def locked(self, user_id: Any) -> bool: ...
+    def failed(self, user_id: Any) -> bool: ...
+    def succeeded(self, user_id: Any) -> None: ...
+    def slow_down(self) -> None: ...
+
+
+def _password_matches(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def login(session: Session, *, email: str, password: str, guard: LoginGuard, totp_code: str = "") -> User:
+    """Check a person's password (and TOTP where the role needs it).
+
+    MAX_FAILED_LOGINS failures from one address lock the account for that address (`guard`); as many
+    from anywhere only slow the account down (`locked_until`), so no one can lock a person out.
+    Unknown, locked and known accounts cost one password hash each: the time tells nothing. Every
+    attempt is an audit event, committed either way; every failure raises the same LoginFailed.
     """
     now = utcnow()
     user = session.scalar(sa.select(User).where(User.email == email.strip().lower()))
+    if user is not None and user.is_locked(now):
+        guard.slow_down()
+    address_locked = user is not None and guard.locked(user.id)
+    usable = user is not None and not address_locked
+    password_ok = _password_matches(user.password_hash if usable else _DUMMY_HASH, password) and usable
     if user is None:
-        with contextlib.suppress(VerificationError, InvalidHashError):
-            _hasher.verify(_DUMMY_HASH, password)
         raise _refuse(session, None, "unknown e-mail")
-    if user.is_locked(now):
+    if address_locked:
         raise _refuse(session, user, "account locked")
-    try:
-        password_ok = _hasher.verify(user.password_hash, password)
-    except (VerificationError, InvalidHashError):
-        password_ok = False
     second_factor_ok = user.role not in TOTP_ROLES or (password_ok and _check_totp(user, totp_code, now))
     if not (password_ok and second_factor_ok):
         user.failed_logins += 1
-        locked = user.failed_logins >= MAX_FAILED_LOGINS
-        if locked:
+        if user.failed_logins >= MAX_FAILED_LOGINS:
             user.locked_until = now + LOCK_DURATION
-            user.failed_logins = 0
         reason = "wrong password" if not password_ok else "wrong TOTP code"
-        raise _refuse(session, user, reason, locked=locked)
+        raise _refuse(session, user, reason, locked=guard.failed(user.id))
     if not user.active or not user.organisation.is_active:
         raise _refuse(session, user, "user deactivated or organisation suspended")
     user.failed_logins = 0
     user.locked_until = None
+    guard.succeeded(user.id)
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
     _audit_login(session, user, AuditAction.AUTH_LOGIN_SUCCEED, Outcome.SUCCESS)

@@ -9,7 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app, g, request
 
+from ..audit.actions import AuditAction
 from ..db import get_session, utcnow
+from . import trail
 from .models import AuthorizationCode, Client, Token, User, secret_hash
 
 REFRESH_TOKEN_TTL = timedelta(hours=12)
@@ -52,7 +54,7 @@ def save_token(token: dict[str, Any], oauth_request: Any) -> None:
         family_id, code_id = previous.family_id, previous.authorization_code_id
     now = utcnow()
     refresh = token.get("refresh_token")
-    session.add(Token(
+    row = Token(
         access_token_hash=secret_hash(token["access_token"]),
         refresh_token_hash=secret_hash(refresh) if refresh else None,
         client_pk=oauth_request.client.id,
@@ -63,7 +65,13 @@ def save_token(token: dict[str, Any], oauth_request: Any) -> None:
         issued_at=now,
         expires_in=int(token["expires_in"]),
         refresh_expires_at=now + REFRESH_TOKEN_TTL if refresh else None,
-    ))
+    )
+    session.add(row)
+    session.flush()
+    action = AuditAction.AUTH_TOKEN_REFRESH if previous is not None else AuditAction.AUTH_TOKEN_ISSUE
+    trail.record(session, action, resource_type="token", resource_id=row.id, client=oauth_request.client,
+                 user=oauth_request.user,
+                 details={"grant_type": oauth_request.grant_type, "scope": row.scope})
     session.commit()
 
 

@@ -19,6 +19,7 @@ from ..access import ALL_SCOPES, TOTP_ROLES
 from ..db import get_session
 from . import services
 from .client_auth import ASSERTION_ALGORITHMS
+from .failures import LoginGuard
 from .server import AuthorizationServer, allowed_auth_methods
 from .store import endpoint_url, issuer
 
@@ -75,7 +76,7 @@ def authorize() -> Response:
     email = request.form.get("email", "")
     try:
         user = services.login(session, email=email, password=request.form.get("password", ""),
-                              totp_code=request.form.get("totp", ""))
+                              totp_code=request.form.get("totp", ""), guard=LoginGuard.for_request())
     except services.LoginFailed as failure:
         # 400, not 401: a form, not an HTTP authentication scheme that a WWW-Authenticate could name.
         log.warning("login failed", extra={"reason": failure.reason, "client_id": grant.client.client_id})

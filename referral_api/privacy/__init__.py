@@ -62,6 +62,10 @@ def from_settings(settings: Settings, instance_path: Path) -> Privacy:
 def init_app(app: Flask, settings: Settings) -> Privacy:
     privacy = from_settings(settings, Path(app.instance_path))
     app.extensions[EXTENSION] = privacy
+    # Sessions of the app's own factory carry its keys, in or out of an app context (tools, tests).
+    from ..db import database
+
+    database(app).sessionmaker.configure(info={SESSION_INFO: privacy})
     return privacy
 
 

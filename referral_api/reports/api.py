@@ -103,7 +103,8 @@ class ReportExport(Resource):
         """One row per person in CTDC's layout, k-anonymous over its quasi-identifiers."""
         args = query_args(ExportArgsSchema())
         k = current_app.config["SETTINGS"].report_min_cell
-        body = export.export_csv(get_session(), k=k, date_from=args["date_from"], date_to=args["date_to"])
+        body = export.export_csv(get_session(), current_actor(), k=k, date_from=args["date_from"],
+                                 date_to=args["date_to"])
         return Response(
             body, mimetype="text/csv", headers={"Content-Disposition": 'attachment; filename="ctdc.csv"'}
         )
