@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 
 revision = '0900'
-down_revision = '0800'
+down_revision = '0850'
 branch_labels = None
 depends_on = None
 
