@@ -174,8 +174,8 @@ class CaseEventSchema(ma.Schema):
     occurred_at = ma.fields.AwareDateTime()
     recorded_at = ma.fields.AwareDateTime()
     organisation_id = ma.fields.UUID()
-    client_id = ma.fields.String()
-    user_id = ma.fields.UUID(allow_none=True)
+    client_id = ma.fields.String(metadata={"description": "MGEC staff only"})
+    user_id = ma.fields.UUID(allow_none=True, metadata={"description": "MGEC staff only"})
     details = ma.fields.Dict()
     note = ma.fields.String(allow_none=True, metadata={"description": "MGEC staff only"})
 

@@ -22,7 +22,7 @@ from . import persons
 from .models import Case, CaseEvent, CaseEventKind, CaseParticipant
 from .stages import ParticipantRole, Stage
 from .views import etag
-from .visibility import Audience, audience, visible_to
+from .visibility import Audience, audience, timeline_visible_to, visible_to
 
 # ---- opening (called by the referrals part when it accepts a referral) -------------------------------
 
@@ -248,16 +248,15 @@ def list_for(
 
 
 def timeline(session: Session, actor: Actor, ref: str) -> tuple[list[CaseEvent], bool]:
-    """The case's events in the order they happened; whether the caller sees notes (MGEC staff)."""
+    """The case's events in the order they happened; whether the caller is MGEC staff (who see every
+    entry, its note, client and person). A participant sees only MGEC's entries and its own: the
+    other participants' work is theirs to tell."""
     case, seen, _role = load(session, actor, ref)
-    found = list(
-        session.scalars(
-            sa.select(CaseEvent)
-            .where(CaseEvent.case_id == case.id)
-            .order_by(CaseEvent.occurred_at, CaseEvent.recorded_at, CaseEvent.id)
-        )
-    )
     staff = seen is Audience.STAFF
+    query = sa.select(CaseEvent).where(CaseEvent.case_id == case.id)
+    if not staff:
+        query = query.where(timeline_visible_to(actor))
+    found = list(session.scalars(query.order_by(CaseEvent.occurred_at, CaseEvent.recorded_at, CaseEvent.id)))
     if staff:
         audit.record(
             session,

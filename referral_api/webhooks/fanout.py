@@ -67,7 +67,7 @@ def recipients(session: Session, event: OutboxEvent, by_org: dict[uuid.UUID, lis
             return []
         sub = by_id.get(event.resource_id)
         return [sub] if sub is not None and event.seq > sub.starts_after_seq else []
-    audience = visibility.audience(session, event.resource_type, event.resource_id)
+    audience = visibility.event_audience(session, event)
     return [sub for org in audience for sub in by_org.get(org, []) if sub.receives(event)]
 
 
