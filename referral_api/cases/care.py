@@ -18,6 +18,7 @@ from ..access import Actor
 from ..audit.actions import AuditAction
 from ..errors import Conflict, Forbidden, InvalidPayload, NotFound, require_current
 from ..organisations.models import Organisation
+from ..privacy import has_sealed
 from . import services as cases
 from .models import ACTIVE_SERVICE, Case, CaseService, ServiceKind, Shelter
 from .stages import ParticipantRole
@@ -35,14 +36,19 @@ def _provider_only(seen: Audience, role: ParticipantRole | None, actor: Actor) -
 
 
 def list_services(session: Session, actor: Actor, ref: str) -> list[CaseService]:
+    """The case's services the caller sees; showing their sealed notes is an audited read."""
     case, seen, role = cases.load(session, actor, ref)
-    return list(
+    found = list(
         session.scalars(
             sa.select(CaseService)
             .where(CaseService.case_id == case.id, _provider_only(seen, role, actor))
             .order_by(CaseService.created_at, CaseService.id)
         )
     )
+    noted = [str(s.id) for s in found if case.erased_at is None and has_sealed(s, "note")]
+    if noted:
+        cases.audit_read(session, actor, case.id, {"service_notes": noted})
+    return found
 
 
 def _take_bed(session: Session, shelter_id: uuid.UUID, *, leaving: uuid.UUID | None = None) -> None:

@@ -17,6 +17,7 @@ from ..audit.actions import AuditAction, Outcome
 from ..db import utcnow
 from ..errors import Conflict, Forbidden, InvalidPayload, NotFound, require_current
 from ..http import decode_cursor, encode_cursor
+from ..privacy import has_sealed
 from ..references import next_reference
 from . import persons
 from .models import Case, CaseEvent, CaseEventKind, CaseParticipant
@@ -177,16 +178,18 @@ def read(
     case, seen, role = load(session, actor, ref)
     person = persons.person_for(session, actor, case)
     if seen is Audience.STAFF or person is not None:
-        audit.record(
-            session,
-            actor=actor,
-            action=AuditAction.CASE_READ,
-            resource_type="case",
-            resource_id=case.id,
-            details={"person": person is not None},
-        )
-        session.commit()
+        audit_read(session, actor, case.id, {"person": person is not None})
     return case, seen, role, person
+
+
+def audit_read(session: Session, actor: Actor, case_id: uuid.UUID | None, details: dict[str, Any]) -> None:
+    """Record (and commit) that the caller was shown personal or sealed text of a case, or of the
+    cases `details` lists."""
+    audit.record(
+        session, actor=actor, action=AuditAction.CASE_READ, resource_type="case", resource_id=case_id,
+        details=details,
+    )
+    session.commit()
 
 
 def status_by_external_reference(session: Session, actor: Actor, external_reference: str) -> Case:
@@ -235,6 +238,10 @@ def list_for(
         rows = rows[:limit]
         next_cursor = encode_cursor([rows[-1].opened_at.isoformat(), str(rows[-1].id)])
     if actor.is_mgec:
+        # Staff see each case's hold reason, sealed text that may be personal: the read is audited.
+        held = [str(c.id) for c in rows if c.erased_at is None and has_sealed(c, "hold_reason")]
+        if held:
+            audit_read(session, actor, None, {"listed": held, "hold_reason": True})
         return [(c, Audience.STAFF, None) for c in rows], next_cursor
     roles = dict(
         session.execute(
@@ -258,15 +265,7 @@ def timeline(session: Session, actor: Actor, ref: str) -> tuple[list[CaseEvent],
         query = query.where(timeline_visible_to(actor))
     found = list(session.scalars(query.order_by(CaseEvent.occurred_at, CaseEvent.recorded_at, CaseEvent.id)))
     if staff:
-        audit.record(
-            session,
-            actor=actor,
-            action=AuditAction.CASE_READ,
-            resource_type="case",
-            resource_id=case.id,
-            details={"timeline": True},
-        )
-        session.commit()
+        audit_read(session, actor, case.id, {"timeline": True})
     return found, staff
 
 
