@@ -26,7 +26,8 @@ def test_listing_cases_that_show_a_hold_reason_is_an_audited_read(client, world,
     listed = client.get("/api/v1/cases", headers=world.headers("coordinator"))
     assert listed.status_code == 200
     items = {c["id"]: c for c in listed.get_json()["items"]}
-    assert items[held]["hold_reason"] == "Witness in a trial in Macau." and items[plain]["hold_reason"] is None
+    assert items[held]["hold_reason"] == "Witness in a trial in Macau."
+    assert items[plain]["hold_reason"] is None
     reads = _reads(session)[before:]
     assert len(reads) == 1
     assert reads[0].details["listed"] == [held] and reads[0].user_id == str(world.users["coordinator"].id)
@@ -37,7 +38,8 @@ def test_listing_services_with_notes_is_an_audited_read_for_staff_and_the_provid
     add_participant(client, world, case_id, "ngo", "service_provider")
     created = client.post(
         f"/api/v1/cases/{case_id}/services",
-        json={"kind": "psychosocial", "provider_id": str(world.orgs["ngo"].id), "note": "Speaks only Kazakh."},
+        json={"kind": "psychosocial", "provider_id": str(world.orgs["ngo"].id),
+              "note": "Speaks only Kazakh."},
         headers=world.headers("coordinator"),
     )
     assert created.status_code == 201, created.get_json()
