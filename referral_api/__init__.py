@@ -12,7 +12,7 @@ from flask import Flask
 from . import errors, observability, privacy, webhooks
 from .config import Settings
 from .db import Database
-from .http import check_request_body, make_api
+from .http import check_request_body, check_request_text, make_api
 
 __all__ = ["create_app"]
 
@@ -57,6 +57,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
 
     observability.init_app(app)
     app.before_request(check_request_body)
+    app.before_request(check_request_text)
     app.register_error_handler(Exception, errors.render)
 
     from . import auth
