@@ -13,7 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import errors, observability, privacy, webhooks
 from .config import Settings
 from .db import Database
-from .http import check_request_body, make_api
+from .http import check_request_body, check_request_text, make_api
 
 __all__ = ["create_app"]
 
@@ -62,6 +62,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     observability.init_app(app)
     app.before_request(check_request_body)
+    app.before_request(check_request_text)
     app.register_error_handler(Exception, errors.render)
 
     from . import auth

@@ -17,10 +17,12 @@ from flask_restx import Api, Namespace
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import errors
+from .validators import FreeText, control_character_message
 
 API_PREFIX = "/api/v1"
 MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 50
+MAX_JSON_DEPTH = 32  # no input is nested half as deep; a deeper body is refused before anything reads it
 
 
 class ProblemApi(Api):
@@ -144,20 +146,96 @@ def json_body() -> Any:
         raise errors.UnsupportedMediaType("This endpoint accepts application/json only.")
     try:
         return json.loads(raw)
+    except RecursionError:
+        raise _too_deep() from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise errors.MalformedRequest(
             "The body is not valid JSON.", errors={"body": [f"invalid JSON: {type(exc).__name__}"]}
         ) from None
 
 
+def _too_deep() -> errors.MalformedRequest:
+    return errors.MalformedRequest(
+        "The body is nested too deep.", errors={"body": [f"more than {MAX_JSON_DEPTH} levels of nesting"]}
+    )
+
+
 def load(schema: ma.Schema, data: Any | None = None, **kwargs: Any) -> Any:
-    """Validate input with `schema`; marshmallow's messages become a 422 naming each field."""
+    """Validate input with `schema`; marshmallow's messages become a 422 naming each field, and so
+    does a control character in any string of the input (keys included)."""
     if data is None:
         data = json_body()
+    refused: dict[str, list[str]] = {}
+    _refuse_control_characters(data, schema, path="", depth=0, out=refused)
+    if refused:
+        raise errors.InvalidPayload(errors=refused)
     try:
         return schema.load(data, **kwargs)
     except ma.ValidationError as exc:
         raise errors.InvalidPayload(errors=_flatten(exc.messages)) from None
+
+
+def _child_fields(spec: Any) -> tuple[dict[str, Any], Any]:
+    """The fields of an object's keys as the input spells them, and the field of any other key."""
+    if isinstance(spec, ma.fields.Nested):
+        spec = spec.schema
+    if isinstance(spec, ma.Schema):
+        return {(f.data_key or name): f for name, f in spec.fields.items()}, None
+    if isinstance(spec, ma.fields.Dict):
+        return {}, spec.value_field
+    return {}, None
+
+
+def _refuse_control_characters(value: Any, spec: Any, *, path: str, depth: int, out: dict) -> None:
+    """Collect, by field path, the strings of an input holding a control character; a string is free
+    text (tab and line breaks allowed) only where the schema declares a FreeText field."""
+    if depth > MAX_JSON_DEPTH:
+        raise _too_deep()
+    if isinstance(value, str):
+        message = control_character_message(value, free_text=isinstance(spec, FreeText))
+        if message:
+            out.setdefault(path or "body", []).append(message)
+    elif isinstance(value, Mapping):
+        known, other = _child_fields(spec)
+        for key, item in value.items():
+            name = f"{path}.{key}" if path else str(key)
+            message = control_character_message(str(key))
+            if message:
+                out.setdefault(name, []).append(message)
+            _refuse_control_characters(item, known.get(key, other), path=name, depth=depth + 1, out=out)
+    elif isinstance(value, list):
+        inner = spec.inner if isinstance(spec, ma.fields.List) else spec if isinstance(
+            spec, ma.fields.Nested) else None
+        for index, item in enumerate(value):
+            name = f"{path}.{index}" if path else str(index)
+            _refuse_control_characters(item, inner, path=name, depth=depth + 1, out=out)
+
+
+def check_request_text() -> None:
+    """Refuse a control character in a path id (404: no record has such an id), a query value or a
+    form field (422; on the OAuth endpoints 400 `invalid_request`, as RFC 6749 says), on every route,
+    before any view reads it and any query sends it to the database, each named."""
+    in_path = _refused_text((request.view_args or {}).items())
+    if in_path:
+        raise errors.NotFound("No record has such an id.", errors=in_path)
+    sources = [*request.args.items(multi=True)]
+    if request.mimetype in {"application/x-www-form-urlencoded", "multipart/form-data"}:
+        sources += request.form.items(multi=True)
+    refused = _refused_text(sources)
+    if refused and request.path.startswith(API_PREFIX):
+        raise errors.InvalidPayload(errors=refused)
+    if refused:  # the OAuth endpoints: an RFC 6749 invalid_request (400)
+        raise errors.MalformedRequest(errors=refused, extra={"error": "invalid_request"})
+
+
+def _refused_text(items: Any) -> dict[str, list[str]]:
+    refused: dict[str, list[str]] = {}
+    for name, value in items:
+        for text in (str(name), value) if isinstance(value, str) else (str(name),):
+            message = control_character_message(text)
+            if message:
+                refused.setdefault(str(name), []).append(message)
+    return refused
 
 
 def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
@@ -10,6 +11,33 @@ import pycountry
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 COUNTRY_CODES = frozenset(c.alpha_2 for c in pycountry.countries)
+
+# Control characters (Unicode Cc: C0, DEL and C1) and lone surrogates, which no text the service keeps
+# may hold (PostgreSQL refuses NUL, and none of them belongs in a name or a note); free text may still
+# break lines and indent (tab, line feed, carriage return).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_CONTROL_IN_FREE_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def control_character(value: str, *, free_text: bool = False) -> str | None:
+    """The first character of `value` that no text may hold (as U+XXXX), or None: the one rule for
+    every text field, query value, path id and form field."""
+    found = (_CONTROL_IN_FREE_TEXT if free_text else _CONTROL).search(value)
+    return f"U+{ord(found.group()):04X}" if found else None
+
+
+def control_character_message(value: str, *, free_text: bool = False) -> str | None:
+    """The error message for `value`, or None when it holds no refused character."""
+    found = control_character(value, free_text=free_text)
+    if found is None:
+        return None
+    allowed = " (tab and line breaks are allowed)" if free_text else ""
+    return f"Must not contain control characters{allowed}; found {found}."
+
+
+class FreeText(fields.String):
+    """A string of several lines (a narrative, a note, a reason): tab and line breaks are allowed in
+    it, other control characters not. Any other string field is one line."""
 
 
 def validate_country(value: str) -> None:
@@ -40,9 +68,24 @@ def enum_field(enum: type[StrEnum], **kwargs: Any) -> fields.Enum:
     return fields.Enum(enum, by_value=True, **kwargs)
 
 
-def text_field(max_len: int, **kwargs: Any) -> fields.String:
-    """A non-empty string of at most `max_len` characters."""
-    return fields.String(validate=validate.Length(min=1, max=max_len), **kwargs)
+def text_field(max_len: int, *, free_text: bool = False, **kwargs: Any) -> fields.String:
+    """A non-empty string of at most `max_len` characters: one line, or `free_text` of several."""
+    kind = FreeText if free_text else fields.String
+    return kind(validate=validate.Length(min=1, max=max_len), **kwargs)
+
+
+def _utc_representable(value: datetime) -> None:
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError("Must be a moment from year 1 to year 9999 in UTC.") from None
+
+
+def instant_field(**kwargs: Any) -> fields.AwareDateTime:
+    """A moment with its time zone (UTC when it names none, unless `default_timezone` says otherwise),
+    one that UTC can hold: 9999-12-31T23:00-05:00 is refused (422), not an OverflowError (500)."""
+    kwargs.setdefault("default_timezone", UTC)
+    return fields.AwareDateTime(validate=_utc_representable, **kwargs)
 
 
 def not_in_future(value: date) -> None:

@@ -140,3 +140,21 @@ def test_the_lookup_decrypts_only_candidate_rows(client, world, monkeypatch):
     rows = {w.split(" of ")[1] for w in opened if w.startswith("referrals.")}
     assert rows <= {original, duplicate}, rows
     assert opened, "the candidate's date of birth is decrypted to score it"
+
+
+@pytest.mark.parametrize(
+    "hidden",
+    ["\u200b", "\u200c", "\u00ad", "\u200e", "\u200f"],
+    ids=["zero-width-space", "zero-width-non-joiner", "soft-hyphen", "left-to-right", "right-to-left"],
+)
+def test_an_invisible_format_character_does_not_hide_a_duplicate(client, world, hidden):
+    """Tse<ZWSP>tseg is Tsetseg: format characters (Unicode Cf) are dropped before indexing."""
+    plain = submit(client, world, "G-1", **NO_DOCS, person__given_name="Tsetseg", person__family_name="Bold")
+    marked = submit(
+        client, world, "G-2", **NO_DOCS,
+        person__given_name=f"Tse{hidden}tseg", person__family_name=f"Bo{hidden}ld",
+    )
+    found = matches(client, world, marked)
+    assert [m["referral_id"] for m in found] == [plain]
+    assert "name_birth_year" in found[0]["reasons"]
+

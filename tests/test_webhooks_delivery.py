@@ -78,6 +78,21 @@ def test_fan_out_follows_the_visibility_rule(ctx, orgs):
     assert fanout.fan_out(ctx, now=T0) == 0  # the cursor moved on: nothing twice
 
 
+def test_a_new_subscription_gets_only_events_published_after_it(ctx, orgs):
+    """Publish, then subscribe, then fan out: the older event is not sent to it; a later one is."""
+    mgec, _embassy, _other = orgs
+    record_id = uuid.uuid4()
+    visibility.register(TEST_RESOURCE, lambda session, rid: {mgec.id})
+    old = publish(ctx, resource_id=record_id)
+    sub = _subscribe(ctx, mgec)
+    assert fanout.fan_out(ctx, now=T0) == 1  # the old event is passed, to nobody
+    assert _deliveries(ctx, sub) == []
+    later = publish(ctx, resource_id=record_id)
+    assert fanout.fan_out(ctx, now=T0) == 1
+    assert [d.event_seq for d in _deliveries(ctx, sub)] == [later.seq]
+    assert old.seq < later.seq
+
+
 def test_unregistered_resource_types_reach_nobody(ctx, orgs):
     subs = [_subscribe(ctx, o) for o in orgs]
     publish(ctx, resource_type="no_rule_registered")  # no rule for this type

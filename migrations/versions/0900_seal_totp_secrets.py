@@ -1,7 +1,7 @@
 """seal TOTP secrets under each person's data key
 
 Revision ID: 0900
-Revises: 0800
+Revises: 0850
 Create Date: 2026-11-29 09:00:00
 
 The plain users.totp_secret column becomes users.totp_secret_sealed (AES-GCM under a data key of

@@ -5,6 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from ..http import PageArgs
+from ..validators import instant_field
 from .actions import AuditAction, Outcome
 
 
@@ -41,8 +42,8 @@ class AuditQuerySchema(PageArgs):
     resource_type = ma.fields.String(validate=ma.validate.Length(max=50))
     resource_id = ma.fields.String(validate=ma.validate.Length(max=100))
     action = ma.fields.Enum(AuditAction, by_value=True)
-    since = ma.fields.AwareDateTime()
-    until = ma.fields.AwareDateTime()
+    since = instant_field(default_timezone=None)
+    until = instant_field(default_timezone=None)
 
 
 class VerifyResultSchema(ma.Schema):

@@ -18,6 +18,7 @@ from ..access import Actor
 from ..audit.actions import AuditAction
 from ..errors import Conflict, Forbidden, InvalidPayload, NotFound, require_current
 from ..organisations.models import Organisation
+from ..privacy import has_sealed
 from . import services as cases
 from .models import ACTIVE_SERVICE, Case, CaseService, ServiceKind, Shelter
 from .stages import ParticipantRole
@@ -34,22 +35,30 @@ def _provider_only(seen: Audience, role: ParticipantRole | None, actor: Actor) -
     raise Forbidden("Only MGEC staff and the case's service providers see its services.")
 
 
-def _visible_services(session: Session, actor: Actor, ref: str) -> sa.Select:
+def _visible_services(session: Session, actor: Actor, ref: str) -> tuple[sa.Select, Case]:
     case, seen, role = cases.load(session, actor, ref)
-    return sa.select(CaseService).where(CaseService.case_id == case.id, _provider_only(seen, role, actor))
+    query = sa.select(CaseService).where(CaseService.case_id == case.id, _provider_only(seen, role, actor))
+    return query, case
 
 
 def list_services(session: Session, actor: Actor, ref: str) -> list[CaseService]:
-    query = _visible_services(session, actor, ref)
-    return list(session.scalars(query.order_by(CaseService.created_at, CaseService.id)))
+    """The case's services the caller sees; showing their sealed notes is an audited read."""
+    query, case = _visible_services(session, actor, ref)
+    found = list(session.scalars(query.order_by(CaseService.created_at, CaseService.id)))
+    noted = [str(s.id) for s in found if case.erased_at is None and has_sealed(s, "note")]
+    if noted:
+        cases.audit_read(session, actor, case.id, {"service_notes": noted})
+    return found
 
 
 def get_service(session: Session, actor: Actor, ref: str, service_id: str) -> CaseService:
     """One service of the case, if the caller sees it in the list (a replayed recording answers it)."""
-    query = _visible_services(session, actor, ref).where(CaseService.id == uuid.UUID(service_id))
-    service = session.scalar(query)
+    query, case = _visible_services(session, actor, ref)
+    service = session.scalar(query.where(CaseService.id == uuid.UUID(service_id)))
     if service is None:
         raise NotFound("No such service that you may see.")
+    if case.erased_at is None and has_sealed(service, "note"):
+        cases.audit_read(session, actor, case.id, {"service_notes": [str(service.id)]})
     return service
 
 

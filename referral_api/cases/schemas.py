@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC
-
 import marshmallow as ma
 from marshmallow import validate, validates_schema
 
 from ..organisations.models import OrganisationKind
-from ..validators import StrictSchema, enum_field, text_field
+from ..validators import StrictSchema, enum_field, instant_field, text_field
 from .models import ServiceKind, ServiceStatus
 from .stages import ParticipantRole, Stage
 
@@ -20,10 +18,12 @@ _enum, _text, _Strict = enum_field, text_field, StrictSchema
 
 class TransitionInSchema(_Strict):
     to = _enum(Stage, required=True)
-    occurred_at = ma.fields.AwareDateTime(
-        default_timezone=UTC, metadata={"description": "when it happened (default: now); not in the future"}
+    occurred_at = instant_field(
+        metadata={"description": "when it happened (default: now); not in the future"}
     )
-    note = _text(5000, metadata={"description": "required for a step back and a reopening: why"})
+    note = _text(
+        5000, free_text=True, metadata={"description": "required for a step back and a reopening: why"}
+    )
     details = ma.fields.Dict(
         keys=ma.fields.String(),
         load_default=dict,
@@ -32,8 +32,8 @@ class TransitionInSchema(_Strict):
 
 
 class ReasonInSchema(_Strict):
-    reason = _text(2000, required=True)
-    occurred_at = ma.fields.AwareDateTime(default_timezone=UTC)
+    reason = _text(2000, free_text=True, required=True)
+    occurred_at = instant_field()
 
 
 SHAREABLE_KINDS = [k.value for k in OrganisationKind if k is not OrganisationKind.MGEC]
@@ -51,8 +51,8 @@ class ConsentChangeInSchema(_Strict):
 
 
 class ResumeInSchema(_Strict):
-    reason = _text(2000)
-    occurred_at = ma.fields.AwareDateTime(default_timezone=UTC)
+    reason = _text(2000, free_text=True)
+    occurred_at = instant_field()
 
 
 class ParticipantInSchema(_Strict):
@@ -67,7 +67,7 @@ class ServiceInSchema(_Strict):
     status = _enum(ServiceStatus, load_default=ServiceStatus.PLANNED)
     starts_on = ma.fields.Date(allow_none=True)
     ends_on = ma.fields.Date(allow_none=True)
-    note = _text(5000, allow_none=True)
+    note = _text(5000, free_text=True, allow_none=True)
 
     @validates_schema
     def _shelter(self, data, **_kwargs):
@@ -83,7 +83,7 @@ class ServicePatchSchema(_Strict):
     status = _enum(ServiceStatus)
     starts_on = ma.fields.Date(allow_none=True)
     ends_on = ma.fields.Date(allow_none=True)
-    note = _text(5000, allow_none=True)
+    note = _text(5000, free_text=True, allow_none=True)
 
 
 class CaseListArgs(_Strict):
@@ -174,8 +174,8 @@ class CaseEventSchema(ma.Schema):
     occurred_at = ma.fields.AwareDateTime()
     recorded_at = ma.fields.AwareDateTime()
     organisation_id = ma.fields.UUID()
-    client_id = ma.fields.String()
-    user_id = ma.fields.UUID(allow_none=True)
+    client_id = ma.fields.String(metadata={"description": "MGEC staff only"})
+    user_id = ma.fields.UUID(allow_none=True, metadata={"description": "MGEC staff only"})
     details = ma.fields.Dict()
     note = ma.fields.String(allow_none=True, metadata={"description": "MGEC staff only"})
 

@@ -18,12 +18,13 @@ from ..db import commit as end_work
 from ..db import utcnow
 from ..errors import Conflict, Forbidden, InvalidPayload, NotFound, require_current
 from ..http import decode_cursor, encode_cursor
+from ..privacy import has_sealed
 from ..references import next_reference
 from . import persons
 from .models import Case, CaseEvent, CaseEventKind, CaseParticipant
 from .stages import ParticipantRole, Stage
 from .views import etag
-from .visibility import Audience, audience, visible_to
+from .visibility import Audience, audience, timeline_visible_to, visible_to
 
 # ---- opening (called by the referrals part when it accepts a referral) -------------------------------
 
@@ -178,16 +179,18 @@ def read(
     case, seen, role = load(session, actor, ref)
     person = persons.person_for(session, actor, case)
     if seen is Audience.STAFF or person is not None:
-        audit.record(
-            session,
-            actor=actor,
-            action=AuditAction.CASE_READ,
-            resource_type="case",
-            resource_id=case.id,
-            details={"person": person is not None},
-        )
-        end_work(session)
+        audit_read(session, actor, case.id, {"person": person is not None})
     return case, seen, role, person
+
+
+def audit_read(session: Session, actor: Actor, case_id: uuid.UUID | None, details: dict[str, Any]) -> None:
+    """Record (and commit) that the caller was shown personal or sealed text of a case, or of the
+    cases `details` lists."""
+    audit.record(
+        session, actor=actor, action=AuditAction.CASE_READ, resource_type="case", resource_id=case_id,
+        details=details,
+    )
+    end_work(session)
 
 
 def status_by_external_reference(session: Session, actor: Actor, external_reference: str) -> Case:
@@ -236,6 +239,10 @@ def list_for(
         rows = rows[:limit]
         next_cursor = encode_cursor([rows[-1].opened_at.isoformat(), str(rows[-1].id)])
     if actor.is_mgec:
+        # Staff see each case's hold reason, sealed text that may be personal: the read is audited.
+        held = [str(c.id) for c in rows if c.erased_at is None and has_sealed(c, "hold_reason")]
+        if held:
+            audit_read(session, actor, None, {"listed": held, "hold_reason": True})
         return [(c, Audience.STAFF, None) for c in rows], next_cursor
     roles = dict(
         session.execute(
@@ -249,26 +256,17 @@ def list_for(
 
 
 def timeline(session: Session, actor: Actor, ref: str) -> tuple[list[CaseEvent], bool]:
-    """The case's events in the order they happened; whether the caller sees notes (MGEC staff)."""
+    """The case's events in the order they happened; whether the caller is MGEC staff (who see every
+    entry, its note, client and person). A participant sees only MGEC's entries and its own: the
+    other participants' work is theirs to tell."""
     case, seen, _role = load(session, actor, ref)
-    found = list(
-        session.scalars(
-            sa.select(CaseEvent)
-            .where(CaseEvent.case_id == case.id)
-            .order_by(CaseEvent.occurred_at, CaseEvent.recorded_at, CaseEvent.id)
-        )
-    )
     staff = seen is Audience.STAFF
+    query = sa.select(CaseEvent).where(CaseEvent.case_id == case.id)
+    if not staff:
+        query = query.where(timeline_visible_to(actor))
+    found = list(session.scalars(query.order_by(CaseEvent.occurred_at, CaseEvent.recorded_at, CaseEvent.id)))
     if staff:
-        audit.record(
-            session,
-            actor=actor,
-            action=AuditAction.CASE_READ,
-            resource_type="case",
-            resource_id=case.id,
-            details={"timeline": True},
-        )
-        end_work(session)
+        audit_read(session, actor, case.id, {"timeline": True})
     return found, staff
 
 

@@ -113,26 +113,25 @@ def participant_document(p: CaseParticipant) -> dict[str, Any]:
 
 
 def event_document(event: CaseEvent, *, staff: bool) -> dict[str, Any]:
-    """A timeline entry; the note and personal details are MGEC staff's only."""
+    """A timeline entry; the note, personal details, client and person are MGEC staff's only."""
     details = dict(event.details or {})
     personal = _unsealed(event, "personal_details") if staff else None
     if personal:
         details.update(personal)
-    return _EVENT.dump(
-        {
-            "id": event.id,
-            "kind": event.kind.value,
-            "from_stage": event.from_stage,
-            "to_stage": event.to_stage,
-            "occurred_at": event.occurred_at,
-            "recorded_at": event.recorded_at,
-            "organisation_id": event.organisation_id,
-            "client_id": event.client_id,
-            "user_id": event.user_id,
-            "details": details,
-            "note": _unsealed(event, "note") if staff else None,
-        }
-    )
+    entry = {
+        "id": event.id,
+        "kind": event.kind.value,
+        "from_stage": event.from_stage,
+        "to_stage": event.to_stage,
+        "occurred_at": event.occurred_at,
+        "recorded_at": event.recorded_at,
+        "organisation_id": event.organisation_id,
+        "details": details,
+        "note": _unsealed(event, "note") if staff else None,
+    }
+    if staff:
+        entry.update(client_id=event.client_id, user_id=event.user_id)
+    return _EVENT.dump(entry)
 
 
 def service_document(service: CaseService) -> dict[str, Any]:

@@ -14,9 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..access import MGEC_KIND, Actor
+from ..events import EventType, OutboxEvent
 from ..organisations.models import Organisation
 from ..webhooks import visibility as webhook_visibility
-from .models import Case, CaseParticipant, CaseService
+from .models import Case, CaseEvent, CaseParticipant, CaseService
 from .stages import ParticipantRole
 
 
@@ -51,13 +52,28 @@ def visible_to(actor: Actor) -> sa.ColumnElement[bool]:
     )
 
 
+def timeline_visible_to(actor: Actor) -> sa.ColumnElement[bool]:
+    """The timeline entries a participant sees: those of MGEC and of its own organisation."""
+    mgec = sa.select(Organisation.id).where(Organisation.kind == MGEC_KIND)
+    return sa.or_(CaseEvent.organisation_id == actor.organisation_id, CaseEvent.organisation_id.in_(mgec))
+
+
+def _mgec(session: Session) -> set[uuid.UUID]:
+    return set(session.scalars(sa.select(Organisation.id).where(Organisation.kind == MGEC_KIND)))
+
+
 def organisations_seeing(session: Session, case_id: uuid.UUID) -> set[uuid.UUID]:
     """Who may see a case (for webhooks): MGEC and every participant organisation."""
-    mgec = session.scalars(sa.select(Organisation.id).where(Organisation.kind == MGEC_KIND)).all()
     parts = session.scalars(
         sa.select(CaseParticipant.organisation_id).where(CaseParticipant.case_id == case_id)
     ).all()
-    return set(mgec) | set(parts)
+    return _mgec(session) | set(parts)
+
+
+def organisations_told_of_participant(session: Session, event: OutboxEvent) -> set[uuid.UUID]:
+    """Who hears that an organisation joined or left a case: MGEC and that organisation only; the
+    other participants do not learn who else takes part."""
+    return _mgec(session) | {uuid.UUID(event.payload["organisation_id"])}
 
 
 def organisations_seeing_service(session: Session, service_id: uuid.UUID) -> set[uuid.UUID]:
@@ -67,7 +83,7 @@ def organisations_seeing_service(session: Session, service_id: uuid.UUID) -> set
     ).first()
     if row is None:
         return set()
-    mgec = set(session.scalars(sa.select(Organisation.id).where(Organisation.kind == MGEC_KIND)))
+    mgec = _mgec(session)
     provider_takes_part = row.provider_id is not None and session.scalar(
         sa.select(CaseParticipant.organisation_id).where(
             CaseParticipant.case_id == row.case_id, CaseParticipant.organisation_id == row.provider_id
@@ -78,3 +94,5 @@ def organisations_seeing_service(session: Session, service_id: uuid.UUID) -> set
 
 webhook_visibility.register("case", organisations_seeing)
 webhook_visibility.register("service", organisations_seeing_service)
+for _type in (EventType.CASE_PARTICIPANT_ADDED, EventType.CASE_PARTICIPANT_REMOVED):
+    webhook_visibility.register_event(_type.value, organisations_told_of_participant)

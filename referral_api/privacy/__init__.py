@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from ..config import Settings
 from .blind_index import BlindIndexer, BlindIndexKind, normalise_document_number, normalise_name
 from .crypto import DecryptionFailed
-from .fields import EncryptedField, EncryptedRecordMixin, encrypted_column
+from .fields import EncryptedField, EncryptedRecordMixin, encrypted_column, has_sealed
 from .keys import KeyRing, UnknownMasterKey, load_key_ring, load_secret_key
 from .keystore import KeyStore
 
@@ -107,6 +107,7 @@ __all__ = [
     "UnknownMasterKey",
     "encrypted_column",
     "get_privacy",
+    "has_sealed",
     "init_app",
     "load_keys",
     "normalise_document_number",

@@ -5,6 +5,8 @@ a domain separator: a passport number and a national id with the same characters
 Low-entropy values are never indexed alone: a name only together with a birth year.
 
 Name folding (so that spellings of one Mongolian name by different officers index alike):
+0. NFKC, and format characters (Unicode category Cf: zero-width space and joiners, soft hyphen,
+   LRM/RLM and other direction marks) dropped: invisible, they must not hide a duplicate.
 1. Mongolian Cyrillic is transliterated to Latin (close to MNS 5217 / passport practice: х -> h,
    ө and ү -> u, й -> i, ц -> ts, ж -> j, я -> ya, ...).
 2. Lower case; ö, ü -> u; other diacritics dropped (é -> e); punctuation and hyphens dropped; tokens
@@ -64,9 +66,14 @@ def _fold_token(token: str) -> str:
     return _RUNS.sub(r"\1", token)
 
 
+def _visible(text: str) -> str:
+    """NFKC, without format characters (category Cf), which show nothing but change the string."""
+    return "".join(ch for ch in unicodedata.normalize("NFKC", text) if unicodedata.category(ch) != "Cf")
+
+
 def normalise_name(name: str) -> str:
     """A person's name folded so that its usual Cyrillic and Latin spellings compare equal."""
-    text = _strip_diacritics(transliterate(unicodedata.normalize("NFC", name)))
+    text = _strip_diacritics(transliterate(_visible(name)))
     text = text.replace("-", "").replace("'", "").replace("\u2019", "")
     tokens = [_fold_token(t) for t in _NOT_LETTER.sub(" ", text).split()]
     return " ".join(sorted(t for t in tokens if t))
@@ -74,7 +81,7 @@ def normalise_name(name: str) -> str:
 
 def normalise_document_number(number: str) -> str:
     """A passport or national id number: Latin capitals and digits only (Cyrillic transliterated)."""
-    text = _strip_diacritics(transliterate(unicodedata.normalize("NFKC", number)))
+    text = _strip_diacritics(transliterate(_visible(number)))
     return _DOC_CHARS.sub("", text.upper())
 
 

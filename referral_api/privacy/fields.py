@@ -92,6 +92,12 @@ def encrypted_column(column: str | None = None) -> Any:
     return EncryptedField(column)
 
 
+def has_sealed(record: Any, name: str) -> bool:
+    """Whether the encrypted attribute `name` of `record` holds a value (without decrypting it)."""
+    field = encrypted_fields(type(record))[name]
+    return name in record.__dict__.get(_PENDING, {}) or getattr(record, field.storage) is not None
+
+
 def encrypted_fields(cls: type) -> dict[str, EncryptedField]:
     out: dict[str, EncryptedField] = {}
     for klass in reversed(cls.__mro__):

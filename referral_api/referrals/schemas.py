@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC
 
 import marshmallow as ma
 from marshmallow import ValidationError, validate, validates_schema
 
 from ..organisations.models import OrganisationKind
-from ..validators import Country, StrictSchema, enum_field, not_in_future, text_field
+from ..validators import Country, StrictSchema, enum_field, instant_field, not_in_future, text_field
 from .states import ReferralStatus
 from .vocab import (
     Concern,
@@ -82,7 +81,7 @@ class SituationInSchema(_Strict):
     exploitation_types = ma.fields.List(
         _enum(ExploitationType), required=True, validate=validate.Length(min=1, max=len(ExploitationType))
     )
-    narrative = ma.fields.String(validate=validate.Length(min=1, max=NARRATIVE_MAX))
+    narrative = _text(NARRATIVE_MAX, free_text=True)
     urgency = _enum(Urgency, load_default=Urgency.ROUTINE)
     needs = ma.fields.List(_enum(Need), validate=validate.Length(max=len(Need)))
     safety_risk = _enum(SafetyRisk)
@@ -130,7 +129,7 @@ class ReferralInSchema(_Strict):
 class InformationInSchema(_Strict):
     """The partner's answer, and the facts it adds or corrects (partial person and situation)."""
 
-    answer = ma.fields.String(required=True, validate=validate.Length(min=1, max=NARRATIVE_MAX))
+    answer = _text(NARRATIVE_MAX, free_text=True, required=True)
     person = ma.fields.Nested(PersonInSchema(partial=True))
     situation = ma.fields.Nested(SituationInSchema(partial=True))
 
@@ -140,20 +139,20 @@ class AcceptInSchema(_Strict):
         validate=validate.Length(min=1, max=40),
         metadata={"description": "an existing case (id or CASE-reference) to link to"},
     )
-    note = _text(5000)
+    note = _text(5000, free_text=True)
 
 
 class RejectInSchema(_Strict):
     reason = _enum(RejectReason, required=True)
-    note = _text(5000, required=True)
+    note = _text(5000, free_text=True, required=True)
 
 
 class RequestInformationInSchema(_Strict):
-    questions = ma.fields.String(required=True, validate=validate.Length(min=1, max=5000))
+    questions = _text(5000, free_text=True, required=True)
 
 
 class NoteInSchema(_Strict):
-    note = _text(5000)
+    note = _text(5000, free_text=True)
 
 
 class ReferralListArgs(ma.Schema):
@@ -163,7 +162,7 @@ class ReferralListArgs(ma.Schema):
     status = _enum(ReferralStatus)
     source = _enum(Source)
     identified_country = Country()
-    submitted_after = ma.fields.AwareDateTime(default_timezone=UTC)
+    submitted_after = instant_field()
     urgency = _enum(Urgency)
     limit = ma.fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
     cursor = ma.fields.String(validate=validate.Length(max=512))

@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import marshmallow as ma
 
 from .retention import REQUEST_REASONS
 from .summary import COUNTS, DIMENSIONS
+
+# The days a report may start or end on: the day after `to` must still be a date (9999-12-31 was a 500).
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2999, 12, 31)
+
+
+def report_day(data_key: str, description: str) -> ma.fields.Date:
+    """`from` or `to` of a report: a day from 1900 to 2999."""
+    return ma.fields.Date(
+        data_key=data_key,
+        load_default=None,
+        validate=ma.validate.Range(
+            min=FIRST_DAY, max=LAST_DAY, error=f"Must be a day from {FIRST_DAY} to {LAST_DAY}."
+        ),
+        metadata={"description": description},
+    )
 
 
 class SummaryArgsSchema(ma.Schema):
@@ -19,12 +36,8 @@ class SummaryArgsSchema(ma.Schema):
         validate=ma.validate.Length(max=200),
         metadata={"description": "comma-separated dimensions: " + ", ".join(DIMENSIONS)},
     )
-    date_from = ma.fields.Date(
-        data_key="from", load_default=None, metadata={"description": "first submission day"}
-    )
-    date_to = ma.fields.Date(
-        data_key="to", load_default=None, metadata={"description": "last submission day"}
-    )
+    date_from = report_day("from", "first submission day")
+    date_to = report_day("to", "last submission day")
 
     @ma.validates("group_by")
     def _known(self, value: str, **_: object) -> None:
@@ -109,12 +122,8 @@ class ExportArgsSchema(ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
-    date_from = ma.fields.Date(
-        data_key="from", load_default=None, metadata={"description": "first submission day"}
-    )
-    date_to = ma.fields.Date(
-        data_key="to", load_default=None, metadata={"description": "last submission day"}
-    )
+    date_from = report_day("from", "first submission day")
+    date_to = report_day("to", "last submission day")
 
     @ma.validates_schema
     def _ordered(self, data: dict, **_: object) -> None:

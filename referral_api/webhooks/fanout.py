@@ -66,9 +66,9 @@ def recipients(session: Session, event: OutboxEvent, by_org: dict[uuid.UUID, lis
         if event.resource_type != PING_RESOURCE:
             return []
         sub = by_id.get(event.resource_id)
-        return [sub] if sub is not None else []
-    audience = visibility.audience(session, event.resource_type, event.resource_id)
-    return [sub for org in audience for sub in by_org.get(org, []) if sub.wants(event.type)]
+        return [sub] if sub is not None and event.seq > sub.starts_after_seq else []
+    audience = visibility.event_audience(session, event)
+    return [sub for org in audience for sub in by_org.get(org, []) if sub.receives(event)]
 
 
 def _gap_settled(session: Session, *, after: int, before: int) -> bool:

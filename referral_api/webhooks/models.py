@@ -52,10 +52,18 @@ class WebhookSubscription(IdMixin, TimestampMixin, EncryptedRecordMixin, Base):
     secret = encrypted_column("secret")
     previous_secret = encrypted_column("previous_secret")
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The last outbox number when the subscription was made: only later events are sent to it.
+    starts_after_seq: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False, default=0, server_default="0"
+    )
 
     def wants(self, event_type: EventType | str) -> bool:
         """Whether this subscription asked for events of `event_type`."""
         return not self.events or str(event_type) in self.events
+
+    def receives(self, event: OutboxEvent) -> bool:
+        """Whether `event` is for this subscription: of a type it asked for, published after it was made."""
+        return event.seq > self.starts_after_seq and self.wants(event.type)
 
     def signing_secrets(self, now: datetime) -> list[str]:
         """The secrets to sign with at `now`: the current one, and the previous one during the overlap."""

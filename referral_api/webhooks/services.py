@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, selectinload
 from ..audit import AuditAction, record
 from ..db import commit, utcnow
 from ..errors import Conflict, InvalidPayload, NotFound, require_current
-from ..events import EventType, publish
+from ..events import EventType, OutboxEvent, publish
 from ..http import decode_cursor, page
 from ..privacy import shred
 from . import guard, signing
@@ -55,8 +55,10 @@ def create(session: Session, *, actor: Any, url: str, events: list[str] | None,
     """A new subscription of the actor's organisation; returns it and its secret (shown once)."""
     check_url(url, allow_http_loopback=allow_http_loopback)
     secret = signing.new_secret()
+    # Events already in the outbox happened before the subscription: they are not sent to it.
+    last_seq = session.scalar(sa.select(sa.func.coalesce(sa.func.max(OutboxEvent.seq), 0)))
     sub = WebhookSubscription(id=uuid.uuid4(), organisation_id=actor.organisation_id, url=url,
-                              events=_check_events(events or []), active=True)
+                              events=_check_events(events or []), active=True, starts_after_seq=last_seq)
     sub.secret = secret
     session.add(sub)
     _audit(session, actor, AuditAction.WEBHOOK_SUBSCRIPTION_CREATE, sub.id, {"events": sub.events})

@@ -1,0 +1,90 @@
+"""Participants do not learn each other: participant events reach MGEC and the organisation concerned
+only, and a partner's timeline holds MGEC's entries and its own, without client or user ids."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from referral_api.cases.stages import Stage
+from referral_api.db import utcnow
+from referral_api.webhooks import fanout
+from referral_api.webhooks import services as webhook_services
+from referral_api.webhooks.models import WebhookDelivery
+from tests.case_helpers import add_participant, details_for, open_case, transition
+from tests.webhook_helpers import Actor, align_cursor
+
+PARTICIPANT_EVENTS = ("case.participant_added", "case.participant_removed")
+
+
+def _subscribe(session, world, keys):
+    subs = {}
+    for key in keys:
+        sub, _secret = webhook_services.create(
+            session, actor=Actor(organisation_id=world.orgs[key].id), url="http://127.0.0.1:9/hook",
+            events=[], allow_http_loopback=True,
+        )
+        subs[key] = sub.id
+    session.commit()
+    return subs
+
+
+def _participant_events(session, sub_id):
+    deliveries = session.scalars(
+        sa.select(WebhookDelivery)
+        .where(WebhookDelivery.subscription_id == sub_id)
+        .order_by(WebhookDelivery.event_seq)
+    ).all()
+    return [
+        (d.event.type.value, d.event.payload["organisation_id"])
+        for d in deliveries
+        if d.event.type.value in PARTICIPANT_EVENTS
+    ]
+
+
+def test_participant_events_reach_mgec_and_the_organisation_concerned_only(app, client, world, session):
+    case_id = open_case(client, world, "police")
+    with app.app_context():
+        align_cursor(session)
+        subs = _subscribe(session, world, ("mgec", "police", "embassy", "iom"))
+    add_participant(client, world, case_id, "embassy", "embassy")
+    add_participant(client, world, case_id, "iom", "iom")
+    removed = client.delete(f"/api/v1/cases/{case_id}/participants/{world.orgs['iom'].id}",
+                            headers=world.headers("coordinator"))
+    assert removed.status_code == 204, removed.get_json()
+    with app.app_context():
+        fanout.fan_out(session, now=utcnow())
+    embassy, iom = str(world.orgs["embassy"].id), str(world.orgs["iom"].id)
+    got = {key: _participant_events(session, sub_id) for key, sub_id in subs.items()}
+    assert got == {
+        "mgec": [("case.participant_added", embassy), ("case.participant_added", iom),
+                 ("case.participant_removed", iom)],
+        "police": [],
+        "embassy": [("case.participant_added", embassy)],
+        "iom": [("case.participant_added", iom), ("case.participant_removed", iom)],
+    }
+
+
+def _timeline(client, world, case_id, who):
+    response = client.get(f"/api/v1/cases/{case_id}/events", headers=world.headers(who))
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()["items"]
+
+
+def test_a_partner_sees_only_mgec_and_its_own_timeline_entries_without_client_or_user_ids(client, world):
+    case_id = open_case(client, world, "police")
+    add_participant(client, world, case_id, "embassy", "embassy")
+    add_participant(client, world, case_id, "iom", "iom")
+    target = Stage.TRAVEL_DOCUMENTS
+    transition(client, world, case_id, target.value, who="embassy",
+               details=details_for(Stage.VERIFICATION, target))
+    mgec, embassy = str(world.orgs["mgec"].id), str(world.orgs["embassy"].id)
+
+    staff = _timeline(client, world, case_id, "coordinator")
+    assert {e["organisation_id"] for e in staff} == {mgec, embassy}
+    assert all("client_id" in e and "user_id" in e for e in staff)
+    assert any(e["user_id"] for e in staff if e["organisation_id"] == mgec)
+
+    for who, sees in (("police", {mgec}), ("iom", {mgec}), ("embassy", {mgec, embassy})):
+        entries = _timeline(client, world, case_id, who)
+        assert entries and {e["organisation_id"] for e in entries} == sees, who
+        assert all("client_id" not in e and "user_id" not in e for e in entries), who
