@@ -38,21 +38,21 @@ _STAMPS = ("created_at", "updated_at")
 ORGS = sa.table("organisations", sa.column("id", sa.Uuid()),
                 *(sa.column(c, sa.String()) for c in ("name", "kind", "country", "status")),
                 *(sa.column(c, sa.DateTime()) for c in _STAMPS))
-USERS_0800 = sa.table(
+USERS_BEFORE_0900 = sa.table(
     "users", sa.column("id", sa.Uuid()), sa.column("organisation_id", sa.Uuid()),
     *(sa.column(c, sa.String()) for c in ("email", "name", "role", "password_hash", "totp_secret")),
     sa.column("active", sa.Boolean()), sa.column("failed_logins", sa.Integer()),
     *(sa.column(c, sa.DateTime()) for c in _STAMPS))
 
 
-def _user_at_0800(app, secret: str) -> uuid.UUID:
+def _user_before_0900(app, secret: str) -> uuid.UUID:
     with app.app_context():
-        dbmigrate.upgrade(database(app), "0800")
+        dbmigrate.upgrade(database(app), "0850")
     org_id, user_id, now = uuid.uuid4(), uuid.uuid4(), utcnow().replace(tzinfo=None)
     with database(app).engine.begin() as conn:
         conn.execute(sa.insert(ORGS).values(id=org_id, name="MGEC", kind="mgec", country="MN",
                                             status="active", created_at=now, updated_at=now))
-        conn.execute(sa.insert(USERS_0800).values(
+        conn.execute(sa.insert(USERS_BEFORE_0900).values(
             id=user_id, organisation_id=org_id, email="c@mgec.example", name="", role="mgec_coordinator",
             password_hash="$argon2id$x", totp_secret=secret, active=True, failed_logins=0, created_at=now,
             updated_at=now))
@@ -64,7 +64,7 @@ def test_migration_0900_seals_the_secrets_a_database_holds(backend, tmp_path):
     with throwaway_database(backend, tmp_path) as url:
         app = create_app({"database_url": url, "instance_path": str(tmp_path / "instance"), "TESTING": True})
         try:
-            user_id = _user_at_0800(app, secret)
+            user_id = _user_before_0900(app, secret)
             with app.app_context():  # as `referral-api db upgrade` runs it
                 dbmigrate.upgrade(database(app))
             session = database(app).sessionmaker()
@@ -82,11 +82,11 @@ def test_migration_0900_without_keys_stops_and_changes_nothing(backend, tmp_path
     with throwaway_database(backend, tmp_path) as url:
         app = create_app({"database_url": url, "instance_path": str(tmp_path / "instance"), "TESTING": True})
         try:
-            _user_at_0800(app, pyotp.random_base32())
+            _user_before_0900(app, pyotp.random_base32())
             with pytest.raises(RuntimeError, match="referral-api db upgrade"):
                 dbmigrate.upgrade(database(app))  # no app context: no keys
             with database(app).engine.connect() as conn:
-                assert dbmigrate.current_revisions(conn) == {"0800"}
+                assert dbmigrate.current_revisions(conn) == {"0850"}
                 assert conn.execute(sa.text("SELECT totp_secret FROM users")).scalar_one()
         finally:
             database(app).engine.dispose()
