@@ -93,7 +93,8 @@ def _create_private_file(path: str) -> None:
     """Create a SQLite file readable by its owner only (0600), as the key folder is; keep an existing one."""
     if path in ("", ":memory:") or path.startswith("file:") or os.path.exists(path):
         return
-    with contextlib.suppress(FileExistsError):
+    # A missing folder or a race with another process: SQLite itself reports or opens it later.
+    with contextlib.suppress(OSError):
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
