@@ -204,8 +204,7 @@ def _refuse_control_characters(value: Any, spec: Any, *, path: str, depth: int, 
                 out.setdefault(name, []).append(message)
             _refuse_control_characters(item, known.get(key, other), path=name, depth=depth + 1, out=out)
     elif isinstance(value, list):
-        inner = spec.inner if isinstance(spec, ma.fields.List) else spec if isinstance(
-            spec, ma.fields.Nested) else None
+        inner = spec.inner if isinstance(spec, ma.fields.List) else spec  # a list, or Nested(many=True)
         for index, item in enumerate(value):
             name = f"{path}.{index}" if path else str(index)
             _refuse_control_characters(item, inner, path=name, depth=depth + 1, out=out)
