@@ -48,6 +48,11 @@ class ConsentChangeInSchema(_Strict):
         validate=validate.Length(max=len(SHAREABLE_KINDS)),
         metadata={"description": "kinds of organisation the person agrees to share with ([]: none)"},
     )
+    note = _text(
+        5000,
+        allow_none=True,
+        metadata={"description": "why consent changed; sealed, on the timeline for MGEC staff only"},
+    )
 
 
 class ResumeInSchema(_Strict):

@@ -250,14 +250,16 @@ def list_for(
 def timeline(session: Session, actor: Actor, ref: str) -> tuple[list[CaseEvent], bool]:
     """The case's events in the order they happened; whether the caller sees notes (MGEC staff)."""
     case, seen, _role = load(session, actor, ref)
+    staff = seen is Audience.STAFF
+    # why and how the person's consent changed is between the person and MGEC
+    private = sa.true() if staff else CaseEvent.kind != CaseEventKind.CONSENT_CHANGED
     found = list(
         session.scalars(
             sa.select(CaseEvent)
-            .where(CaseEvent.case_id == case.id)
+            .where(CaseEvent.case_id == case.id, private)
             .order_by(CaseEvent.occurred_at, CaseEvent.recorded_at, CaseEvent.id)
         )
     )
-    staff = seen is Audience.STAFF
     if staff:
         audit.record(
             session,
