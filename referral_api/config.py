@@ -91,6 +91,7 @@ class Settings:
     ratelimit_storage_uri: str = _setting("RATELIMIT_STORAGE_URI", _ratelimit_uri, "memory://")
     access_token_ttl: int = _setting("ACCESS_TOKEN_TTL", _positive_int, 900)
     require_private_key_jwt: bool = _setting("OAUTH_REQUIRE_PRIVATE_KEY_JWT", _bool, False)
+    jwks_cache_max_seconds: int = _setting("JWKS_CACHE_MAX_SECONDS", _positive_int, 3600)
     retention_rejected_days: int = _setting("RETENTION_REJECTED_DAYS", _positive_int, 90)
     retention_closed_years: int = _setting("RETENTION_CLOSED_YEARS", _positive_int, 5)
     report_min_cell: int = _setting("REPORT_MIN_CELL", _positive_int, 11)
