@@ -77,6 +77,9 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     namespaces = (health_ns, me_ns, referrals_ns, cases_ns, services_ns, shelters_ns, audit_ns, webhooks_ns)
     for ns in (*namespaces, reports_ns, erasure_ns):
         api.add_namespace(ns)
+    from .auth.openapi import document as document_oauth
+
+    document_oauth(api)
     api.init_app(app)
     app.extensions["referral_api.api"] = api
 
