@@ -83,8 +83,16 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     namespaces = (health_ns, me_ns, referrals_ns, cases_ns, services_ns, shelters_ns, audit_ns, webhooks_ns)
     for ns in (*namespaces, reports_ns, erasure_ns):
         api.add_namespace(ns)
+    from .auth.openapi import document as document_oauth
+
+    document_oauth(api)
     api.init_app(app)
     app.extensions["referral_api.api"] = api
+
+    from . import prune
+
+    # The webhook worker runs the pruning too; it gets it from here, as webhooks/ stands below prune.py.
+    app.extensions["referral_api.prune"] = prune.housekeeping(app)
 
     from .cli import register_part_commands
 

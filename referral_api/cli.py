@@ -175,6 +175,9 @@ def register_part_commands() -> None:
     from .demo import demo_group
 
     cli.add_command(demo_group)
+    from .prune import prune_command
+
+    cli.add_command(prune_command)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from apispec.ext.marshmallow import OpenAPIConverter
 from flask import Response, current_app, request
 from flask_restx import Api, Namespace
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.utils import cached_property
 
 from . import errors
 from .validators import FreeText, control_character_message
@@ -26,10 +27,25 @@ MAX_JSON_DEPTH = 32  # no input is nested half as deep; a deeper body is refused
 
 
 class ProblemApi(Api):
-    """flask-restx's Api, but every error leaves as problem+json through errors.render()."""
+    """flask-restx's Api, but every error leaves as problem+json through errors.render().
+
+    Parts served by plain Flask views (the OAuth endpoints) add their description to the document
+    with `extend_schema()`: the document stays the one description of everything the service answers.
+    """
 
     def handle_error(self, e: Exception) -> Response:
         return errors.render(e)
+
+    def extend_schema(self, extend: Callable[[dict[str, Any]], None]) -> None:
+        """Have `extend(schema)` add to the generated Swagger document (paths, definitions, ...)."""
+        self.__dict__.setdefault("_schema_extensions", []).append(extend)
+
+    @cached_property
+    def __schema__(self) -> dict[str, Any]:
+        schema = Api.__schema__.fget(self)
+        for extend in self.__dict__.get("_schema_extensions", []):
+            extend(schema)
+        return schema
 
 
 def make_api(*, swagger_ui: bool) -> ProblemApi:
@@ -102,6 +118,15 @@ def json_schema(schema: ma.Schema | type[ma.Schema]) -> dict[str, Any]:
     if instance.unknown == ma.RAISE:
         out["additionalProperties"] = False
     return out
+
+
+def form_parameters(schema: ma.Schema | type[ma.Schema]) -> list[dict[str, Any]]:
+    """Swagger `formData` parameters of a marshmallow schema (a form body, as OAuth 2.0 endpoints take)."""
+    instance = schema() if isinstance(schema, type) else schema
+    return [
+        {k: v for k, v in param.items() if k != "x-nullable" and v is not None}
+        for param in _converter.schema2parameters(instance, location="form")
+    ]
 
 
 def doc_query(schema: ma.Schema | type[ma.Schema]) -> dict[str, dict[str, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from referral_api.auth import client_auth
+from referral_api.auth import jwks
 from referral_api.auth.models import Token, UsedAssertion
 from referral_api.organisations.models import OrganisationKind
 from tests import oauth_helpers as h
@@ -211,11 +211,11 @@ def test_jwks_uri_is_fetched_for_the_keys(client, session, monkeypatch):
                                      jwks_uri="https://partner.example/jwks.json")
     fetched = []
 
-    def fake_fetch(uri):
+    def fake_fetch(uri, *, allow_http_loopback):
         fetched.append(uri)
-        return {"keys": [key.as_dict(private=False)]}
+        return {"keys": [key.as_dict(private=False)]}, None
 
-    monkeypatch.setattr(client_auth, "fetch_jwks", fake_fetch)
+    monkeypatch.setattr(jwks, "CACHE", jwks.JwksCache(fetcher=fake_fetch))
     response = client.post("/oauth/token", data={
         "grant_type": "client_credentials",
         **h.assertion_form(issued.client.client_id, key, aud=ISSUER),

@@ -92,3 +92,39 @@ def test_only_mgec_staff_change_consent_and_only_to_known_kinds(client, world):
         == 422
     )
     assert consent(client, world, case_id, [], who="caseworker").status_code == 200
+
+
+def test_the_reason_consent_changed_is_sealed_on_the_timeline_for_mgec_staff_only(client, world, session):
+    case_id = open_case(client, world)
+    add_participant(client, world, case_id, "embassy", "embassy")
+    note = "Said on the phone to Oyunaa that her uncle works at the embassy."
+    changed = client.post(
+        f"/api/v1/cases/{case_id}/consent",
+        json={"share_with": ["iom"], "note": note},
+        headers=world.headers("coordinator"),
+    )
+    assert changed.status_code == 200, changed.get_json()
+    staff = client.get(f"/api/v1/cases/{case_id}/events", headers=world.headers("caseworker")).get_json()
+    entries = [e for e in staff["items"] if e["kind"] == "consent_changed"]
+    assert len(entries) == 1
+    assert entries[0]["note"] == note
+    assert entries[0]["details"] == {"share_with": ["iom"], "withdrawn": ["embassy"], "given": []}
+    # the participant sees the timeline without the consent entry at all
+    seen = client.get(f"/api/v1/cases/{case_id}/events", headers=world.headers("embassy")).get_json()
+    assert seen["items"] and all(e["kind"] != "consent_changed" for e in seen["items"])
+    # sealed at rest: the column holds ciphertext, not the words
+    raw = session.execute(
+        sa.text("SELECT note FROM case_events WHERE kind = 'consent_changed'")
+    ).scalar_one()
+    assert raw and note.encode() not in bytes(raw) and b"uncle" not in bytes(raw)
+    # without a note, the change is on the timeline all the same; a bad note names the field
+    assert consent(client, world, case_id, ["iom", "embassy"]).status_code == 200
+    bad = client.post(
+        f"/api/v1/cases/{case_id}/consent",
+        json={"share_with": [], "note": "x" * 5001},
+        headers=world.headers("coordinator"),
+    )
+    assert bad.status_code == 422 and "note" in bad.get_json()["errors"]
+    kinds = [e["kind"] for e in client.get(f"/api/v1/cases/{case_id}/events",
+                                           headers=world.headers("coordinator")).get_json()["items"]]
+    assert kinds.count("consent_changed") == 2

@@ -14,8 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import urllib3.util.connection
 
+from referral_api import outbound as guard
 from referral_api.errors import InvalidPayload
-from referral_api.webhooks import guard, services, transport
+from referral_api.webhooks import services, transport
 from tests.webhook_helpers import Actor
 
 PUBLIC_V4 = "93.184.215.14"
@@ -141,7 +142,7 @@ def test_a_public_receiver_passes_and_the_connection_goes_to_the_vetted_address(
 
 def test_the_connection_keeps_the_host_name_for_sni_certificate_and_host_header(network):
     target = guard.vet("https://hooks.partner.example:8443/a", allow_http_loopback=False)
-    pool = transport._pool(target)
+    pool = guard.pinned_pool(target, connect_timeout=1, read_timeout=1)
     assert pool.host == PUBLIC_V4
     assert pool.conn_kw["server_hostname"] == "hooks.partner.example"
     assert pool.assert_hostname == "hooks.partner.example"

@@ -54,6 +54,8 @@ class AuditAction(StrEnum):
     SERVICE_UPDATE = "cases:service:update"
     CONSENT_GIVE = "cases:consent:give"
     CONSENT_WITHDRAW = "cases:consent:withdraw"
+    SHELTER_CREATE = "cases:shelter:create"
+    SHELTER_UPDATE = "cases:shelter:update"
     # privacy/
     PRIVACY_KEY_ROTATE = "privacy:key:rotate"
     PRIVACY_RECORD_ERASE = "privacy:record:erase"

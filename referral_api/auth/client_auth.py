@@ -3,31 +3,26 @@ the token endpoint URL); each `jti` once; keys from the registered JWKS or JWKS 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import requests
 from authlib.oauth2.rfc6749.errors import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from flask import current_app
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy.exc import IntegrityError
 
 from ..db import get_session, utcnow
+from . import jwks
 from .models import Client, UsedAssertion, secret_hash
 from .store import endpoint_url, issuer
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 ASSERTION_ALGORITHMS = ["PS256", "ES256", "EdDSA"]
 ASSERTION_MAX_LIFETIME = 3660  # seconds an assertion may claim to live (client libraries sign for 1 hour)
-
-
-def fetch_jwks(uri: str) -> dict[str, Any]:
-    """A client's JWKS from its registered https URI."""
-    response = requests.get(uri, timeout=5, allow_redirects=False)
-    response.raise_for_status()
-    return response.json()
 
 
 class PrivateKeyJWT(JWTBearerClientAssertion):
@@ -51,19 +46,34 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
             )
         return headers, claims
 
-    def resolve_client_public_key(self, client: Client) -> KeySet:
+    def resolve_client_public_key(self, client: Client) -> KeySet | Callable[[Any], KeySet]:
         if client.token_endpoint_auth_method.value != self.CLIENT_AUTH_METHOD:
             raise InvalidClientError(description="This client does not authenticate with private_key_jwt.")
-        try:
-            data = client.public_jwks() or fetch_jwks(client.jwks_uri or "")
-            return KeySet.import_key_set(data)
-        except (requests.RequestException, ValueError, TypeError, KeyError, JoseError):
-            raise InvalidClientError(description="The client's keys could not be read.") from None
+        registered = client.public_jwks()
+        if registered is not None:
+            return _key_set(registered)
+        uri = client.jwks_uri or ""
+        settings = current_app.config["SETTINGS"]
+
+        def from_uri(token: Any) -> KeySet:
+            # called with the assertion's header once it is parsed: its kid decides whether to refetch
+            kid = token.headers().get("kid")
+            try:
+                data = jwks.CACHE.key_set(
+                    uri, kid=kid if isinstance(kid, str) else None,
+                    allow_http_loopback=settings.webhooks_allow_http_loopback,
+                    upper=settings.jwks_cache_max_seconds,
+                )
+            except jwks.JwksError:
+                raise InvalidClientError(description="The client's keys could not be read.") from None
+            return _key_set(data)
+
+        return from_uri
 
     def process_assertion_claims(self, assertion: str, resolve_key: Any) -> dict[str, Any]:
         try:
             token = jwt.decode(assertion, resolve_key, algorithms=ASSERTION_ALGORITHMS)
-        except JoseError as exc:
+        except (JoseError, ValueError) as exc:
             raise InvalidClientError(description="The client assertion is not valid.") from exc
         self.verify_claims(token.claims)
         return token.claims
@@ -92,6 +102,13 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
             return False
         session.commit()
         return True
+
+
+def _key_set(data: dict[str, Any]) -> KeySet:
+    try:
+        return KeySet.import_key_set(data)
+    except (ValueError, TypeError, KeyError, JoseError):
+        raise InvalidClientError(description="The client's keys could not be read.") from None
 
 
 def _from_timestamp(value: float) -> datetime:

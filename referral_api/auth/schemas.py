@@ -42,3 +42,92 @@ class UserSchema(ma.Schema):
     role = ma.fields.Function(lambda u: u.role.value)
     active = ma.fields.Boolean()
     totp_enabled = ma.fields.Function(lambda u: u.totp_secret_ciphertext is not None)
+
+
+# ---- the OAuth 2.0 endpoints, as described in the OpenAPI document (auth/openapi.py) --------------
+
+_GRANTS = ["client_credentials", "authorization_code", "refresh_token"]
+_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+_HINTS = ["access_token", "refresh_token"]
+
+
+class ClientAuthFormSchema(ma.Schema):
+    """Client authentication in the form body (else HTTP Basic: client_secret_basic)."""
+
+    client_id = ma.fields.String(metadata={"description": "client_secret_post, or with private_key_jwt"})
+    client_secret = ma.fields.String(metadata={"description": "client_secret_post only"})
+    client_assertion_type = ma.fields.String(
+        validate=ma.validate.OneOf([_ASSERTION_TYPE]),
+        metadata={"description": "private_key_jwt (RFC 7523)"},
+    )
+    client_assertion = ma.fields.String(
+        metadata={"description": "a JWT (PS256, ES256 or EdDSA): iss = sub = client_id, aud = the issuer"}
+    )
+
+
+class TokenRequestSchema(ClientAuthFormSchema):
+    """RFC 6749 token request; which fields a grant needs is in its description."""
+
+    grant_type = ma.fields.String(required=True, validate=ma.validate.OneOf(_GRANTS))
+    scope = ma.fields.String(
+        metadata={"description": "space-separated scopes (client_credentials, refresh_token)"}
+    )
+    code = ma.fields.String(metadata={"description": "authorization_code: the code from /oauth/authorize"})
+    redirect_uri = ma.fields.String(
+        metadata={"description": "authorization_code: as sent to /oauth/authorize"}
+    )
+    code_verifier = ma.fields.String(
+        metadata={"description": "authorization_code: the PKCE verifier (S256)"}
+    )
+    refresh_token = ma.fields.String(
+        metadata={"description": "refresh_token: the refresh token (rotated on use)"}
+    )
+
+
+class TokenHintFormSchema(ClientAuthFormSchema):
+    """RFC 7009 revocation and RFC 7662 introspection requests."""
+
+    token = ma.fields.String(required=True, metadata={"description": "an access or refresh token of yours"})
+    token_type_hint = ma.fields.String(validate=ma.validate.OneOf(_HINTS))
+
+
+class TokenResponseSchema(ma.Schema):
+    """RFC 6749 section 5.1."""
+
+    access_token = ma.fields.String(required=True)
+    token_type = ma.fields.String(required=True, metadata={"example": "Bearer"})
+    expires_in = ma.fields.Integer(required=True, metadata={"description": "seconds (900 by default)"})
+    scope = ma.fields.String(
+        metadata={"description": "what was granted, space-separated"}
+    )
+    refresh_token = ma.fields.String(
+        metadata={"description": "people's tokens only; rotated on use"}
+    )
+
+
+class OAuthErrorSchema(ma.Schema):
+    """RFC 6749 section 5.2 (also RFC 7009 and 7662 errors)."""
+
+    error = ma.fields.String(
+        required=True,
+        metadata={
+            "description": "invalid_request, invalid_client, invalid_grant, unauthorized_client, "
+            "unsupported_grant_type, invalid_scope or unsupported_token_type"
+        },
+    )
+    error_description = ma.fields.String()
+    error_uri = ma.fields.String()
+
+
+class IntrospectionSchema(ma.Schema):
+    """RFC 7662 section 2.2: `{"active": false}` for a token that is not live or not yours."""
+
+    active = ma.fields.Boolean(required=True)
+    client_id = ma.fields.String()
+    scope = ma.fields.String()
+    sub = ma.fields.String(metadata={"description": "the person's id, or the client_id"})
+    iss = ma.fields.String()
+    iat = ma.fields.Integer()
+    exp = ma.fields.Integer(allow_none=True)
+    token_type = ma.fields.String(metadata={"description": "access tokens: Bearer"})
+    organisation_id = ma.fields.String()

@@ -9,7 +9,7 @@ from ..access import Scope, current_actor, require_scope
 from ..db import get_session
 from ..http import doc_model, error_docs, load, query_args, with_etag
 from ..idempotency import idempotent
-from . import care, moves, participants, services
+from . import care, moves, participants, services, shelters
 from .schemas import (
     CaseListArgs,
     CasePageSchema,
@@ -26,7 +26,10 @@ from .schemas import (
     ServiceListSchema,
     ServicePatchSchema,
     ServiceSchema,
+    ShelterInSchema,
     ShelterListSchema,
+    ShelterPatchSchema,
+    ShelterSchema,
     StatusArgs,
     TimelineSchema,
     TransitionInSchema,
@@ -63,6 +66,9 @@ _services = doc_model(ns, ServiceListSchema, "Services")
 _service_patch = doc_model(services_ns, ServicePatchSchema, "ServicePatch")
 _service_out = doc_model(services_ns, ServiceSchema, "Service")
 _shelters = doc_model(shelters_ns, ShelterListSchema, "Shelters")
+_shelter = doc_model(shelters_ns, ShelterSchema, "Shelter")
+_shelter_in = doc_model(shelters_ns, ShelterInSchema, "ShelterIn")
+_shelter_patch = doc_model(shelters_ns, ShelterPatchSchema, "ShelterPatch")
 
 _ERRORS = {
     401: "No or bad token",
@@ -321,6 +327,24 @@ class ServiceItem(Resource):
         return _service_answer(service)
 
 
+_SHELTER = ShelterSchema()
+
+
+def _shelter_document(shelter, taken):
+    return _SHELTER.dump(
+        {
+            "id": shelter.id,
+            "name": shelter.name,
+            "city": shelter.city,
+            "capacity": shelter.capacity,
+            "occupancy": taken,
+            "organisation_id": shelter.organisation_id,
+            "closed": shelter.closed_at is not None,
+            "closed_at": shelter.closed_at,
+        }
+    )
+
+
 @shelters_ns.route("")
 class ShelterList(Resource):
     @shelters_ns.response(200, "Shelters with capacity and occupancy (active placements)", _shelters)
@@ -328,10 +352,39 @@ class ShelterList(Resource):
     @require_scope(Scope.CASES_READ)
     def get(self):
         """Shelters, their capacity and how many beds are taken (MGEC staff)."""
-        rows = care.shelters(get_session(), current_actor())
-        return {
-            "items": [
-                {"id": str(s.id), "name": s.name, "city": s.city, "capacity": s.capacity, "occupancy": n}
-                for s, n in rows
-            ]
-        }
+        rows = shelters.shelters(get_session(), current_actor())
+        return {"items": [_shelter_document(s, n) for s, n in rows]}
+
+    @shelters_ns.expect(_shelter_in)
+    @shelters_ns.doc(params=_IDEMPOTENCY)
+    @shelters_ns.response(201, "Added; Location names the shelter", _shelter)
+    @documents(shelters_ns, 401, 403, 409, 422)
+    @require_scope(Scope.ADMIN)
+    def post(self):
+        """Add a shelter (MGEC admin, a person)."""
+        actor, session = current_actor(), get_session()
+        data = load(ShelterInSchema())
+
+        def handler():
+            shelter, taken = shelters.create_shelter(session, actor, data)
+            return with_etag(
+                _shelter_document(shelter, taken),
+                status=201,
+                headers={"Location": f"/api/v1/shelters/{shelter.id}"},
+            )
+
+        return idempotent(session, owner=actor.client_id, handler=handler)
+
+
+@shelters_ns.route("/<string:shelter_id>")
+@shelters_ns.param("shelter_id", "the shelter's id")
+class ShelterItem(Resource):
+    @shelters_ns.expect(_shelter_patch)
+    @shelters_ns.response(200, "Changed", _shelter)
+    @documents(shelters_ns, 401, 403, 404, 409, 422)
+    @require_scope(Scope.ADMIN)
+    def patch(self, shelter_id):
+        """Rename, resize, close or reopen a shelter (MGEC admin); capacity never below occupancy (409)."""
+        data = load(ShelterPatchSchema())
+        shelter, taken = shelters.update_shelter(get_session(), current_actor(), shelter_id, data)
+        return with_etag(_shelter_document(shelter, taken))

@@ -1,8 +1,8 @@
-"""Services given to the person of a case, and shelters with their capacity (DOMAIN.md, Services).
+"""Services given to the person of a case (DOMAIN.md, Services).
 
 MGEC staff record any service; a `service_provider` participant records and reads only those it
 provides. A shelter placement takes a bed while it is planned or under way; the shelter row is locked
-for the count, so concurrent placements never overshoot its capacity.
+for the count (shelters.py), so concurrent placements never overshoot its capacity.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from ..organisations.models import Organisation
 from ..privacy import has_sealed
 from . import services as cases
 from .models import ACTIVE_SERVICE, Case, CaseService, ServiceKind, Shelter
+from .shelters import locked, occupancy
 from .stages import ParticipantRole
 from .views import etag
 from .visibility import Audience, audience, role_of
@@ -63,19 +64,13 @@ def get_service(session: Session, actor: Actor, ref: str, service_id: str) -> Ca
 
 
 def _take_bed(session: Session, shelter_id: uuid.UUID, *, leaving: uuid.UUID | None = None) -> None:
-    """Refuse a placement in a full shelter (409); the shelter row is locked until the commit."""
-    shelter = session.scalar(sa.select(Shelter).where(Shelter.id == shelter_id).with_for_update())
+    """Refuse a placement in a full or closed shelter (409); the shelter row is locked until the commit."""
+    shelter = locked(session, shelter_id)
     if shelter is None:
         raise InvalidPayload(errors={"shelter_id": ["no such shelter"]})
-    taken = session.scalar(
-        sa.select(sa.func.count())
-        .select_from(CaseService)
-        .where(
-            CaseService.shelter_id == shelter_id,
-            CaseService.status.in_(ACTIVE_SERVICE),
-            CaseService.id != (leaving or uuid.UUID(int=0)),
-        )
-    )
+    if shelter.closed_at is not None:
+        raise Conflict(f"{shelter.name} is closed.", errors={"shelter_id": ["the shelter is closed"]})
+    taken = occupancy(session, shelter_id, leaving=leaving)
     if taken >= shelter.capacity:
         raise Conflict(
             f"{shelter.name} is full ({taken} of {shelter.capacity} beds taken).",
@@ -164,21 +159,3 @@ def update_service(
         setattr(service, name, value)
     _changed(session, actor, service, case, created=False)
     return service
-
-
-def shelters(session: Session, actor: Actor) -> list[tuple[Shelter, int]]:
-    """Every shelter with its occupancy (active placements); shelters' whereabouts are MGEC's to know."""
-    if not actor.is_mgec:
-        raise Forbidden("Only MGEC staff see the shelters.")
-    occupied = (
-        sa.select(CaseService.shelter_id, sa.func.count().label("n"))
-        .where(CaseService.status.in_(ACTIVE_SERVICE), CaseService.shelter_id.is_not(None))
-        .group_by(CaseService.shelter_id)
-        .subquery()
-    )
-    rows = session.execute(
-        sa.select(Shelter, sa.func.coalesce(occupied.c.n, 0))
-        .outerjoin(occupied, occupied.c.shelter_id == Shelter.id)
-        .order_by(Shelter.city, Shelter.name)
-    ).all()
-    return [(s, int(n)) for s, n in rows]

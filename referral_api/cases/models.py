@@ -114,6 +114,7 @@ class CaseEventKind(StrEnum):
     MOVED = "moved"
     HELD = "held"
     RESUMED = "resumed"
+    CONSENT_CHANGED = "consent_changed"
 
 
 class CaseEvent(IdMixin, EncryptedRecordMixin, Base):
@@ -187,6 +188,8 @@ class Shelter(IdMixin, TimestampMixin, Base):
     city: Mapped[str] = mapped_column(sa.String(100), nullable=False)
     capacity: Mapped[int] = mapped_column(sa.Integer, nullable=False)
     organisation_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("organisations.id"))
+    # A closed shelter takes no new placements; it stays listed for the placements it had.
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (sa.CheckConstraint("capacity >= 0", name="capacity_not_negative"),)
 

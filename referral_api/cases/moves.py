@@ -160,12 +160,25 @@ def change_consent(
     session: Session, actor: Actor, ref: str, data: dict[str, Any], *, if_match: str | None = None
 ) -> tuple[Case, Audience, Any]:
     """The person's consent changed (MGEC staff): participants no longer covered lose the person at
-    once (views read `share_with` on every request) and every participant gets a thin event."""
+    once (views read `share_with` on every request), every participant gets a thin event, and the
+    timeline keeps what changed and why (an entry for MGEC staff only)."""
     case, seen, role = prepare(session, actor, ref, if_match)
     staff_only(actor, seen, "change a case's consent")
     before, after = set(case.share_with or []), set(data["share_with"])
     case.share_with = sorted(after)
     withdrawn, given = sorted(before - after), sorted(after - before)
+    now = utcnow()
+    record(
+        session,
+        case,
+        actor,
+        CaseEventKind.CONSENT_CHANGED,
+        occurred_at=now,
+        from_stage=case.stage,
+        to_stage=case.stage,
+        details={"share_with": case.share_with, "withdrawn": withdrawn, "given": given},
+        note=data.get("note"),  # sealed under the case's key, like every note of the timeline
+    )
     for action, kinds in ((AuditAction.CONSENT_WITHDRAW, withdrawn), (AuditAction.CONSENT_GIVE, given)):
         if kinds:
             audit.record(
@@ -177,7 +190,7 @@ def change_consent(
         events.EventType.CASE_CONSENT_CHANGED,
         resource_type="case",
         resource_id=case.id,
-        data={"reference": case.reference, "occurred_at": utcnow()},
+        data={"reference": case.reference, "occurred_at": now},
     )
     commit(session)
     return case, seen, role

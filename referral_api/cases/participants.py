@@ -12,9 +12,37 @@ from ..access import Actor
 from ..audit.actions import AuditAction
 from ..db import utcnow
 from ..errors import Conflict, InvalidPayload, NotFound
-from ..organisations.models import Organisation
+from ..organisations.models import Organisation, OrganisationKind
 from .models import CaseParticipant
 from .services import commit, load, participants_of, prepare, staff_only
+from .stages import ParticipantRole
+
+_R = ParticipantRole
+# Which roles an organisation of each kind may take in a case (DOMAIN.md, Organisation kinds and
+# Participants): any partner may have referred the person; only an embassy acts as the embassy and
+# only IOM as IOM; those that shelter, treat, counsel or train are service providers. MGEC runs every
+# case and never takes part in one.
+ROLES_OF_KIND: dict[OrganisationKind, tuple[ParticipantRole, ...]] = {
+    OrganisationKind.MGEC: (),
+    OrganisationKind.POLICE: (_R.REFERRER,),
+    OrganisationKind.EMBASSY: (_R.REFERRER, _R.EMBASSY),
+    OrganisationKind.IOM: (_R.REFERRER, _R.IOM),
+    OrganisationKind.NGO: (_R.REFERRER, _R.SERVICE_PROVIDER),
+    OrganisationKind.GOVERNMENT: (_R.REFERRER, _R.SERVICE_PROVIDER),
+    OrganisationKind.SERVICE_PROVIDER: (_R.REFERRER, _R.SERVICE_PROVIDER),
+}
+
+
+def _check_role(org: Organisation, role: ParticipantRole) -> None:
+    """Refuse a role the organisation's kind cannot take (422 naming the roles it can)."""
+    allowed = [r.value for r in ROLES_OF_KIND[org.kind]]
+    if role.value not in allowed:
+        says = f"one of {', '.join(allowed)}" if allowed else "none: MGEC runs every case"
+        raise InvalidPayload(
+            f"An organisation of kind {org.kind.value} cannot take part as {role.value}.",
+            errors={"role": [f"for an organisation of kind {org.kind.value}: {says}"]},
+            extra={"allowed_roles": allowed},
+        )
 
 
 def list_participants(session: Session, actor: Actor, ref: str) -> list[CaseParticipant]:
@@ -47,6 +75,7 @@ def add_participant(session: Session, actor: Actor, ref: str, data: dict[str, An
     org = session.get(Organisation, data["organisation_id"])
     if org is None:
         raise InvalidPayload(errors={"organisation_id": ["no such organisation"]})
+    _check_role(org, data["role"])
     if session.get(CaseParticipant, (case.id, org.id)) is not None:
         raise Conflict(
             "This organisation takes part in the case already.", errors={"organisation_id": ["taken"]}

@@ -48,6 +48,11 @@ class ConsentChangeInSchema(_Strict):
         validate=validate.Length(max=len(SHAREABLE_KINDS)),
         metadata={"description": "kinds of organisation the person agrees to share with ([]: none)"},
     )
+    note = _text(
+        5000,
+        allow_none=True,
+        metadata={"description": "why consent changed; sealed, on the timeline for MGEC staff only"},
+    )
 
 
 class ResumeInSchema(_Strict):
@@ -58,6 +63,33 @@ class ResumeInSchema(_Strict):
 class ParticipantInSchema(_Strict):
     organisation_id = ma.fields.UUID(required=True)
     role = _enum(ParticipantRole, required=True)
+
+
+_CAPACITY = validate.Range(min=0, max=10000)
+
+
+class ShelterInSchema(_Strict):
+    """A new shelter (MGEC admin)."""
+
+    name = _text(200, required=True)
+    city = _text(100, required=True)
+    capacity = ma.fields.Integer(strict=True, required=True, validate=_CAPACITY)
+    organisation_id = ma.fields.UUID(allow_none=True, metadata={"description": "who runs it, if not MGEC"})
+
+
+class ShelterPatchSchema(_Strict):
+    """Rename, move, resize, close (`closed: true`) or reopen a shelter; capacity never below occupancy."""
+
+    name = _text(200)
+    city = _text(100)
+    capacity = ma.fields.Integer(strict=True, validate=_CAPACITY)
+    organisation_id = ma.fields.UUID(allow_none=True)
+    closed = ma.fields.Boolean()
+
+    @validates_schema
+    def _something(self, data, **_kwargs):
+        if not data:
+            raise ma.ValidationError("name at least one field to change", "_schema")
 
 
 class ServiceInSchema(_Strict):
@@ -210,7 +242,10 @@ class ShelterSchema(ma.Schema):
     name = ma.fields.String()
     city = ma.fields.String()
     capacity = ma.fields.Integer()
-    occupancy = ma.fields.Integer()
+    occupancy = ma.fields.Integer(metadata={"description": "beds taken by planned or ongoing placements"})
+    organisation_id = ma.fields.UUID(allow_none=True, metadata={"description": "who runs it, if not MGEC"})
+    closed = ma.fields.Boolean(metadata={"description": "a closed shelter takes no new placements"})
+    closed_at = ma.fields.AwareDateTime(allow_none=True)
 
 
 class ShelterListSchema(ma.Schema):

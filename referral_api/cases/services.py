@@ -263,7 +263,8 @@ def timeline(session: Session, actor: Actor, ref: str) -> tuple[list[CaseEvent],
     staff = seen is Audience.STAFF
     query = sa.select(CaseEvent).where(CaseEvent.case_id == case.id)
     if not staff:
-        query = query.where(timeline_visible_to(actor))
+        # why and how the person's consent changed is between the person and MGEC
+        query = query.where(timeline_visible_to(actor), CaseEvent.kind != CaseEventKind.CONSENT_CHANGED)
     found = list(session.scalars(query.order_by(CaseEvent.occurred_at, CaseEvent.recorded_at, CaseEvent.id)))
     if staff:
         audit_read(session, actor, case.id, {"timeline": True})

@@ -6,7 +6,7 @@ services publish to the outbox (events.publish) and the worker (`referral-api we
 each event out to the subscriptions of the organisations the rule returns, and delivers it.
 
 Modules: models (subscriptions, deliveries, attempts, the fan-out cursor), signing (Standard
-Webhooks), guard (which addresses may receive), transport (the HTTP call), schedule (back-off),
+Webhooks), transport (the HTTP call, through the address guard in ../outbound.py), schedule (back-off),
 fanout, delivery (claim, send, record), worker (the loop), services, schemas, api, cli.
 """
 

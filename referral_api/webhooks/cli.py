@@ -24,7 +24,8 @@ def webhooks_group() -> None:
 def work(once: bool, worker_id: str | None, poll_interval: float) -> None:
     """Fan out the outbox and deliver webhooks (several may run on PostgreSQL; one on SQLite).
 
-    SIGTERM finishes the delivery in progress, releases this worker's claims and exits.
+    SIGTERM finishes the delivery in progress, releases this worker's claims and exits. Every
+    PRUNE_INTERVAL_SECONDS (and at start) it also runs `referral-api prune`.
     """
     settings = current_app.config["SETTINGS"]
     worker = Worker(
@@ -33,6 +34,8 @@ def work(once: bool, worker_id: str | None, poll_interval: float) -> None:
         claim_seconds=settings.webhooks_claim_seconds,
         allow_http_loopback=settings.webhooks_allow_http_loopback,
         poll_interval=poll_interval,
+        housekeeping=current_app.extensions.get("referral_api.prune"),
+        housekeeping_every=settings.prune_interval_seconds,
     )
     worker.install_signal_handlers()
     click.echo(f"webhook worker {worker.worker_id} started", err=True)

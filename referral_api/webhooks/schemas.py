@@ -7,7 +7,7 @@ import marshmallow as ma
 from marshmallow import validate, validates_schema
 
 from ..events import EventType
-from .guard import MAX_URL_LENGTH
+from ..outbound import MAX_URL_LENGTH
 
 SUBSCRIBABLE = sorted(e.value for e in EventType if e is not EventType.WEBHOOK_PING)
 _EVENTS_HELP = "event types to receive; empty or left out: all of them"

@@ -13,13 +13,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
+from .. import outbound
 from ..audit import AuditAction, record
 from ..db import commit, utcnow
 from ..errors import Conflict, InvalidPayload, NotFound, require_current
 from ..events import EventType, OutboxEvent, publish
 from ..http import decode_cursor, page
 from ..privacy import shred
-from . import guard, signing
+from . import signing
 from .fanout import PING_RESOURCE
 from .models import DeliveryStatus, DisabledReason, WebhookDelivery, WebhookSubscription
 from .views import etag
@@ -32,8 +33,8 @@ SUBSCRIBABLE = frozenset(e.value for e in EventType) - {EventType.WEBHOOK_PING.v
 def check_url(url: str, *, allow_http_loopback: bool) -> None:
     """Refuse a receiver URL early (422 naming `url`); the delivery-time check is the one that counts."""
     try:
-        guard.vet(url, allow_http_loopback=allow_http_loopback)
-    except guard.RefusedAddress as exc:
+        outbound.vet(url, allow_http_loopback=allow_http_loopback)
+    except outbound.RefusedAddress as exc:
         raise InvalidPayload("The receiver URL is not allowed.", errors={"url": [str(exc)]}) from None
 
 

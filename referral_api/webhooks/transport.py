@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import urllib3
 from urllib3.exceptions import HTTPError
 
-from .guard import RefusedAddress, Target, vet
+from ..outbound import RefusedAddress, pinned_pool, read_capped, vet
 
 CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 5.0
@@ -32,29 +31,6 @@ class Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def _pool(target: Target) -> urllib3.HTTPConnectionPool:
-    timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT)
-    host = str(target.ip)
-    if target.scheme == "http":
-        return urllib3.HTTPConnectionPool(host, target.port, timeout=timeout, retries=False, maxsize=1)
-    # Connect to the vetted address; SNI and the certificate check use the URL's host name.
-    return urllib3.HTTPSConnectionPool(
-        host, target.port, timeout=timeout, retries=False, maxsize=1,
-        cert_reqs="CERT_REQUIRED",  # with the system trust store
-        server_hostname=target.host, assert_hostname=target.host,
-    )
-
-
-def _read_capped(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
-    data = b""
-    while len(data) < BODY_CAP and time.monotonic() < deadline:
-        chunk = response.read1(BODY_CAP - len(data), decode_content=False)
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
 def post(url: str, *, body: bytes, headers: dict[str, str], allow_http_loopback: bool) -> Outcome:
     """Vet `url` now, then POST `body` once; never raises for what the receiver or network does."""
     started = time.monotonic()
@@ -66,7 +42,7 @@ def post(url: str, *, body: bytes, headers: dict[str, str], allow_http_loopback:
         target = vet(url, allow_http_loopback=allow_http_loopback)
     except RefusedAddress as exc:
         return Outcome(status_code=None, duration_ms=elapsed(), error=f"refused: {exc}")
-    pool = _pool(target)
+    pool = pinned_pool(target, connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT)
     try:
         response = pool.urlopen(
             "POST", target.path, body=body,
@@ -75,7 +51,7 @@ def post(url: str, *, body: bytes, headers: dict[str, str], allow_http_loopback:
             redirect=False, retries=False, preload_content=False, assert_same_host=False,
         )
         try:
-            raw = _read_capped(response, started + TOTAL_TIMEOUT)
+            raw = read_capped(response, cap=BODY_CAP, deadline=started + TOTAL_TIMEOUT)
         except (HTTPError, OSError):
             raw = b""
         finally:

@@ -36,7 +36,8 @@ class Worker:
     def __init__(self, sessions: sessionmaker[Session], *, worker_id: str, claim_seconds: int,
                  allow_http_loopback: bool, poll_interval: float = 1.0,
                  clock: Callable[[], datetime] = utcnow, send: delivery.Sender = transport.post,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, housekeeping: Callable[[], object] | None = None,
+                 housekeeping_every: float = 3600.0) -> None:
         self.sessions = sessions
         self.worker_id = worker_id
         self.claim_seconds = claim_seconds
@@ -46,6 +47,10 @@ class Worker:
         self.send = send
         self.rng = rng or random.Random()  # noqa: S311  (back-off jitter, not a secret)
         self.stopping = threading.Event()
+        # pruning of what expired (prune.py), run at start and then every `housekeeping_every` seconds
+        self.housekeeping = housekeeping
+        self.housekeeping_every = housekeeping_every
+        self._housekept_at: datetime | None = None
 
     def stop(self, *_: Any) -> None:
         """Finish the delivery in progress, then stop (also the SIGTERM handler)."""
@@ -68,11 +73,27 @@ class Worker:
                 attempts += 1
         return attempts
 
+    def housekeep(self) -> bool:
+        """Run the housekeeping when it is due; whether it ran. A failure is logged, never fatal."""
+        now = self.clock()
+        if self.housekeeping is None or (
+            self._housekept_at is not None
+            and (now - self._housekept_at).total_seconds() < self.housekeeping_every
+        ):
+            return False
+        self._housekept_at = now
+        try:
+            self.housekeeping()
+        except Exception:  # the database went away, say: the next round tries again
+            log.exception("webhook worker housekeeping failed", extra={"worker_id": self.worker_id})
+        return True
+
     def run(self, *, once: bool = False) -> None:
         """Work until stopped (or, with `once`, until nothing is due)."""
         log.info("webhook worker started", extra={"worker_id": self.worker_id})
         try:
             while not self.stopping.is_set():
+                self.housekeep()
                 try:
                     did = self.step()
                 except Exception:  # the database went away, say: log, wait, try again

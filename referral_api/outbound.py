@@ -1,16 +1,21 @@
-"""The address guard: a receiver URL must be https and resolve only to public addresses.
+"""The outbound address guard: a partner's URL must be https and resolve only to public addresses.
 
-Checked when a subscription is created (to tell the integrator early) and, the check that counts,
-at every delivery: the name is resolved once here and the connection goes to the vetted address
-(transport.py), so DNS cannot answer differently in between (rebinding).
+Every call the service makes to a URL a partner gave (webhook receivers, clients' JWKS URIs) goes
+through here, in the kernel so that webhooks/ and auth/ share one set of rules. The URL is checked
+when it is registered (to tell the integrator early) and, the check that counts, at every call: the
+name is resolved once here and the connection goes to the vetted address (`pinned_pool`), so DNS
+cannot answer differently in between (rebinding). Redirects are never followed.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+import urllib3
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -25,12 +30,12 @@ MAX_URL_LENGTH = 2048
 
 
 class RefusedAddress(Exception):
-    """The URL may not receive webhooks; the message says why, without secrets."""
+    """The service may not call this URL; the message says why, without secrets."""
 
 
 @dataclass(frozen=True)
 class Target:
-    """A vetted receiver: connect to `ip`:`port`, say `host` in SNI and the Host header."""
+    """A vetted URL: connect to `ip`:`port`, say `host` in SNI and the Host header."""
 
     scheme: str
     host: str
@@ -74,7 +79,7 @@ def is_public(ip: IPAddress) -> bool:
 
 
 def parse(url: str, *, allow_http_loopback: bool) -> tuple[str, str, int, str]:
-    """Scheme, host, port and path of a receiver URL, or RefusedAddress (no resolution here)."""
+    """Scheme, host, port and path of a partner's URL, or RefusedAddress (no resolution here)."""
     if len(url) > MAX_URL_LENGTH:
         raise RefusedAddress(f"the URL is longer than {MAX_URL_LENGTH} characters")
     if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url):
@@ -121,7 +126,7 @@ def resolve(host: str, port: int) -> list[IPAddress]:
 
 
 def vet(url: str, *, allow_http_loopback: bool) -> Target:
-    """Resolve and check a receiver URL; every address it resolves to must be allowed."""
+    """Resolve and check a partner's URL; every address it resolves to must be allowed."""
     scheme, host, port, path = parse(url, allow_http_loopback=allow_http_loopback)
     addresses = resolve(host, port)
     if scheme == "http":
@@ -133,3 +138,27 @@ def vet(url: str, *, allow_http_loopback: bool) -> Target:
     elif not all(is_public(ip) for ip in addresses):
         raise RefusedAddress("the host resolves to an address that is not public")
     return Target(scheme=scheme, host=host, port=port, path=path, ip=addresses[0])
+
+
+def pinned_pool(target: Target, *, connect_timeout: float, read_timeout: float) -> urllib3.HTTPConnectionPool:
+    """A one-connection pool to the vetted address (no retries); SNI and certificate use the host name."""
+    timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
+    host = str(target.ip)
+    if target.scheme == "http":
+        return urllib3.HTTPConnectionPool(host, target.port, timeout=timeout, retries=False, maxsize=1)
+    return urllib3.HTTPSConnectionPool(
+        host, target.port, timeout=timeout, retries=False, maxsize=1,
+        cert_reqs="CERT_REQUIRED",  # with the system trust store
+        server_hostname=target.host, assert_hostname=target.host,
+    )
+
+
+def read_capped(response: urllib3.BaseHTTPResponse, *, cap: int, deadline: float) -> bytes:
+    """The body's first `cap` bytes at most, read until `deadline` (time.monotonic()) at the latest."""
+    data = b""
+    while len(data) < cap and time.monotonic() < deadline:
+        chunk = response.read1(cap - len(data), decode_content=False)
+        if not chunk:
+            break
+        data += chunk
+    return data
