@@ -8,3 +8,4 @@ from .organisations import models as organisations_models  # noqa: F401
 from .privacy import models as privacy_models  # noqa: F401
 from .referrals import models as referrals_models  # noqa: F401
 from .webhooks import models as webhooks_models  # noqa: F401
+from .deadlines import models as deadlines_models  # noqa: F401

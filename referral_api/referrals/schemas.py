@@ -165,6 +165,7 @@ class ReferralListArgs(ma.Schema):
     identified_country = Country()
     submitted_after = ma.fields.AwareDateTime(default_timezone=UTC)
     urgency = _enum(Urgency)
+    overdue = ma.fields.Boolean(metadata={"description": "true: only those past a deadline"})
     limit = ma.fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
     cursor = ma.fields.String(validate=validate.Length(max=512))
 

@@ -7,7 +7,7 @@ from flask import current_app
 
 from ..cli import domain_command
 from ..db import database
-from .worker import Worker, default_worker_id
+from .worker import Worker, default_worker_id, periodic_tasks
 
 
 @click.group("webhooks")
@@ -24,6 +24,8 @@ def webhooks_group() -> None:
 def work(once: bool, worker_id: str | None, poll_interval: float) -> None:
     """Fan out the outbox and deliver webhooks (several may run on PostgreSQL; one on SQLite).
 
+    Also runs the periodic steps other parts register (the deadlines evaluation).
+
     SIGTERM finishes the delivery in progress, releases this worker's claims and exits.
     """
     settings = current_app.config["SETTINGS"]
@@ -33,6 +35,7 @@ def work(once: bool, worker_id: str | None, poll_interval: float) -> None:
         claim_seconds=settings.webhooks_claim_seconds,
         allow_http_loopback=settings.webhooks_allow_http_loopback,
         poll_interval=poll_interval,
+        periodic=periodic_tasks(settings),
     )
     worker.install_signal_handlers()
     click.echo(f"webhook worker {worker.worker_id} started", err=True)
