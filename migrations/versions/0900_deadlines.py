@@ -75,7 +75,9 @@ def upgrade() -> None:
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.alter_column('clock_since', existing_type=referral_api.db.UTCDateTime(timezone=True),
                               nullable=False)
-        batch_op.create_index('ix_cases_stage_clock', ['stage', 'clock_since'], unique=False)
+        batch_op.create_index('ix_cases_stage_clock', ['stage', 'clock_since'], unique=False,
+                              postgresql_include=['id', 'reference', 'stage_since', 'held_seconds', 'on_hold',
+                                                  'erased_at'])
 
     with op.batch_alter_table('referrals', schema=None) as batch_op:
         batch_op.add_column(sa.Column('overdue_since', referral_api.db.UTCDateTime(timezone=True), nullable=True))

@@ -3,7 +3,7 @@
 One evaluation is a handful of set-based statements: per row and level of the table, one SELECT of the
 records past it with no item yet for their waiting period (an index range on status or stage and
 clock), one INSERT ... ON CONFLICT DO NOTHING RETURNING of the new items; then one UPDATE clearing the
-items whose wait was answered and one resetting the overdue marks left without an open item. Only the
+items whose wait was answered and one resetting the marks of their records where no open item is left. Only the
 items this evaluation inserted are published and audited, so evaluations running at once (several
 workers on PostgreSQL) raise each item once. Everything commits together.
 """
@@ -69,22 +69,26 @@ def _waiting(rule: Rule, level: Level, *, now: datetime, settings: Settings) -> 
     return (
         sa.select(model.id, model.reference, period.label("period"), clock.label("clock"), held.label("held"))
         .where(*where, model.erased_at.is_(None), ~raised)
-        .order_by(model.id)  # one lock order for every evaluation: no deadlock between workers
     )
 
 
 def find(session: Session, *, now: datetime, settings: Settings) -> list[_Found]:
-    """Every wait past a level of its deadline not raised yet; of a wait past several levels, the highest."""
+    """Every wait past a level of its deadline not raised yet; of a wait past several levels, the highest.
+
+    One statement: the waits of every row and level of the table, as one UNION ALL."""
+    steps = [(rule, level) for rule in TABLE for level in reversed(rule.levels_in(settings))]
+    selects = [_waiting(rule, level, now=now, settings=settings).add_columns(sa.literal(i).label("step"))
+               .order_by(None) for i, (rule, level) in enumerate(steps)]
+    rows = session.execute(sa.union_all(*selects).order_by("step", "id")).all()
     found: list[_Found] = []
-    for rule in TABLE:
-        seen: set[uuid.UUID] = set()
-        for level in reversed(rule.levels_in(settings)):
-            for row in session.execute(_waiting(rule, level, now=now, settings=settings)):
-                if row.id in seen:
-                    continue
-                seen.add(row.id)
-                found.append(_Found(rule, level, row.id, row.reference, row.period,
-                                    level.due(row.clock, settings), int(row.held)))
+    seen: set[tuple[int, uuid.UUID]] = set()
+    for row in rows:
+        rule, level = steps[row.step]
+        if (id(rule), row.id) in seen:
+            continue  # past a higher level of the same rule: that one is raised
+        seen.add((id(rule), row.id))
+        found.append(_Found(rule, level, row.id, row.reference, row.period,
+                            level.due(row.clock, settings), int(row.held)))
     return found
 
 
@@ -92,6 +96,7 @@ def _insert(session: Session, found: list[_Found], *, now: datetime) -> dict[uui
     """Insert the items; those another evaluation inserted first are skipped. The new ones, by item id."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     new: dict[uuid.UUID, _Found] = {}
+    found = sorted(found, key=lambda f: f.subject_id.bytes)  # one lock order for all evaluations: no deadlock
     for start in range(0, len(found), _INSERT_CHUNK):
         chunk = {uuid.uuid4(): f for f in found[start:start + _INSERT_CHUNK]}
         rows = [
@@ -121,6 +126,8 @@ def _mark(session: Session, new: dict[uuid.UUID, _Found], *, now: datetime) -> N
 
 
 def _announce(session: Session, new: dict[uuid.UUID, _Found], *, now: datetime) -> None:
+    """One thin event and one audit event per new item (the audit chain locked once for all)."""
+    entries = []
     for item_id, f in new.items():
         late = int((now - f.due_at).total_seconds())
         subject = f.rule.subject.value
@@ -133,47 +140,48 @@ def _announce(session: Session, new: dict[uuid.UUID, _Found], *, now: datetime) 
                 "late_by_seconds": late,
             },
         )
-        audit.record(
-            session, actor=None, action=AuditAction.DEADLINE_RAISE, resource_type=subject,
-            resource_id=f.subject_id,
-            details={"item_id": str(item_id), "deadline": f.rule.deadline.value, "level": f.level.number,
-                     "late_by_seconds": late},
-        )
+        entries.append({"actor": None, "action": AuditAction.DEADLINE_RAISE, "resource_type": subject,
+                        "resource_id": f.subject_id,
+                        "details": {"item_id": str(item_id), "deadline": f.rule.deadline.value,
+                                    "level": f.level.number, "late_by_seconds": late}})
+    audit.record_many(session, entries)
 
 
 def _answered() -> sa.ColumnElement[bool]:
     """An open item whose wait is over: its record left the status or stage (a new period), was erased,
-    or (service_plan) has a service planned."""
-    referral_waits = sa.exists().where(
-        Referral.id == OverdueItem.subject_id, Referral.status_changed_at == OverdueItem.period_start,
-        Referral.erased_at.is_(None))
-    case_waits = sa.exists().where(
-        Case.id == OverdueItem.subject_id, Case.stage_since == OverdueItem.period_start,
-        Case.erased_at.is_(None))
+    or (service_plan) has a service planned. Scalar subqueries: one primary-key probe per open item."""
+    referral_period = (sa.select(Referral.status_changed_at)
+                       .where(Referral.id == OverdueItem.subject_id, Referral.erased_at.is_(None)).scalar_subquery())
+    case_period = (sa.select(Case.stage_since)
+                   .where(Case.id == OverdueItem.subject_id, Case.erased_at.is_(None)).scalar_subquery())
+    period = sa.case((OverdueItem.subject == Subject.REFERRAL, referral_period), else_=case_period)
     service = sa.exists().where(CaseService.case_id == OverdueItem.subject_id,
                                 CaseService.status != ServiceStatus.DECLINED)
     service_rules = {r.deadline for r in TABLE if r.needs_service}
-    return sa.or_(
-        sa.and_(OverdueItem.subject == Subject.REFERRAL, ~referral_waits),
-        sa.and_(OverdueItem.subject == Subject.CASE, ~case_waits),
-        sa.and_(OverdueItem.deadline.in_(service_rules), service),
-    )
+    return sa.or_(period.is_distinct_from(OverdueItem.period_start),
+                  sa.and_(OverdueItem.deadline.in_(service_rules), service))
 
 
 def _clear(session: Session, *, now: datetime) -> int:
-    """Clear the answered items, then the overdue marks no open item holds up; returns items cleared."""
-    cleared = session.execute(
+    """Clear the answered items, then the overdue marks no open item holds up any more; returns items cleared.
+
+    Only the records of the items cleared now are looked at: a move resets its record's mark itself,
+    and a mark set by an evaluation racing a move belongs to an item this step clears."""
+    cleared = list(session.scalars(
         sa.update(OverdueItem).where(OverdueItem.cleared_at.is_(None), _answered())
-        .values(cleared_at=now).execution_options(synchronize_session=False)
-    ).rowcount
+        .values(cleared_at=now).returning(OverdueItem.subject_id).execution_options(synchronize_session=False)
+    ))
+    subjects = set(cleared)
     for subject, model in ((Subject.REFERRAL, Referral), (Subject.CASE, Case)):
+        if not subjects:
+            break
         marking = {r.deadline for r in TABLE if r.subject is subject and r.marks_overdue}
         table = model.__table__
         held_up = sa.exists().where(OverdueItem.subject_id == table.c.id, OverdueItem.cleared_at.is_(None),
                                     OverdueItem.deadline.in_(marking))
-        session.execute(sa.update(table).where(table.c.overdue_since.is_not(None), ~held_up)
-                        .values(overdue_since=None))
-    return cleared or 0
+        session.execute(sa.update(table).where(table.c.id.in_(subjects), table.c.overdue_since.is_not(None),
+                                               ~held_up).values(overdue_since=None))
+    return len(cleared)
 
 
 def _describe(f: _Found, *, now: datetime) -> dict[str, Any]:
