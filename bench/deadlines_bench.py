@@ -65,13 +65,13 @@ def seed(db: Database, n: int, *, now: datetime) -> uuid.UUID:
         conn.execute(sa.text(SEED_CASES), {"org": org, "n": n, "now": now})
         conn.execute(sa.text(SEED_SERVICES), {"n": n})
     vacuum(db)
+    return org
 
 
 def vacuum(db: Database) -> None:
     """What autovacuum does in a running service: statistics and the visibility map (index-only scans)."""
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("VACUUM ANALYZE"))
-    return org
 
 
 def bare_count(session, *, now: datetime, settings: Settings) -> int:
