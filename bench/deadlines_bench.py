@@ -7,8 +7,9 @@ the same overdue rows.
 Without --database-url, a scratch database is created on postgresql://postgres@127.0.0.1:5432 and
 dropped afterwards. The population is seeded with INSERT ... SELECT generate_series (plain columns
 only): --cases open cases spread over the stages that have a deadline, their clocks spread over the
-last 3 days and one in 19 started 120 days earlier (overdue), one in 17 on hold, some in rehabilitation with a service planned. The first evaluation
-raises every overdue item (its time is printed: inserts, events and audit events). Then, in
+last 3 days and one in 19 started 120 days earlier (overdue), one in 17 on hold, some in
+rehabilitation with a service planned. The first evaluation raises every overdue item (its time is
+printed: inserts, events and audit events). Then, in
 alternating rounds, it times (a) the evaluation as the worker runs it, `deadlines.evaluate.run()`,
 nothing new to raise (the steady state: every wait looked at, every open item checked for an answer,
 one commit), and (b) one bare `SELECT count(*)` of the same overdue rows with the same conditions.
@@ -38,8 +39,9 @@ from referral_api.deadlines.table import TABLE, Subject  # noqa: E402
 STAGES = ["verification", "travel_documents", "travel_planning", "in_transit", "rehabilitation", "follow_up"]
 
 SEED_CASES = """
-INSERT INTO cases (id, reference, opened_at, opened_by_organisation_id, share_with, stage, stage_since,
-                   clock_since, held_seconds, internal, on_hold, on_hold_since, version, created_at, updated_at)
+INSERT INTO cases (id, reference, opened_at, opened_by_organisation_id, share_with, stage,
+                   stage_since, clock_since, held_seconds, internal, on_hold, on_hold_since, version,
+                   created_at, updated_at)
 SELECT md5('dcase' || i)::uuid, 'CASE-D-' || i, ts, :org, '[]',
        (ARRAY['verification','travel_documents','travel_planning','in_transit','rehabilitation',
               'follow_up'])[1 + i % 6],
@@ -60,8 +62,13 @@ def seed(db: Database, n: int, *, now: datetime) -> uuid.UUID:
     """An MGEC organisation and `n` open cases (clocks relative to `now`); returns the organisation's id."""
     org = uuid.uuid4()
     with db.engine.begin() as conn:
-        conn.execute(sa.text("INSERT INTO organisations (id, name, kind, country, status, created_at, updated_at) "
-                             "VALUES (:id, 'Bench MGEC', 'mgec', 'MN', 'active', now(), now())"), {"id": org})
+        conn.execute(
+            sa.text(
+                "INSERT INTO organisations (id, name, kind, country, status, created_at, updated_at) "
+                "VALUES (:id, 'Bench MGEC', 'mgec', 'MN', 'active', now(), now())"
+            ),
+            {"id": org},
+        )
         conn.execute(sa.text(SEED_CASES), {"org": org, "n": n, "now": now})
         conn.execute(sa.text(SEED_SERVICES), {"n": n})
     vacuum(db)
@@ -87,8 +94,11 @@ def bare_count(session, *, now: datetime, settings: Settings) -> int:
         if rule.needs_service:
             condition = sa.and_(condition, ~evaluate._planned_service())
         conditions.append(condition)
-    query = sa.select(sa.func.count()).select_from(Case).where(
-        Case.on_hold.is_(False), Case.erased_at.is_(None), sa.or_(*conditions))
+    query = (
+        sa.select(sa.func.count())
+        .select_from(Case)
+        .where(Case.on_hold.is_(False), Case.erased_at.is_(None), sa.or_(*conditions))
+    )
     return session.scalar(query)
 
 
@@ -138,7 +148,9 @@ def main() -> None:
                 spent, report = timed(lambda: evaluate.run(session, now=now, settings=settings))
                 assert not report["raised"], "the steady state raises nothing"
                 best["evaluation"] = min(best["evaluation"], spent)
-                spent, _ = timed(lambda: (bare_count(session, now=now, settings=settings), session.rollback()))
+                spent, _ = timed(
+                    lambda: (bare_count(session, now=now, settings=settings), session.rollback())
+                )
                 best["count"] = min(best["count"], spent)
         print(f"evaluation (steady state): best {best['evaluation'] * 1000:.1f} ms")
         print(f"bare count of the same rows: best {best['count'] * 1000:.1f} ms")

@@ -27,8 +27,14 @@ PATH = {  # how a test walks a new case (at verification) to each stage
     Stage.TRAVEL_PLANNING: [Stage.TRAVEL_DOCUMENTS, Stage.TRAVEL_PLANNING],
     Stage.IN_TRANSIT: [Stage.TRAVEL_PLANNING, Stage.IN_TRANSIT],
     Stage.REHABILITATION: [Stage.TRAVEL_PLANNING, Stage.IN_TRANSIT, Stage.ARRIVED, Stage.REHABILITATION],
-    Stage.FOLLOW_UP: [Stage.TRAVEL_PLANNING, Stage.IN_TRANSIT, Stage.ARRIVED, Stage.REHABILITATION,
-                      Stage.REINTEGRATION, Stage.FOLLOW_UP],
+    Stage.FOLLOW_UP: [
+        Stage.TRAVEL_PLANNING,
+        Stage.IN_TRANSIT,
+        Stage.ARRIVED,
+        Stage.REHABILITATION,
+        Stage.REINTEGRATION,
+        Stage.FOLLOW_UP,
+    ],
 }
 
 
@@ -47,8 +53,9 @@ def referral(client, world, *, urgency: str = "routine", then: tuple[str, ...] =
     answer = client.post("/api/v1/referrals", json=body, headers=world.headers("police")).get_json()
     for action in then:
         payload = {"questions": "Which city was she found in?"} if action == "request-information" else {}
-        moved = client.post(f"/api/v1/referrals/{answer['id']}/{action}", json=payload,
-                            headers=world.headers("coordinator"))
+        moved = client.post(
+            f"/api/v1/referrals/{answer['id']}/{action}", json=payload, headers=world.headers("coordinator")
+        )
         assert moved.status_code == 200, moved.get_json()
     return {"kind": "referrals", "id": answer["id"], "reference": answer["reference"]}
 
@@ -71,16 +78,21 @@ def _move_on(client, world, subject: dict) -> None:
 
 
 def _plan_service(client, world, subject: dict) -> None:
-    answer = client.post(f"/api/v1/cases/{subject['id']}/services", headers=world.headers("coordinator"),
-                         json={"kind": "psychosocial", "status": "planned"})
+    answer = client.post(
+        f"/api/v1/cases/{subject['id']}/services",
+        headers=world.headers("coordinator"),
+        json={"kind": "psychosocial", "status": "planned"},
+    )
     assert answer.status_code == 201, answer.get_json()
 
 
 def _referral_move(action: str, who: str, payload: dict) -> Callable:
     def answer(client, world, subject):
-        moved = client.post(f"/api/v1/referrals/{subject['id']}/{action}", json=payload,
-                            headers=world.headers(who))
+        moved = client.post(
+            f"/api/v1/referrals/{subject['id']}/{action}", json=payload, headers=world.headers(who)
+        )
         assert moved.status_code == 200, moved.get_json()
+
     return answer
 
 
@@ -101,44 +113,90 @@ class Spec:
 
 
 SPECS = [
-    Spec("review", lambda c, w: referral(c, w), 23 * H, 25 * H, _referral_move("review", "coordinator", {}),
-         event="referral.overdue"),
-    Spec("review", lambda c, w: referral(c, w, urgency="urgent"), 3 * H, 5 * H,
-         _referral_move("review", "coordinator", {}), event="referral.overdue"),
-    Spec("review", lambda c, w: referral(c, w, urgency="emergency"), timedelta(minutes=30), 2 * H,
-         _referral_move("review", "coordinator", {}), event="referral.overdue"),
-    Spec("decision", lambda c, w: referral(c, w, then=("review",)), 71 * H, 73 * H,
-         _referral_move("accept", "coordinator", {}), event="referral.overdue"),
-    Spec("information", lambda c, w: referral(c, w, then=("request-information",)), 6 * D, 8 * D,
-         _referral_move("information", "police", {"answer": "Found in Macau, near the port."}),
-         escalated=15 * D, event="referral.overdue"),
+    Spec(
+        "review",
+        lambda c, w: referral(c, w),
+        23 * H,
+        25 * H,
+        _referral_move("review", "coordinator", {}),
+        event="referral.overdue",
+    ),
+    Spec(
+        "review",
+        lambda c, w: referral(c, w, urgency="urgent"),
+        3 * H,
+        5 * H,
+        _referral_move("review", "coordinator", {}),
+        event="referral.overdue",
+    ),
+    Spec(
+        "review",
+        lambda c, w: referral(c, w, urgency="emergency"),
+        timedelta(minutes=30),
+        2 * H,
+        _referral_move("review", "coordinator", {}),
+        event="referral.overdue",
+    ),
+    Spec(
+        "decision",
+        lambda c, w: referral(c, w, then=("review",)),
+        71 * H,
+        73 * H,
+        _referral_move("accept", "coordinator", {}),
+        event="referral.overdue",
+    ),
+    Spec(
+        "information",
+        lambda c, w: referral(c, w, then=("request-information",)),
+        6 * D,
+        8 * D,
+        _referral_move("information", "police", {"answer": "Found in Macau, near the port."}),
+        escalated=15 * D,
+        event="referral.overdue",
+    ),
     Spec("verification", lambda c, w: case_at(c, w, Stage.VERIFICATION), 13 * D, 15 * D, _move_on),
     Spec("travel_documents", lambda c, w: case_at(c, w, Stage.TRAVEL_DOCUMENTS), 13 * D, 15 * D, _move_on),
     Spec("travel_planning", lambda c, w: case_at(c, w, Stage.TRAVEL_PLANNING), 20 * D, 22 * D, _move_on),
     # departed today (the sample details): late from 3 days after the day of departure
     Spec("arrival", lambda c, w: case_at(c, w, Stage.IN_TRANSIT), 2 * D, 4 * D, _move_on),
     Spec("service_plan", lambda c, w: case_at(c, w, Stage.REHABILITATION), 6 * D, 8 * D, _plan_service),
-    Spec("follow_up", lambda c, w: case_at(c, w, Stage.FOLLOW_UP), 85 * D, 95 * D, _move_on,
-         escalated=190 * D, event="case.follow_up_due", marks_overdue=False),
+    Spec(
+        "follow_up",
+        lambda c, w: case_at(c, w, Stage.FOLLOW_UP),
+        85 * D,
+        95 * D,
+        _move_on,
+        escalated=190 * D,
+        event="case.follow_up_due",
+        marks_overdue=False,
+    ),
 ]
 IDS = [f"{s.deadline}-{s.early}" for s in SPECS]
 
 
 def _listed_overdue(client, world, subject: dict) -> bool:
-    page = client.get(f"/api/v1/{subject['kind']}?overdue=true&limit=200", headers=world.headers("coordinator"))
+    page = client.get(
+        f"/api/v1/{subject['kind']}?overdue=true&limit=200", headers=world.headers("coordinator")
+    )
     assert page.status_code == 200, page.get_json()
     return subject["id"] in {item["id"] for item in page.get_json()["items"]}
 
 
 def _items(session, subject: dict) -> list[OverdueItem]:
     session.expire_all()
-    return list(session.scalars(sa.select(OverdueItem).where(OverdueItem.reference == subject["reference"])
-                                .order_by(OverdueItem.level)))
+    return list(
+        session.scalars(
+            sa.select(OverdueItem)
+            .where(OverdueItem.reference == subject["reference"])
+            .order_by(OverdueItem.level)
+        )
+    )
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)
 def test_each_deadline_is_raised_once_escalated_once_and_cleared_by_its_answer(
-        spec, client, world, session, run_cli):
+    spec, client, world, session, run_cli
+):
     subject = spec.make(client, world)
     ref = subject["reference"]
     assert raised(run(run_cli, spec.early), ref) == []
@@ -150,10 +208,14 @@ def test_each_deadline_is_raised_once_escalated_once_and_cleared_by_its_answer(
     assert _listed_overdue(client, world, subject) is spec.marks_overdue
     outbox = session.scalars(sa.select(OutboxEvent).where(OutboxEvent.resource_id == items[0].id)).all()
     assert [(e.type.value, e.payload["deadline"], e.payload["level"]) for e in outbox] == [
-        (spec.event, spec.deadline, 1)]
+        (spec.event, spec.deadline, 1)
+    ]
     assert outbox[0].payload["late_by_seconds"] > 0
-    audits = session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "deadlines:item:raise",
-                                                         AuditEvent.resource_id == subject["id"])).all()
+    audits = session.scalars(
+        sa.select(AuditEvent).where(
+            AuditEvent.action == "deadlines:item:raise", AuditEvent.resource_id == subject["id"]
+        )
+    ).all()
     assert len(audits) == 1
     if spec.escalated is not None:
         assert raised(run(run_cli, spec.escalated), ref) == [(spec.deadline, 2)]
@@ -166,20 +228,29 @@ def test_each_deadline_is_raised_once_escalated_once_and_cleared_by_its_answer(
     assert not _listed_overdue(client, world, subject)
     # the wait is over: not raised again (the next wait, of another deadline, may be)
     assert spec.deadline not in [d for d, _ in raised(run(run_cli, spec.escalated or spec.late), ref)]
-    assert [(i.deadline.value, i.cleared_at is not None) for i in _items(session, subject)
-            if i.deadline.value == spec.deadline] == [(spec.deadline, True)] * (2 if spec.escalated else 1)
+    assert [
+        (i.deadline.value, i.cleared_at is not None)
+        for i in _items(session, subject)
+        if i.deadline.value == spec.deadline
+    ] == [(spec.deadline, True)] * (2 if spec.escalated else 1)
 
 
-@pytest.mark.parametrize("spec", [s for s in SPECS if s.is_case], ids=[i for s, i in zip(SPECS, IDS) if s.is_case])
+@pytest.mark.parametrize(
+    "spec", [s for s in SPECS if s.is_case], ids=[i for s, i in zip(SPECS, IDS, strict=True) if s.is_case]
+)
 def test_a_case_on_hold_is_not_raised_until_resumed(spec, client, world, session, run_cli):
     subject = spec.make(client, world)
-    held = client.post(f"/api/v1/cases/{subject['id']}/hold", json={"reason": "Witness in a trial abroad"},
-                       headers=world.headers("coordinator"))
+    held = client.post(
+        f"/api/v1/cases/{subject['id']}/hold",
+        json={"reason": "Witness in a trial abroad"},
+        headers=world.headers("coordinator"),
+    )
     assert held.status_code == 200, held.get_json()
     assert raised(run(run_cli, spec.escalated or spec.late), subject["reference"]) == []
     assert _items(session, subject) == []
-    resumed = client.post(f"/api/v1/cases/{subject['id']}/resume", json={},
-                          headers=world.headers("coordinator"))
+    resumed = client.post(
+        f"/api/v1/cases/{subject['id']}/resume", json={}, headers=world.headers("coordinator")
+    )
     assert resumed.status_code == 200, resumed.get_json()
     assert raised(run(run_cli, spec.late), subject["reference"]) == [(spec.deadline, 1)]
 
@@ -201,8 +272,9 @@ def test_time_on_hold_pauses_the_clock_and_is_recorded(client, world, session, r
 
 def test_a_dry_run_raises_nothing(client, world, session, run_cli):
     subject = referral(client, world, urgency="emergency")
-    result = run_cli("deadlines", "run", "--dry-run", "--json", "--now",
-                     (datetime.now(UTC) + 2 * H).isoformat())
+    result = run_cli(
+        "deadlines", "run", "--dry-run", "--json", "--now", (datetime.now(UTC) + 2 * H).isoformat()
+    )
     assert result.exit_code == 0, result.output
     assert raised(json.loads(result.output), subject["reference"]) == [("review", 1)]
     assert _items(session, subject) == []
@@ -226,7 +298,9 @@ def test_the_overdue_filter_pages_by_keyset(client, world, run_cli):
         if not cursor:
             break
     assert sorted(seen) == sorted(s["id"] for s in made)
-    not_overdue = client.get("/api/v1/referrals?overdue=false", headers=world.headers("coordinator")).get_json()
+    not_overdue = client.get(
+        "/api/v1/referrals?overdue=false", headers=world.headers("coordinator")
+    ).get_json()
     assert not {s["id"] for s in made} & {item["id"] for item in not_overdue["items"]}
     bad = client.get("/api/v1/referrals?overdue=maybe", headers=world.headers("coordinator"))
     assert bad.status_code == 422 and "overdue" in bad.get_json()["errors"]

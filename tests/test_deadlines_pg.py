@@ -34,8 +34,17 @@ def test_two_workers_evaluating_at_once_raise_each_item_once(backend, tmp_path):
             with db.sessionmaker() as session:
                 overdue = bare_count(session, now=now, settings=settings)
             assert overdue > 100
-            workers = [Worker(db.sessionmaker, worker_id=f"w{i}", claim_seconds=60, allow_http_loopback=False,
-                              clock=lambda: now, periodic=periodic_tasks(settings)) for i in (1, 2)]
+            workers = [
+                Worker(
+                    db.sessionmaker,
+                    worker_id=f"w{i}",
+                    claim_seconds=60,
+                    allow_http_loopback=False,
+                    clock=lambda: now,
+                    periodic=periodic_tasks(settings),
+                )
+                for i in (1, 2)
+            ]
             assert [t.name for t in workers[0].periodic] == ["deadlines"]
             start = threading.Barrier(2)
             failures: list[BaseException] = []
@@ -56,12 +65,18 @@ def test_two_workers_evaluating_at_once_raise_each_item_once(backend, tmp_path):
                 t.join(timeout=120)
             assert failures == []
             with db.sessionmaker() as session:
-                keys = session.execute(sa.select(OverdueItem.subject_id, OverdueItem.deadline,
-                                                 OverdueItem.level)).all()
+                keys = session.execute(
+                    sa.select(OverdueItem.subject_id, OverdueItem.deadline, OverdueItem.level)
+                ).all()
                 assert len(keys) == len(set(keys)) == overdue
                 types = session.scalars(sa.select(OutboxEvent.type)).all()
-                assert len(types) == overdue and set(types) <= {EventType.CASE_OVERDUE, EventType.CASE_FOLLOW_UP_DUE}
-                raised = session.scalar(sa.select(sa.func.count()).where(AuditEvent.action == "deadlines:item:raise"))
+                assert len(types) == overdue and set(types) <= {
+                    EventType.CASE_OVERDUE,
+                    EventType.CASE_FOLLOW_UP_DUE,
+                }
+                raised = session.scalar(
+                    sa.select(sa.func.count()).where(AuditEvent.action == "deadlines:item:raise")
+                )
                 assert raised == overdue
                 assert audit.verify(session).ok  # the chain is whole: the two steps queued on its head
         finally:

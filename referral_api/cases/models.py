@@ -85,8 +85,10 @@ class Case(IdMixin, TimestampMixin, Base):
         sa.Index("ix_cases_opened", "opened_at", "id"),
         sa.Index("ix_cases_stage_opened", "stage", "opened_at", "id"),
         # The deadlines evaluation reads only these columns of the waits it finds (index-only on PostgreSQL).
-        sa.Index("ix_cases_stage_clock", "stage", "clock_since",
-                 postgresql_include=["id", "reference", "stage_since", "held_seconds", "on_hold", "erased_at"]),
+        sa.Index(
+            "ix_cases_stage_clock", "stage", "clock_since",
+            postgresql_include=["id", "reference", "stage_since", "held_seconds", "on_hold", "erased_at"],
+        ),
     )
 
     def move_to(self, target: Stage, *, occurred_at: datetime, details: dict[str, Any]) -> tuple[Stage, Move]:

@@ -31,8 +31,10 @@ def run(now_text: str | None, dry_run: bool, as_json: bool) -> None:
     report = evaluate.run(get_session(), now=now, settings=current_app.config["SETTINGS"], dry_run=dry_run)
     verb = "would raise" if dry_run else "raised"
     lines = [f"{verb}: {len(report['raised'])}, cleared: {report['cleared']}"]
-    lines += [f"  {r['reference']} {r['deadline']} level {r['level']}, late by {r['late_by_seconds']} s"
-              for r in report["raised"]]
+    lines += [
+        f"  {r['reference']} {r['deadline']} level {r['level']}, late by {r['late_by_seconds']} s"
+        for r in report["raised"]
+    ]
     emit(report, as_json=as_json, text="\n".join(lines))
 
 

@@ -6,17 +6,22 @@ level is an escalation: the same wait is raised once more, to whom that level na
 starts when it entered its status; a case's clock is `Case.clock_since` (when it entered its stage, or
 for `in_transit` the day of departure), moved later by every hold, so a case on hold waits for nobody.
 
-| deadline | waits in | after (setting, default) | told |
+| deadline | waits in | after (setting: default) | told |
 | --- | --- | --- | --- |
-| review | referral `submitted` | DEADLINE_REVIEW_HOURS 24; `urgent` ..._URGENT_HOURS 4; `emergency` ..._EMERGENCY_HOURS 1 | MGEC |
-| decision | referral `under_review` | DEADLINE_DECISION_HOURS 72 | MGEC |
-| information | referral `information_requested` | DEADLINE_INFORMATION_REMINDER_DAYS 7; escalation ..._ESCALATION_DAYS 14 | partner and MGEC; then MGEC |
-| verification | case `verification` | DEADLINE_VERIFICATION_DAYS 14 | MGEC and participants |
-| travel_documents | case `travel_documents` | DEADLINE_TRAVEL_DOCUMENTS_DAYS 14 | MGEC and participants |
-| travel_planning | case `travel_planning` | DEADLINE_TRAVEL_PLANNING_DAYS 21 | MGEC and participants |
-| arrival | case `in_transit` (from `departed_on`) | DEADLINE_ARRIVAL_DAYS 3 | MGEC and participants |
-| service_plan | case `rehabilitation` with no service planned | DEADLINE_SERVICE_PLAN_DAYS 7 | MGEC and participants |
-| follow_up | case `follow_up` | DEADLINE_FOLLOW_UP_MONTHS 3,6,12 (one visit each) | MGEC and participants |
+| review | referral `submitted` | DEADLINE_REVIEW_HOURS: 24, | MGEC |
+| | | `urgent` DEADLINE_REVIEW_URGENT_HOURS: 4, | |
+| | | `emergency` DEADLINE_REVIEW_EMERGENCY_HOURS: 1 | |
+| decision | referral `under_review` | DEADLINE_DECISION_HOURS: 72 | MGEC |
+| information | referral `information_requested` | DEADLINE_INFORMATION_REMINDER_DAYS: 7 | partner, MGEC |
+| | (escalation) | DEADLINE_INFORMATION_ESCALATION_DAYS: 14 | MGEC |
+| verification | case `verification` | DEADLINE_VERIFICATION_DAYS: 14 | case |
+| travel_documents | case `travel_documents` | DEADLINE_TRAVEL_DOCUMENTS_DAYS: 14 | case |
+| travel_planning | case `travel_planning` | DEADLINE_TRAVEL_PLANNING_DAYS: 21 | case |
+| arrival | case `in_transit` (from `departed_on`) | DEADLINE_ARRIVAL_DAYS: 3 | case |
+| service_plan | case `rehabilitation`, no service | DEADLINE_SERVICE_PLAN_DAYS: 7 | case |
+| follow_up | case `follow_up` | DEADLINE_FOLLOW_UP_MONTHS: 3,6,12 (a visit each) | case |
+
+"case": MGEC and every participant of the case.
 
 A wait is answered by the move that ends it (any change of status or stage), and `service_plan` also
 by a service recorded for the case. `follow_up` raises `case.follow_up_due`, a visit due, and does
@@ -140,18 +145,36 @@ TABLE: tuple[Rule, ...] = (
     _review("deadline_review_hours", Urgency.ROUTINE),
     _review("deadline_review_urgent_hours", Urgency.URGENT),
     _review("deadline_review_emergency_hours", Urgency.EMERGENCY),
-    Rule(_D.DECISION, _R, _RS.UNDER_REVIEW, _E.REFERRAL_OVERDUE,
-         (Level(1, "deadline_decision_hours", _U.HOURS, _T.MGEC),)),
-    Rule(_D.INFORMATION, _R, _RS.INFORMATION_REQUESTED, _E.REFERRAL_OVERDUE, (
-        Level(1, "deadline_information_reminder_days", _U.DAYS, _T.SUBMITTER),
-        Level(2, "deadline_information_escalation_days", _U.DAYS, _T.MGEC),
-    )),
+    Rule(
+        _D.DECISION,
+        _R,
+        _RS.UNDER_REVIEW,
+        _E.REFERRAL_OVERDUE,
+        (Level(1, "deadline_decision_hours", _U.HOURS, _T.MGEC),),
+    ),
+    Rule(
+        _D.INFORMATION,
+        _R,
+        _RS.INFORMATION_REQUESTED,
+        _E.REFERRAL_OVERDUE,
+        (
+            Level(1, "deadline_information_reminder_days", _U.DAYS, _T.SUBMITTER),
+            Level(2, "deadline_information_escalation_days", _U.DAYS, _T.MGEC),
+        ),
+    ),
     _case(_D.VERIFICATION, _S.VERIFICATION, "deadline_verification_days"),
     _case(_D.TRAVEL_DOCUMENTS, _S.TRAVEL_DOCUMENTS, "deadline_travel_documents_days"),
     _case(_D.TRAVEL_PLANNING, _S.TRAVEL_PLANNING, "deadline_travel_planning_days"),
     _case(_D.ARRIVAL, _S.IN_TRANSIT, "deadline_arrival_days"),
     _case(_D.SERVICE_PLAN, _S.REHABILITATION, "deadline_service_plan_days", needs_service=True),
-    Rule(_D.FOLLOW_UP, _C, _S.FOLLOW_UP, _E.CASE_FOLLOW_UP_DUE,
-         tuple(Level(n, "deadline_follow_up_months", _U.MONTHS, _T.CASE) for n in range(1, FOLLOW_UP_VISITS + 1)),
-         marks_overdue=False),
+    Rule(
+        _D.FOLLOW_UP,
+        _C,
+        _S.FOLLOW_UP,
+        _E.CASE_FOLLOW_UP_DUE,
+        tuple(
+            Level(n, "deadline_follow_up_months", _U.MONTHS, _T.CASE) for n in range(1, FOLLOW_UP_VISITS + 1)
+        ),
+        marks_overdue=False,
+    ),
 )

@@ -57,7 +57,7 @@ class ReportSummary(Resource):
 @ns.route("/deadlines")
 class ReportDeadlines(Resource):
     @ns.doc(params=doc_query(DeadlinesArgsSchema))
-    @ns.response(200, "Decisions in time by month, median days in each stage; small cells suppressed", _deadlines)
+    @ns.response(200, "Decisions in time by month, days in each stage; small cells suppressed", _deadlines)
     @documents(401, 403, 422)
     @require_scope(Scope.REPORTS_READ)
     def get(self):

@@ -13,6 +13,7 @@ each stage. Plain columns only (nothing is decrypted); small cells suppressed as
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
@@ -47,13 +48,16 @@ def _in_time(settings: Settings, urgency: Any, submitted_at: datetime, decided_a
     return decided_at <= decision.due(review.due(submitted_at, settings), settings)
 
 
-def decisions(session: Session, *, settings: Settings, k: int, date_from: date | None,
-              date_to: date | None) -> list[dict[str, Any]]:
+def decisions(
+    session: Session, *, settings: Settings, k: int, date_from: date | None, date_to: date | None
+) -> list[dict[str, Any]]:
     """Per month of decision: decided, in time, late and the share in time (suppressed where small)."""
     rows = session.execute(
         sa.select(Referral.urgency, Referral.submitted_at, Referral.decided_at).where(
             Referral.status.in_([ReferralStatus.ACCEPTED, ReferralStatus.REJECTED]),
-            Referral.decided_at.is_not(None), *_bounds(Referral.decided_at, date_from, date_to))
+            Referral.decided_at.is_not(None),
+            *_bounds(Referral.decided_at, date_from, date_to),
+        )
     ).all()
     months: dict[str, dict[str, int]] = defaultdict(lambda: {IN_TIME: 0, LATE: 0})
     for urgency, submitted_at, decided_at in rows:
@@ -65,18 +69,22 @@ def decisions(session: Session, *, settings: Settings, k: int, date_from: date |
         decided = cells[IN_TIME] + cells[LATE]
         hidden, total_hidden = suppress({(n,): v for n, v in cells.items()}, k=k, total=decided)
         shown = {n: None if (n,) in hidden else v for n, v in cells.items()}
-        out.append({
-            "month": month,
-            "decided": None if total_hidden else decided,
-            "in_time": shown[IN_TIME],
-            "late": shown[LATE],
-            "share_in_time": round(cells[IN_TIME] / decided, 3) if not hidden and decided else None,
-            "suppressed": sorted(n for n, v in shown.items() if v is None),
-        })
+        out.append(
+            {
+                "month": month,
+                "decided": None if total_hidden else decided,
+                "in_time": shown[IN_TIME],
+                "late": shown[LATE],
+                "share_in_time": round(cells[IN_TIME] / decided, 3) if not hidden and decided else None,
+                "suppressed": sorted(n for n, v in shown.items() if v is None),
+            }
+        )
     return out
 
 
-def stage_days(session: Session, *, k: int, date_from: date | None, date_to: date | None) -> list[dict[str, Any]]:
+def stage_days(
+    session: Session, *, k: int, date_from: date | None, date_to: date | None
+) -> list[dict[str, Any]]:
     """Median days of a completed stay in each open stage, from the timeline's moves."""
     rows = session.execute(
         sa.select(CaseEvent.case_id, CaseEvent.to_stage, CaseEvent.occurred_at)
@@ -85,7 +93,7 @@ def stage_days(session: Session, *, k: int, date_from: date | None, date_to: dat
     ).all()
     start, end = (datetime.combine(d, time(), UTC) if d else None for d in (date_from, date_to))
     stays: dict[Any, list[float]] = defaultdict(list)
-    for (case_id, stage, began), (next_case, _, ended) in zip(rows, rows[1:], strict=False):
+    for (case_id, stage, began), (next_case, _, ended) in itertools.pairwise(rows):
         if next_case != case_id or stage is None:
             continue
         if (start and began < start) or (end and began >= end + timedelta(days=1)):
@@ -95,13 +103,19 @@ def stage_days(session: Session, *, k: int, date_from: date | None, date_to: dat
     for stage in OPEN:
         days = stays.get(stage, [])
         enough = len(days) >= k
-        out.append({"stage": stage.value, "median_days": round(statistics.median(days), 1) if enough else None,
-                    "suppressed": bool(days) and not enough})
+        out.append(
+            {
+                "stage": stage.value,
+                "median_days": round(statistics.median(days), 1) if enough else None,
+                "suppressed": bool(days) and not enough,
+            }
+        )
     return out
 
 
-def report(session: Session, *, settings: Settings, k: int, date_from: date | None,
-           date_to: date | None) -> dict[str, Any]:
+def report(
+    session: Session, *, settings: Settings, k: int, date_from: date | None, date_to: date | None
+) -> dict[str, Any]:
     """The deadlines report: decisions in time by month, median days in each stage."""
     return {
         "from": date_from.isoformat() if date_from else None,
