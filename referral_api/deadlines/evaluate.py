@@ -203,13 +203,17 @@ def _answered() -> sa.ColumnElement[bool]:
         .scalar_subquery()
     )
     period = sa.case((OverdueItem.subject == Subject.REFERRAL, referral_period), else_=case_period)
-    service = sa.exists().where(
-        CaseService.case_id == OverdueItem.subject_id, CaseService.status != ServiceStatus.DECLINED
+    # probed only for the items of a deadline a service answers (not a hash of every service)
+    service = (
+        sa.select(CaseService.id)
+        .where(CaseService.case_id == OverdueItem.subject_id, CaseService.status != ServiceStatus.DECLINED)
+        .limit(1)
+        .scalar_subquery()
     )
     service_rules = {r.deadline for r in TABLE if r.needs_service}
     return sa.or_(
         period.is_distinct_from(OverdueItem.period_start),
-        sa.and_(OverdueItem.deadline.in_(service_rules), service),
+        sa.and_(OverdueItem.deadline.in_(service_rules), service.is_not(None)),
     )
 
 
