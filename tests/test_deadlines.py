@@ -4,6 +4,7 @@ escalated once where the table has a second level."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Callable
@@ -16,8 +17,10 @@ import sqlalchemy as sa
 from referral_api.audit.models import AuditEvent
 from referral_api.cases.models import Case
 from referral_api.cases.stages import ORDER, Stage
+from referral_api.config import ConfigError, Settings
 from referral_api.deadlines.models import OverdueItem
 from referral_api.events import OutboxEvent
+from referral_api.webhooks import visibility as webhook_visibility
 from tests.case_helpers import details_for, open_case, transition
 from tests.referral_data import referral_body
 
@@ -304,3 +307,37 @@ def test_the_overdue_filter_pages_by_keyset(client, world, run_cli):
     assert not {s["id"] for s in made} & {item["id"] for item in not_overdue["items"]}
     bad = client.get("/api/v1/referrals?overdue=maybe", headers=world.headers("coordinator"))
     assert bad.status_code == 422 and "overdue" in bad.get_json()["errors"]
+
+
+def test_an_unanswered_question_reminds_the_partner_then_escalates_to_mgec_only(
+    client, world, session, run_cli
+):
+    subject = referral(client, world, then=("request-information",))
+    run(run_cli, 8 * D)
+    run(run_cli, 15 * D)
+    reminder, escalation = _items(session, subject)
+    told = {
+        i.level: webhook_visibility.audience(session, "overdue_item", i.id) for i in (reminder, escalation)
+    }
+    assert told == {1: {world.orgs["mgec"].id, world.orgs["police"].id}, 2: {world.orgs["mgec"].id}}
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DEADLINE_INFORMATION_ESCALATION_DAYS": "7"}, "DEADLINE_INFORMATION_ESCALATION_DAYS"),
+        ({"DEADLINE_FOLLOW_UP_MONTHS": "6,3"}, "DEADLINE_FOLLOW_UP_MONTHS"),
+        ({"DEADLINE_REVIEW_HOURS": "0"}, "DEADLINE_REVIEW_HOURS"),
+    ],
+)
+def test_deadline_settings_are_checked(env, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)
+
+
+def test_a_setting_moves_its_deadline(client, world, run_cli, app, monkeypatch):
+    settings = dataclasses.replace(app.config["SETTINGS"], deadline_review_urgent_hours=10)
+    monkeypatch.setitem(app.config, "SETTINGS", settings)
+    subject = referral(client, world, urgency="urgent")
+    assert raised(run(run_cli, 5 * H), subject["reference"]) == []
+    assert raised(run(run_cli, 11 * H), subject["reference"]) == [("review", 1)]

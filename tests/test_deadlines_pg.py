@@ -53,7 +53,8 @@ def test_two_workers_evaluating_at_once_raise_each_item_once(backend, tmp_path):
                 start.wait()
                 try:
                     # the step logs and swallows a failing task; run it bare too, to see any failure
-                    worker.periodic[0].run(worker.sessions(), now)
+                    with worker.sessions() as session:
+                        worker.periodic[0].run(session, now)
                     worker.step()
                 except BaseException as exc:  # noqa: BLE001  (reported below)
                     failures.append(exc)
