@@ -89,10 +89,6 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     api.init_app(app)
     app.extensions["referral_api.api"] = api
 
-    from . import prune
-
-    # The webhook worker runs the pruning too; it gets it from here, as webhooks/ stands below prune.py.
-    app.extensions["referral_api.prune"] = prune.housekeeping(app)
 
     from .cli import register_part_commands
 

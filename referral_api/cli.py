@@ -6,6 +6,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,15 @@ def emit(payload: Any, *, as_json: bool, text: str | None = None) -> None:
 
 def json_option(fn: Callable) -> Callable:
     return click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")(fn)
+
+
+def parse_now(text: str | None, *, param_hint: str = "--now") -> datetime:
+    """The `--now` of a command: an ISO date or time (UTC when it names no zone), else the real now."""
+    try:
+        now = datetime.fromisoformat(text) if text else datetime.now(UTC)
+    except ValueError:
+        raise click.BadParameter("not an ISO date or time", param_hint=param_hint) from None
+    return now.replace(tzinfo=UTC) if now.tzinfo is None else now
 
 
 def domain_command(fn: Callable) -> Callable:
@@ -172,6 +182,9 @@ def register_part_commands() -> None:
     from .reports.cli import retention_group
 
     cli.add_command(retention_group)
+    from .deadlines.cli import deadlines_group
+
+    cli.add_command(deadlines_group)
     from .demo import demo_group
 
     cli.add_command(demo_group)
@@ -185,4 +198,4 @@ def main() -> None:
     cli.main(prog_name="referral-api", obj=ScriptInfo(create_app=_create_app, set_debug_flag=False))
 
 
-__all__ = ["cli", "domain_command", "emit", "get_session", "json_option", "main"]
+__all__ = ["cli", "domain_command", "emit", "get_session", "json_option", "main", "parse_now"]

@@ -52,6 +52,14 @@ def _non_negative_int(name: str, raw: str) -> int:
     return value
 
 
+def _increasing_ints(name: str, raw: str) -> tuple[int, ...]:
+    parts = [p.strip() for p in raw.split(",") if p.strip()]
+    values = tuple(_positive_int(name, p) for p in parts)
+    if not values or list(values) != sorted(set(values)):
+        raise ConfigError(f"{name} must be whole numbers in increasing order, such as 3,6,12; got {raw!r}")
+    return values
+
+
 def _environment(name: str, raw: str) -> Environment:
     try:
         return Environment(raw.strip().lower())
@@ -114,6 +122,22 @@ class Settings:
     webhooks_test_visibility_module: str = _setting("WEBHOOKS_TEST_VISIBILITY_MODULE", _text, "")
     webhook_attempt_retention_days: int = _setting("WEBHOOK_ATTEMPT_RETENTION_DAYS", _positive_int, 30)
     prune_interval_seconds: int = _setting("PRUNE_INTERVAL_SECONDS", _positive_int, 3600)
+    # Deadlines (deadlines/table.py): how long each wait may last before it is raised as overdue.
+    deadline_review_hours: int = _setting("DEADLINE_REVIEW_HOURS", _positive_int, 24)
+    deadline_review_urgent_hours: int = _setting("DEADLINE_REVIEW_URGENT_HOURS", _positive_int, 4)
+    deadline_review_emergency_hours: int = _setting("DEADLINE_REVIEW_EMERGENCY_HOURS", _positive_int, 1)
+    deadline_decision_hours: int = _setting("DEADLINE_DECISION_HOURS", _positive_int, 72)
+    deadline_information_reminder_days: int = _setting("DEADLINE_INFORMATION_REMINDER_DAYS", _positive_int, 7)
+    deadline_information_escalation_days: int = _setting(
+        "DEADLINE_INFORMATION_ESCALATION_DAYS", _positive_int, 14)
+    deadline_verification_days: int = _setting("DEADLINE_VERIFICATION_DAYS", _positive_int, 14)
+    deadline_travel_documents_days: int = _setting("DEADLINE_TRAVEL_DOCUMENTS_DAYS", _positive_int, 14)
+    deadline_travel_planning_days: int = _setting("DEADLINE_TRAVEL_PLANNING_DAYS", _positive_int, 21)
+    deadline_arrival_days: int = _setting("DEADLINE_ARRIVAL_DAYS", _positive_int, 3)
+    deadline_service_plan_days: int = _setting("DEADLINE_SERVICE_PLAN_DAYS", _positive_int, 7)
+    deadline_follow_up_months: tuple[int, ...] = _setting(
+        "DEADLINE_FOLLOW_UP_MONTHS", _increasing_ints, (3, 6, 12))
+    deadlines_every_seconds: int = _setting("DEADLINES_EVERY_SECONDS", _positive_int, 300)
     swagger_ui: bool = _setting("SWAGGER_UI", _bool, True)
     debug: bool = _setting("REFERRAL_API_DEBUG", _bool, False)
     log_level: str = _setting("LOG_LEVEL", _text, "INFO")
@@ -145,6 +169,10 @@ class Settings:
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ConfigError(
                 f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {self.log_level!r}"
+            )
+        if self.deadline_information_escalation_days <= self.deadline_information_reminder_days:
+            raise ConfigError(
+                "DEADLINE_INFORMATION_ESCALATION_DAYS must be greater than DEADLINE_INFORMATION_REMINDER_DAYS"
             )
         if self.is_production:
             if self.debug:

@@ -34,6 +34,9 @@ class EventType(StrEnum):
     CASE_PARTICIPANT_REMOVED = "case.participant_removed"
     CASE_CONSENT_CHANGED = "case.consent_changed"
     SERVICE_UPDATED = "service.updated"
+    REFERRAL_OVERDUE = "referral.overdue"
+    CASE_OVERDUE = "case.overdue"
+    CASE_FOLLOW_UP_DUE = "case.follow_up_due"
     WEBHOOK_PING = "webhook.ping"
 
 
@@ -43,6 +46,7 @@ THIN_KEYS = frozenset(
         "id", "reference", "external_reference", "status", "previous_status", "stage", "previous_stage",
         "on_hold", "referral_id", "referral_reference", "case_id", "case_reference", "service_id", "kind",
         "organisation_id", "role", "reason_code", "occurred_at", "closure_reason",
+        "deadline", "level", "due_at", "late_by_seconds",
     }
 )
 _THIN_VALUE_TYPES = (str, int, bool, uuid.UUID, datetime, date, type(None))

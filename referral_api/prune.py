@@ -16,8 +16,8 @@ Safe while serving: rows go in small batches, each its own short transaction, an
 another transaction holds are skipped (`SKIP LOCKED`), never waited for. Run from cron, or let the
 webhook worker (`referral-api webhooks work`) run it every PRUNE_INTERVAL_SECONDS.
 
-This module stands above auth/ and webhooks/ (it reads their tables); the worker gets it through
-`app.extensions["referral_api.prune"]`, so webhooks/ never imports it.
+This module stands above auth/ and webhooks/ (it reads their tables); it registers its step with the
+worker (`webhooks.worker.register_periodic`), so webhooks/ never imports it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 import click
 import sqlalchemy as sa
@@ -37,6 +36,7 @@ from .cli import domain_command, emit, json_option
 from .config import Settings
 from .db import database, utcnow
 from .idempotency import IdempotencyKey
+from .webhooks import worker
 from .webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,14 @@ def prune_command(dry_run: bool, as_json: bool) -> None:
          text=f"{verb}: " + ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in counts.items()))
 
 
-def housekeeping(app: Any) -> Callable[[], dict[str, int]]:
-    """What the webhook worker calls every PRUNE_INTERVAL_SECONDS (see webhooks/cli.py)."""
-    settings = app.config["SETTINGS"]
-    return lambda: run(database(app).sessionmaker, settings=settings)
+def _periodic(settings: Settings) -> worker.PeriodicTask:
+    """The pruning as a step of the webhook worker, every PRUNE_INTERVAL_SECONDS."""
+
+    def step(_session: Session, now: datetime) -> None:
+        # each kind in its own sessions, batch by batch, as the command does
+        run(database().sessionmaker, settings=settings, now=now)
+
+    return worker.PeriodicTask("prune", float(settings.prune_interval_seconds), step)
+
+
+worker.register_periodic("prune", _periodic)

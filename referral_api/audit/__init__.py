@@ -1,6 +1,6 @@
 """The hash-chained audit trail: `record()` in the caller's transaction, `verify()`, signed checkpoints."""
 
 from .actions import AuditAction, Outcome
-from .services import VerifyResult, list_events, record, verify
+from .services import VerifyResult, list_events, record, record_many, verify
 
-__all__ = ["AuditAction", "Outcome", "VerifyResult", "list_events", "record", "verify"]
+__all__ = ["AuditAction", "Outcome", "VerifyResult", "list_events", "record", "record_many", "verify"]

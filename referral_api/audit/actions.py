@@ -72,5 +72,7 @@ class AuditAction(StrEnum):
     WEBHOOK_SUBSCRIPTION_PING = "webhooks:subscription:ping"
     WEBHOOK_DELIVERY_REDELIVER = "webhooks:delivery:redeliver"
     WEBHOOK_SECRET_ROTATE = "webhooks:secret:rotate"
+    # deadlines/
+    DEADLINE_RAISE = "deadlines:item:raise"
     # reports/
     REPORT_EXPORT = "reports:report:export"

@@ -60,6 +60,42 @@ def record(
     `actor` has optional `organisation_id`, `client_id`, `user_id` attributes, or is None for the
     system and the command line. `details` is JSON without personal data (ids, counts, reasons).
     """
+    return record_many(session, [{"actor": actor, "action": action, "resource_type": resource_type,
+                                  "resource_id": resource_id, "outcome": outcome, "details": details}])[0]
+
+
+def record_many(session: Session, entries: list[dict[str, Any]]) -> list[AuditEvent]:
+    """Append several audit events (each the keyword arguments of `record()`): one lock, one flush."""
+    if not entries:
+        return []
+    _lock_chain_head(session)
+    head = session.execute(
+        sa.select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+    ).first()
+    seq, prev_hash = (head.seq, head.hash) if head else (0, GENESIS_HASH)
+    made = []
+    for entry in entries:
+        seq += 1
+        event = _event(seq=seq, prev_hash=prev_hash, **entry)
+        prev_hash = event.hash
+        made.append(event)
+    session.add_all(made)
+    # Flushed now so that a later record() in this transaction reads these events as the head.
+    session.flush()
+    return made
+
+
+def _event(
+    *,
+    seq: int,
+    prev_hash: str,
+    actor: Any,
+    action: AuditAction | str,
+    resource_type: str,
+    resource_id: Any = None,
+    outcome: Outcome | str = Outcome.SUCCESS,
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
     action = AuditAction(action)
     outcome = Outcome(outcome)
     if details is not None:
@@ -68,13 +104,9 @@ def record(
         # Hash exactly what the JSON column will give back (UUIDs and dates as strings, tuples as lists).
         details = json.loads(json.dumps(details, default=str))
     org, client, user = _actor_ids(actor)
-    _lock_chain_head(session)
-    head = session.execute(
-        sa.select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
-    ).first()
     event = AuditEvent(
         id=uuid.uuid4(),
-        seq=(head.seq if head else 0) + 1,
+        seq=seq,
         occurred_at=utcnow(),
         organisation_id=org,
         client_id=client,
@@ -85,12 +117,9 @@ def record(
         outcome=outcome,
         request_id=g.get("request_id") if has_request_context() else None,
         details=details,
-        prev_hash=head.hash if head else GENESIS_HASH,
+        prev_hash=prev_hash,
     )
     event.hash = event.compute_hash()
-    session.add(event)
-    # Flushed now so that a second record() in this transaction reads this event as the head.
-    session.flush()
     return event
 
 

@@ -8,7 +8,7 @@ the case's own free text (hold reason, timeline notes, service notes) is sealed 
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 from enum import StrEnum
 from typing import Any
 
@@ -19,6 +19,7 @@ from ..db import Base, IdMixin, TimestampMixin, UTCDateTime, enum_column, utcnow
 from ..errors import Conflict, IllegalTransition
 from ..privacy import EncryptedRecordMixin, encrypted_column
 from .stages import (
+    CLOCK_FROM_DETAIL,
     KEY_DATE_OF_DETAIL,
     MOVES,
     ClosureReason,
@@ -27,6 +28,10 @@ from .stages import (
     Stage,
     allowed_targets,
 )
+
+
+def _clock_default(context: Any) -> datetime:
+    return context.get_current_parameters().get("stage_since") or utcnow()
 
 
 class Case(IdMixin, TimestampMixin, Base):
@@ -54,6 +59,12 @@ class Case(IdMixin, TimestampMixin, Base):
     )
     on_hold_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     hold_reason = encrypted_column()
+    # The clock of the current stage (deadlines/): when it started, moved later by each hold's length,
+    # so that "overdue" is one comparison with a constant. held_seconds: the time on hold in this stage.
+    clock_since: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=_clock_default)
+    held_seconds: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0, server_default="0")
+    # Set by `referral-api deadlines run` when a deadline of this stage passed; cleared by the next move.
+    overdue_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     closure_reason: Mapped[ClosureReason | None] = mapped_column(enum_column(ClosureReason, "closure_reason"))
     # When the last recorded thing happened: a new move may not be dated before it.
     last_occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -73,6 +84,11 @@ class Case(IdMixin, TimestampMixin, Base):
     __table_args__ = (
         sa.Index("ix_cases_opened", "opened_at", "id"),
         sa.Index("ix_cases_stage_opened", "stage", "opened_at", "id"),
+        # The deadlines evaluation reads only these columns of the waits it finds (index-only on PostgreSQL).
+        sa.Index(
+            "ix_cases_stage_clock", "stage", "clock_since",
+            postgresql_include=["id", "reference", "stage_since", "held_seconds", "on_hold", "erased_at"],
+        ),
     )
 
     def move_to(self, target: Stage, *, occurred_at: datetime, details: dict[str, Any]) -> tuple[Stage, Move]:
@@ -85,6 +101,9 @@ class Case(IdMixin, TimestampMixin, Base):
             )
         previous = self.stage
         self.stage, self.stage_since, self.last_occurred_at = target, occurred_at, occurred_at
+        clock_day = details.get(CLOCK_FROM_DETAIL.get(target, ""))
+        self.clock_since = datetime.combine(clock_day, time(), UTC) if clock_day else occurred_at
+        self.held_seconds, self.overdue_since = 0, None
         for detail, column in KEY_DATE_OF_DETAIL.items():
             if detail in details:
                 setattr(self, column, details[detail])
@@ -105,6 +124,11 @@ class Case(IdMixin, TimestampMixin, Base):
     def resume(self, *, occurred_at: datetime) -> None:
         if not self.on_hold:
             raise Conflict("The case is not on hold.", extra={"on_hold": False})
+        # Only the part of the hold inside the current stage pauses its clock.
+        held = occurred_at - max(self.on_hold_since or occurred_at, self.stage_since)
+        if held.total_seconds() > 0:
+            self.held_seconds += int(held.total_seconds())
+            self.clock_since += held
         self.on_hold, self.on_hold_since, self.hold_reason = False, None, None
         self.last_occurred_at = occurred_at
 

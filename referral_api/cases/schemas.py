@@ -122,6 +122,7 @@ class CaseListArgs(_Strict):
     stage = _enum(Stage)
     on_hold = ma.fields.Boolean()
     participant = ma.fields.UUID(metadata={"description": "an organisation id taking part"})
+    overdue = ma.fields.Boolean(metadata={"description": "true: only those past a deadline"})
     limit = ma.fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
     cursor = ma.fields.String(validate=validate.Length(max=512))
 

@@ -217,6 +217,9 @@ def list_for(
         query = query.where(Case.stage == args["stage"])
     if args.get("on_hold") is not None:
         query = query.where(Case.on_hold == args["on_hold"])
+    if args.get("overdue") is not None:
+        overdue = Case.overdue_since.is_not(None)
+        query = query.where(overdue if args["overdue"] else ~overdue)
     if args.get("participant") is not None:
         query = query.where(
             Case.id.in_(

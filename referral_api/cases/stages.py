@@ -194,3 +194,7 @@ KEY_DATE_OF_DETAIL = {
     "departed_on": "departed_on",
     "arrived_on": "arrived_on",
 }
+
+# The clock of a stage (deadlines/) starts when the case moved into it, except where the move records
+# the day the wait really began: the journey home is late 3 days after `departed_on`.
+CLOCK_FROM_DETAIL = {Stage.IN_TRANSIT: "departed_on"}

@@ -68,6 +68,8 @@ class Referral(IdMixin, TimestampMixin, EncryptedRecordMixin, Base):
     submitted_by_user_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
     status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    # Set by `referral-api deadlines run` when a deadline of this status passed; cleared by the next move.
+    overdue_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     # person: encrypted, except what reports count (sex, age band, minority, nationality)
     family_name = encrypted_column()
@@ -131,6 +133,7 @@ class Referral(IdMixin, TimestampMixin, EncryptedRecordMixin, Base):
         sa.Index("ix_referrals_submitted", "submitted_at", "id"),
         sa.Index("ix_referrals_org_submitted", "submitted_by_organisation_id", "submitted_at", "id"),
         sa.Index("ix_referrals_status_submitted", "status", "submitted_at", "id"),
+        sa.Index("ix_referrals_status_changed", "status", "status_changed_at"),
         sa.UniqueConstraint(
             "submitted_by_organisation_id", "external_reference", name="uq_referrals_org_external_reference"
         ),
@@ -152,6 +155,7 @@ class Referral(IdMixin, TimestampMixin, EncryptedRecordMixin, Base):
         previous = self.status
         self.status = move.target
         self.status_changed_at = now
+        self.overdue_since = None
         return previous
 
     def link_case(self, case_id: uuid.UUID) -> None:

@@ -164,6 +164,7 @@ class ReferralListArgs(ma.Schema):
     identified_country = Country()
     submitted_after = instant_field()
     urgency = _enum(Urgency)
+    overdue = ma.fields.Boolean(metadata={"description": "true: only those past a deadline"})
     limit = ma.fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
     cursor = ma.fields.String(validate=validate.Length(max=512))
 

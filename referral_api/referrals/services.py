@@ -272,6 +272,9 @@ def list_for(
             query = query.where(getattr(Referral, name) == args[name])
     if args.get("submitted_after") is not None:
         query = query.where(Referral.submitted_at > args["submitted_after"])
+    if args.get("overdue") is not None:
+        overdue = Referral.overdue_since.is_not(None)
+        query = query.where(overdue if args["overdue"] else ~overdue)
     if args.get("cursor"):
         at, rid = decode_cursor(args["cursor"], size=2)
         try:

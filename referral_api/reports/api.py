@@ -8,12 +8,22 @@ from flask_restx import Namespace, Resource
 from ..access import Scope, current_actor, require_scope
 from ..db import get_session
 from ..http import doc_model, doc_query, error_docs, load, query_args
-from . import export, retention, summary
-from .schemas import ErasedSchema, EraseInSchema, ExportArgsSchema, SummaryArgsSchema, SummarySchema
+from . import export, retention, summary, timeliness
+from .schemas import (
+    DeadlinesArgsSchema,
+    DeadlinesReportSchema,
+    ErasedSchema,
+    EraseInSchema,
+    ExportArgsSchema,
+    SummaryArgsSchema,
+    SummarySchema,
+)
 
 ns = Namespace("reports", description="Anonymised reports (small cells suppressed)", path="/api/v1/reports")
 
 _summary = doc_model(ns, SummarySchema, "ReportSummary")
+_deadlines = doc_model(ns, DeadlinesReportSchema, "ReportDeadlines")
+_deadlines_out = DeadlinesReportSchema()
 documents = error_docs(
     ns,
     {
@@ -42,6 +52,25 @@ class ReportSummary(Resource):
         )
         k = current_app.config["SETTINGS"].report_min_cell
         return summary.summary(get_session(), query, k=k)
+
+
+@ns.route("/deadlines")
+class ReportDeadlines(Resource):
+    @ns.doc(params=doc_query(DeadlinesArgsSchema))
+    @ns.response(200, "Decisions in time by month, days in each stage; small cells suppressed", _deadlines)
+    @documents(401, 403, 422)
+    @require_scope(Scope.REPORTS_READ)
+    def get(self):
+        """Share of referrals decided within their deadline, by month; median days in each stage.
+
+        Counts from 1 to REPORT_MIN_CELL - 1 are null and named in `suppressed` (with what would reveal
+        them); a stage's median over fewer than REPORT_MIN_CELL stays is null.
+        """
+        args = query_args(DeadlinesArgsSchema())
+        settings = current_app.config["SETTINGS"]
+        return _deadlines_out.dump(timeliness.report(
+            get_session(), settings=settings, k=settings.report_min_cell,
+            date_from=args["date_from"], date_to=args["date_to"]))
 
 
 erasure_ns = Namespace(

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import click
 from flask import current_app
 
-from ..cli import domain_command, emit, json_option
+from ..cli import domain_command, emit, json_option, parse_now
 from ..db import get_session
 from . import retention
 
@@ -24,12 +22,7 @@ def retention_group() -> None:
 @domain_command
 def run(dry_run: bool, now_text: str | None, as_json: bool) -> None:
     """Crypto-shred the personal data of rejected or withdrawn referrals and closed cases past their time."""
-    try:
-        now = datetime.fromisoformat(now_text) if now_text else datetime.now(UTC)
-    except ValueError:
-        raise click.BadParameter("not an ISO date or time", param_hint="--now") from None
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=UTC)
+    now = parse_now(now_text)
     settings = current_app.config["SETTINGS"]
     limits = retention.Limits(settings.retention_rejected_days, settings.retention_closed_years)
     report = retention.run(get_session(), now=now, limits=limits, dry_run=dry_run)

@@ -56,6 +56,45 @@ class SummaryArgsSchema(ma.Schema):
             raise ma.ValidationError("`from` is after `to`.", field_name="from")
 
 
+class DeadlinesArgsSchema(ma.Schema):
+    """`GET /api/v1/reports/deadlines` parameters; unknown ones are refused."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    date_from = ma.fields.Date(data_key="from", load_default=None,
+                               metadata={"description": "first day (of the decision; of the stay's start)"})
+    date_to = ma.fields.Date(data_key="to", load_default=None,
+                             metadata={"description": "last day (of the decision; of the stay's start)"})
+
+    _ordered = SummaryArgsSchema._ordered
+
+
+class DecisionMonthSchema(ma.Schema):
+    month = ma.fields.String(metadata={"description": "YYYY-MM of the decision"})
+    decided = ma.fields.Integer(allow_none=True)
+    in_time = ma.fields.Integer(allow_none=True)
+    late = ma.fields.Integer(allow_none=True)
+    share_in_time = ma.fields.Float(allow_none=True)
+    suppressed = ma.fields.List(ma.fields.String())
+
+
+class StageDaysSchema(ma.Schema):
+    stage = ma.fields.String()
+    median_days = ma.fields.Float(allow_none=True)
+    suppressed = ma.fields.Boolean()
+
+
+class DeadlinesReportSchema(ma.Schema):
+    """Referrals decided within their deadline by month; median days of a stay in each stage."""
+
+    date_from = ma.fields.String(data_key="from", allow_none=True)
+    date_to = ma.fields.String(data_key="to", allow_none=True)
+    min_cell = ma.fields.Integer()
+    decisions = ma.fields.List(ma.fields.Nested(DecisionMonthSchema))
+    stage_days = ma.fields.List(ma.fields.Nested(StageDaysSchema))
+
+
 class DurationSchema(ma.Schema):
     median_days = ma.fields.Float(allow_none=True)
     p90_days = ma.fields.Float(allow_none=True)

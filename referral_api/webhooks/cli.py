@@ -7,7 +7,7 @@ from flask import current_app
 
 from ..cli import domain_command
 from ..db import database
-from .worker import Worker, default_worker_id
+from .worker import Worker, default_worker_id, periodic_tasks
 
 
 @click.group("webhooks")
@@ -24,8 +24,10 @@ def webhooks_group() -> None:
 def work(once: bool, worker_id: str | None, poll_interval: float) -> None:
     """Fan out the outbox and deliver webhooks (several may run on PostgreSQL; one on SQLite).
 
-    SIGTERM finishes the delivery in progress, releases this worker's claims and exits. Every
-    PRUNE_INTERVAL_SECONDS (and at start) it also runs `referral-api prune`.
+    Also runs the periodic steps other parts register: the deadlines evaluation every
+    DEADLINES_EVERY_SECONDS and `referral-api prune` every PRUNE_INTERVAL_SECONDS (both at start too).
+
+    SIGTERM finishes the delivery in progress, releases this worker's claims and exits.
     """
     settings = current_app.config["SETTINGS"]
     worker = Worker(
@@ -34,8 +36,7 @@ def work(once: bool, worker_id: str | None, poll_interval: float) -> None:
         claim_seconds=settings.webhooks_claim_seconds,
         allow_http_loopback=settings.webhooks_allow_http_loopback,
         poll_interval=poll_interval,
-        housekeeping=current_app.extensions.get("referral_api.prune"),
-        housekeeping_every=settings.prune_interval_seconds,
+        periodic=periodic_tasks(settings),
     )
     worker.install_signal_handlers()
     click.echo(f"webhook worker {worker.worker_id} started", err=True)

@@ -1,5 +1,9 @@
 """The delivery worker: fan out the outbox, then deliver what is due, until told to stop.
 
+Parts above webhooks/ may have the worker run a step of theirs every so often (the deadlines
+evaluation, say), so that one process serves both: `register_periodic(name, make)` at import time,
+where `make(settings)` gives a `PeriodicTask`; `referral-api webhooks work` passes them all in.
+
 SIGTERM or SIGINT stops it gracefully: the delivery in progress is finished and recorded, this
 worker's claims are released, and it exits. A worker killed outright loses nothing: its claim
 expires (WEBHOOKS_CLAIM_SECONDS) and another worker, or the next start, delivers again.
@@ -13,17 +17,41 @@ import random
 import signal
 import socket
 import threading
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..config import Settings
 from ..db import utcnow
 from . import delivery, fanout, transport
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PeriodicTask:
+    """A step run every `every` seconds by each worker: `run(session, now)` commits its own work."""
+
+    name: str
+    every: float
+    run: Callable[[Session, datetime], object]
+
+
+_periodic: dict[str, Callable[[Settings], PeriodicTask]] = {}
+
+
+def register_periodic(name: str, make: Callable[[Settings], PeriodicTask]) -> None:
+    """Have `referral-api webhooks work` run the task `make(settings)` gives (parts above register)."""
+    _periodic[name] = make
+
+
+def periodic_tasks(settings: Settings) -> list[PeriodicTask]:
+    return [make(settings) for make in _periodic.values()]
 
 
 def default_worker_id() -> str:
@@ -36,8 +64,7 @@ class Worker:
     def __init__(self, sessions: sessionmaker[Session], *, worker_id: str, claim_seconds: int,
                  allow_http_loopback: bool, poll_interval: float = 1.0,
                  clock: Callable[[], datetime] = utcnow, send: delivery.Sender = transport.post,
-                 rng: random.Random | None = None, housekeeping: Callable[[], object] | None = None,
-                 housekeeping_every: float = 3600.0) -> None:
+                 rng: random.Random | None = None, periodic: Sequence[PeriodicTask] = ()) -> None:
         self.sessions = sessions
         self.worker_id = worker_id
         self.claim_seconds = claim_seconds
@@ -47,10 +74,8 @@ class Worker:
         self.send = send
         self.rng = rng or random.Random()  # noqa: S311  (back-off jitter, not a secret)
         self.stopping = threading.Event()
-        # pruning of what expired (prune.py), run at start and then every `housekeeping_every` seconds
-        self.housekeeping = housekeeping
-        self.housekeeping_every = housekeeping_every
-        self._housekept_at: datetime | None = None
+        self.periodic = tuple(periodic)
+        self._next_run = dict.fromkeys((task.name for task in self.periodic), 0.0)
 
     def stop(self, *_: Any) -> None:
         """Finish the delivery in progress, then stop (also the SIGTERM handler)."""
@@ -60,6 +85,7 @@ class Worker:
         """Fan out what is new, then deliver everything due; returns how many attempts were made."""
         attempts = 0
         with self.sessions() as session:
+            self._run_periodic(session)
             while fanout.fan_out(session, now=self.clock()):
                 if self.stopping.is_set():
                     return attempts
@@ -73,27 +99,23 @@ class Worker:
                 attempts += 1
         return attempts
 
-    def housekeep(self) -> bool:
-        """Run the housekeeping when it is due; whether it ran. A failure is logged, never fatal."""
-        now = self.clock()
-        if self.housekeeping is None or (
-            self._housekept_at is not None
-            and (now - self._housekept_at).total_seconds() < self.housekeeping_every
-        ):
-            return False
-        self._housekept_at = now
-        try:
-            self.housekeeping()
-        except Exception:  # the database went away, say: the next round tries again
-            log.exception("webhook worker housekeeping failed", extra={"worker_id": self.worker_id})
-        return True
+    def _run_periodic(self, session: Session) -> None:
+        """Run the periodic tasks that are due; one failing is logged and does not stop delivery."""
+        for task in self.periodic:
+            if self.stopping.is_set() or time.monotonic() < self._next_run[task.name]:
+                continue
+            self._next_run[task.name] = time.monotonic() + task.every
+            try:
+                task.run(session, self.clock())
+            except Exception:
+                session.rollback()
+                log.exception("periodic task failed", extra={"worker_id": self.worker_id, "task": task.name})
 
     def run(self, *, once: bool = False) -> None:
         """Work until stopped (or, with `once`, until nothing is due)."""
         log.info("webhook worker started", extra={"worker_id": self.worker_id})
         try:
             while not self.stopping.is_set():
-                self.housekeep()
                 try:
                     did = self.step()
                 except Exception:  # the database went away, say: log, wait, try again

@@ -1,0 +1,180 @@
+"""The deadlines (issue 17) as one table: what waits, from when, how long, and who is told.
+
+Each row: the record that waits (a referral in a status, a case in a stage), the event raised when the
+wait is too long, and its levels: after how long (the setting that says so) and who is told. A later
+level is an escalation: the same wait is raised once more, to whom that level names. A referral's clock
+starts when it entered its status; a case's clock is `Case.clock_since` (when it entered its stage, or
+for `in_transit` the day of departure), moved later by every hold, so a case on hold waits for nobody.
+
+| deadline | waits in | after (setting: default) | told |
+| --- | --- | --- | --- |
+| review | referral `submitted` | DEADLINE_REVIEW_HOURS: 24, | MGEC |
+| | | `urgent` DEADLINE_REVIEW_URGENT_HOURS: 4, | |
+| | | `emergency` DEADLINE_REVIEW_EMERGENCY_HOURS: 1 | |
+| decision | referral `under_review` | DEADLINE_DECISION_HOURS: 72 | MGEC |
+| information | referral `information_requested` | DEADLINE_INFORMATION_REMINDER_DAYS: 7 | partner, MGEC |
+| | (escalation) | DEADLINE_INFORMATION_ESCALATION_DAYS: 14 | MGEC |
+| verification | case `verification` | DEADLINE_VERIFICATION_DAYS: 14 | case |
+| travel_documents | case `travel_documents` | DEADLINE_TRAVEL_DOCUMENTS_DAYS: 14 | case |
+| travel_planning | case `travel_planning` | DEADLINE_TRAVEL_PLANNING_DAYS: 21 | case |
+| arrival | case `in_transit` (from `departed_on`) | DEADLINE_ARRIVAL_DAYS: 3 | case |
+| service_plan | case `rehabilitation`, no service | DEADLINE_SERVICE_PLAN_DAYS: 7 | case |
+| follow_up | case `follow_up` | DEADLINE_FOLLOW_UP_MONTHS: 3,6,12 (a visit each) | case |
+
+"case": MGEC and every participant of the case.
+
+A wait is answered by the move that ends it (any change of status or stage), and `service_plan` also
+by a service recorded for the case. `follow_up` raises `case.follow_up_due`, a visit due, and does
+not mark the case overdue.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from ..cases.stages import Stage
+from ..config import Settings
+from ..events import EventType
+from ..referrals.states import ReferralStatus
+from ..referrals.vocab import Urgency
+
+
+class Deadline(StrEnum):
+    REVIEW = "review"
+    DECISION = "decision"
+    INFORMATION = "information"
+    VERIFICATION = "verification"
+    TRAVEL_DOCUMENTS = "travel_documents"
+    TRAVEL_PLANNING = "travel_planning"
+    ARRIVAL = "arrival"
+    SERVICE_PLAN = "service_plan"
+    FOLLOW_UP = "follow_up"
+
+
+class Subject(StrEnum):
+    REFERRAL = "referral"
+    CASE = "case"
+
+
+class Told(StrEnum):
+    """Who hears of an overdue item: always within who may see the record (DOMAIN.md)."""
+
+    MGEC = "mgec"
+    SUBMITTER = "submitter"  # the referring partner, and MGEC
+    CASE = "case"  # MGEC and every participant of the case
+
+
+class Unit(StrEnum):
+    HOURS = "hours"
+    DAYS = "days"
+    MONTHS = "months"
+
+
+def add_months(at: datetime, months: int) -> datetime:
+    """`at` moved by whole calendar months (the day kept, or the month's last day)."""
+    index = at.month - 1 + months
+    year, month = at.year + index // 12, index % 12 + 1
+    return at.replace(year=year, month=month, day=min(at.day, calendar.monthrange(year, month)[1]))
+
+
+@dataclass(frozen=True)
+class Level:
+    number: int
+    setting: str  # the Settings field holding the length (for months: a list, one level per entry)
+    unit: Unit
+    told: Told
+
+    def after(self, settings: Settings) -> int:
+        value = getattr(settings, self.setting)
+        return value[self.number - 1] if isinstance(value, tuple) else value
+
+    def due(self, clock: datetime, settings: Settings) -> datetime:
+        """When a wait whose clock started at `clock` reaches this level."""
+        amount = self.after(settings)
+        if self.unit is Unit.MONTHS:
+            return add_months(clock, amount)
+        return clock + timedelta(**{self.unit.value: amount})
+
+    def latest_clock(self, now: datetime, settings: Settings) -> datetime:
+        """The latest clock start whose wait has reached this level at `now`."""
+        amount = self.after(settings)
+        if self.unit is Unit.MONTHS:
+            return add_months(now, -amount)
+        return now - timedelta(**{self.unit.value: amount})
+
+
+@dataclass(frozen=True)
+class Rule:
+    deadline: Deadline
+    subject: Subject
+    state: ReferralStatus | Stage
+    event: EventType
+    levels: tuple[Level, ...]
+    urgency: Urgency | None = None  # a referral rule for one urgency only
+    needs_service: bool = False  # also answered by a service recorded for the case
+    marks_overdue: bool = True  # sets `overdue_since` on the record (a visit due does not)
+
+    def levels_in(self, settings: Settings) -> tuple[Level, ...]:
+        """The levels the settings give (a list setting: as many as it has entries)."""
+        return tuple(lv for lv in self.levels if lv.number <= _entries(getattr(settings, lv.setting)))
+
+
+def _entries(value: int | tuple[int, ...]) -> int:
+    return len(value) if isinstance(value, tuple) else 1_000_000
+
+
+_D, _R, _C, _T, _U = Deadline, Subject.REFERRAL, Subject.CASE, Told, Unit
+_RS, _S, _E = ReferralStatus, Stage, EventType
+# Follow-up visits: one level per entry of DEADLINE_FOLLOW_UP_MONTHS (up to this many).
+FOLLOW_UP_VISITS = 12
+
+
+def _case(deadline: Deadline, stage: Stage, setting: str, **kw: bool) -> Rule:
+    return Rule(deadline, _C, stage, _E.CASE_OVERDUE, (Level(1, setting, _U.DAYS, _T.CASE),), **kw)
+
+
+def _review(setting: str, urgency: Urgency) -> Rule:
+    level = Level(1, setting, _U.HOURS, _T.MGEC)
+    return Rule(_D.REVIEW, _R, _RS.SUBMITTED, _E.REFERRAL_OVERDUE, (level,), urgency=urgency)
+
+
+TABLE: tuple[Rule, ...] = (
+    _review("deadline_review_hours", Urgency.ROUTINE),
+    _review("deadline_review_urgent_hours", Urgency.URGENT),
+    _review("deadline_review_emergency_hours", Urgency.EMERGENCY),
+    Rule(
+        _D.DECISION,
+        _R,
+        _RS.UNDER_REVIEW,
+        _E.REFERRAL_OVERDUE,
+        (Level(1, "deadline_decision_hours", _U.HOURS, _T.MGEC),),
+    ),
+    Rule(
+        _D.INFORMATION,
+        _R,
+        _RS.INFORMATION_REQUESTED,
+        _E.REFERRAL_OVERDUE,
+        (
+            Level(1, "deadline_information_reminder_days", _U.DAYS, _T.SUBMITTER),
+            Level(2, "deadline_information_escalation_days", _U.DAYS, _T.MGEC),
+        ),
+    ),
+    _case(_D.VERIFICATION, _S.VERIFICATION, "deadline_verification_days"),
+    _case(_D.TRAVEL_DOCUMENTS, _S.TRAVEL_DOCUMENTS, "deadline_travel_documents_days"),
+    _case(_D.TRAVEL_PLANNING, _S.TRAVEL_PLANNING, "deadline_travel_planning_days"),
+    _case(_D.ARRIVAL, _S.IN_TRANSIT, "deadline_arrival_days"),
+    _case(_D.SERVICE_PLAN, _S.REHABILITATION, "deadline_service_plan_days", needs_service=True),
+    Rule(
+        _D.FOLLOW_UP,
+        _C,
+        _S.FOLLOW_UP,
+        _E.CASE_FOLLOW_UP_DUE,
+        tuple(
+            Level(n, "deadline_follow_up_months", _U.MONTHS, _T.CASE) for n in range(1, FOLLOW_UP_VISITS + 1)
+        ),
+        marks_overdue=False,
+    ),
+)

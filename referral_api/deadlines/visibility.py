@@ -1,0 +1,39 @@
+"""Who hears of an overdue item (for webhooks): within who may see its record, whom its level names.
+
+A referral's item goes to MGEC, and to the referring partner only where the level says so (the
+reminder of an unanswered information request); a case's item to MGEC and every participant, the
+same as the case's own events.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ..access import MGEC_KIND
+from ..cases import visibility as case_visibility
+from ..organisations.models import Organisation
+from ..referrals import visibility as referral_visibility
+from ..webhooks import visibility as webhook_visibility
+from .evaluate import RESOURCE
+from .models import OverdueItem
+from .table import Subject, Told
+
+
+def organisations_told(session: Session, item_id: uuid.UUID) -> set[uuid.UUID]:
+    """The organisations an overdue item's event reaches."""
+    item = session.get(OverdueItem, item_id)
+    if item is None:
+        return set()
+    if item.subject is Subject.CASE:
+        return case_visibility.organisations_seeing(session, item.subject_id)
+    seeing = referral_visibility.organisations_seeing(session, item.subject_id)
+    if item.told is Told.SUBMITTER:
+        return seeing
+    mgec = set(session.scalars(sa.select(Organisation.id).where(Organisation.kind == MGEC_KIND)))
+    return seeing & mgec
+
+
+webhook_visibility.register(RESOURCE, organisations_told)
