@@ -144,3 +144,34 @@ def test_20_concurrent_placements_into_5_free_beds_make_exactly_5(fresh):
             sa.select(sa.func.count()).select_from(CaseService).where(CaseService.shelter_id == shelter.id)
         )
         assert taken == 6
+
+
+@pytest.mark.postgres_only
+def test_a_capacity_cut_racing_placements_never_leaves_a_shelter_over_capacity(fresh):
+    from referral_api.cases import shelters
+
+    app, db, actor = fresh
+    case_ids = _new_cases(db, N)
+    with db.sessionmaker() as s:
+        shelter = Shelter(id=uuid.uuid4(), name="Darkhan shelter", city="Darkhan", capacity=10)
+        s.add(shelter)
+        s.commit()
+
+    def work(s, i):
+        if i == N // 2:  # one admin cuts the capacity to 5 while 19 placements arrive
+            shelters.update_shelter(s, actor, str(shelter.id), {"capacity": 5})
+        else:
+            placement = {
+                "kind": ServiceKind.SHELTER, "shelter_id": shelter.id, "status": ServiceStatus.PLANNED
+            }
+            care.add_service(s, actor, str(case_ids[i]), placement)
+
+    outcome = _race(app, db, work)
+    assert outcome["other"] == []
+    with db.sessionmaker() as s:
+        capacity = s.get(Shelter, shelter.id).capacity
+        taken = s.scalar(
+            sa.select(sa.func.count()).select_from(CaseService).where(CaseService.shelter_id == shelter.id)
+        )
+    assert taken <= capacity
+    assert outcome["won"] == taken + (1 if capacity == 5 else 0)
