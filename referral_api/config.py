@@ -99,6 +99,8 @@ class Settings:
     webhook_secret_overlap_hours: int = _setting("WEBHOOK_SECRET_OVERLAP_HOURS", _positive_int, 24)
     webhooks_claim_seconds: int = _setting("WEBHOOKS_CLAIM_SECONDS", _positive_int, 120)
     webhooks_test_visibility_module: str = _setting("WEBHOOKS_TEST_VISIBILITY_MODULE", _text, "")
+    documents_path: str = _setting("DOCUMENTS_PATH", _text, "")
+    document_max_mb: int = _setting("DOCUMENT_MAX_MB", _positive_int, 20)
     swagger_ui: bool = _setting("SWAGGER_UI", _bool, True)
     debug: bool = _setting("REFERRAL_API_DEBUG", _bool, False)
     log_level: str = _setting("LOG_LEVEL", _text, "INFO")

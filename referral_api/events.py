@@ -34,6 +34,7 @@ class EventType(StrEnum):
     CASE_PARTICIPANT_REMOVED = "case.participant_removed"
     CASE_CONSENT_CHANGED = "case.consent_changed"
     SERVICE_UPDATED = "service.updated"
+    DOCUMENT_ADDED = "document.added"
     WEBHOOK_PING = "webhook.ping"
 
 

@@ -53,6 +53,10 @@ class AuditAction(StrEnum):
     SERVICE_UPDATE = "cases:service:update"
     CONSENT_GIVE = "cases:consent:give"
     CONSENT_WITHDRAW = "cases:consent:withdraw"
+    # documents/
+    DOCUMENT_ADD = "documents:document:add"
+    DOCUMENT_DOWNLOAD = "documents:document:download"
+    DOCUMENT_DELETE = "documents:document:delete"
     # privacy/
     PRIVACY_KEY_ROTATE = "privacy:key:rotate"
     PRIVACY_RECORD_ERASE = "privacy:record:erase"
