@@ -39,7 +39,7 @@ def read_upload() -> tuple[dict[str, str], Upload]:
     """The form fields and the file of a multipart/form-data request; 413 over DOCUMENT_MAX_MB."""
     parser = FormDataParser(
         stream_factory=_in_memory,
-        max_form_memory_size=16 * 1024,
+        max_form_memory_size=256 * 1024,  # above the parser's 64 KiB reads: it counts its buffer too
         max_content_length=max_body_bytes(),
         silent=False,
         max_form_parts=8,
