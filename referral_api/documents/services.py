@@ -37,6 +37,11 @@ def _require(actor: Actor, needed: set[Scope]) -> None:
         raise InsufficientScope(needed)
 
 
+def _beyond_status(parent: Parent) -> None:
+    if not parent.staff and not parent.personal_view:
+        raise Forbidden("Your view of this referral is its status only: its documents are not yours to see.")
+
+
 def _data_key(session: Session, parent: Parent) -> tuple[uuid.UUID, bytes]:
     """The parent's data key (410 when erased); a parent without one gets one now (caller commits)."""
     if parent.erased:
@@ -82,8 +87,7 @@ def add(
     """Seal `upload` with the parent's data key into the store and record it (audited, `document.added`)."""
     _require(actor, WRITE_SCOPES[parent_type])
     parent = load_parent(session, actor, parent_type, ref, for_update=True)
-    if not parent.staff and not parent.personal_view:
-        raise Forbidden("Your view of this referral is its status only: you cannot add documents to it.")
+    _beyond_status(parent)
     if not may_see(actor, parent, kind, uploaded_by=actor.organisation_id):
         raise Forbidden(f"The person's consent does not cover your organisation for {kind.value} documents.")
     media_type = content.sniff(upload.data.getbuffer()[:64].tobytes())
@@ -129,6 +133,7 @@ def add(
 def list_for(session: Session, actor: Actor, parent_type: ParentType, ref: str) -> tuple[Parent, list[Document]]:
     """The documents of a parent the caller may see (metadata only), oldest first."""
     parent = load_parent(session, actor, parent_type, ref)
+    _beyond_status(parent)
     found = list(
         session.scalars(
             sa.select(Document)
