@@ -8,10 +8,11 @@ from werkzeug.datastructures import FileStorage
 
 from ..access import Scope, current_actor, require_scope
 from ..db import get_session
+from ..errors import PROBLEM_JSON
 from ..http import accepts_upload, doc_model, error_docs, load, with_etag
 from . import services
 from .content import ALLOWED
-from .models import DocumentKind, ParentType
+from .models import DocumentKind, MediaType, ParentType
 from .schemas import DocumentInSchema, DocumentListSchema, DocumentSchema
 from .storage import get_store
 from .upload import max_body_bytes, read_upload
@@ -81,7 +82,7 @@ for _parent in ParentType:
 @ns.route("/documents/<string:document_id>/content")
 @ns.param("document_id", "the document's id")
 class DocumentContent(Resource):
-    @ns.produces(["application/pdf", "image/jpeg", "image/png", "image/heic"])
+    @ns.produces([*(m.value for m in MediaType), PROBLEM_JSON])
     @ns.response(200, "The file, as an attachment with a generated name")
     @documents(401, 403, 404, 410)
     @require_scope(any_of=[Scope.REFERRALS_READ, Scope.CASES_READ])

@@ -14,7 +14,7 @@ from flask import current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
 
-from ..errors import InvalidPayload, MalformedRequest
+from ..errors import InvalidPayload, MalformedRequest, UnsupportedMediaType
 from .services import Upload
 
 MIB = 1024 * 1024
@@ -37,6 +37,11 @@ def _in_memory(*_args: Any, **_kwargs: Any) -> io.BytesIO:
 
 def read_upload() -> tuple[dict[str, str], Upload]:
     """The form fields and the file of a multipart/form-data request; 413 over DOCUMENT_MAX_MB."""
+    if request.mimetype != "multipart/form-data":
+        raise UnsupportedMediaType(
+            "This endpoint accepts multipart/form-data only.",
+            errors={"Content-Type": [f"unsupported media type {request.mimetype or 'none'!r}"]},
+        )
     parser = FormDataParser(
         stream_factory=_in_memory,
         max_form_memory_size=256 * 1024,  # above the parser's 64 KiB reads: it counts its buffer too
