@@ -47,7 +47,7 @@ def _referral(mgec, submitter_covered, submitter, other=404):
 BOTH, PLAIN = {"case_passport", "case_report"}, {"case_report"}
 REF_BOTH, REF_OWN = {"referral_passport", "referral_medical"}, {"referral_passport"}
 
-# route -> (method, path, scope, upload kind or None, expect(who, share_with) -> status or (status, doc names))
+# route -> (method, path, scope, upload kind or None, expect(who, share_with) -> status or (status, names))
 ROUTES = {
     "case_list": ("GET", "/api/v1/cases/{case}/documents", "cases:read", None,
                   _case((200, BOTH), (200, BOTH), (200, PLAIN))),
@@ -80,17 +80,20 @@ def scene_for(client, world):
         case_id = open_case(client, world, consent__share_with=share_with)
         add_participant(client, world, case_id, "embassy", "embassy")
         referral = client.post("/api/v1/referrals", json=referral_body(
-            external_reference="MO-PSP-2026-0500", consent__share_with=share_with), headers=world.headers("police"))
+            external_reference="MO-PSP-2026-0500", consent__share_with=share_with),
+            headers=world.headers("police"))
         assert referral.status_code == 201, referral.get_json()
         referral_id = referral.get_json()["id"]
+        def add(parent, parent_id, kind, who="coordinator"):
+            return upload_ok(client, world, parent, parent_id, pdf_bytes(), kind=kind, who=who)["id"]
+
         docs = {
             "case": case_id,
             "referral": referral_id,
-            "case_passport": upload_ok(client, world, "case", case_id, pdf_bytes(), kind="passport_copy")["id"],
-            "case_report": upload_ok(client, world, "case", case_id, pdf_bytes(), kind="police_report")["id"],
-            "referral_passport": upload_ok(client, world, "referral", referral_id, pdf_bytes(), who="police",
-                                           kind="passport_copy")["id"],
-            "referral_medical": upload_ok(client, world, "referral", referral_id, pdf_bytes(), kind="medical")["id"],
+            "case_passport": add("case", case_id, "passport_copy"),
+            "case_report": add("case", case_id, "police_report"),
+            "referral_passport": add("referral", referral_id, "passport_copy", who="police"),
+            "referral_medical": add("referral", referral_id, "medical"),
         }
         return docs
     return build

@@ -35,7 +35,8 @@ def written(backend, tmp_path):
             client = app.test_client()
             world = world_module.build(client, session)
             case_id = open_case(client, world)
-            upload_ok(client, world, "case", case_id, pdf_bytes(300_000), kind="passport_copy", note=NOTE_MARKER)
+            upload_ok(client, world, "case", case_id, pdf_bytes(300_000), kind="passport_copy",
+                      note=NOTE_MARKER)
             referral = client.post("/api/v1/referrals", json=referral_body(external_reference="MO-2"),
                                    headers=world.headers("police"))
             assert referral.status_code == 201, referral.get_json()

@@ -68,10 +68,12 @@ def test_after_erasure_of_the_case_downloads_are_410_and_no_key_left_opens_the_c
 
 
 def test_erasing_a_referral_discards_its_documents(client, world, app):
-    submitted = client.post("/api/v1/referrals", json=referral_body(), headers=world.headers("police")).get_json()
+    police = world.headers("police")
+    submitted = client.post("/api/v1/referrals", json=referral_body(), headers=police).get_json()
     meta = upload_ok(client, world, "referral", submitted["id"], pdf_bytes(), who="police")
     assert _stored_path(app, meta["id"]).exists()
-    erased = client.post(f"/api/v1/referrals/{submitted['id']}/erase", json=ERASE, headers=world.headers("admin"))
+    url = f"/api/v1/referrals/{submitted['id']}/erase"
+    erased = client.post(url, json=ERASE, headers=world.headers("admin"))
     assert erased.status_code == 200, erased.get_json()
     assert client.get(meta["content_url"], headers=world.headers("coordinator")).status_code == 410
     assert not _stored_path(app, meta["id"]).exists()
@@ -79,7 +81,8 @@ def test_erasing_a_referral_discards_its_documents(client, world, app):
 
 def test_uploading_to_an_erased_case_is_410(client, world):
     case_id = open_case(client, world)
-    assert client.post(f"/api/v1/cases/{case_id}/erase", json=ERASE, headers=world.headers("admin")).status_code == 200
+    erased = client.post(f"/api/v1/cases/{case_id}/erase", json=ERASE, headers=world.headers("admin"))
+    assert erased.status_code == 200
     assert upload(client, world, "case", case_id, pdf_bytes()).status_code == 410
 
 
@@ -90,7 +93,8 @@ PLAIN = bytes(range(256)) * 40 + MARKER  # 10 KiB: 10 chunks of 1 KiB and a shor
 
 
 def _frames(plain=PLAIN, doc=DOC) -> list[bytes]:
-    return list(sealing.seal_chunks(KEY, memoryview(plain), document_id=doc, data_key_id=DATA_KEY, chunk_size=1024))
+    return list(sealing.seal_chunks(KEY, memoryview(plain), document_id=doc, data_key_id=DATA_KEY,
+                                    chunk_size=1024))
 
 
 def _open(frames: list[bytes], doc=DOC) -> bytes:
@@ -108,9 +112,9 @@ def test_sealed_chunks_round_trip_and_hide_the_plaintext():
     "tamper",
     [
         lambda f: f[:-1],  # truncated at a chunk boundary: no last chunk
-        lambda f: f[:3] + [f[4], f[3]] + f[5:],  # two chunks swapped
-        lambda f: f + [f[0]],  # a chunk appended after the last
-        lambda f: f[:-1] + [f[-1][:-5]],  # the last chunk cut short
+        lambda f: [*f[:3], f[4], f[3], *f[5:]],  # two chunks swapped
+        lambda f: [*f, f[0]],  # a chunk appended after the last
+        lambda f: [*f[:-1], f[-1][:-5]],  # the last chunk cut short
         lambda f: [f[0][:20] + bytes([f[0][20] ^ 1]) + f[0][21:], *f[1:]],  # one bit flipped
         lambda f: f[:2] + _frames(doc=uuid.uuid4())[2:3] + f[3:],  # a chunk of another document
     ],

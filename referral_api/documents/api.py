@@ -1,4 +1,4 @@
-"""`/api/v1/{referrals,cases}/{id}/documents` and `/api/v1/documents/{id}`: HTTP in, one service call, HTTP out."""
+"""Documents of referrals and cases, `/api/v1/documents/{id}`: HTTP in, one service call, HTTP out."""
 
 from __future__ import annotations
 
@@ -63,9 +63,10 @@ def _register(parent_type: ParentType) -> None:
                          headers={"Location": f"/api/v1/documents/{document.id}/content"})
 
     get.__doc__ = f"The documents of a {parent_type.value} you may see (metadata; personal kinds by consent)."
-    post.__doc__ = (f"Add a document to a {parent_type.value} (multipart/form-data): sealed with the record's "
-                    "data key; images lose their metadata, PDFs are stored as sent.")
-    get = documents(401, 403, 404)(ns.response(200, "The documents", _documents)(require_scope(read_scope)(get)))
+    post.__doc__ = (f"Add a document to a {parent_type.value} (multipart/form-data): sealed with the "
+                    "record's data key; images lose their metadata, PDFs are stored as sent.")
+    get = ns.response(200, "The documents", _documents)(require_scope(read_scope)(get))
+    get = documents(401, 403, 404)(get)
     post = require_scope(any_of=write_scopes)(post)
     post = ns.response(201, "Added; Location is the content's URL", _document)(post)
     post = documents(401, 403, 404, 410, 422)(ns.expect(_upload)(post))
@@ -88,7 +89,9 @@ class DocumentContent(Resource):
     @require_scope(any_of=[Scope.REFERRALS_READ, Scope.CASES_READ])
     def get(self, document_id):
         """Download a document (audited): Content-Disposition attachment, nosniff, a generated file name."""
-        document, chunks = services.open_content(get_session(), current_actor(), document_id, store=get_store())
+        document, chunks = services.open_content(
+            get_session(), current_actor(), document_id, store=get_store()
+        )
         return Response(
             chunks,
             mimetype=document.media_type.value,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable
+
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session

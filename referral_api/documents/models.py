@@ -24,7 +24,9 @@ class DocumentKind(StrEnum):
 
 
 # Never shown to a partner whose kind of organisation the person's consent does not cover.
-PERSONAL_KINDS = frozenset({DocumentKind.PASSPORT_COPY, DocumentKind.IDENTIFICATION_PHOTO, DocumentKind.MEDICAL})
+PERSONAL_KINDS = frozenset(
+    {DocumentKind.PASSPORT_COPY, DocumentKind.IDENTIFICATION_PHOTO, DocumentKind.MEDICAL}
+)
 
 
 class MediaType(StrEnum):

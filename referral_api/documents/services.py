@@ -130,7 +130,9 @@ def add(
     return document, parent
 
 
-def list_for(session: Session, actor: Actor, parent_type: ParentType, ref: str) -> tuple[Parent, list[Document]]:
+def list_for(
+    session: Session, actor: Actor, parent_type: ParentType, ref: str
+) -> tuple[Parent, list[Document]]:
     """The documents of a parent the caller may see (metadata only), oldest first."""
     parent = load_parent(session, actor, parent_type, ref)
     _beyond_status(parent)

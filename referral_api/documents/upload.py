@@ -63,7 +63,8 @@ def read_upload() -> tuple[dict[str, str], Upload]:
     data = uploaded[0].stream
     size = data.getbuffer().nbytes
     if size > max_file_bytes():
-        raise RequestEntityTooLarge(f"The file is larger than DOCUMENT_MAX_MB ({max_file_bytes() // MIB} MB).")
+        limit = max_file_bytes() // MIB
+        raise RequestEntityTooLarge(f"The file is larger than DOCUMENT_MAX_MB ({limit} MB).")
     if size == 0:
         raise InvalidPayload(errors={"file": ["the file is empty"]})
     data.seek(0)
