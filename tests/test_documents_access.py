@@ -145,3 +145,18 @@ def test_the_content_route_needs_the_parents_read_scope(client, world):
     answer = client.get(meta["content_url"], headers=world.headers("hotline", "referrals:read"))
     assert answer.status_code == 403 and "insufficient_scope" in answer.headers["WWW-Authenticate"]
     assert client.get(meta["content_url"], headers=world.headers("hotline", "cases:read")).status_code == 200
+
+
+def test_withdrawing_consent_removes_access_to_personal_documents_at_once(client, world):
+    case_id = open_case(client, world)
+    add_participant(client, world, case_id, "embassy", "embassy")
+    passport = upload_ok(client, world, "case", case_id, pdf_bytes(), kind="passport_copy")
+    report = upload_ok(client, world, "case", case_id, pdf_bytes(), kind="travel_document")
+    assert client.get(passport["content_url"], headers=world.headers("embassy")).status_code == 200
+    changed = client.post(f"/api/v1/cases/{case_id}/consent", json={"share_with": []},
+                          headers=world.headers("coordinator"))
+    assert changed.status_code == 200, changed.get_json()
+    assert client.get(passport["content_url"], headers=world.headers("embassy")).status_code == 404
+    assert client.get(report["content_url"], headers=world.headers("embassy")).status_code == 200
+    listed = client.get(f"/api/v1/cases/{case_id}/documents", headers=world.headers("embassy")).get_json()
+    assert [d["id"] for d in listed["items"]] == [report["id"]]
