@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import io
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from referral_api import privacy
+from referral_api.cases.models import Case
 from referral_api.documents import sealing
 from referral_api.documents.models import Document
 from referral_api.privacy.crypto import DecryptionFailed
 from referral_api.privacy.keystore import unwrap
 from referral_api.privacy.models import DataKey
-from tests.case_helpers import open_case
+from tests.case_helpers import open_case, transition
 from tests.document_helpers import MARKER, pdf_bytes, upload, upload_ok
 from tests.referral_data import referral_body
 
@@ -84,6 +86,23 @@ def test_uploading_to_an_erased_case_is_410(client, world):
     erased = client.post(f"/api/v1/cases/{case_id}/erase", json=ERASE, headers=world.headers("admin"))
     assert erased.status_code == 200
     assert upload(client, world, "case", case_id, pdf_bytes()).status_code == 410
+
+
+def test_the_retention_run_discards_the_documents_of_what_it_erases(client, world, app, session, run_cli):
+    old_case = open_case(client, world, external_reference="P-OLD")
+    young_case = open_case(client, world, external_reference="P-YOUNG")
+    old = upload_ok(client, world, "case", old_case, pdf_bytes(), kind="consent_form")
+    young = upload_ok(client, world, "case", young_case, pdf_bytes(), kind="consent_form")
+    for case_id in (old_case, young_case):
+        transition(client, world, case_id, "closed", details={"closure_reason": "reintegrated"})
+    session.execute(sa.update(Case).where(Case.id == uuid.UUID(old_case))
+                    .values(closed_at=datetime.now(UTC) - timedelta(days=6 * 366)))
+    session.commit()
+    result = run_cli("retention", "run", "--json")
+    assert result.exit_code == 0, result.output
+    assert not _stored_path(app, old["id"]).exists() and _stored_path(app, young["id"]).exists()
+    assert client.get(old["content_url"], headers=world.headers("coordinator")).status_code == 410
+    assert client.get(young["content_url"], headers=world.headers("coordinator")).status_code == 200
 
 
 # ---- the sealing itself -------------------------------------------------------------------------------
