@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import errors, observability, privacy, webhooks
 from .config import Settings
 from .db import Database
+from .documents import storage as documents_storage
 from .http import check_request_body, check_request_text, make_api
 
 __all__ = ["create_app"]
@@ -54,6 +55,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         database_url = f"sqlite:///{Path(app.instance_path) / 'referral_api.sqlite3'}"
     Database(database_url).init_app(app)
     privacy.init_app(app, settings)
+    documents_storage.init_app(app, settings)
     webhooks.init_app(app, settings)
 
     if settings.trusted_proxy_count:
@@ -74,6 +76,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     from .auth.api import ns as me_ns
     from .cases.api import ns as cases_ns
     from .cases.api import services_ns, shelters_ns
+    from .documents.api import ns as documents_ns
     from .health import ns as health_ns
     from .referrals.api import ns as referrals_ns
     from .reports.api import erasure_ns
@@ -81,7 +84,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     from .webhooks.api import ns as webhooks_ns
 
     namespaces = (health_ns, me_ns, referrals_ns, cases_ns, services_ns, shelters_ns, audit_ns, webhooks_ns)
-    for ns in (*namespaces, reports_ns, erasure_ns):
+    for ns in (*namespaces, documents_ns, reports_ns, erasure_ns):
         api.add_namespace(ns)
     from .auth.openapi import document as document_oauth
 

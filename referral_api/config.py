@@ -138,6 +138,8 @@ class Settings:
     deadline_follow_up_months: tuple[int, ...] = _setting(
         "DEADLINE_FOLLOW_UP_MONTHS", _increasing_ints, (3, 6, 12))
     deadlines_every_seconds: int = _setting("DEADLINES_EVERY_SECONDS", _positive_int, 300)
+    documents_path: str = _setting("DOCUMENTS_PATH", _text, "")
+    document_max_mb: int = _setting("DOCUMENT_MAX_MB", _positive_int, 20)
     swagger_ui: bool = _setting("SWAGGER_UI", _bool, True)
     debug: bool = _setting("REFERRAL_API_DEBUG", _bool, False)
     log_level: str = _setting("LOG_LEVEL", _text, "INFO")

@@ -37,6 +37,7 @@ class EventType(StrEnum):
     REFERRAL_OVERDUE = "referral.overdue"
     CASE_OVERDUE = "case.overdue"
     CASE_FOLLOW_UP_DUE = "case.follow_up_due"
+    DOCUMENT_ADDED = "document.added"
     WEBHOOK_PING = "webhook.ping"
 
 

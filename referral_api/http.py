@@ -148,11 +148,37 @@ def doc_model(ns: Namespace, schema: ma.Schema | type[ma.Schema], name: str | No
     return ns.schema_model(model_name, json_schema(instance))
 
 
+UPLOAD_LIMIT = "__upload_limit__"
+
+
+def accepts_upload(limit: Callable[[], int]) -> Callable[[Callable], Callable]:
+    """Mark a route method as taking multipart/form-data up to `limit()` bytes instead of JSON."""
+
+    def decorator(fn: Callable) -> Callable:
+        setattr(fn, UPLOAD_LIMIT, limit)
+        return fn
+
+    return decorator
+
+
+def _upload_limit() -> int | None:
+    view = current_app.view_functions.get(request.endpoint or "")
+    method = getattr(getattr(view, "view_class", None), request.method.lower(), None)
+    limit = getattr(method, UPLOAD_LIMIT, None)
+    return limit() if limit is not None else None
+
+
 def check_request_body() -> None:
-    """Refuse an oversized body (413) or one that is not JSON (415) before any view or router reads it."""
-    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    """Refuse an oversized body (413) or one that is not JSON (415) before any view or router reads it.
+
+    A route marked with `accepts_upload` takes multipart/form-data within its own limit instead."""
+    upload = _upload_limit()
+    limit = upload if upload is not None else current_app.config.get("MAX_CONTENT_LENGTH")
     if limit is not None and (request.content_length or 0) > limit:
         raise RequestEntityTooLarge(f"The body is larger than {limit} bytes.")
+    if upload is not None:
+        request.max_content_length = upload  # the view checks the media type, after the token
+        return
     if request.method in {"POST", "PUT", "PATCH"} and request.path.startswith(API_PREFIX):
         has_body = (request.content_length or 0) > 0 or request.headers.get("Transfer-Encoding")
         if has_body and not request.is_json:

@@ -56,6 +56,10 @@ class AuditAction(StrEnum):
     CONSENT_WITHDRAW = "cases:consent:withdraw"
     SHELTER_CREATE = "cases:shelter:create"
     SHELTER_UPDATE = "cases:shelter:update"
+    # documents/
+    DOCUMENT_ADD = "documents:document:add"
+    DOCUMENT_DOWNLOAD = "documents:document:download"
+    DOCUMENT_DELETE = "documents:document:delete"
     # privacy/
     PRIVACY_KEY_ROTATE = "privacy:key:rotate"
     PRIVACY_RECORD_ERASE = "privacy:record:erase"

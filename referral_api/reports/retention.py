@@ -28,6 +28,7 @@ from ..cases import services as case_services
 from ..cases.models import Case
 from ..cases.stages import Stage
 from ..db import utcnow
+from ..documents import erasure as document_erasure
 from ..errors import Conflict
 from ..referrals import services as referral_services
 from ..referrals.models import Referral
@@ -48,7 +49,9 @@ REQUEST_REASONS = [r.value for r in ErasureReason if r is not ErasureReason.RETE
 
 
 def _shred(session: Session, keys: set[uuid.UUID | None]) -> int:
-    return sum(1 for key in keys if key is not None and privacy.shred(session, key))
+    shredded = sum(1 for key in keys if key is not None and privacy.shred(session, key))
+    document_erasure.discard_sealed_with(session, keys)  # their chunks are deleted once this commits
+    return shredded
 
 
 def _erase_case(

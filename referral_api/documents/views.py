@@ -1,0 +1,34 @@
+"""A document's metadata as a caller is shown it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..access import Actor
+from .models import Document
+from .schemas import DocumentSchema
+from .visibility import Parent
+
+_SCHEMA = DocumentSchema()
+
+
+def document_view(document: Document, parent: Parent, actor: Actor) -> dict[str, Any]:
+    """Metadata; the note (sealed) for MGEC staff and the uploading organisation, while not erased."""
+    erased = parent.erased or document.discarded_at is not None
+    own = document.uploaded_by_organisation_id == actor.organisation_id
+    return _SCHEMA.dump(
+        {
+            "id": document.id,
+            "referral_id": document.referral_id,
+            "case_id": document.case_id,
+            "kind": document.kind,
+            "content_type": document.media_type,
+            "size": document.size,
+            "metadata_stripped": document.metadata_stripped,
+            "note": document.note if (parent.staff or own) and not erased else None,
+            "uploaded_at": document.uploaded_at,
+            "uploaded_by_organisation_id": document.uploaded_by_organisation_id,
+            "erased": erased,
+            "content_url": f"/api/v1/documents/{document.id}/content",
+        }
+    )
