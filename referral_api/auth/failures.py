@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from .. import audit
 from ..audit.actions import AuditAction, Outcome
+from ..validators import control_character
 from .limits import address_key
 from .models import Client
 from .services import LOCK_DURATION, MAX_FAILED_LOGINS
@@ -76,7 +77,9 @@ def audit_token_failure(session: Session, *, named_client_id: str) -> None:
     """
     if not _strategy().hit(TOKEN_FAILURE_SUMMARY, "audit-token-deny", _pair(named_client_id, address_key())):
         return
-    client = session.scalar(sa.select(Client).where(Client.client_id == named_client_id))
+    client = None
+    if len(named_client_id) <= 64 and not control_character(named_client_id):  # else no client of ours
+        client = session.scalar(sa.select(Client).where(Client.client_id == named_client_id))
     actor = None
     if client is not None:
         actor = SimpleNamespace(organisation_id=client.organisation_id, client_id=client.client_id)
