@@ -79,6 +79,9 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         api.add_namespace(ns)
     api.init_app(app)
     app.extensions["referral_api.api"] = api
+    from . import console
+
+    console.init_app(app)
 
     from .cli import register_part_commands
 

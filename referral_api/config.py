@@ -100,6 +100,7 @@ class Settings:
     webhooks_claim_seconds: int = _setting("WEBHOOKS_CLAIM_SECONDS", _positive_int, 120)
     webhooks_test_visibility_module: str = _setting("WEBHOOKS_TEST_VISIBILITY_MODULE", _text, "")
     swagger_ui: bool = _setting("SWAGGER_UI", _bool, True)
+    console_idle_minutes: int = _setting("CONSOLE_IDLE_MINUTES", _positive_int, 15)
     debug: bool = _setting("REFERRAL_API_DEBUG", _bool, False)
     log_level: str = _setting("LOG_LEVEL", _text, "INFO")
 
