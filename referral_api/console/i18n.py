@@ -50,7 +50,12 @@ def day(value: date | datetime | str | None) -> str:
     value = _parsed(value)
     if isinstance(value, datetime):
         value = value.astimezone(LOCAL_TIME).date()
-    return format_date(value, "medium", locale=_locale())
+    return _plain(format_date(value, "medium", locale=_locale()))
+
+
+def _plain(text: str) -> str:
+    # CLDR puts narrow no-break spaces in Mongolian dates; old fonts show them as boxes.
+    return text.replace("\u202f", " ")
 
 
 def moment(value: datetime | str | None) -> str:
@@ -61,7 +66,7 @@ def moment(value: datetime | str | None) -> str:
     if not isinstance(parsed, datetime):
         return day(parsed)
     local = parsed.astimezone(LOCAL_TIME)
-    return f"{format_date(local.date(), 'medium', locale=_locale())} {local:%H:%M}"
+    return f"{day(local.date())} {local:%H:%M}"
 
 
 def ago(value: datetime | None, now: datetime) -> str:

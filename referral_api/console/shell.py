@@ -91,6 +91,9 @@ def public(fn: Callable) -> Callable:
 @bp.before_request
 def _load_session() -> Response | None:
     g.console = None
+    if "Authorization" in request.headers:
+        # The console is for people signed in here; a system's bearer token opens no page of it.
+        return render_error(403)
     try:
         g.console = sessions.current(get_session(), request.cookies.get(SESSION_COOKIE),
                                      idle=idle_timeout())
