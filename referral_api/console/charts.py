@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-LABEL_WIDTH = 220
-BAR_AREA = 380
+LABEL_WIDTH = 270
+BAR_AREA = 330
 ROW = 26
 BAR = 18
 

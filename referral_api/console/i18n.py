@@ -6,6 +6,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from babel import Locale
 from babel.dates import format_date, format_timedelta
 from flask import Flask, g, request
 from flask_babel import Babel, get_locale
@@ -76,6 +77,20 @@ def ago(value: datetime | None, now: datetime) -> str:
     return format_timedelta(value - now, add_direction=True, threshold=1.1, locale=_locale())
 
 
+def country(code: str | None) -> str:
+    """A country's name in the chosen language (CLDR), from its ISO 3166 alpha-2 code."""
+    if not code:
+        return ""
+    return Locale.parse(_locale()).territories.get(code.upper(), code)
+
+
+def language_name(code: str | None) -> str:
+    """A language's name in the chosen language (CLDR), from its ISO 639-1 code."""
+    if not code:
+        return ""
+    return Locale.parse(_locale()).languages.get(code, code)
+
+
 def days_between(start: datetime, now: datetime) -> int:
     return max(0, (now - start) // timedelta(days=1))
 
@@ -84,5 +99,6 @@ def init_app(app: Flask) -> Babel:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LANGUAGE)
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(TRANSLATIONS)
     babel = Babel(app, locale_selector=chosen_language)
-    app.jinja_env.globals.update(day=day, moment=moment, language=language, LANGUAGE_NAMES=LANGUAGE_NAMES)
+    app.jinja_env.globals.update(day=day, moment=moment, language=language, LANGUAGE_NAMES=LANGUAGE_NAMES,
+                                 country=country, language_name=language_name)
     return babel

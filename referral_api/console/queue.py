@@ -26,6 +26,8 @@ from .shell import actor, bp, page, render
 FIELD_VOCAB = {
     "sex": "sex", "date_of_birth": "day", "identified_on": "day", "exploitation_types": "exploitation_type",
     "urgency": "urgency", "needs": "need", "safety_risk": "safety_risk", "contact_family": "contact_family",
+    "home_province": "province", "nationality": "country", "identified_country": "country",
+    "languages": "language",
 }
 PERSON_SHOWN = ("family_name", "given_name", "names_cyrillic", "aliases", "sex", "date_of_birth", "estimated_age",
                 "nationality", "passport_number", "national_id", "phone", "home_province", "languages",

@@ -68,8 +68,9 @@ def _pair(session, police, iom, *, tag, family, given, cyrillic, passport, born)
 def site(tmp_path_factory):
     """The app on a fresh SQLite database, served on 127.0.0.1 by a real HTTP server in a thread."""
     folder = tmp_path_factory.mktemp("browser")
+    # A small REPORT_MIN_CELL, so that the reports page shows numbers as well as suppressed cells.
     app = create_app({"database_url": f"sqlite:///{folder / 'db.sqlite3'}", "instance_path": str(folder),
-                      "TESTING": True})
+                      "report_min_cell": 2, "TESTING": True})
     dbmigrate.upgrade(database(app))
     server = make_server("127.0.0.1", 0, app, threaded=True)
     base = f"http://127.0.0.1:{server.server_port}"
