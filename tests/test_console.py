@@ -253,3 +253,11 @@ def test_register_client_command_derives_the_secret(app, run_cli, session, world
         assert client.client_secret_hash == secret_hash(oauth.client_secret(client.client_id))
     again = run_cli("console", "register-client", "--redirect-uri", "http://127.0.0.1:5000/console/callback")
     assert again.exit_code == 0 and oauth.find_client(session).client_id == client.client_id
+
+
+def test_demo_seed_registers_the_console_for_make_run(app, run_cli, session):
+    result = run_cli("demo", "seed", "--json")
+    assert result.exit_code == 0, result.output
+    assert '"url": "http://127.0.0.1:5000/"' in result.output
+    client = oauth.find_client(session)
+    assert "http://127.0.0.1:5000/console/callback" in client.redirect_uris.split()

@@ -42,6 +42,6 @@ def bar_chart(title: str, series: list[str], rows: list[tuple[str, list[float | 
     for i, (label, values) in enumerate(rows):
         widths = [0.0 if v is None else round(BAR_AREA * v / biggest, 1) for v in values]
         bars.append(Bar(label=label, values=values, y=10 + i * per_row, widths=widths))
-    height = 20 + len(rows) * per_row + 30
+    height = 10 + len(rows) * per_row + (0 if rows else 40)
     return Chart(title=title, series=series, bars=bars, unit=unit, height=height,
                  bar_height=min(BAR, ROW - 6))

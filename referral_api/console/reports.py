@@ -17,6 +17,7 @@ from ..reports import export, summary
 from ..reports.schemas import ExportArgsSchema, SummaryArgsSchema
 from .charts import bar_chart
 from .forms import field_errors
+from .i18n import country
 from .labels import word
 from .shell import actor, bp, page, render
 
@@ -28,6 +29,8 @@ _VOCAB = {"exploitation_type": "exploitation_type", "sex": "sex", "age_band": "a
 def _group_label(dimension: str, value: Any) -> str:
     if value is None:
         return _("None recorded")
+    if dimension == "identified_country":
+        return country(value)
     return word(_VOCAB[dimension], value) if dimension in _VOCAB else str(value)
 
 
@@ -58,7 +61,7 @@ def reports() -> Response:
                   [(word("stage", s), [n]) for s, (n, _h) in case_board.stage_counts(session, actor()).items()
                    if s.value != "closed"]),
         bar_chart(_("Median days from referral to arrival, by country"), [_("Days")],
-                  [(r["group"]["identified_country"] or _("None recorded"), [r["durations"]["to_arrival"]["median_days"]])
+                  [(country(r["group"]["identified_country"]) or _("None recorded"), [r["durations"]["to_arrival"]["median_days"]])
                    for r in by_country["rows"]], unit=_("days")),
     ]
     return render("console/reports.html", active="reports", report=report, rows=rows, groups=GROUPS, group=group,
