@@ -174,7 +174,7 @@ def seed(as_json: bool) -> None:
         payload,
         as_json=as_json,
         text=_seed_text(orgs, clients, coordinator) + "\nreferrals " + " ".join(referrals)
-        + "\nconsole http://127.0.0.1:5000/ (sign in as the coordinator; scan the TOTP URI into an authenticator app)",
+        + "\nconsole http://127.0.0.1:5000/ (sign in as the coordinator, TOTP URI in an authenticator)",
     )
 
 

@@ -67,13 +67,23 @@ def version_of(html: str) -> str:
 def actor_for(user, client_id: str) -> Actor:
     """The Actor the API would build for `user`'s token (to submit a referral as that person)."""
     org = user.organisation
-    return Actor(organisation=OrganisationRef(org.id, org.kind.value), client_id=client_id, user_id=user.id,
-                 role=user.role, scopes=ROLE_SCOPES[Role(user.role)])
+    return Actor(
+        organisation=OrganisationRef(org.id, org.kind.value),
+        client_id=client_id,
+        user_id=user.id,
+        role=user.role,
+        scopes=ROLE_SCOPES[Role(user.role)],
+    )
 
 
 def partner_actor(org, client_id: str = "cl_partner") -> Actor:
-    return Actor(organisation=OrganisationRef(org.id, org.kind.value), client_id=client_id, user_id=None,
-                 role=None, scopes=frozenset({"referrals:submit", "referrals:read"}))
+    return Actor(
+        organisation=OrganisationRef(org.id, org.kind.value),
+        client_id=client_id,
+        user_id=None,
+        role=None,
+        scopes=frozenset({"referrals:submit", "referrals:read"}),
+    )
 
 
 def submit(session, actor: Actor, **overrides):

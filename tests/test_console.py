@@ -22,7 +22,13 @@ from referral_api.referrals.states import ReferralStatus
 from tests import console_helpers as c
 from tests import oauth_helpers as h
 
-HEADERS_PAGES = ("/console/queue", "/console/cases", "/console/cases/list", "/console/shelters", "/console/reports")
+HEADERS_PAGES = (
+    "/console/queue",
+    "/console/cases",
+    "/console/cases/list",
+    "/console/shelters",
+    "/console/reports",
+)
 
 
 @pytest.fixture
@@ -85,7 +91,9 @@ def test_every_console_page_sends_the_strict_headers(client, session, console):
         assert "default-src 'self'" in csp and "unsafe-inline" not in csp and "script-src 'self'" in csp, path
         assert answer.headers["Referrer-Policy"] == "no-referrer", path
         assert answer.headers["Cache-Control"] == "no-store", path
-        assert "<style" not in answer.get_data(as_text=True) and " style=" not in answer.get_data(as_text=True)
+        assert "<style" not in answer.get_data(as_text=True) and " style=" not in answer.get_data(
+            as_text=True
+        )
 
 
 @pytest.mark.parametrize("token", [None, "wrong"])
@@ -151,15 +159,21 @@ def test_partner_people_and_systems_get_no_mgec_page(client, session, console):
 def test_four_eyes_the_submitter_sees_no_accept_and_a_forged_post_is_refused(app, client, session, console):
     client_id = oauth.find_client(session).client_id
     with app.app_context():
-        own = c.submit(session, c.actor_for(console.coordinator, client_id), source="hotline",
-                       external_reference="HOTLINE-1")
+        own = c.submit(
+            session,
+            c.actor_for(console.coordinator, client_id),
+            source="hotline",
+            external_reference="HOTLINE-1",
+        )
     signed_in(client, session, console)
     queue = client.get("/console/queue").get_data(as_text=True)
     assert "You submitted it: another coordinator decides" in queue
     html = client.get(f"/console/referrals/{own.id}").get_data(as_text=True)
     assert "Four eyes" in html and "/accept" not in html and "/reject" not in html
-    forged = client.post(f"/console/referrals/{own.id}/accept",
-                         data={"csrf_token": c.csrf_of(html), "version": c.version_of(html), "target": "new"})
+    forged = client.post(
+        f"/console/referrals/{own.id}/accept",
+        data={"csrf_token": c.csrf_of(html), "version": c.version_of(html), "target": "new"},
+    )
     assert forged.status_code == 403
     session.expire_all()
     assert session.get(Referral, own.id).status is ReferralStatus.SUBMITTED
@@ -169,10 +183,14 @@ def test_a_stale_form_is_explained_not_an_error(client, session, console):
     signed_in(client, session, console)
     html = client.get(f"/console/referrals/{console.referral.id}").get_data(as_text=True)
     stale = c.version_of(html)
-    client.post(f"/console/referrals/{console.referral.id}/review",
-                data={"csrf_token": c.csrf_of(html), "version": stale})
-    answer = client.post(f"/console/referrals/{console.referral.id}/accept",
-                         data={"csrf_token": c.csrf_of(html), "version": stale, "target": "new"})
+    client.post(
+        f"/console/referrals/{console.referral.id}/review",
+        data={"csrf_token": c.csrf_of(html), "version": stale},
+    )
+    answer = client.post(
+        f"/console/referrals/{console.referral.id}/accept",
+        data={"csrf_token": c.csrf_of(html), "version": stale, "target": "new"},
+    )
     assert answer.status_code == 412
     assert "Someone changed this referral a moment ago" in answer.get_data(as_text=True)
     session.expire_all()
@@ -182,12 +200,16 @@ def test_a_stale_form_is_explained_not_an_error(client, session, console):
 def test_reading_a_referral_and_a_case_is_audited_as_through_the_api(client, session, console):
     signed_in(client, session, console)
     html = client.get(f"/console/referrals/{console.referral.id}").get_data(as_text=True)
-    answer = client.post(f"/console/referrals/{console.referral.id}/accept",
-                         data={"csrf_token": c.csrf_of(html), "version": c.version_of(html), "target": "new"})
+    answer = client.post(
+        f"/console/referrals/{console.referral.id}/accept",
+        data={"csrf_token": c.csrf_of(html), "version": c.version_of(html), "target": "new"},
+    )
     assert answer.status_code == 303
     case_path = answer.headers["Location"]
     assert client.get(case_path).status_code == 200
-    events = session.scalars(sa.select(AuditEvent).where(AuditEvent.user_id == str(console.coordinator.id))).all()
+    events = session.scalars(
+        sa.select(AuditEvent).where(AuditEvent.user_id == str(console.coordinator.id))
+    ).all()
     actions = {(e.action, e.resource_id) for e in events}
     assert (AuditAction.REFERRAL_READ.value, str(console.referral.id)) in actions
     assert (AuditAction.REFERRAL_SEARCH_DUPLICATES.value, str(console.referral.id)) in actions
@@ -198,16 +220,36 @@ def test_queue_puts_the_most_urgent_first_and_filters(app, client, session, cons
     police = c.partner_actor(console.orgs["police"])
     ctx = app.app_context()
     ctx.push()
-    routine = c.submit(session, police, external_reference="MO-2", situation__urgency="routine",
-                       person__passport_number="E7654321", person__national_id="УБ01010101",
-                       person__family_name="Bold", person__given_name="Saraa", person__names_cyrillic="Болд Сараа")
-    emergency = c.submit(session, police, external_reference="MO-3", situation__urgency="emergency",
-                         person__passport_number="E1111111", person__national_id="УБ02020202",
-                         person__family_name="Tsend", person__given_name="Oyun", person__names_cyrillic="Цэнд Оюун")
+    routine = c.submit(
+        session,
+        police,
+        external_reference="MO-2",
+        situation__urgency="routine",
+        person__passport_number="E7654321",
+        person__national_id="УБ01010101",
+        person__family_name="Bold",
+        person__given_name="Saraa",
+        person__names_cyrillic="Болд Сараа",
+    )
+    emergency = c.submit(
+        session,
+        police,
+        external_reference="MO-3",
+        situation__urgency="emergency",
+        person__passport_number="E1111111",
+        person__national_id="УБ02020202",
+        person__family_name="Tsend",
+        person__given_name="Oyun",
+        person__names_cyrillic="Цэнд Оюун",
+    )
     ctx.pop()
     signed_in(client, session, console)
     html = client.get("/console/queue").get_data(as_text=True)
-    assert html.index(emergency.reference) < html.index(console.referral.reference) < html.index(routine.reference)
+    assert (
+        html.index(emergency.reference)
+        < html.index(console.referral.reference)
+        < html.index(routine.reference)
+    )
     only = client.get("/console/queue?urgency=routine").get_data(as_text=True)
     assert routine.reference in only and emergency.reference not in only
 
@@ -244,8 +286,9 @@ def test_every_console_route_is_guarded_or_public(app):
 
 
 def test_register_client_command_derives_the_secret(app, run_cli, session, world):
-    result = run_cli("console", "register-client", "--redirect-uri", "https://mgec.example/console/callback",
-                     "--json")
+    result = run_cli(
+        "console", "register-client", "--redirect-uri", "https://mgec.example/console/callback", "--json"
+    )
     assert result.exit_code == 0, result.output
     client = oauth.find_client(session)
     assert "https://mgec.example/console/callback" in client.redirect_uris

@@ -1,4 +1,4 @@
-"""Every word of the console in Mongolian: the catalog covers every message, and the compiled one is current."""
+"""Every word of the console in Mongolian: the catalog covers every message; the compiled one is current."""
 
 from __future__ import annotations
 
@@ -50,7 +50,9 @@ def test_the_extraction_finds_the_console_words():
 
 def test_every_message_has_a_mongolian_translation():
     mn = catalog("mn")
-    missing = sorted(m for m in source_messages() if not (mn.get(m) and mn.get(m).string and not mn.get(m).fuzzy))
+    missing = sorted(
+        m for m in source_messages() if not (mn.get(m) and mn.get(m).string and not mn.get(m).fuzzy)
+    )
     assert missing == [], f"no Mongolian for: {missing}"
 
 

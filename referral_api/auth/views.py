@@ -82,7 +82,8 @@ def authorize() -> Response:
         log.warning("login failed", extra={"reason": failure.reason, "client_id": grant.client.client_id})
         return _login_page(
             grant, status=400, email=email,
-            error=_("The e-mail, password or one-time code is not right, or the account is locked for a while."),
+            error=_("The e-mail, password or one-time code is not right, "
+                    "or the account is locked for a while."),
         )
     # First-party clients only: no consent screen, the code goes straight back.
     return server.create_authorization_response(grant=grant, grant_user=user)

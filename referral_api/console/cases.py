@@ -41,9 +41,15 @@ def board() -> Response:
     counts = case_board.stage_counts(get_session(), actor())
     show_closed = request.args.get("closed") == "1"
     stages = [s for s in Stage if show_closed or s is not Stage.CLOSED]
-    return render("console/board.html", active="cases", counts=counts, stages=stages, show_closed=show_closed,
-                  total=sum(n for s, (n, _h) in counts.items() if s is not Stage.CLOSED),
-                  on_hold=sum(h for s, (_n, h) in counts.items() if s is not Stage.CLOSED))
+    return render(
+        "console/board.html",
+        active="cases",
+        counts=counts,
+        stages=stages,
+        show_closed=show_closed,
+        total=sum(n for s, (n, _h) in counts.items() if s is not Stage.CLOSED),
+        on_hold=sum(h for s, (_n, h) in counts.items() if s is not Stage.CLOSED),
+    )
 
 
 @bp.route("/cases/list")
@@ -51,16 +57,25 @@ def board() -> Response:
 def case_list() -> Response:
     """Cases, newest first, filtered by stage, hold and participant."""
     session, who = get_session(), actor()
-    wanted = {k: v for k, v in request.args.items() if v and k in ("stage", "on_hold", "participant", "cursor")}
+    wanted = {
+        k: v for k, v in request.args.items() if v and k in ("stage", "on_hold", "participant", "cursor")
+    }
     try:
         args = load(CaseListArgs(), wanted)
     except InvalidPayload:
         return render_error(400)
     items, next_cursor = case_services.list_for(session, who, args)
-    return render("console/case_list.html", active="cases", items=items, next_cursor=next_cursor, args=wanted,
-                  more_args={k: v for k, v in wanted.items() if k != "cursor"},
-                  stages=list(Stage), organisations=org_services.search(session),
-                  names=organisation_names(session))
+    return render(
+        "console/case_list.html",
+        active="cases",
+        items=items,
+        next_cursor=next_cursor,
+        args=wanted,
+        more_args={k: v for k, v in wanted.items() if k != "cursor"},
+        stages=list(Stage),
+        organisations=org_services.search(session),
+        names=organisation_names(session),
+    )
 
 
 def _move_forms(stage: Stage, targets: list[str]) -> list[dict[str, Any]]:
@@ -70,15 +85,30 @@ def _move_forms(stage: Stage, targets: list[str]) -> list[dict[str, Any]]:
         move = MOVES[(stage, Stage(target))]
         fields = []
         for name, field in move.details().fields.items():
-            kind = "date" if isinstance(field, ma.fields.Date) else "choice" if isinstance(field, ma.fields.Enum) else "text"
+            kind = (
+                "date"
+                if isinstance(field, ma.fields.Date)
+                else "choice"
+                if isinstance(field, ma.fields.Enum)
+                else "text"
+            )
             choices = [e.value for e in field.enum] if isinstance(field, ma.fields.Enum) else []
             fields.append({"name": name, "kind": kind, "choices": choices})
-        forms.append({"target": target, "kind": move.kind.value, "fields": fields, "needs_note": move.needs_note})
+        forms.append(
+            {"target": target, "kind": move.kind.value, "fields": fields, "needs_note": move.needs_note}
+        )
     return forms
 
 
-def case_page(ref: str, *, status: int = 200, errors: dict[str, str] | None = None, conflict: bool = False,
-              open_form: str = "", form: dict[str, Any] | None = None) -> Response:
+def case_page(
+    ref: str,
+    *,
+    status: int = 200,
+    errors: dict[str, str] | None = None,
+    conflict: bool = False,
+    open_form: str = "",
+    form: dict[str, Any] | None = None,
+) -> Response:
     """The case as MGEC staff see it: header, timeline, participants, services, moves."""
     session, who = get_session(), actor()
     case, seen, role, person = case_services.read(session, who, ref)
@@ -87,13 +117,25 @@ def case_page(ref: str, *, status: int = 200, errors: dict[str, str] | None = No
     services = [service_document(s) for s in care.list_services(session, who, ref)]
     query = request.args.get("org_q", "")
     return render(
-        "console/case.html", status=status, active="cases", doc=doc, version=etag(case),
-        timeline=[event_document(e, staff=staff) for e in events], services=services,
-        shelters=care.shelters(session, who), names=organisation_names(session),
+        "console/case.html",
+        status=status,
+        active="cases",
+        doc=doc,
+        version=etag(case),
+        timeline=[event_document(e, staff=staff) for e in events],
+        services=services,
+        shelters=care.shelters(session, who),
+        names=organisation_names(session),
         organisations=org_services.search(session, text=query, exclude_kinds=(OrganisationKind.MGEC,)),
-        org_query=query, roles=list(ParticipantRole), service_kinds=list(ServiceKind),
-        move_forms=_move_forms(case.stage, doc["allowed_stages"]), errors=errors or {}, conflict=conflict,
-        open_form=open_form, form=form or {}, today=i18n.day(utcnow()),
+        org_query=query,
+        roles=list(ParticipantRole),
+        service_kinds=list(ServiceKind),
+        move_forms=_move_forms(case.stage, doc["allowed_stages"]),
+        errors=errors or {},
+        conflict=conflict,
+        open_form=open_form,
+        form=form or {},
+        today=i18n.day(utcnow()),
     )
 
 
@@ -169,6 +211,11 @@ def case_action(ref: str, action: str) -> Response:
         found = field_errors(refused.errors)
         if action == "move":
             found = {f"{target}-{k}": v for k, v in found.items()}
-        return case_page(ref, status=refused.status, errors=found, open_form=f"{action}-{target}" if target else action,
-                         form=form)
+        return case_page(
+            ref,
+            status=refused.status,
+            errors=found,
+            open_form=f"{action}-{target}" if target else action,
+            form=form,
+        )
     return redirect(url_for("console.case", ref=ref), code=303)

@@ -34,7 +34,9 @@ class Chart:
     bar_height: float = BAR
 
 
-def bar_chart(title: str, series: list[str], rows: list[tuple[str, list[float | None]]], *, unit: str = "") -> Chart:
+def bar_chart(
+    title: str, series: list[str], rows: list[tuple[str, list[float | None]]], *, unit: str = ""
+) -> Chart:
     """A chart of `rows` (label, one value per series), scaled to the largest value."""
     biggest = max((v for _label, values in rows for v in values if v is not None), default=0) or 1
     per_row = ROW * len(series) + 8
@@ -43,5 +45,6 @@ def bar_chart(title: str, series: list[str], rows: list[tuple[str, list[float | 
         widths = [0.0 if v is None else round(BAR_AREA * v / biggest, 1) for v in values]
         bars.append(Bar(label=label, values=values, y=10 + i * per_row, widths=widths))
     height = 10 + len(rows) * per_row + (0 if rows else 40)
-    return Chart(title=title, series=series, bars=bars, unit=unit, height=height,
-                 bar_height=min(BAR, ROW - 6))
+    return Chart(
+        title=title, series=series, bars=bars, unit=unit, height=height, bar_height=min(BAR, ROW - 6)
+    )

@@ -99,6 +99,12 @@ def init_app(app: Flask) -> Babel:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LANGUAGE)
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(TRANSLATIONS)
     babel = Babel(app, locale_selector=chosen_language)
-    app.jinja_env.globals.update(day=day, moment=moment, language=language, LANGUAGE_NAMES=LANGUAGE_NAMES,
-                                 country=country, language_name=language_name)
+    app.jinja_env.globals.update(
+        day=day,
+        moment=moment,
+        language=language,
+        LANGUAGE_NAMES=LANGUAGE_NAMES,
+        country=country,
+        language_name=language_name,
+    )
     return babel

@@ -48,11 +48,17 @@ def login() -> Response:
     if client is None:
         return render_error(503, unregistered=True)
     cookie = sessions.start(session, language=i18n.language())
-    query = urlencode({
-        "response_type": "code", "client_id": client.client_id, "redirect_uri": _redirect_uri(),
-        "scope": " ".join(sorted(ALL_SCOPES)), "state": sessions.oauth_state(cookie),
-        "code_challenge": sessions.pkce_challenge(cookie), "code_challenge_method": "S256",
-    })
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": client.client_id,
+            "redirect_uri": _redirect_uri(),
+            "scope": " ".join(sorted(ALL_SCOPES)),
+            "state": sessions.oauth_state(cookie),
+            "code_challenge": sessions.pkce_challenge(cookie),
+            "code_challenge_method": "S256",
+        }
+    )
     response = redirect(f"{url_for('oauth.authorize')}?{query}")
     set_session_cookie(response, cookie)
     return response
@@ -66,8 +72,13 @@ def callback() -> Response:
     if not code or not state:
         return render_error(400, sign_in_failed=True)
     try:
-        cookie = sessions.finish(get_session(), request.cookies.get(SESSION_COOKIE), code=code, state=state,
-                                 redirect_uri=_redirect_uri())
+        cookie = sessions.finish(
+            get_session(),
+            request.cookies.get(SESSION_COOKIE),
+            code=code,
+            state=state,
+            redirect_uri=_redirect_uri(),
+        )
     except sessions.SignInFailed:
         return render_error(400, sign_in_failed=True)
     response = redirect(url_for("console.home"))
@@ -102,6 +113,13 @@ def language(code: str) -> Response:
         g.console.row.language = code
         get_session().commit()
     response = redirect(_safe_next(request.args.get("next", "")))
-    response.set_cookie(i18n.LANGUAGE_COOKIE, code, max_age=LANGUAGE_MAX_AGE, httponly=True, samesite="Lax",
-                        secure=secure_cookies(), path="/")
+    response.set_cookie(
+        i18n.LANGUAGE_COOKIE,
+        code,
+        max_age=LANGUAGE_MAX_AGE,
+        httponly=True,
+        samesite="Lax",
+        secure=secure_cookies(),
+        path="/",
+    )
     return response

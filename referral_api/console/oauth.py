@@ -51,7 +51,9 @@ def client_secret(client_id: str) -> str:
 def find_client(session: Session) -> Client | None:
     """MGEC's console client, if registered and not revoked."""
     return session.scalar(
-        sa.select(Client).where(Client.name == CLIENT_NAME, Client.revoked_at.is_(None)).order_by(Client.created_at)
+        sa.select(Client)
+        .where(Client.name == CLIENT_NAME, Client.revoked_at.is_(None))
+        .order_by(Client.created_at)
     )
 
 
@@ -63,8 +65,12 @@ def register_client(session: Session, *, redirect_uris: list[str]) -> Client:
     client = find_client(session)
     if client is None:
         client = create_client(
-            session, organisation=str(mgec.id), name=CLIENT_NAME, scopes=sorted(ALL_SCOPES),
-            grant_types=GRANT_TYPES, redirect_uris=redirect_uris,
+            session,
+            organisation=str(mgec.id),
+            name=CLIENT_NAME,
+            scopes=sorted(ALL_SCOPES),
+            grant_types=GRANT_TYPES,
+            redirect_uris=redirect_uris,
             auth_method=ClientAuthMethod.CLIENT_SECRET_POST,
         ).client
     else:
@@ -99,16 +105,25 @@ def _token_request(form: dict[str, str]) -> dict[str, Any]:
 
 def exchange_code(client: Client, *, code: str, verifier: str, redirect_uri: str) -> dict[str, Any]:
     """The token pair for an authorization code (PKCE verifier and redirect URI as sent)."""
-    return _token_request({
-        "grant_type": "authorization_code", "code": code, "code_verifier": verifier,
-        "redirect_uri": redirect_uri, "client_id": client.client_id,
-        "client_secret": client_secret(client.client_id),
-    })
+    return _token_request(
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "code_verifier": verifier,
+            "redirect_uri": redirect_uri,
+            "client_id": client.client_id,
+            "client_secret": client_secret(client.client_id),
+        }
+    )
 
 
 def refresh(client: Client, refresh_token: str) -> dict[str, Any]:
     """A new token pair for a refresh token (rotated by the grant)."""
-    return _token_request({
-        "grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client.client_id,
-        "client_secret": client_secret(client.client_id),
-    })
+    return _token_request(
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "client_id": client.client_id,
+            "client_secret": client_secret(client.client_id),
+        }
+    )

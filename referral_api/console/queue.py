@@ -24,14 +24,35 @@ from .labels import WORDS
 from .shell import actor, bp, page, render
 
 FIELD_VOCAB = {
-    "sex": "sex", "date_of_birth": "day", "identified_on": "day", "exploitation_types": "exploitation_type",
-    "urgency": "urgency", "needs": "need", "safety_risk": "safety_risk", "contact_family": "contact_family",
-    "home_province": "province", "nationality": "country", "identified_country": "country",
+    "sex": "sex",
+    "date_of_birth": "day",
+    "identified_on": "day",
+    "exploitation_types": "exploitation_type",
+    "urgency": "urgency",
+    "needs": "need",
+    "safety_risk": "safety_risk",
+    "contact_family": "contact_family",
+    "home_province": "province",
+    "nationality": "country",
+    "identified_country": "country",
     "languages": "language",
 }
-PERSON_SHOWN = ("family_name", "given_name", "names_cyrillic", "aliases", "sex", "date_of_birth", "estimated_age",
-                "nationality", "passport_number", "national_id", "phone", "home_province", "languages",
-                "current_location")
+PERSON_SHOWN = (
+    "family_name",
+    "given_name",
+    "names_cyrillic",
+    "aliases",
+    "sex",
+    "date_of_birth",
+    "estimated_age",
+    "nationality",
+    "passport_number",
+    "national_id",
+    "phone",
+    "home_province",
+    "languages",
+    "current_location",
+)
 SHAREABLE = ("police", "embassy", "iom", "ngo", "government", "service_provider")
 
 
@@ -64,15 +85,25 @@ def queue() -> Response:
     filters = _filters()
     rows = referral_queue.review_queue(session, who, filters)
     now, names = utcnow(), organisation_names(session)
-    items = [{
-        "referral": r,
-        "partner": names.get(str(r.submitted_by_organisation_id), ""),
-        "age": i18n.ago(r.submitted_at, now),
-        "own_organisation": r.submitted_by_organisation_id == who.organisation_id,
-        "submitted_by_you": referral_queue.submitted_by_actor(who, r),
-    } for r in rows]
-    return render("console/queue.html", active="queue", items=items, filters=filters,
-                  statuses=referral_queue.QUEUE_STATUSES, sources=list(Source), urgencies=list(Urgency))
+    items = [
+        {
+            "referral": r,
+            "partner": names.get(str(r.submitted_by_organisation_id), ""),
+            "age": i18n.ago(r.submitted_at, now),
+            "own_organisation": r.submitted_by_organisation_id == who.organisation_id,
+            "submitted_by_you": referral_queue.submitted_by_actor(who, r),
+        }
+        for r in rows
+    ]
+    return render(
+        "console/queue.html",
+        active="queue",
+        items=items,
+        filters=filters,
+        statuses=referral_queue.QUEUE_STATUSES,
+        sources=list(Source),
+        urgencies=list(Urgency),
+    )
 
 
 def _duplicates(session: Session, who: Actor, referral: Referral) -> list[dict[str, Any]]:
@@ -86,8 +117,15 @@ def _duplicates(session: Session, who: Actor, referral: Referral) -> list[dict[s
     return out
 
 
-def referral_page(ref: str, *, status: int = 200, errors: dict[str, str] | None = None,
-                  form: dict[str, Any] | None = None, conflict: bool = False, open_action: str = "") -> Response:
+def referral_page(
+    ref: str,
+    *,
+    status: int = 200,
+    errors: dict[str, str] | None = None,
+    form: dict[str, Any] | None = None,
+    conflict: bool = False,
+    open_action: str = "",
+) -> Response:
     """The referral as MGEC staff see it, its duplicates and the actions the state table allows now."""
     session, who = get_session(), actor()
     referral, seen = services.read(session, who, ref)
@@ -100,14 +138,28 @@ def referral_page(ref: str, *, status: int = 200, errors: dict[str, str] | None 
     duplicates = _duplicates(session, who, referral)
     link_cases = [d["doc"]["case_id"] for d in duplicates if d["doc"].get("case_id")]
     return render(
-        "console/referral.html", status=status, active="queue", doc=doc, version=etag(referral),
+        "console/referral.html",
+        status=status,
+        active="queue",
+        doc=doc,
+        version=etag(referral),
         partner=organisation_names(session).get(str(referral.submitted_by_organisation_id), ""),
-        duplicates=duplicates, actions=actions, four_eyes=four_eyes, errors=errors or {}, form=form or {},
-        conflict=conflict, open_action=open_action, reject_reasons=list(RejectReason),
-        link_cases=link_cases, is_open=referral.status not in (ReferralStatus.ACCEPTED, ReferralStatus.REJECTED,
-                                                                 ReferralStatus.WITHDRAWN),
-        case_reference=_case_reference(session, referral), vocab=FIELD_VOCAB, person_fields=PERSON_SHOWN,
-        shareable=SHAREABLE, words_for=WORDS["field"],
+        duplicates=duplicates,
+        actions=actions,
+        four_eyes=four_eyes,
+        errors=errors or {},
+        form=form or {},
+        conflict=conflict,
+        open_action=open_action,
+        reject_reasons=list(RejectReason),
+        link_cases=link_cases,
+        is_open=referral.status
+        not in (ReferralStatus.ACCEPTED, ReferralStatus.REJECTED, ReferralStatus.WITHDRAWN),
+        case_reference=_case_reference(session, referral),
+        vocab=FIELD_VOCAB,
+        person_fields=PERSON_SHOWN,
+        shareable=SHAREABLE,
+        words_for=WORDS["field"],
     )
 
 
@@ -162,7 +214,9 @@ def referral_action(ref: str, action: str) -> Response:
         moved = service(session, who, ref, payload, if_match=request.form.get("version") or None)
     except InvalidPayload as invalid:
         session.rollback()
-        return referral_page(ref, status=422, errors=field_errors(invalid.errors), form=form, open_action=action)
+        return referral_page(
+            ref, status=422, errors=field_errors(invalid.errors), form=form, open_action=action
+        )
     except (Conflict, PreconditionFailed) as conflict:
         session.rollback()
         return referral_page(ref, status=conflict.status, conflict=True)

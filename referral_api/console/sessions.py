@@ -85,7 +85,9 @@ def start(session: Session, *, language: str) -> str:
 
 
 def _hold(session: Session, row: ConsoleSession, cookie: str, tokens: dict) -> None:
-    token = session.scalar(sa.select(Token).where(Token.access_token_hash == secret_hash(tokens["access_token"])))
+    token = session.scalar(
+        sa.select(Token).where(Token.access_token_hash == secret_hash(tokens["access_token"]))
+    )
     if token is None:  # pragma: no cover - save_token() stored it in this same session
         raise SignInFailed("token not stored")
     row.user_id, row.token_id = token.user_id, token.id
@@ -95,14 +97,21 @@ def _hold(session: Session, row: ConsoleSession, cookie: str, tokens: dict) -> N
 def finish(session: Session, cookie: str | None, *, code: str, state: str, redirect_uri: str) -> str:
     """Exchange the code for this browser's pending sign-in; returns the new cookie (rotated)."""
     row = _find(session, cookie)
-    if (row is None or row.user_id is not None or row.ended_at is not None
-            or row.created_at + PENDING_TTL < utcnow() or not secrets.compare_digest(state, oauth_state(cookie))):
+    if (
+        row is None
+        or row.user_id is not None
+        or row.ended_at is not None
+        or row.created_at + PENDING_TTL < utcnow()
+        or not secrets.compare_digest(state, oauth_state(cookie))
+    ):
         raise SignInFailed("no such pending sign-in")
     client = oauth.find_client(session)
     if client is None:
         raise SignInFailed("console client not registered")
     try:
-        tokens = oauth.exchange_code(client, code=code, verifier=pkce_verifier(cookie), redirect_uri=redirect_uri)
+        tokens = oauth.exchange_code(
+            client, code=code, verifier=pkce_verifier(cookie), redirect_uri=redirect_uri
+        )
     except oauth.ExchangeFailed as failed:
         raise SignInFailed(str(failed)) from None
     fresh = secrets.token_urlsafe(32)  # a new id after sign-in: a planted cookie gains nothing

@@ -21,11 +21,19 @@ from ..errors import DomainError, Forbidden, NotFound
 from . import i18n, oauth, sessions
 
 SESSION_COOKIE = "console_session"
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
 
-bp = Blueprint("console", __name__, url_prefix="/console", static_folder="static",
-               static_url_path="/static", template_folder="../templates")
+bp = Blueprint(
+    "console",
+    __name__,
+    url_prefix="/console",
+    static_folder="static",
+    static_url_path="/static",
+    template_folder="../templates",
+)
 
 
 def idle_timeout() -> timedelta:
@@ -38,8 +46,9 @@ def secure_cookies() -> bool:
 
 
 def set_session_cookie(response: Response, value: str) -> None:
-    response.set_cookie(SESSION_COOKIE, value, httponly=True, samesite="Strict", secure=secure_cookies(),
-                        path="/console")
+    response.set_cookie(
+        SESSION_COOKIE, value, httponly=True, samesite="Strict", secure=secure_cookies(), path="/console"
+    )
 
 
 def actor() -> Actor:
@@ -95,8 +104,7 @@ def _load_session() -> Response | None:
         # The console is for people signed in here; a system's bearer token opens no page of it.
         return render_error(403)
     try:
-        g.console = sessions.current(get_session(), request.cookies.get(SESSION_COOKIE),
-                                     idle=idle_timeout())
+        g.console = sessions.current(get_session(), request.cookies.get(SESSION_COOKIE), idle=idle_timeout())
     except sessions.Expired:
         target = url_for("console.login_page", expired=1)
         response = redirect(target) if request.method == "GET" else render_error(401, expired=True)

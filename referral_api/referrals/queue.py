@@ -21,7 +21,8 @@ from .vocab import Urgency
 QUEUE_STATUSES = (ReferralStatus.SUBMITTED, ReferralStatus.UNDER_REVIEW, ReferralStatus.INFORMATION_REQUESTED)
 _URGENCY_RANK = sa.case(
     {Urgency.EMERGENCY.value: 0, Urgency.URGENT.value: 1, Urgency.ROUTINE.value: 2},
-    value=Referral.urgency, else_=3,
+    value=Referral.urgency,
+    else_=3,
 )
 FILTERS = ("status", "identified_country", "source", "urgency")
 QUEUE_LIMIT = 500

@@ -47,20 +47,44 @@ def _day(days_ago: int) -> str:
 
 
 def _person(session, org, email):
-    issued = auth_services.create_user(session, organisation=str(org.id), email=email,
-                                       role=Role.MGEC_COORDINATOR, password=PASSWORD, name=email)
+    issued = auth_services.create_user(
+        session,
+        organisation=str(org.id),
+        email=email,
+        role=Role.MGEC_COORDINATOR,
+        password=PASSWORD,
+        name=email,
+    )
     return issued.user, pyotp.parse_uri(issued.totp_uri)
 
 
 def _pair(session, police, iom, *, tag, family, given, cyrillic, passport, born):
     """A police referral and an earlier IOM referral of the same person (same passport): duplicates."""
-    first = c.submit(session, c.partner_actor(iom, "cl_iom"), source="iom", external_reference=f"KZ-{tag}",
-                     person__family_name=family, person__given_name=given, person__names_cyrillic=cyrillic,
-                     person__passport_number=passport, person__national_id=DELETE, person__date_of_birth=born,
-                     situation__identified_country="KZ", situation__identified_city="Almaty")
-    second = c.submit(session, c.partner_actor(police, "cl_police"), external_reference=f"MO-{tag}",
-                      person__family_name=family, person__given_name=given, person__names_cyrillic=cyrillic,
-                      person__passport_number=passport, person__national_id=DELETE, person__date_of_birth=born)
+    first = c.submit(
+        session,
+        c.partner_actor(iom, "cl_iom"),
+        source="iom",
+        external_reference=f"KZ-{tag}",
+        person__family_name=family,
+        person__given_name=given,
+        person__names_cyrillic=cyrillic,
+        person__passport_number=passport,
+        person__national_id=DELETE,
+        person__date_of_birth=born,
+        situation__identified_country="KZ",
+        situation__identified_city="Almaty",
+    )
+    second = c.submit(
+        session,
+        c.partner_actor(police, "cl_police"),
+        external_reference=f"MO-{tag}",
+        person__family_name=family,
+        person__given_name=given,
+        person__names_cyrillic=cyrillic,
+        person__passport_number=passport,
+        person__national_id=DELETE,
+        person__date_of_birth=born,
+    )
     return first, second
 
 
@@ -69,36 +93,81 @@ def site(tmp_path_factory):
     """The app on a fresh SQLite database, served on 127.0.0.1 by a real HTTP server in a thread."""
     folder = tmp_path_factory.mktemp("browser")
     # A small REPORT_MIN_CELL, so that the reports page shows numbers as well as suppressed cells.
-    app = create_app({"database_url": f"sqlite:///{folder / 'db.sqlite3'}", "instance_path": str(folder),
-                      "report_min_cell": 2, "TESTING": True})
+    app = create_app(
+        {
+            "database_url": f"sqlite:///{folder / 'db.sqlite3'}",
+            "instance_path": str(folder),
+            "report_min_cell": 2,
+            "TESTING": True,
+        }
+    )
     dbmigrate.upgrade(database(app))
     server = make_server("127.0.0.1", 0, app, threaded=True)
     base = f"http://127.0.0.1:{server.server_port}"
     with app.app_context():
         session = get_session()
-        orgs = {kind: org_services.create(session, name=name, kind=kind, country=country) for name, kind, country in (
-            ("Mongolian Gender Equality Center", OrganisationKind.MGEC, "MN"),
-            ("Public Security Police Force of Macau", OrganisationKind.POLICE, "MO"),
-            ("IOM Mission in Kazakhstan", OrganisationKind.IOM, "KZ"),
-            ("Embassy of Mongolia in Beijing", OrganisationKind.EMBASSY, "CN"),
-        )}
+        orgs = {
+            kind: org_services.create(session, name=name, kind=kind, country=country)
+            for name, kind, country in (
+                ("Mongolian Gender Equality Center", OrganisationKind.MGEC, "MN"),
+                ("Public Security Police Force of Macau", OrganisationKind.POLICE, "MO"),
+                ("IOM Mission in Kazakhstan", OrganisationKind.IOM, "KZ"),
+                ("Embassy of Mongolia in Beijing", OrganisationKind.EMBASSY, "CN"),
+            )
+        }
         oauth.register_client(session, redirect_uris=[f"{base}/console/callback"])
-        mgec, police, iom = orgs[OrganisationKind.MGEC], orgs[OrganisationKind.POLICE], orgs[OrganisationKind.IOM]
-        people = {lang: _person(session, mgec, f"coordinator-{lang}@mgec.example") for lang in ("en", "mn", "own")}
+        mgec, police, iom = (
+            orgs[OrganisationKind.MGEC],
+            orgs[OrganisationKind.POLICE],
+            orgs[OrganisationKind.IOM],
+        )
+        people = {
+            lang: _person(session, mgec, f"coordinator-{lang}@mgec.example") for lang in ("en", "mn", "own")
+        }
         pairs = {
-            "en": _pair(session, police, iom, tag="EN", family="Dorj", given="Narantsetseg",
-                        cyrillic="Доржийн Наранцэцэг", passport="E2345678", born="1997-02-03"),
-            "mn": _pair(session, police, iom, tag="MN", family="Bat", given="Solongo",
-                        cyrillic="Батын Солонго", passport="E3456789", born="2001-09-21"),
+            "en": _pair(
+                session,
+                police,
+                iom,
+                tag="EN",
+                family="Dorj",
+                given="Narantsetseg",
+                cyrillic="Доржийн Наранцэцэг",
+                passport="E2345678",
+                born="1997-02-03",
+            ),
+            "mn": _pair(
+                session,
+                police,
+                iom,
+                tag="MN",
+                family="Bat",
+                given="Solongo",
+                cyrillic="Батын Солонго",
+                passport="E3456789",
+                born="2001-09-21",
+            ),
         }
         own_user = people["own"][0]
-        own = c.submit(session, c.actor_for(own_user, oauth.find_client(session).client_id), source="hotline",
-                       external_reference="HOTLINE-OWN", situation__identified_country="MN",
-                       person__passport_number="E4567890", person__national_id=DELETE, person__family_name="Gan",
-                       person__given_name="Tuya", person__names_cyrillic="Ганы Туяа",
-                       person__date_of_birth="1994-06-30")
+        own = c.submit(
+            session,
+            c.actor_for(own_user, oauth.find_client(session).client_id),
+            source="hotline",
+            external_reference="HOTLINE-OWN",
+            situation__identified_country="MN",
+            person__passport_number="E4567890",
+            person__national_id=DELETE,
+            person__family_name="Gan",
+            person__given_name="Tuya",
+            person__names_cyrillic="Ганы Туяа",
+            person__date_of_birth="1994-06-30",
+        )
         refs = {lang: (a.reference, b.reference) for lang, (a, b) in pairs.items()}
-        facts = {"people": {k: (u.email, t) for k, (u, t) in people.items()}, "refs": refs, "own": own.reference}
+        facts = {
+            "people": {k: (u.email, t) for k, (u, t) in people.items()},
+            "refs": refs,
+            "own": own.reference,
+        }
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -125,7 +194,10 @@ class Visit:
         self.context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="mn-MN")
         self.page = self.context.new_page()
         self.csp_reports: list[str] = []
-        self.page.on("console", lambda m: self.csp_reports.append(m.text) if "Content Security Policy" in m.text else None)
+        self.page.on(
+            "console",
+            lambda m: self.csp_reports.append(m.text) if "Content Security Policy" in m.text else None,
+        )
 
     def go(self, path: str) -> None:
         self.page.goto(self.base + path)
@@ -134,8 +206,11 @@ class Visit:
         if not self.page.evaluate("typeof axe !== 'undefined'"):
             self.page.evaluate(AXE.read_text(encoding="utf-8"))
         result = self.page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-        bad = [f"{v['id']} ({v['impact']}): {v['help']} – {[n['target'] for n in v['nodes']][:3]}"
-               for v in result["violations"] if v["impact"] in ("serious", "critical")]
+        bad = [
+            f"{v['id']} ({v['impact']}): {v['help']} – {[n['target'] for n in v['nodes']][:3]}"
+            for v in result["violations"]
+            if v["impact"] in ("serious", "critical")
+        ]
         assert bad == [], f"axe on the {what} page ({self.lang}): {bad}"
 
     def shot(self, name: str) -> None:
@@ -169,12 +244,28 @@ class Visit:
 
 
 WORDS = {
-    "en": {"queue": "Review queue", "dups": "Possible duplicates", "reason": "Same passport number",
-           "accept": "Accept the referral", "timeline": "Timeline", "arrived": "Arrived",
-           "entry": "Zamiin-Uud border crossing", "reports": "Reports", "four_eyes": "Four eyes"},
-    "mn": {"queue": "Хянах шилжүүлгүүд", "dups": "Давхардсан байж болзошгүй", "reason": "Гадаад паспортын дугаар ижил",
-           "accept": "Шилжүүлгийг хүлээн авах", "timeline": "Явцын түүх", "arrived": "Ирсэн",
-           "entry": "Замын-Үүдийн боомт", "reports": "Тайлан", "four_eyes": "Хоёр хүний хяналт"},
+    "en": {
+        "queue": "Review queue",
+        "dups": "Possible duplicates",
+        "reason": "Same passport number",
+        "accept": "Accept the referral",
+        "timeline": "Timeline",
+        "arrived": "Arrived",
+        "entry": "Zamiin-Uud border crossing",
+        "reports": "Reports",
+        "four_eyes": "Four eyes",
+    },
+    "mn": {
+        "queue": "Хянах шилжүүлгүүд",
+        "dups": "Давхардсан байж болзошгүй",
+        "reason": "Гадаад паспортын дугаар ижил",
+        "accept": "Шилжүүлгийг хүлээн авах",
+        "timeline": "Явцын түүх",
+        "arrived": "Ирсэн",
+        "entry": "Замын-Үүдийн боомт",
+        "reports": "Тайлан",
+        "four_eyes": "Хоёр хүний хяналт",
+    },
 }
 
 
@@ -212,8 +303,10 @@ def test_a_coordinators_day(site, browser, lang):
     participants = visit.page.locator("section[aria-labelledby=h-participants] table").inner_text()
     assert "Embassy of Mongolia in Beijing" in participants
 
-    visit.move("travel_planning", {"verified_on": _day(6), "method": "passport", "document_type": "passport",
-                                   "issued_on": _day(5)})
+    visit.move(
+        "travel_planning",
+        {"verified_on": _day(6), "method": "passport", "document_type": "passport", "issued_on": _day(5)},
+    )
     visit.move("in_transit", {"route": "land", "departed_on": _day(2), "departure_place": "Erenhot"})
     visit.move("arrived", {"entry_point": "zamiin_uud", "arrived_on": _day(1)})
     assert visit.page.url.split("#")[0] == case_url
@@ -232,7 +325,7 @@ def test_a_coordinators_day(site, browser, lang):
 
 
 def test_four_eyes_in_the_browser(site, browser):
-    """The coordinator who submitted a referral sees why the decision is not theirs, and a forged POST fails."""
+    """The coordinator who submitted a referral sees why the decision is not theirs; a forged POST fails."""
     base, facts = site
     visit = Visit(browser, base, "en")
     visit.sign_in(*facts["people"]["own"])
@@ -240,9 +333,14 @@ def test_four_eyes_in_the_browser(site, browser):
     assert "Four eyes" in visit.text()
     assert visit.page.locator("button:has-text('Accept the referral')").count() == 0
     action = visit.page.url + "/accept"
-    forged = visit.context.request.post(action, form={
-        "csrf_token": visit.page.locator("input[name=csrf_token]").first.input_value(),
-        "version": visit.page.locator("input[name=version]").first.input_value(), "target": "new"})
+    forged = visit.context.request.post(
+        action,
+        form={
+            "csrf_token": visit.page.locator("input[name=csrf_token]").first.input_value(),
+            "version": visit.page.locator("input[name=version]").first.input_value(),
+            "target": "new",
+        },
+    )
     assert forged.status == 403
     visit.page.reload()
     assert "Four eyes" in visit.text()
