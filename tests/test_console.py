@@ -304,3 +304,12 @@ def test_demo_seed_registers_the_console_for_make_run(app, run_cli, session):
     assert '"url": "http://127.0.0.1:5000/"' in result.output
     client = oauth.find_client(session)
     assert "http://127.0.0.1:5000/console/callback" in client.redirect_uris.split()
+
+
+def test_the_sign_in_form_speaks_mongolian_when_the_console_sends_you(client, session, console):
+    start = client.get("/console/login/start")
+    form = client.get(start.headers["Location"]).get_data(as_text=True)
+    assert '<html lang="mn">' in form and "Нэг удаагийн код" in form and "Нэвтрэх" in form
+    switch = client.get(f"/console/language/en?next={start.headers['Location']}")
+    assert switch.headers["Location"] == start.headers["Location"]
+    assert "One-time code" in client.get(switch.headers["Location"]).get_data(as_text=True)

@@ -22,12 +22,16 @@ TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 
 
 def chosen_language() -> str:
-    """The person's choice: this request's session, else the language cookie, else Mongolian."""
+    """The person's choice: this request's session, else the language cookie, else Mongolian in the
+    console (MGEC's staff) and English elsewhere (the login form of partners' applications abroad;
+    the console's own sign-in sets the cookie before it sends the browser there)."""
     current = g.get("console")
     if current is not None and current.row.language in LANGUAGES:
         return current.row.language
     cookie = request.cookies.get(LANGUAGE_COOKIE, "")
-    return cookie if cookie in LANGUAGES else DEFAULT_LANGUAGE
+    if cookie in LANGUAGES:
+        return cookie
+    return DEFAULT_LANGUAGE if request.path.startswith("/console") else "en"
 
 
 def language() -> str:

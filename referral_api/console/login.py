@@ -61,6 +61,7 @@ def login() -> Response:
     )
     response = redirect(f"{url_for('oauth.authorize')}?{query}")
     set_session_cookie(response, cookie)
+    set_language_cookie(response, i18n.language())  # the sign-in form speaks the console's language
     return response
 
 
@@ -113,6 +114,11 @@ def language(code: str) -> Response:
         g.console.row.language = code
         get_session().commit()
     response = redirect(_safe_next(request.args.get("next", "")))
+    set_language_cookie(response, code)
+    return response
+
+
+def set_language_cookie(response: Response, code: str) -> None:
     response.set_cookie(
         i18n.LANGUAGE_COOKIE,
         code,
@@ -122,4 +128,3 @@ def language(code: str) -> Response:
         secure=secure_cookies(),
         path="/",
     )
-    return response
