@@ -310,6 +310,6 @@ def test_the_sign_in_form_speaks_mongolian_when_the_console_sends_you(client, se
     start = client.get("/console/login/start")
     form = client.get(start.headers["Location"]).get_data(as_text=True)
     assert '<html lang="mn">' in form and "Нэг удаагийн код" in form and "Нэвтрэх" in form
-    switch = client.get(f"/console/language/en?next={start.headers['Location']}")
+    switch = client.get("/console/language/en", query_string={"next": start.headers["Location"]})
     assert switch.headers["Location"] == start.headers["Location"]
     assert "One-time code" in client.get(switch.headers["Location"]).get_data(as_text=True)
