@@ -79,6 +79,12 @@ def _find(session: Session, cookie: str | None) -> ConsoleSession | None:
 def start(session: Session, *, language: str) -> str:
     """A pending sign-in; returns the cookie value (state and PKCE derive from it)."""
     cookie = secrets.token_urlsafe(32)
+    # Sign-ins abandoned at the login form are of no use to anyone: drop them as new ones start.
+    session.execute(
+        sa.delete(ConsoleSession).where(
+            ConsoleSession.user_id.is_(None), ConsoleSession.created_at < utcnow() - PENDING_TTL
+        )
+    )
     session.add(ConsoleSession(session_hash=secret_hash(cookie), language=language))
     session.commit()
     return cookie

@@ -220,6 +220,7 @@ class Visit:
     def sign_in(self, email: str, totp: pyotp.TOTP) -> None:
         self.go(f"/console/language/{self.lang}?next=/console/")
         assert "/oauth/authorize" in self.page.url
+        assert self.page.inner_text("button[type=submit]") == {"en": "Sign in", "mn": "Нэвтрэх"}[self.lang]
         self.axe("sign-in")
         self.page.fill("#email", email)
         self.page.fill("#password", PASSWORD)
@@ -318,6 +319,7 @@ def test_a_coordinators_day(site, browser, lang):
 
     visit.page.click(f"nav >> text={words['reports']}")
     assert visit.page.locator("svg").count() >= 2
+    assert visit.page.inner_text("h1") == words["reports"]
     visit.axe("reports")
     visit.shot("reports")
     assert visit.csp_reports == [], visit.csp_reports
