@@ -341,20 +341,28 @@ def test_case_forms_participants_hold_resume_services_and_moves(app, client, ses
     token = c.csrf_of(html)
     embassy = str(console.orgs["embassy"].id)
 
-    added = client.post(f"{path}/participants", data={"csrf_token": token, "organisation_id": embassy,
-                                                      "role": "embassy"})
+    added = client.post(
+        f"{path}/participants", data={"csrf_token": token, "organisation_id": embassy, "role": "embassy"}
+    )
     assert added.status_code == 303
     assert session.get(CaseParticipant, (_case(session, case_id).id, console.orgs["embassy"].id)) is not None
-    again = client.post(f"{path}/participants", data={"csrf_token": token, "organisation_id": embassy,
-                                                      "role": "embassy"})
-    assert again.status_code == 409 and "This organisation takes part already." in again.get_data(as_text=True)
-    removed = client.post(f"{path}/remove-participant", data={"csrf_token": token, "organisation_id": embassy})
+    again = client.post(
+        f"{path}/participants", data={"csrf_token": token, "organisation_id": embassy, "role": "embassy"}
+    )
+    assert again.status_code == 409 and "This organisation takes part already." in again.get_data(
+        as_text=True
+    )
+    removed = client.post(
+        f"{path}/remove-participant", data={"csrf_token": token, "organisation_id": embassy}
+    )
     assert removed.status_code == 303
     session.expire_all()
     assert session.get(CaseParticipant, (_case(session, case_id).id, console.orgs["embassy"].id)) is None
 
     version = c.version_of(client.get(path).get_data(as_text=True))
-    held = client.post(f"{path}/hold", data={"csrf_token": token, "version": version, "reason": "In hospital"})
+    held = client.post(
+        f"{path}/hold", data={"csrf_token": token, "version": version, "reason": "In hospital"}
+    )
     assert held.status_code == 303 and _case(session, case_id).on_hold
     page = client.get(path).get_data(as_text=True)
     assert "In hospital" in page and "/resume" in page
@@ -363,21 +371,36 @@ def test_case_forms_participants_hold_resume_services_and_moves(app, client, ses
     session.expire_all()
     assert not _case(session, case_id).on_hold
 
-    no_bed = client.post(f"{path}/services", data={"csrf_token": token, "kind": "shelter",
-                                                   "shelter_id": str(full.id)})
+    no_bed = client.post(
+        f"{path}/services", data={"csrf_token": token, "kind": "shelter", "shelter_id": str(full.id)}
+    )
     assert no_bed.status_code == 409 and "This shelter has no free bed." in no_bed.get_data(as_text=True)
 
     page = client.get(path).get_data(as_text=True)
-    missing = client.post(f"{path}/move", data={"csrf_token": token, "version": c.version_of(page),
-                                                "to": "travel_documents", "d.method": "interview"})
+    missing = client.post(
+        f"{path}/move",
+        data={
+            "csrf_token": token,
+            "version": c.version_of(page),
+            "to": "travel_documents",
+            "d.method": "interview",
+        },
+    )
     body = missing.get_data(as_text=True)
     assert missing.status_code == 422 and 'id="error-travel_documents-verified_on"' in body
     assert "Please fill in this field." in body
     session.expire_all()
     assert _case(session, case_id).stage.value == "verification"
-    moved = client.post(f"{path}/move", data={"csrf_token": token, "version": c.version_of(page),
-                                              "to": "travel_documents", "d.method": "interview",
-                                              "d.verified_on": "2026-11-20"})
+    moved = client.post(
+        f"{path}/move",
+        data={
+            "csrf_token": token,
+            "version": c.version_of(page),
+            "to": "travel_documents",
+            "d.method": "interview",
+            "d.verified_on": "2026-11-20",
+        },
+    )
     assert moved.status_code == 303
     session.expire_all()
     assert _case(session, case_id).stage.value == "travel_documents"
