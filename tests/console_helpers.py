@@ -8,6 +8,7 @@ from html import unescape
 from urllib.parse import urlsplit
 
 import pyotp
+import pytest
 
 from referral_api.access import ROLE_SCOPES, Actor, OrganisationRef, Role
 from referral_api.console import oauth
@@ -89,3 +90,22 @@ def partner_actor(org, client_id: str = "cl_partner") -> Actor:
 def submit(session, actor: Actor, **overrides):
     """A referral submitted through the service, as the API's POST does."""
     return referral_services.submit(session, actor, ReferralInSchema().load(referral_body(**overrides)))
+
+
+@pytest.fixture
+def console(app, world, session):
+    """Organisations, the console client, a police referral and a signed-in coordinator."""
+    with app.app_context():
+        register(session)
+        world.coordinator, world.totp = h.person(session, world.orgs["mgec"], Role.MGEC_COORDINATOR)
+        world.referral = submit(session, partner_actor(world.orgs["police"]))
+    return world
+
+
+def signed_in(http, session, world, *, english=True):
+    """Sign the fixture's coordinator in (in English unless asked otherwise)."""
+    if english:
+        http.set_cookie("console_lang", "en")
+    answer = sign_in(http, session, world.coordinator, world.totp)
+    assert answer.status_code == 302 and answer.headers["Location"].endswith("/console/")
+    return answer
