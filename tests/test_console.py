@@ -246,7 +246,9 @@ def test_language_switch_is_remembered_and_never_leaves_the_site(client, session
     row = session.scalar(sa.select(ConsoleSession).where(ConsoleSession.user_id == console.coordinator.id))
     session.refresh(row)
     assert row.language == "en"
-    assert client.get("/console/language/mn?next=//evil.example/").headers["Location"] == "/console/"
+    for elsewhere in ("//evil.example/", "/\t/evil.example/", "https://evil.example/", "/\\evil.example"):
+        answer = client.get("/console/language/mn", query_string={"next": elsewhere})
+        assert answer.headers["Location"] == "/console/", elsewhere
 
 
 def test_reports_page_draws_svg_charts_and_marks_suppressed_cells(client, session, console):

@@ -99,7 +99,8 @@ def logout() -> Response:
 
 def _safe_next(target: str) -> str:
     """Only a path of this service: never another site (an open redirect)."""
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    clean = not any(ch.isspace() or ord(ch) < 32 or ch == "\\" for ch in target)  # browsers drop tabs
+    if clean and target.startswith("/") and not target.startswith("//"):
         return target
     return url_for("console.home")
 
