@@ -117,3 +117,19 @@ def test_an_unexpected_error_is_a_calm_page_with_the_request_id(client, session,
     assert answer.status_code == 500 and answer.mimetype == "text/html"
     assert "Something went wrong on our side" in body and "boom" not in body
     assert answer.headers["X-Request-ID"] in body
+
+
+def test_a_caseworker_reads_but_does_not_decide_or_report(app, client, session, console):
+    from referral_api.access import Role
+    from tests import oauth_helpers as h
+
+    caseworker, _ = h.person(session, console.orgs["mgec"], Role.MGEC_CASEWORKER)
+    client.set_cookie("console_lang", "en")
+    assert c.sign_in(client, session, caseworker, None).status_code == 302
+    html = client.get(f"/console/referrals/{console.referral.id}").get_data(as_text=True)
+    assert "Accept the referral" not in html and "Possible duplicates" in html  # the count, not the list
+    assert 'href="/console/reports"' not in client.get("/console/queue").get_data(as_text=True)
+    assert client.get("/console/reports").status_code == 403
+    forged = client.post(f"/console/referrals/{console.referral.id}/accept",
+                         data={"csrf_token": c.csrf_of(html), "target": "new"})
+    assert forged.status_code == 403
