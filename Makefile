@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 export REFERRAL_API_INSTANCE_PATH ?= $(CURDIR)/instance
 
-.PHONY: install run seed test test-fast lint openapi bench clean
+.PHONY: install run seed test test-fast lint openapi bench clean translations browser-deps
 
 $(BIN)/referral-api: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,18 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/bandit -q -ll -r referral_api
+
+## translations: collect the console's words into the catalogs, then compile them (commit all three)
+CATALOGS := referral_api/console/translations
+translations: install
+	$(BIN)/pybabel extract -F referral_api/console/babel.cfg -k _l --no-location --sort-output --omit-header \
+		-o $(CATALOGS)/messages.pot .
+	$(BIN)/pybabel update -i $(CATALOGS)/messages.pot -d $(CATALOGS) --no-location --omit-header
+	$(BIN)/pybabel compile -d $(CATALOGS)
+
+## browser-deps: axe-core for the browser tests (Chromium itself is Debian's `chromium` package)
+browser-deps:
+	npm ci --prefix tests/browser --no-audit --no-fund
 
 openapi: install
 	$(BIN)/referral-api openapi export

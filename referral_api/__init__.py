@@ -91,6 +91,9 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     document_oauth(api)
     api.init_app(app)
     app.extensions["referral_api.api"] = api
+    from . import console
+
+    console.init_app(app)
 
 
     from .cli import register_part_commands

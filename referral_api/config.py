@@ -141,6 +141,7 @@ class Settings:
     documents_path: str = _setting("DOCUMENTS_PATH", _text, "")
     document_max_mb: int = _setting("DOCUMENT_MAX_MB", _positive_int, 20)
     swagger_ui: bool = _setting("SWAGGER_UI", _bool, True)
+    console_idle_minutes: int = _setting("CONSOLE_IDLE_MINUTES", _positive_int, 15)
     debug: bool = _setting("REFERRAL_API_DEBUG", _bool, False)
     log_level: str = _setting("LOG_LEVEL", _text, "INFO")
 

@@ -62,6 +62,8 @@ PARTNER_SCOPES = [
 ]
 DEMO_REDIRECT_URI = "http://127.0.0.1:8000/callback"
 DEMO_COORDINATOR = "coordinator@mgec.example"
+# `make run` serves on 127.0.0.1:5000; another address: `referral-api console register-client`.
+DEMO_CONSOLE_CALLBACKS = ["http://127.0.0.1:5000/console/callback", "http://localhost:5000/console/callback"]
 
 
 def seed_clients(orgs: dict[str, Organisation]) -> dict[str, dict[str, Any]]:
@@ -156,6 +158,9 @@ def seed(as_json: bool) -> None:
 
     shelters = seed_shelters()
     new_cases = seed_cases(orgs, coordinator["email"], shelters)
+    from .console.oauth import register_client
+
+    console_client = register_client(get_session(), redirect_uris=DEMO_CONSOLE_CALLBACKS)
     payload = {
         "organisations": {kind: {"id": str(o.id), "name": o.name} for kind, o in orgs.items()},
         "clients": clients,
@@ -163,11 +168,13 @@ def seed(as_json: bool) -> None:
         "referrals": referrals,
         "shelters": {city: str(s.id) for city, s in shelters.items()},
         "cases_created": new_cases,
+        "console": {"url": "http://127.0.0.1:5000/", "client_id": console_client.client_id},
     }
     emit(
         payload,
         as_json=as_json,
-        text=_seed_text(orgs, clients, coordinator) + "\nreferrals " + " ".join(referrals),
+        text=_seed_text(orgs, clients, coordinator) + "\nreferrals " + " ".join(referrals)
+        + "\nconsole http://127.0.0.1:5000/ (sign in as the coordinator, TOTP URI in an authenticator)",
     )
 
 

@@ -78,6 +78,11 @@ def authenticate_request() -> Actor:
         raise InvalidTokenError(description="Send a bearer token in the Authorization header.",
                                 realm=REALM) from None
     g.log_client_id = token.client.client_id
+    return actor_of(token)
+
+
+def actor_of(token: Token) -> Actor:
+    """The Actor a live token stands for (the API's bearer check and the console's session)."""
     user = token.user
     org = user.organisation if user else token.client.organisation
     return Actor(

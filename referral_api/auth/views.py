@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from authlib.oauth2 import OAuth2Error
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask_babel import gettext as _
 
 from ..access import ALL_SCOPES, TOTP_ROLES
 from ..db import get_session
@@ -71,7 +72,7 @@ def authorize() -> Response:
     if request.method == "GET":
         return _login_page(grant)
     if not _csrf_ok():
-        return _login_page(grant, error="The form expired. Please try again.", status=400)
+        return _login_page(grant, error=_("The form expired. Please try again."), status=400)
     session = get_session()
     email = request.form.get("email", "")
     try:
@@ -82,7 +83,8 @@ def authorize() -> Response:
         log.warning("login failed", extra={"reason": failure.reason, "client_id": grant.client.client_id})
         return _login_page(
             grant, status=400, email=email,
-            error="The e-mail, password or one-time code is not right, or the account is locked for a while.",
+            error=_("The e-mail, password or one-time code is not right, "
+                    "or the account is locked for a while."),
         )
     # First-party clients only: no consent screen, the code goes straight back.
     return server.create_authorization_response(grant=grant, grant_user=user)

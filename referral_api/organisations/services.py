@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from ..audit import AuditAction, record
 from ..errors import Conflict, NotFound
-from .models import Organisation, OrganisationKind
+from .models import Organisation, OrganisationKind, OrganisationStatus
 
 
 def create(session: Session, *, name: str, kind: OrganisationKind, country: str,
@@ -79,3 +79,15 @@ def _record(session: Session, actor: Any, action: AuditAction, org: Organisation
     # An organisation's name is not personal data; its kind and country help read the trail.
     record(session, actor=actor, action=action, resource_type="organisation", resource_id=org.id,
            details={"kind": str(org.kind), "country": org.country})
+
+
+def search(
+    session: Session, *, text: str = "", exclude_kinds: tuple[OrganisationKind, ...] = ()
+) -> list[Organisation]:
+    """Active organisations whose name contains `text` (any case), by name: the console's picker."""
+    query = sa.select(Organisation).where(Organisation.status == OrganisationStatus.ACTIVE)
+    if text.strip():
+        query = query.where(sa.func.lower(Organisation.name).contains(text.strip().lower(), autoescape=True))
+    if exclude_kinds:
+        query = query.where(Organisation.kind.not_in(exclude_kinds))
+    return list(session.scalars(query.order_by(Organisation.name).limit(200)))

@@ -24,6 +24,7 @@ from ..privacy import load_keys
 from ..references import next_reference
 from . import matching
 from .models import MatchKey, MessageKind, Referral, ReferralMessage, age_band, age_on
+from .queue import submitted_by_actor
 from .states import ReferralAction, ReferralStatus
 from .views import etag
 from .visibility import Audience, audience, is_submitter, visible_to
@@ -345,7 +346,7 @@ def _coordinator(actor: Actor, seen: Audience) -> None:
 
 
 def _four_eyes(actor: Actor, referral: Referral) -> None:
-    if referral.submitted_by_user_id is not None and referral.submitted_by_user_id == actor.user_id:
+    if submitted_by_actor(actor, referral):
         raise Forbidden(
             "Four eyes: a referral is decided by a coordinator other than the one who submitted it."
         )

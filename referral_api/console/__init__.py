@@ -1,0 +1,12 @@
+"""The people's pages: server-rendered HTML on the same domain services as the API (CONSOLE.md)."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Languages, the console's blueprints, its security headers and its error pages."""
+    from . import shell
+
+    shell.init_app(app)

@@ -1,0 +1,56 @@
+"""Forms of the console: read a posted form into a dict, load it with the API's own schema, and put
+marshmallow's English messages into the person's language."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from flask import request
+from flask_babel import lazy_gettext as _l
+
+from ..http import load
+
+NOT_FIELDS = frozenset({"csrf_token", "version"})
+_MESSAGES = (
+    ("Missing data", _l("Please fill in this field.")),
+    ("may not be null", _l("Please fill in this field.")),
+    ("Not a valid date", _l("Please give a date.")),
+    ("future", _l("This date must not be in the future.")),
+    ("Must be one of", _l("Please choose one of the options.")),
+    ("Longer than", _l("This is too long.")),
+    ("Shorter than", _l("Please fill in this field.")),
+    ("no such case", _l("There is no case with this reference.")),
+    ("free bed", _l("This shelter has no free bed.")),
+    ("taken", _l("This organisation takes part already.")),
+)
+
+
+def posted(*, skip_empty: bool = True) -> dict[str, Any]:
+    """The posted form as a dict: repeated names become lists, empty optional fields are left out."""
+    out: dict[str, Any] = {}
+    for name in request.form:
+        if name in NOT_FIELDS:
+            continue
+        values = [v.strip() for v in request.form.getlist(name)]
+        if skip_empty:
+            values = [v for v in values if v]
+            if not values:
+                continue
+        out[name] = values if len(values) > 1 else values[0]
+    return out
+
+
+def load_form(schema: ma.Schema, data: dict[str, Any]) -> Any:
+    """The API's own validation (InvalidPayload naming each field on failure)."""
+    return load(schema, data)
+
+
+def field_errors(errors: dict[str, list[str]] | None) -> dict[str, str]:
+    """Each field's first problem, in the person's language (`details.arrived_on` -> `arrived_on`)."""
+    out: dict[str, str] = {}
+    for name, messages in (errors or {}).items():
+        text = " ".join(messages)
+        said = next((str(word) for key, word in _MESSAGES if key in text), None)
+        out[name.split(".")[-1]] = said or str(_l("Please check this field."))
+    return out

@@ -1,0 +1,129 @@
+"""Reports (anonymised aggregates, small cells suppressed) and the shelters' occupancy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, current_app, request
+from flask_babel import gettext as _
+
+from ..access import Scope
+from ..cases import board as case_board
+from ..cases import care
+from ..db import get_session
+from ..errors import InvalidPayload
+from ..http import load
+from ..reports import export, summary
+from ..reports.schemas import ExportArgsSchema, SummaryArgsSchema
+from .charts import bar_chart
+from .forms import field_errors
+from .i18n import country
+from .labels import word
+from .shell import actor, bp, page, render
+
+GROUPS = ("year", "identified_country", "exploitation_type", "sex", "age_band", "source", "entry_point")
+_VOCAB = {
+    "exploitation_type": "exploitation_type",
+    "sex": "sex",
+    "age_band": "age_band",
+    "source": "source",
+    "entry_point": "entry_point",
+}
+
+
+def _group_label(dimension: str, value: Any) -> str:
+    if value is None:
+        return _("None recorded")
+    if dimension == "identified_country":
+        return country(value)
+    return word(_VOCAB[dimension], value) if dimension in _VOCAB else str(value)
+
+
+def _period_args() -> dict[str, str]:
+    return {k: v for k, v in request.args.items() if k in ("from", "to") and v}
+
+
+@bp.route("/reports")
+@page(Scope.REPORTS_READ)
+def reports() -> Response:
+    """Counts by group, durations, and three charts; suppressed cells shown as suppressed."""
+    session, k = get_session(), current_app.config["SETTINGS"].report_min_cell
+    group = request.args.get("group_by") if request.args.get("group_by") in GROUPS else "year"
+    try:
+        args = load(SummaryArgsSchema(), {"group_by": group, **_period_args()})
+    except InvalidPayload as invalid:
+        return render(
+            "console/reports.html",
+            status=422,
+            active="reports",
+            errors=field_errors(invalid.errors),
+            groups=GROUPS,
+            group=group,
+            period=_period_args(),
+            report=None,
+            charts=[],
+        )
+    report = summary.summary(session, summary.SummaryQuery((group,), args["date_from"], args["date_to"]), k=k)
+    by_country = summary.summary(
+        session, summary.SummaryQuery(("identified_country",), args["date_from"], args["date_to"]), k=k
+    )
+    rows = [(_group_label(group, r["group"][group]), r) for r in report["rows"]]
+    charts = [
+        bar_chart(
+            _("Referrals and accepted cases by %(group)s", group=word("report_group", group)),
+            [_("Referrals"), _("Accepted cases")],
+            [(label, [r["referrals"], r["accepted_cases"]]) for label, r in rows],
+        ),
+        bar_chart(
+            _("Open cases by stage"),
+            [_("Cases")],
+            [
+                (word("stage", s), [n])
+                for s, (n, _h) in case_board.stage_counts(session, actor()).items()
+                if s.value != "closed"
+            ],
+        ),
+        bar_chart(
+            _("Median days from referral to arrival, by country"),
+            [_("Days")],
+            [
+                (
+                    country(r["group"]["identified_country"]) or _("None recorded"),
+                    [r["durations"]["to_arrival"]["median_days"]],
+                )
+                for r in by_country["rows"]
+            ],
+            unit=_("days"),
+        ),
+    ]
+    return render(
+        "console/reports.html",
+        active="reports",
+        report=report,
+        rows=rows,
+        groups=GROUPS,
+        group=group,
+        period=_period_args(),
+        charts=charts,
+        errors={},
+    )
+
+
+@bp.route("/reports/ctdc.csv")
+@page(Scope.REPORTS_READ)
+def ctdc_export() -> Response:
+    """The CTDC export (one anonymised row per person), as the API serves it."""
+    args = load(ExportArgsSchema(), _period_args())
+    k = current_app.config["SETTINGS"].report_min_cell
+    body = export.export_csv(get_session(), k=k, date_from=args["date_from"], date_to=args["date_to"])
+    return Response(
+        body, mimetype="text/csv", headers={"Content-Disposition": 'attachment; filename="ctdc.csv"'}
+    )
+
+
+@bp.route("/shelters")
+@page(Scope.CASES_READ)
+def shelters() -> Response:
+    """Every shelter: beds, beds taken, beds free."""
+    rows = care.shelters(get_session(), actor())
+    return render("console/shelters.html", active="shelters", rows=rows)

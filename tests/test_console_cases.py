@@ -1,0 +1,135 @@
+"""The case page's forms in the console (participants, hold, resume, services, moves) and its error pages."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests import console_helpers as c
+from tests.console_helpers import console, signed_in  # noqa: F401  (the fixture and its sign-in)
+
+
+def _accepted_case(client, console) -> str:
+    html = client.get(f"/console/referrals/{console.referral.id}").get_data(as_text=True)
+    answer = client.post(
+        f"/console/referrals/{console.referral.id}/accept",
+        data={"csrf_token": c.csrf_of(html), "version": c.version_of(html), "target": "new"},
+    )
+    assert answer.status_code == 303
+    return answer.headers["Location"]
+
+
+def test_case_forms_participants_hold_resume_services_and_moves(app, client, session, console):
+    from referral_api.cases.models import CaseParticipant, Shelter
+
+    with app.app_context():
+        full = Shelter(name="Zamiin-Uud shelter", city="Zamiin-Uud", capacity=0)
+        session.add(full)
+        session.commit()
+    signed_in(client, session, console)
+    path = _accepted_case(client, console)
+    case_id = path.rsplit("/", 1)[1]
+    html = client.get(path + "?org_q=seoul").get_data(as_text=True)
+    assert "Embassy of Mongolia in Seoul" in html and "FIZ Zurich" not in html  # searched by name
+    token = c.csrf_of(html)
+    embassy = str(console.orgs["embassy"].id)
+
+    added = client.post(
+        f"{path}/participants", data={"csrf_token": token, "organisation_id": embassy, "role": "embassy"}
+    )
+    assert added.status_code == 303
+    assert session.get(CaseParticipant, (_case(session, case_id).id, console.orgs["embassy"].id)) is not None
+    again = client.post(
+        f"{path}/participants", data={"csrf_token": token, "organisation_id": embassy, "role": "embassy"}
+    )
+    assert again.status_code == 409 and "This organisation takes part already." in again.get_data(
+        as_text=True
+    )
+    removed = client.post(
+        f"{path}/remove-participant", data={"csrf_token": token, "organisation_id": embassy}
+    )
+    assert removed.status_code == 303
+    session.expire_all()
+    assert session.get(CaseParticipant, (_case(session, case_id).id, console.orgs["embassy"].id)) is None
+
+    version = c.version_of(client.get(path).get_data(as_text=True))
+    held = client.post(
+        f"{path}/hold", data={"csrf_token": token, "version": version, "reason": "In hospital"}
+    )
+    assert held.status_code == 303 and _case(session, case_id).on_hold
+    page = client.get(path).get_data(as_text=True)
+    assert "In hospital" in page and "/resume" in page
+    resumed = client.post(f"{path}/resume", data={"csrf_token": token, "version": c.version_of(page)})
+    assert resumed.status_code == 303
+    session.expire_all()
+    assert not _case(session, case_id).on_hold
+
+    no_bed = client.post(
+        f"{path}/services", data={"csrf_token": token, "kind": "shelter", "shelter_id": str(full.id)}
+    )
+    assert no_bed.status_code == 409 and "This shelter has no free bed." in no_bed.get_data(as_text=True)
+
+    page = client.get(path).get_data(as_text=True)
+    missing = client.post(
+        f"{path}/move",
+        data={
+            "csrf_token": token,
+            "version": c.version_of(page),
+            "to": "travel_documents",
+            "d.method": "interview",
+        },
+    )
+    body = missing.get_data(as_text=True)
+    assert missing.status_code == 422 and 'id="error-travel_documents-verified_on"' in body
+    assert "Please fill in this field." in body
+    session.expire_all()
+    assert _case(session, case_id).stage.value == "verification"
+    moved = client.post(
+        f"{path}/move",
+        data={
+            "csrf_token": token,
+            "version": c.version_of(page),
+            "to": "travel_documents",
+            "d.method": "interview",
+            "d.verified_on": "2026-11-20",
+        },
+    )
+    assert moved.status_code == 303
+    session.expire_all()
+    assert _case(session, case_id).stage.value == "travel_documents"
+
+
+def _case(session, case_id):
+    from referral_api.cases.models import Case
+
+    return session.get(Case, uuid.UUID(case_id))
+
+
+def test_an_unexpected_error_is_a_calm_page_with_the_request_id(client, session, console, monkeypatch):
+    from referral_api.console import reports
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("boom")
+
+    signed_in(client, session, console)
+    monkeypatch.setattr(reports.care, "shelters", broken)
+    answer = client.get("/console/shelters")
+    body = answer.get_data(as_text=True)
+    assert answer.status_code == 500 and answer.mimetype == "text/html"
+    assert "Something went wrong on our side" in body and "boom" not in body
+    assert answer.headers["X-Request-ID"] in body
+
+
+def test_a_caseworker_reads_but_does_not_decide_or_report(app, client, session, console):
+    from referral_api.access import Role
+    from tests import oauth_helpers as h
+
+    caseworker, _ = h.person(session, console.orgs["mgec"], Role.MGEC_CASEWORKER)
+    client.set_cookie("console_lang", "en")
+    assert c.sign_in(client, session, caseworker, None).status_code == 302
+    html = client.get(f"/console/referrals/{console.referral.id}").get_data(as_text=True)
+    assert "Accept the referral" not in html and "Possible duplicates" in html  # the count, not the list
+    assert 'href="/console/reports"' not in client.get("/console/queue").get_data(as_text=True)
+    assert client.get("/console/reports").status_code == 403
+    forged = client.post(f"/console/referrals/{console.referral.id}/accept",
+                         data={"csrf_token": c.csrf_of(html), "target": "new"})
+    assert forged.status_code == 403
