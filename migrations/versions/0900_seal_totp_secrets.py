@@ -1,6 +1,6 @@
 """seal TOTP secrets under each person's data key
 
-Revision ID: 0950
+Revision ID: 0900
 Revises: 0850
 Create Date: 2026-11-29 09:00:00
 
@@ -13,7 +13,7 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0950'
+revision = '0900'
 down_revision = '0850'
 branch_labels = None
 depends_on = None

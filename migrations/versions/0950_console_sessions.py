@@ -1,7 +1,7 @@
 """console sessions
 
-Revision ID: 0900
-Revises: 0800
+Revision ID: 0950
+Revises: 0940
 Create Date: 2026-11-29 09:10:00
 
 Review before merging: a new table only; no lock on existing tables beyond the foreign keys' checks.
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 import referral_api.db
 
 
-revision = '0900'
-down_revision = '0800'
+revision = '0950'
+down_revision = '0940'
 branch_labels = None
 depends_on = None
 
