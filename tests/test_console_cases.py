@@ -111,7 +111,7 @@ def test_an_unexpected_error_is_a_calm_page_with_the_request_id(client, session,
         raise RuntimeError("boom")
 
     signed_in(client, session, console)
-    monkeypatch.setattr(reports.care, "shelters", broken)
+    monkeypatch.setattr(reports.shelters_service, "shelters", broken)
     answer = client.get("/console/shelters")
     body = answer.get_data(as_text=True)
     assert answer.status_code == 500 and answer.mimetype == "text/html"

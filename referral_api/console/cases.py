@@ -12,6 +12,7 @@ from ..access import Scope
 from ..cases import board as case_board
 from ..cases import care, moves, participants
 from ..cases import services as case_services
+from ..cases import shelters as shelters_service
 from ..cases.models import ServiceKind
 from ..cases.schemas import (
     CaseListArgs,
@@ -124,7 +125,7 @@ def case_page(
         version=etag(case),
         timeline=[event_document(e, staff=staff) for e in events],
         services=services,
-        shelters=care.shelters(session, who),
+        shelters=shelters_service.shelters(session, who),
         names=organisation_names(session),
         organisations=org_services.search(session, text=query, exclude_kinds=(OrganisationKind.MGEC,)),
         org_query=query,

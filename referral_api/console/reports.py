@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 
 from ..access import Scope
 from ..cases import board as case_board
-from ..cases import care
+from ..cases import shelters as shelters_service
 from ..db import get_session
 from ..errors import InvalidPayload
 from ..http import load
@@ -115,7 +115,9 @@ def ctdc_export() -> Response:
     """The CTDC export (one anonymised row per person), as the API serves it."""
     args = load(ExportArgsSchema(), _period_args())
     k = current_app.config["SETTINGS"].report_min_cell
-    body = export.export_csv(get_session(), k=k, date_from=args["date_from"], date_to=args["date_to"])
+    body = export.export_csv(
+        get_session(), actor(), k=k, date_from=args["date_from"], date_to=args["date_to"]
+    )
     return Response(
         body, mimetype="text/csv", headers={"Content-Disposition": 'attachment; filename="ctdc.csv"'}
     )
@@ -125,5 +127,5 @@ def ctdc_export() -> Response:
 @page(Scope.CASES_READ)
 def shelters() -> Response:
     """Every shelter: beds, beds taken, beds free."""
-    rows = care.shelters(get_session(), actor())
+    rows = shelters_service.shelters(get_session(), actor())
     return render("console/shelters.html", active="shelters", rows=rows)
