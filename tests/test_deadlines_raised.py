@@ -14,7 +14,7 @@ from referral_api.cases.models import Case
 from referral_api.cases.stages import Stage
 from referral_api.config import Settings
 from referral_api.db import Database
-from referral_api.deadlines import evaluate
+from referral_api.deadlines import evaluate, kept
 from referral_api.deadlines.models import OverdueItem
 from referral_api.deadlines.table import TABLE, Deadline
 from tests.case_helpers import details_for, open_case, transition
@@ -116,8 +116,8 @@ def test_a_record_still_to_be_cleared_keeps_its_old_period_until_its_items_are(c
     assert old_period is not None and old_period != case.stage_since
     rule = next(r for r in TABLE if r.deadline is Deadline.TRAVEL_DOCUMENTS)
     level = rule.levels[0]
-    stale = evaluate._Found(rule, level, case.id, case.reference, case.stage_since, now, 0)
-    evaluate._record(session, [stale])  # the racing evaluation's write: left alone
+    stale = evaluate.Found(rule, level, case.id, case.reference, case.stage_since, now, 0)
+    kept.record(session, [stale])  # the racing evaluation's write: left alone
     session.commit()
     assert _case(session, case_id).raised_period == old_period
     report = evaluate.run(session, now=now, settings=settings)

@@ -3,8 +3,9 @@
 One evaluation is a few set-based statements, all committed together:
 - find: one SELECT (a UNION ALL over every row and level of the table) of the records past a level,
   index ranges on status or stage and clock. Each record keeps what was raised last for it
-  (`raised_deadline`, `raised_period`, `raised_level`, db.RaisedMixin), so a wait raised up to its
-  level in this period is skipped without looking at the items;
+  (`raised_deadline`, `raised_period`, `raised_level`; kept.py), so a wait raised up to its level in
+  this period is skipped without looking at the items; the same statement looks for anything to
+  clear (the partial indexes of kept.py), and the next two steps run only if there is;
 - lock, in one order, the records found and those whose raised wait was answered (their period is
   no longer the record's own, or they were erased: a small partial index), so that evaluations
   running at once and the moves of those records take turns;
@@ -31,6 +32,7 @@ from ..audit.actions import AuditAction
 from ..cases.models import Case, CaseService, ServiceStatus
 from ..config import Settings
 from ..referrals.models import Referral
+from . import kept
 from .models import OverdueItem
 from .table import TABLE, Level, Rule, Subject
 
@@ -40,7 +42,9 @@ _UNIQUE = ("subject_id", "deadline", "level", "period_start")
 
 
 @dataclass(frozen=True)
-class _Found:
+class Found:
+    """A wait found past a level of its deadline: the record, its waiting period, and when it was due."""
+
     rule: Rule
     level: Level
     subject_id: uuid.UUID
@@ -86,7 +90,7 @@ def _waiting(rule: Rule, level: Level, *, now: datetime, settings: Settings) -> 
 
 @dataclass(frozen=True)
 class _Scan:
-    found: list[_Found]
+    found: list[Found]
     to_clear: bool  # some record's raised wait was answered, or a service answered an open item
 
 
@@ -97,11 +101,11 @@ _SERVICED = -1
 def _to_clear() -> list[sa.Select]:
     """The arms of the scan that find what waits to be cleared (partial indexes: few rows, none mostly)."""
     item = OverdueItem
-    open_serviced = item.cleared_at.is_(None) & _serviced()
+    open_serviced = item.cleared_at.is_(None) & kept.serviced()
     arms = [(item.subject_id, item.reference, item.period_start, _SERVICED, open_serviced)]
     for subject, step in _MOVED_ON.items():
-        model, period = _records(subject)
-        arms.append((model.id, model.reference, period, step, _moved_on(model, period)))
+        model, period = kept.records(subject)
+        arms.append((model.id, model.reference, period, step, kept.moved_on_where(model, period)))
     selects = []
     for key, reference, period, step, where in arms:
         names = ("id", "reference", "period", "clock", "held", "step")
@@ -122,7 +126,7 @@ def _scan(session: Session, *, now: datetime, settings: Settings) -> _Scan:
         for i, (rule, level) in enumerate(steps)
     ]
     rows = session.execute(sa.union_all(*_to_clear(), *selects).order_by("step", "id")).all()
-    found: list[_Found] = []
+    found: list[Found] = []
     seen: set[tuple[int, uuid.UUID]] = set()
     for row in rows:
         if row.step < 0:
@@ -132,22 +136,22 @@ def _scan(session: Session, *, now: datetime, settings: Settings) -> _Scan:
             continue  # past a higher level of the same rule: that one is raised
         seen.add((id(rule), row.id))
         found.append(
-            _Found(
+            Found(
                 rule, level, row.id, row.reference, row.period, level.due(row.clock, settings), int(row.held)
             )
         )
     return _Scan(found, any(row.step < 0 for row in rows))
 
 
-def find(session: Session, *, now: datetime, settings: Settings) -> list[_Found]:
+def find(session: Session, *, now: datetime, settings: Settings) -> list[Found]:
     """Every wait past a level of its deadline not raised yet; of a wait past several levels, the highest."""
     return _scan(session, now=now, settings=settings).found
 
 
-def _insert(session: Session, found: list[_Found], *, now: datetime) -> dict[uuid.UUID, _Found]:
+def _insert(session: Session, found: list[Found], *, now: datetime) -> dict[uuid.UUID, Found]:
     """Insert the items; those another evaluation inserted first are skipped. The new ones, by item id."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    new: dict[uuid.UUID, _Found] = {}
+    new: dict[uuid.UUID, Found] = {}
     found = sorted(found, key=lambda f: f.subject_id.bytes)  # one lock order for all evaluations: no deadlock
     for start in range(0, len(found), _INSERT_CHUNK):
         chunk = {uuid.uuid4(): f for f in found[start : start + _INSERT_CHUNK]}
@@ -177,7 +181,7 @@ def _insert(session: Session, found: list[_Found], *, now: datetime) -> dict[uui
     return new
 
 
-def _mark(session: Session, new: dict[uuid.UUID, _Found], *, now: datetime) -> None:
+def _mark(session: Session, new: dict[uuid.UUID, Found], *, now: datetime) -> None:
     """Mark the records overdue (still in the state that waits: a move may have just answered)."""
     for rule in {f.rule for f in new.values() if f.rule.marks_overdue}:
         table = (Referral if rule.subject is Subject.REFERRAL else Case).__table__
@@ -190,7 +194,7 @@ def _mark(session: Session, new: dict[uuid.UUID, _Found], *, now: datetime) -> N
         )
 
 
-def _announce(session: Session, new: dict[uuid.UUID, _Found], *, now: datetime) -> None:
+def _announce(session: Session, new: dict[uuid.UUID, Found], *, now: datetime) -> None:
     """One thin event and one audit event per new item (the audit chain locked once for all)."""
     entries = []
     for item_id, f in new.items():
@@ -229,151 +233,7 @@ def _announce(session: Session, new: dict[uuid.UUID, _Found], *, now: datetime) 
     audit.record_many(session, entries)
 
 
-def _records(subject: Subject) -> tuple[type[Referral] | type[Case], Any]:
-    """The model of a subject and its period column (when the record entered its status or stage)."""
-    return (Referral, Referral.status_changed_at) if subject is Subject.REFERRAL else (Case, Case.stage_since)
-
-
-def _moved_on(model: type[Referral] | type[Case], period: Any) -> sa.ColumnElement[bool]:
-    """The record's last raised wait was answered: its period is no longer the record's, or it was erased.
-    The predicate of the partial index `ix_<table>_raised_answered` (db.answered_index)."""
-    return sa.and_(
-        model.raised_period.is_not(None),
-        sa.or_(model.raised_period != period, model.erased_at.is_not(None)),
-    )
-
-
-def _lock(session: Session, found: list[_Found]) -> dict[Subject, list[uuid.UUID]]:
-    """Lock (referrals, then cases, each by id) the records found and those whose raised wait was
-    answered; returns the latter. Concurrent evaluations and moves of these records wait their turn."""
-    answered: dict[Subject, list[uuid.UUID]] = {}
-    for subject in (Subject.REFERRAL, Subject.CASE):
-        model, period = _records(subject)
-        ids = {f.subject_id for f in found if f.rule.subject is subject}
-        moved_on = _moved_on(model, period)
-        rows = session.execute(
-            sa.select(model.id, moved_on.label("moved_on"))
-            .where(sa.or_(moved_on, model.id.in_(ids)) if ids else moved_on)
-            .order_by(model.id)
-            .with_for_update()
-        ).all()
-        answered[subject] = [row.id for row in rows if row.moved_on]
-    return answered
-
-
-def _answered() -> sa.ColumnElement[bool]:
-    """An open item whose wait is over: its record left the status or stage (a new period) or was erased."""
-    referral_period = (
-        sa.select(Referral.status_changed_at)
-        .where(Referral.id == OverdueItem.subject_id, Referral.erased_at.is_(None))
-        .scalar_subquery()
-    )
-    case_period = (
-        sa.select(Case.stage_since)
-        .where(Case.id == OverdueItem.subject_id, Case.erased_at.is_(None))
-        .scalar_subquery()
-    )
-    period = sa.case((OverdueItem.subject == Subject.REFERRAL, referral_period), else_=case_period)
-    return period.is_distinct_from(OverdueItem.period_start)
-
-
-def _serviced() -> sa.ColumnElement[bool]:
-    """An open item of a deadline a service answers (service_plan) whose case has a service planned."""
-    # a probe per open item of such a deadline (not a hash of every service)
-    service = (
-        sa.select(CaseService.id)
-        .where(CaseService.case_id == OverdueItem.subject_id, CaseService.status != ServiceStatus.DECLINED)
-        .limit(1)
-        .scalar_subquery()
-    )
-    answered_by_service = {r.deadline for r in TABLE if r.needs_service}
-    return sa.and_(OverdueItem.deadline.in_(answered_by_service), service.is_not(None))
-
-
-def _clear(session: Session, answered: dict[Subject, list[uuid.UUID]], *, now: datetime) -> int:
-    """Clear the answered items, reset what their records keep and the overdue marks no open item holds
-    up any more; returns the items cleared.
-
-    Only the records `_lock` found answered are looked at (and the open service_plan items): the
-    others' raised period is still their own. A move resets its record's mark itself, and a mark set
-    by an evaluation racing a move belongs to an item this step clears."""
-    ids = [i for subject_ids in answered.values() for i in subject_ids]
-    wheres = [sa.and_(OverdueItem.subject_id.in_(ids), _answered())] if ids else []
-    cleared: set[uuid.UUID] = set()
-    for where in [*wheres, _serviced()]:
-        cleared.update(
-            session.scalars(
-                sa.update(OverdueItem)
-                .where(OverdueItem.cleared_at.is_(None), where)
-                .values(cleared_at=now)
-                .returning(OverdueItem.subject_id)
-                .execution_options(synchronize_session=False)
-            )
-        )
-    for subject in (Subject.REFERRAL, Subject.CASE):
-        model, period = _records(subject)
-        table = model.__table__
-        if answered[subject]:
-            session.execute(
-                sa.update(table)
-                .where(table.c.id.in_(answered[subject]), _moved_on(model, period))
-                .values(raised_deadline=None, raised_period=None, raised_level=None)
-            )
-        if not cleared:
-            continue
-        marking = {r.deadline for r in TABLE if r.subject is subject and r.marks_overdue}
-        held_up = sa.exists().where(
-            OverdueItem.subject_id == table.c.id,
-            OverdueItem.cleared_at.is_(None),
-            OverdueItem.deadline.in_(marking),
-        )
-        session.execute(
-            sa.update(table)
-            .where(table.c.id.in_(cleared), table.c.overdue_since.is_not(None), ~held_up)
-            .values(overdue_since=None)
-        )
-    return len(cleared)
-
-
-def _record(session: Session, found: list[_Found]) -> None:
-    """Keep on each record found what was raised for it (inserted now, or by another evaluation first).
-
-    Never lowers the level of the same wait, and leaves a record whose raised wait was answered as it
-    is (`_clear` of a later evaluation looks at it: it still has items to clear)."""
-    for subject in (Subject.REFERRAL, Subject.CASE):
-        rows = [
-            {"rid": f.subject_id, "rdeadline": f.rule.deadline.value, "rperiod": f.period_start,
-             "rlevel": f.level.number}
-            for f in found
-            if f.rule.subject is subject
-        ]
-        if not rows:
-            continue
-        model, period = _records(subject)
-        table = model.__table__
-        raised_period = table.c.raised_period
-        session.execute(
-            sa.update(table)
-            .where(
-                table.c.id == sa.bindparam("rid"),
-                sa.or_(raised_period.is_(None), raised_period == period),
-                sa.or_(
-                    raised_period.is_(None),
-                    table.c.raised_deadline != sa.bindparam("rdeadline"),
-                    raised_period != sa.bindparam("rperiod"),
-                    table.c.raised_level < sa.bindparam("rlevel"),
-                ),
-            )
-            .values(
-                raised_deadline=sa.bindparam("rdeadline"),
-                raised_period=sa.bindparam("rperiod"),
-                raised_level=sa.bindparam("rlevel"),
-            ),
-            rows,
-        )
-
-
-def _describe(f: _Found, *, now: datetime) -> dict[str, Any]:
+def _describe(f: Found, *, now: datetime) -> dict[str, Any]:
     return {
         "subject": f.rule.subject.value,
         "reference": f.reference,
@@ -397,9 +257,9 @@ def run(session: Session, *, now: datetime, settings: Settings, dry_run: bool = 
             "cleared": 0,
             "raised": [_describe(f, now=now) for f in found],
         }
-    cleared = _clear(session, _lock(session, found), now=now) if found or scan.to_clear else 0
+    cleared = kept.clear(session, kept.lock(session, found), now=now) if found or scan.to_clear else 0
     new = _insert(session, found, now=now) if found else {}
-    _record(session, found)
+    kept.record(session, found)
     _mark(session, new, now=now)
     _announce(session, new, now=now)
     session.commit()
