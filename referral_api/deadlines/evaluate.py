@@ -18,6 +18,7 @@ One evaluation is a few set-based statements, all committed together:
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +32,7 @@ from .. import audit, events
 from ..audit.actions import AuditAction
 from ..cases.models import Case, CaseService, ServiceStatus
 from ..config import Settings
+from ..db import UTCDateTime
 from ..referrals.models import Referral
 from . import kept
 from .models import OverdueItem
@@ -58,9 +60,9 @@ def _planned_service() -> sa.Exists:
     return sa.exists().where(CaseService.case_id == Case.id, CaseService.status != ServiceStatus.DECLINED)
 
 
-def _waiting(rule: Rule, level: Level, *, now: datetime, settings: Settings) -> sa.Select:
-    """The records waiting in the rule's state past `level`, not raised at it (or higher) in this period."""
-    latest = level.latest_clock(now, settings)
+def _waiting(rule: Rule, level: Level, latest: sa.BindParameter) -> sa.Select:
+    """The records waiting in the rule's state past `level` (clock at `latest` or before), not raised at
+    it (or higher) in this period."""
     if rule.subject is Subject.REFERRAL:
         model, period, clock, held = (
             Referral,
@@ -115,17 +117,29 @@ def _to_clear() -> list[sa.Select]:
     return selects
 
 
-def _scan(session: Session, *, now: datetime, settings: Settings) -> _Scan:
-    """One statement, a UNION ALL: the waits of every row and level of the table, and whether anything
-    waits to be cleared. Of a wait past several levels, the highest."""
-    steps = [(rule, level) for rule in TABLE for level in reversed(rule.levels_in(settings))]
+def _steps(settings: Settings) -> tuple[tuple[Rule, Level], ...]:
+    """Every row and level of the table the settings give; of a rule's levels, the highest first."""
+    return tuple((rule, level) for rule in TABLE for level in reversed(rule.levels_in(settings)))
+
+
+@functools.lru_cache(maxsize=8)
+def _statement(steps: tuple[tuple[Rule, Level], ...]) -> sa.Select:
+    """The scan for these steps, built once (the latest clock of step i: bound as `latest_i`)."""
     selects = [
-        _waiting(rule, level, now=now, settings=settings)
+        _waiting(rule, level, sa.bindparam(f"latest_{i}", type_=UTCDateTime()))
         .add_columns(sa.literal(i).label("step"))
         .order_by(None)
         for i, (rule, level) in enumerate(steps)
     ]
-    rows = session.execute(sa.union_all(*_to_clear(), *selects).order_by("step", "id")).all()
+    return sa.union_all(*_to_clear(), *selects).order_by("step", "id")
+
+
+def _scan(session: Session, *, now: datetime, settings: Settings) -> _Scan:
+    """One statement, a UNION ALL: the waits of every row and level of the table, and whether anything
+    waits to be cleared. Of a wait past several levels, the highest."""
+    steps = _steps(settings)
+    latest = {f"latest_{i}": level.latest_clock(now, settings) for i, (_rule, level) in enumerate(steps)}
+    rows = session.execute(_statement(steps), latest).all()
     found: list[Found] = []
     seen: set[tuple[int, uuid.UUID]] = set()
     for row in rows:
