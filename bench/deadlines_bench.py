@@ -11,8 +11,9 @@ last 3 days and one in 19 started 120 days earlier (overdue), one in 17 on hold,
 rehabilitation with a service planned. The first evaluation raises every overdue item (its time is
 printed: inserts, events and audit events). Then, in
 alternating rounds, it times (a) the evaluation as the worker runs it, `deadlines.evaluate.run()`,
-nothing new to raise (the steady state: every wait looked at, every open item checked for an answer,
-one commit), and (b) one bare `SELECT count(*)` of the same overdue rows with the same conditions.
+nothing new to raise (the steady state: every wait looked at, the records whose move or erasure
+answered their items and the open service_plan items checked for an answer, one commit), and (b) one
+bare `SELECT count(*)` of the same overdue rows with the same conditions.
 It prints each target's best round and the ratio (goal: under 2).
 """
 

@@ -69,6 +69,25 @@ class IdMixin:
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
 
 
+class RaisedMixin:
+    """What the deadlines evaluation raised last on a record that waits: deadline, waiting period, level.
+
+    A cache beside the overdue items (deadlines/evaluate.py): the evaluation skips a wait raised up to
+    its level in this period without looking at the items, and finds the records whose move or erasure
+    answered their items by this period no longer being the record's own (a small partial index).
+    """
+
+    raised_deadline: Mapped[str | None] = mapped_column(sa.String(20))
+    raised_period: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    raised_level: Mapped[int | None] = mapped_column(sa.Integer)
+
+
+def answered_index(table: str, period: str) -> sa.Index:
+    """The records whose last raised wait was answered (moved on, or erased): few, so a partial index."""
+    where = sa.text(f"raised_period IS NOT NULL AND (raised_period <> {period} OR erased_at IS NOT NULL)")
+    return sa.Index(f"ix_{table}_raised_answered", "id", postgresql_where=where, sqlite_where=where)
+
+
 class TimestampMixin:
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(

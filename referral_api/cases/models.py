@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..db import Base, IdMixin, TimestampMixin, UTCDateTime, enum_column, utcnow
+from ..db import Base, IdMixin, RaisedMixin, TimestampMixin, UTCDateTime, answered_index, enum_column, utcnow
 from ..errors import Conflict, IllegalTransition
 from ..privacy import EncryptedRecordMixin, encrypted_column
 from .stages import (
@@ -34,7 +34,7 @@ def _clock_default(context: Any) -> datetime:
     return context.get_current_parameters().get("stage_since") or utcnow()
 
 
-class Case(IdMixin, TimestampMixin, Base):
+class Case(IdMixin, TimestampMixin, RaisedMixin, Base):
     __tablename__ = "cases"
 
     reference: Mapped[str] = mapped_column(sa.String(20), unique=True, nullable=False)
@@ -87,8 +87,12 @@ class Case(IdMixin, TimestampMixin, Base):
         # The deadlines evaluation reads only these columns of the waits it finds (index-only on PostgreSQL).
         sa.Index(
             "ix_cases_stage_clock", "stage", "clock_since",
-            postgresql_include=["id", "reference", "stage_since", "held_seconds", "on_hold", "erased_at"],
+            postgresql_include=[
+                "id", "reference", "stage_since", "held_seconds", "on_hold", "erased_at",
+                "raised_deadline", "raised_period", "raised_level",
+            ],
         ),
+        answered_index("cases", "stage_since"),
     )
 
     def move_to(self, target: Stage, *, occurred_at: datetime, details: dict[str, Any]) -> tuple[Stage, Move]:

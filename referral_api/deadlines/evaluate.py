@@ -1,16 +1,24 @@
 """`deadlines run`: find the waits past a level of their deadline, raise each once, clear the answered.
 
-One evaluation is a few set-based statements: one SELECT (a UNION ALL over every row and level of the
-table) of the records past a level with no item yet for their waiting period, index ranges on status
-or stage and clock; one INSERT ... ON CONFLICT DO NOTHING RETURNING of the new items (in chunks); one
-UPDATE clearing the items whose wait was answered, and one resetting the overdue marks of their
-records where no open item is left. Only the items this evaluation inserted are published and
-audited, so evaluations running at once (several workers on PostgreSQL) raise each item once.
-Everything commits together.
+One evaluation is a few set-based statements, all committed together:
+- find: one SELECT (a UNION ALL over every row and level of the table) of the records past a level,
+  index ranges on status or stage and clock. Each record keeps what was raised last for it
+  (`raised_deadline`, `raised_period`, `raised_level`; kept.py), so a wait raised up to its level in
+  this period is skipped without looking at the items; the same statement looks for anything to
+  clear (the partial indexes of kept.py), and the next two steps run only if there is;
+- lock, in one order, the records found and those whose raised wait was answered (their period is
+  no longer the record's own, or they were erased: a small partial index), so that evaluations
+  running at once and the moves of those records take turns;
+- clear the open items of the answered records and those a service answered (service_plan), and
+  reset what those records keep;
+- INSERT ... ON CONFLICT DO NOTHING RETURNING of the items found (in chunks), then record them on
+  their records. The unique constraint is what raises each item once: only the items this
+  evaluation inserted are published and audited (several workers on PostgreSQL).
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,7 +32,9 @@ from .. import audit, events
 from ..audit.actions import AuditAction
 from ..cases.models import Case, CaseService, ServiceStatus
 from ..config import Settings
+from ..db import UTCDateTime
 from ..referrals.models import Referral
+from . import kept
 from .models import OverdueItem
 from .table import TABLE, Level, Rule, Subject
 
@@ -34,7 +44,9 @@ _UNIQUE = ("subject_id", "deadline", "level", "period_start")
 
 
 @dataclass(frozen=True)
-class _Found:
+class Found:
+    """A wait found past a level of its deadline: the record, its waiting period, and when it was due."""
+
     rule: Rule
     level: Level
     subject_id: uuid.UUID
@@ -48,9 +60,9 @@ def _planned_service() -> sa.Exists:
     return sa.exists().where(CaseService.case_id == Case.id, CaseService.status != ServiceStatus.DECLINED)
 
 
-def _waiting(rule: Rule, level: Level, *, now: datetime, settings: Settings) -> sa.Select:
-    """The records waiting in the rule's state past `level`, with no item of it (or higher) yet."""
-    latest = level.latest_clock(now, settings)
+def _waiting(rule: Rule, level: Level, latest: sa.BindParameter) -> sa.Select:
+    """The records waiting in the rule's state past `level` (clock at `latest` or before), not raised at
+    it (or higher) in this period."""
     if rule.subject is Subject.REFERRAL:
         model, period, clock, held = (
             Referral,
@@ -66,48 +78,94 @@ def _waiting(rule: Rule, level: Level, *, now: datetime, settings: Settings) -> 
         where = [Case.stage == rule.state, Case.on_hold.is_(False), clock <= latest]
         if rule.needs_service:
             where.append(~_planned_service())
-    raised = sa.exists().where(
-        OverdueItem.subject_id == model.id,
-        OverdueItem.deadline == rule.deadline,
-        OverdueItem.level >= level.number,
-        OverdueItem.period_start == period,
+    # raised already: this deadline, this period, this level or higher (the columns go together)
+    not_raised = sa.or_(
+        model.raised_period.is_(None),
+        model.raised_deadline != rule.deadline.value,
+        model.raised_period != period,
+        model.raised_level < level.number,
     )
     return sa.select(
         model.id, model.reference, period.label("period"), clock.label("clock"), held.label("held")
-    ).where(*where, model.erased_at.is_(None), ~raised)
+    ).where(*where, model.erased_at.is_(None), not_raised)
 
 
-def find(session: Session, *, now: datetime, settings: Settings) -> list[_Found]:
-    """Every wait past a level of its deadline not raised yet; of a wait past several levels, the highest.
+@dataclass(frozen=True)
+class _Scan:
+    found: list[Found]
+    to_clear: bool  # some record's raised wait was answered, or a service answered an open item
 
-    One statement: the waits of every row and level of the table, as one UNION ALL."""
-    steps = [(rule, level) for rule in TABLE for level in reversed(rule.levels_in(settings))]
+
+_MOVED_ON = {Subject.REFERRAL: -3, Subject.CASE: -2}
+_SERVICED = -1
+
+
+def _to_clear() -> list[sa.Select]:
+    """The arms of the scan that find what waits to be cleared (partial indexes: few rows, none mostly)."""
+    item = OverdueItem
+    open_serviced = item.cleared_at.is_(None) & kept.serviced()
+    arms = [(item.subject_id, item.reference, item.period_start, _SERVICED, open_serviced)]
+    for subject, step in _MOVED_ON.items():
+        model, period = kept.records(subject)
+        arms.append((model.id, model.reference, period, step, kept.moved_on_where(model, period)))
+    selects = []
+    for key, reference, period, step, where in arms:
+        names = ("id", "reference", "period", "clock", "held", "step")
+        values = (key, reference, period, period, sa.literal(0), sa.literal(step))
+        arm = sa.select(*(v.label(n) for v, n in zip(values, names, strict=True)))
+        selects.append(arm.where(where))
+    return selects
+
+
+def _steps(settings: Settings) -> tuple[tuple[Rule, Level], ...]:
+    """Every row and level of the table the settings give; of a rule's levels, the highest first."""
+    return tuple((rule, level) for rule in TABLE for level in reversed(rule.levels_in(settings)))
+
+
+@functools.lru_cache(maxsize=8)
+def _statement(steps: tuple[tuple[Rule, Level], ...]) -> sa.Select:
+    """The scan for these steps, built once (the latest clock of step i: bound as `latest_i`)."""
     selects = [
-        _waiting(rule, level, now=now, settings=settings)
+        _waiting(rule, level, sa.bindparam(f"latest_{i}", type_=UTCDateTime()))
         .add_columns(sa.literal(i).label("step"))
         .order_by(None)
         for i, (rule, level) in enumerate(steps)
     ]
-    rows = session.execute(sa.union_all(*selects).order_by("step", "id")).all()
-    found: list[_Found] = []
+    return sa.union_all(*_to_clear(), *selects).order_by("step", "id")
+
+
+def _scan(session: Session, *, now: datetime, settings: Settings) -> _Scan:
+    """One statement, a UNION ALL: the waits of every row and level of the table, and whether anything
+    waits to be cleared. Of a wait past several levels, the highest."""
+    steps = _steps(settings)
+    latest = {f"latest_{i}": level.latest_clock(now, settings) for i, (_rule, level) in enumerate(steps)}
+    rows = session.execute(_statement(steps), latest).all()
+    found: list[Found] = []
     seen: set[tuple[int, uuid.UUID]] = set()
     for row in rows:
+        if row.step < 0:
+            continue
         rule, level = steps[row.step]
         if (id(rule), row.id) in seen:
             continue  # past a higher level of the same rule: that one is raised
         seen.add((id(rule), row.id))
         found.append(
-            _Found(
+            Found(
                 rule, level, row.id, row.reference, row.period, level.due(row.clock, settings), int(row.held)
             )
         )
-    return found
+    return _Scan(found, any(row.step < 0 for row in rows))
 
 
-def _insert(session: Session, found: list[_Found], *, now: datetime) -> dict[uuid.UUID, _Found]:
+def find(session: Session, *, now: datetime, settings: Settings) -> list[Found]:
+    """Every wait past a level of its deadline not raised yet; of a wait past several levels, the highest."""
+    return _scan(session, now=now, settings=settings).found
+
+
+def _insert(session: Session, found: list[Found], *, now: datetime) -> dict[uuid.UUID, Found]:
     """Insert the items; those another evaluation inserted first are skipped. The new ones, by item id."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    new: dict[uuid.UUID, _Found] = {}
+    new: dict[uuid.UUID, Found] = {}
     found = sorted(found, key=lambda f: f.subject_id.bytes)  # one lock order for all evaluations: no deadlock
     for start in range(0, len(found), _INSERT_CHUNK):
         chunk = {uuid.uuid4(): f for f in found[start : start + _INSERT_CHUNK]}
@@ -137,7 +195,7 @@ def _insert(session: Session, found: list[_Found], *, now: datetime) -> dict[uui
     return new
 
 
-def _mark(session: Session, new: dict[uuid.UUID, _Found], *, now: datetime) -> None:
+def _mark(session: Session, new: dict[uuid.UUID, Found], *, now: datetime) -> None:
     """Mark the records overdue (still in the state that waits: a move may have just answered)."""
     for rule in {f.rule for f in new.values() if f.rule.marks_overdue}:
         table = (Referral if rule.subject is Subject.REFERRAL else Case).__table__
@@ -150,7 +208,7 @@ def _mark(session: Session, new: dict[uuid.UUID, _Found], *, now: datetime) -> N
         )
 
 
-def _announce(session: Session, new: dict[uuid.UUID, _Found], *, now: datetime) -> None:
+def _announce(session: Session, new: dict[uuid.UUID, Found], *, now: datetime) -> None:
     """One thin event and one audit event per new item (the audit chain locked once for all)."""
     entries = []
     for item_id, f in new.items():
@@ -189,68 +247,7 @@ def _announce(session: Session, new: dict[uuid.UUID, _Found], *, now: datetime) 
     audit.record_many(session, entries)
 
 
-def _answered() -> sa.ColumnElement[bool]:
-    """An open item whose wait is over: its record left the status or stage (a new period), was erased,
-    or (service_plan) has a service planned. Scalar subqueries: one primary-key probe per open item."""
-    referral_period = (
-        sa.select(Referral.status_changed_at)
-        .where(Referral.id == OverdueItem.subject_id, Referral.erased_at.is_(None))
-        .scalar_subquery()
-    )
-    case_period = (
-        sa.select(Case.stage_since)
-        .where(Case.id == OverdueItem.subject_id, Case.erased_at.is_(None))
-        .scalar_subquery()
-    )
-    period = sa.case((OverdueItem.subject == Subject.REFERRAL, referral_period), else_=case_period)
-    # probed only for the items of a deadline a service answers (not a hash of every service)
-    service = (
-        sa.select(CaseService.id)
-        .where(CaseService.case_id == OverdueItem.subject_id, CaseService.status != ServiceStatus.DECLINED)
-        .limit(1)
-        .scalar_subquery()
-    )
-    service_rules = {r.deadline for r in TABLE if r.needs_service}
-    return sa.or_(
-        period.is_distinct_from(OverdueItem.period_start),
-        sa.and_(OverdueItem.deadline.in_(service_rules), service.is_not(None)),
-    )
-
-
-def _clear(session: Session, *, now: datetime) -> int:
-    """Clear the answered items, then the overdue marks no open item holds up any more; returns items cleared.
-
-    Only the records of the items cleared now are looked at: a move resets its record's mark itself,
-    and a mark set by an evaluation racing a move belongs to an item this step clears."""
-    cleared = list(
-        session.scalars(
-            sa.update(OverdueItem)
-            .where(OverdueItem.cleared_at.is_(None), _answered())
-            .values(cleared_at=now)
-            .returning(OverdueItem.subject_id)
-            .execution_options(synchronize_session=False)
-        )
-    )
-    subjects = set(cleared)
-    for subject, model in ((Subject.REFERRAL, Referral), (Subject.CASE, Case)):
-        if not subjects:
-            break
-        marking = {r.deadline for r in TABLE if r.subject is subject and r.marks_overdue}
-        table = model.__table__
-        held_up = sa.exists().where(
-            OverdueItem.subject_id == table.c.id,
-            OverdueItem.cleared_at.is_(None),
-            OverdueItem.deadline.in_(marking),
-        )
-        session.execute(
-            sa.update(table)
-            .where(table.c.id.in_(subjects), table.c.overdue_since.is_not(None), ~held_up)
-            .values(overdue_since=None)
-        )
-    return len(cleared)
-
-
-def _describe(f: _Found, *, now: datetime) -> dict[str, Any]:
+def _describe(f: Found, *, now: datetime) -> dict[str, Any]:
     return {
         "subject": f.rule.subject.value,
         "reference": f.reference,
@@ -264,7 +261,8 @@ def _describe(f: _Found, *, now: datetime) -> dict[str, Any]:
 
 def run(session: Session, *, now: datetime, settings: Settings, dry_run: bool = False) -> dict[str, Any]:
     """One evaluation at `now`: raise what is newly overdue, clear what was answered, commit once."""
-    found = find(session, now=now, settings=settings)
+    scan = _scan(session, now=now, settings=settings)
+    found = scan.found
     if dry_run:
         session.rollback()
         return {
@@ -273,9 +271,10 @@ def run(session: Session, *, now: datetime, settings: Settings, dry_run: bool = 
             "cleared": 0,
             "raised": [_describe(f, now=now) for f in found],
         }
+    cleared = kept.clear(session, kept.lock(session, found), now=now) if found or scan.to_clear else 0
     new = _insert(session, found, now=now) if found else {}
+    kept.record(session, found)
     _mark(session, new, now=now)
-    cleared = _clear(session, now=now)
     _announce(session, new, now=now)
     session.commit()
     return {

@@ -42,4 +42,9 @@ class OverdueItem(IdMixin, Base):
         sa.CheckConstraint("level >= 1", name="level_positive"),
         sa.Index("ix_overdue_items_open", "subject", "cleared_at"),
         sa.Index("ix_overdue_items_raised", "raised_at"),
+        # the open items of a deadline a service answers (service_plan): probed each evaluation
+        sa.Index(
+            "ix_overdue_items_open_deadline", "deadline", "subject_id",
+            postgresql_where=sa.text("cleared_at IS NULL"), sqlite_where=sa.text("cleared_at IS NULL"),
+        ),
     )

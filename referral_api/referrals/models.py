@@ -13,7 +13,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..db import Base, IdMixin, TimestampMixin, UTCDateTime, enum_column, utcnow
+from ..db import Base, IdMixin, RaisedMixin, TimestampMixin, UTCDateTime, answered_index, enum_column, utcnow
 from ..errors import Conflict, IllegalTransition
 from ..privacy import EncryptedRecordMixin, encrypted_column
 from .states import FINAL, MOVES, ReferralAction, ReferralStatus, allowed_actions
@@ -48,7 +48,7 @@ def age_on(born: date, day: date) -> int:
     return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
 
 
-class Referral(IdMixin, TimestampMixin, EncryptedRecordMixin, Base):
+class Referral(IdMixin, TimestampMixin, RaisedMixin, EncryptedRecordMixin, Base):
     __tablename__ = "referrals"
 
     reference: Mapped[str] = mapped_column(sa.String(20), unique=True, nullable=False)
@@ -134,6 +134,7 @@ class Referral(IdMixin, TimestampMixin, EncryptedRecordMixin, Base):
         sa.Index("ix_referrals_org_submitted", "submitted_by_organisation_id", "submitted_at", "id"),
         sa.Index("ix_referrals_status_submitted", "status", "submitted_at", "id"),
         sa.Index("ix_referrals_status_changed", "status", "status_changed_at"),
+        answered_index("referrals", "status_changed_at"),
         sa.UniqueConstraint(
             "submitted_by_organisation_id", "external_reference", name="uq_referrals_org_external_reference"
         ),
