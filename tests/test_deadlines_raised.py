@@ -129,7 +129,7 @@ def test_a_record_still_to_be_cleared_keeps_its_old_period_until_its_items_are(c
 
 
 def test_the_migration_writes_the_open_items_onto_their_records(backend, tmp_path):
-    """0940 on a database with open items: each record keeps its latest period's highest level."""
+    """0960 on a database with open items: each record keeps its latest period's highest level."""
     with throwaway_database(backend, tmp_path) as url:
         db = Database(url)
         try:

@@ -1,7 +1,7 @@
 """deadlines: what was raised last kept on the record (raised_deadline, raised_period, raised_level)
 
-Revision ID: 0940
-Revises: 0930
+Revision ID: 0960
+Revises: 0950
 Create Date: 2026-11-29 09:40:00.000000
 
 The deadlines evaluation skips a wait raised up to its level in this period by these columns (in
@@ -17,8 +17,8 @@ import sqlalchemy as sa
 import referral_api.db
 
 
-revision = '0940'
-down_revision = '0930'
+revision = '0960'
+down_revision = '0950'
 branch_labels = None
 depends_on = None
 
