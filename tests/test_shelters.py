@@ -180,3 +180,16 @@ def test_a_taken_name_and_an_unknown_shelter(client, world, session):
     )
     empty = client.patch(f"/api/v1/shelters/{other}", json={}, headers=_admin(world))
     assert empty.status_code == 422
+
+
+def test_adding_a_shelter_with_an_idempotency_key_creates_it_once(client, world, session):
+    headers = {**_admin(world), "Idempotency-Key": "add-shelter-of-erdenet"}
+    body = {"name": "Shelter of Erdenet", "city": "Erdenet", "capacity": 6}
+    first = client.post("/api/v1/shelters", json=body, headers=headers)
+    again = client.post("/api/v1/shelters", json=body, headers=headers)
+    assert first.status_code == 201 and again.status_code == 201, (first.get_json(), again.get_json())
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json()["id"] == first.get_json()["id"]
+    assert again.headers["Location"] == first.headers["Location"]
+    named = sa.select(sa.func.count()).select_from(Shelter).where(Shelter.name == body["name"])
+    assert session.scalar(named) == 1

@@ -365,15 +365,18 @@ class ShelterList(Resource):
         actor, session = current_actor(), get_session()
         data = load(ShelterInSchema())
 
+        def answer(shelter, taken, status=200):
+            document = _shelter_document(shelter, taken)
+            return with_etag(document, status=status, headers={"Location": f"/api/v1/shelters/{shelter.id}"})
+
         def handler():
             shelter, taken = shelters.create_shelter(session, actor, data)
-            return with_etag(
-                _shelter_document(shelter, taken),
-                status=201,
-                headers={"Location": f"/api/v1/shelters/{shelter.id}"},
-            )
+            return shelter.id, answer(shelter, taken, status=201)
 
-        return idempotent(session, owner=actor.client_id, handler=handler)
+        def replay(shelter_id):
+            return answer(*shelters.shelter(session, actor, shelter_id), status=201)
+
+        return idempotent(session, actor=actor, handler=handler, replay=replay)
 
 
 @shelters_ns.route("/<string:shelter_id>")
