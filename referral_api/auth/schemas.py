@@ -106,7 +106,11 @@ class TokenResponseSchema(ma.Schema):
 
 
 class OAuthErrorSchema(ma.Schema):
-    """RFC 6749 section 5.2 (also RFC 7009 and 7662 errors)."""
+    """RFC 6749 section 5.2 (also RFC 7009 and 7662 errors). Other members may follow: a request refused
+    before Authlib reads it (a control character, a rate limit) also carries the problem-details members."""
+
+    class Meta:
+        unknown = ma.INCLUDE  # documented as open (additionalProperties), as RFC 6749 allows extensions
 
     error = ma.fields.String(
         required=True,
