@@ -53,10 +53,15 @@ def clients_group() -> None:
 @click.option("--jwks-uri", help="https URL of the client's public keys (private_key_jwt).")
 @click.option("--jwks-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A file with the client's public JWKS (private_key_jwt).")
+@click.option("--require-dpop", is_flag=True,
+              help="Tokens only with a DPoP proof, bound to the proof's key (RFC 9449).")
+@click.option("--dpop-nonce", is_flag=True,
+              help="Proofs must carry the server's DPoP nonce (implies --require-dpop).")
 @json_option
 @domain_command
 def create(org: str, name: str, scopes: str, grant_types: str, redirect_uris: tuple[str, ...],
-           auth_method: str, jwks_uri: str | None, jwks_file: Path | None, as_json: bool) -> None:
+           auth_method: str, jwks_uri: str | None, jwks_file: Path | None, require_dpop: bool,
+           dpop_nonce: bool, as_json: bool) -> None:
     """Register a client; prints client_id and, for a secret client, client_secret, once."""
     if jwks_uri and jwks_file:
         raise click.UsageError("give --jwks-uri or --jwks-file, not both")
@@ -66,6 +71,7 @@ def create(org: str, name: str, scopes: str, grant_types: str, redirect_uris: tu
         auth_method=ClientAuthMethod(auth_method),
         jwks=jwks_file.read_text(encoding="utf-8") if jwks_file else None, jwks_uri=jwks_uri,
         require_private_key_jwt=current_app.config["SETTINGS"].require_private_key_jwt,
+        require_dpop=require_dpop, dpop_nonce=dpop_nonce,
     )
     emit(_client_payload(issued), as_json=as_json, text=_client_text(issued))
 

@@ -81,6 +81,8 @@ def create_client(
     jwks: str | None = None,
     jwks_uri: str | None = None,
     require_private_key_jwt: bool = False,
+    require_dpop: bool = False,
+    dpop_nonce: bool = False,
 ) -> IssuedClient:
     """Register a client of `organisation` (id or name); a secret client's secret is returned once."""
     org = org_services.find(session, organisation)
@@ -123,13 +125,15 @@ def create_client(
         scope=" ".join(sorted(set(scopes))),
         grant_types=" ".join(g for g in GRANT_TYPES if g in grant_types),
         redirect_uris=" ".join(redirect_uris),
+        require_dpop=require_dpop or dpop_nonce,
+        dpop_nonce=dpop_nonce,
     )
     session.add(client)
     session.flush()
     trail.record(session, AuditAction.AUTH_CLIENT_CREATE, resource_type="client", resource_id=client.id,
                  details={"client_id": client.client_id, "organisation_id": org.id,
                           "auth_method": auth_method.value, "scope": client.scope,
-                          "grant_types": client.grant_types})
+                          "grant_types": client.grant_types, "require_dpop": client.require_dpop})
     session.commit()
     return IssuedClient(client, secret)
 

@@ -18,7 +18,7 @@ from flask_babel import gettext as _
 
 from ..access import ALL_SCOPES, TOTP_ROLES
 from ..db import get_session
-from . import services
+from . import dpop, services
 from .client_auth import ASSERTION_ALGORITHMS
 from .failures import LoginGuard
 from .server import AuthorizationServer, allowed_auth_methods
@@ -129,4 +129,5 @@ def metadata() -> Response:
         "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
         "introspection_endpoint_auth_methods_supported": methods,
         "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
+        "dpop_signing_alg_values_supported": dpop.ALGORITHMS,
     })
