@@ -43,7 +43,8 @@ def clients_group() -> None:
 @click.option("--org", "org", required=True, help="The owning organisation's id or exact name.")
 @click.option("--name", required=True, help="A name for people, e.g. 'Seoul embassy case system'.")
 @click.option("--scopes", required=True,
-              help='Space-separated scopes, e.g. "referrals:submit referrals:read".')
+              help='Space-separated scopes, e.g. "referrals:submit referrals:read"; referrals:review, '
+                   "audit:read and admin only with the authorization_code grant (people's tokens).")
 @click.option("--grant-types", default="client_credentials", show_default=True,
               help=f"Space-separated, of: {' '.join(GRANT_TYPES)}.")
 @click.option("--redirect-uri", "redirect_uris", multiple=True,
@@ -84,7 +85,9 @@ def list_(org: str | None, as_json: bool) -> None:
     """List clients (never their secrets)."""
     rows = _client_out.dump(services.list_clients(get_session(), organisation=org), many=True)
     text = "\n".join(f"{c['client_id']}  {c['token_endpoint_auth_method']:<19} "
-                     f"{'revoked' if c['revoked'] else 'active ':<7}  {c['name']}" for c in rows)
+                     f"{'revoked' if c['revoked'] else 'active ':<7}  {c['name']}\n"
+                     f"    scopes: {' '.join(c['scopes'])}\n    grant types: {' '.join(c['grant_types'])}"
+                     + ("\n    DPoP required" if c["require_dpop"] else "") for c in rows)
     emit({"items": rows}, as_json=as_json, text=text or "(no clients)")
 
 
