@@ -201,3 +201,38 @@ def test_cli_require_dpop(run_cli, session):
     assert payload["require_dpop"] is True and payload["dpop_nonce"] is False
     session.expire_all()
     assert session.scalar(sa.select(Client).where(Client.client_id == payload["client_id"])).require_dpop
+
+
+def test_a_persons_code_and_refresh_token_need_a_proof_and_survive_a_refused_one(client, session):
+    from referral_api.access import Role
+    from referral_api.auth import services
+    from referral_api.organisations.models import OrganisationKind
+
+    mgec = h.organisation(session, OrganisationKind.MGEC)
+    issued = services.create_client(
+        session, organisation=str(mgec.id), name="bound login", scopes=["referrals:read"],
+        grant_types=["authorization_code", "refresh_token"], redirect_uris=[h.REDIRECT_URI],
+        require_dpop=True)
+    c, secret = issued.client, issued.client_secret
+    user, totp = h.person(session, mgec, Role.MGEC_COORDINATOR)
+    verifier, challenge = h.pkce_pair()
+    params = h.authorize_params(c.client_id, challenge, scope="referrals:read")
+    login = h.login_with_test_client(client, params, email=user.email, totp_code=totp.now())
+    form = {"grant_type": "authorization_code", "code": h.code_from(login.headers["Location"])["code"],
+            "redirect_uri": h.REDIRECT_URI, "code_verifier": verifier}
+    refused = client.post("/oauth/token", data=form, headers=h.basic(c.client_id, secret))
+    assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_dpop_proof"
+    key = h.ec_key()
+
+    def with_proof():
+        return {**h.basic(c.client_id, secret), "DPoP": d.proof(key, "POST", d.ORIGIN + "/oauth/token")}
+
+    tokens = client.post("/oauth/token", data=form, headers=with_proof()).get_json()  # the code still works
+    assert tokens["token_type"] == "DPoP"
+    refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    no_proof = client.post("/oauth/token", data=refresh, headers=h.basic(c.client_id, secret))
+    assert no_proof.get_json()["error"] == "invalid_dpop_proof"
+    renewed = client.post("/oauth/token", data=refresh, headers=with_proof())
+    assert renewed.status_code == 200 and renewed.get_json()["token_type"] == "DPoP"
+    me = client.get("/api/v1/me", headers=d.dpop_headers(renewed.get_json()["access_token"], key))
+    assert me.status_code == 200 and me.get_json()["user_id"] == str(user.id)
