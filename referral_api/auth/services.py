@@ -294,7 +294,12 @@ class LoginFailed(Exception):
 TOTP_REUSED = "reused TOTP code"
 
 
-def _check_totp(user: User, code: str, now: datetime) -> str | None:
+def _check_totp(user: User, code: str, now: datetime) -> bool:
+    """Whether the code is good (and now spent)."""
+    return _totp_problem(user, code, now) is None
+
+
+def _totp_problem(user: User, code: str, now: datetime) -> str | None:
     """None when the code is good (and now spent), else why not: wrong, or TOTP_REUSED."""
     if not user.totp_secret:
         return "no TOTP secret"
@@ -364,7 +369,7 @@ def login(session: Session, *, email: str, password: str, guard: LoginGuard, tot
         raise _refuse(session, None, "unknown e-mail")
     if address_locked:
         raise _refuse(session, user, "account locked")
-    totp_problem = _check_totp(user, totp_code, now) if password_ok and user.role in TOTP_ROLES else None
+    totp_problem = _totp_problem(user, totp_code, now) if password_ok and user.role in TOTP_ROLES else None
     if not password_ok or totp_problem:
         user.failed_logins += 1
         if user.failed_logins >= MAX_FAILED_LOGINS:
