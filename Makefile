@@ -7,10 +7,11 @@ export REFERRAL_API_INSTANCE_PATH ?= $(CURDIR)/instance
 
 .PHONY: install run seed test test-fast lint openapi bench clean translations browser-deps
 
-$(BIN)/referral-api: setup.cfg pyproject.toml
+$(BIN)/referral-api: setup.cfg pyproject.toml sdk/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e "sdk/python[webhooks]"
 	touch $@
 
 install: $(BIN)/referral-api

@@ -76,6 +76,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     from .auth.api import ns as me_ns
     from .cases.api import ns as cases_ns
     from .cases.api import services_ns, shelters_ns
+    from .cases.directory_api import ns as directory_ns
     from .documents.api import ns as documents_ns
     from .health import ns as health_ns
     from .referrals.api import ns as referrals_ns
@@ -84,7 +85,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     from .webhooks.api import ns as webhooks_ns
 
     namespaces = (health_ns, me_ns, referrals_ns, cases_ns, services_ns, shelters_ns, audit_ns, webhooks_ns)
-    for ns in (*namespaces, documents_ns, reports_ns, erasure_ns):
+    for ns in (*namespaces, directory_ns, documents_ns, reports_ns, erasure_ns):
         api.add_namespace(ns)
     from .auth.openapi import document as document_oauth
 

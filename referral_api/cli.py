@@ -40,6 +40,18 @@ def parse_now(text: str | None, *, param_hint: str = "--now") -> datetime:
     return now.replace(tzinfo=UTC) if now.tzinfo is None else now
 
 
+class CommandError(click.ClickException):
+    """A DomainError as the command line reports it: its message, and with --json its code and fields."""
+
+    def __init__(self, exc: DomainError) -> None:
+        detail = exc.detail
+        if exc.errors:
+            detail += " " + "; ".join(f"{k}: {', '.join(v)}" for k, v in exc.errors.items())
+        super().__init__(detail)
+        self.code = exc.code
+        self.errors = exc.errors
+
+
 def domain_command(fn: Callable) -> Callable:
     """Run in an app context; a DomainError ends the command with its message and exit status 1."""
 
@@ -49,12 +61,43 @@ def domain_command(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except DomainError as exc:
-            detail = exc.detail
-            if exc.errors:
-                detail += " " + "; ".join(f"{k}: {', '.join(v)}" for k, v in exc.errors.items())
-            raise click.ClickException(detail) from None
+            raise CommandError(exc) from None
 
     return wrapper
+
+
+def error_payload(exc: click.ClickException) -> dict[str, Any]:
+    """The one JSON object a failing command prints under --json."""
+    if isinstance(exc, CommandError):
+        payload: dict[str, Any] = {"error": exc.code, "message": exc.message}
+        if exc.errors:
+            payload["errors"] = exc.errors
+        return payload
+    code = "usage_error" if isinstance(exc, click.UsageError) else "command_failed"
+    return {"error": code, "message": exc.format_message()}
+
+
+class CLIGroup(AppGroup):
+    """Flask's command group; when `--json` is on the command line, every failure (bad usage, a
+    DomainError, any other error) is one JSON object on stdout and the exit status is not 0."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        if "--json" not in argv or not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            result = super().main(argv, prog_name, complete_var, False, **extra)
+        except click.ClickException as exc:
+            click.echo(json.dumps(error_payload(exc), sort_keys=True, default=str))
+            sys.exit(exc.exit_code or 1)
+        except click.Abort:
+            click.echo(json.dumps({"error": "aborted", "message": "Aborted."}))
+            sys.exit(1)
+        except Exception as exc:  # the traceback still goes to stderr
+            click.echo(json.dumps({"error": "internal_error", "message": type(exc).__name__}))
+            raise
+        sys.exit(result if isinstance(result, int) else 0)
 
 
 def _create_app() -> Any:
@@ -63,7 +106,7 @@ def _create_app() -> Any:
     return create_app()
 
 
-@click.group(cls=AppGroup)
+@click.group(cls=CLIGroup)
 @click.version_option(package_name="referral-api", prog_name="referral-api")
 def cli() -> None:
     """Repatriation and referral API of the Mongolian Gender Equality Center.

@@ -110,6 +110,8 @@ class Settings:
     ratelimit_storage_uri: str = _setting("RATELIMIT_STORAGE_URI", _ratelimit_uri, "memory://")
     access_token_ttl: int = _setting("ACCESS_TOKEN_TTL", _positive_int, 900)
     require_private_key_jwt: bool = _setting("OAUTH_REQUIRE_PRIVATE_KEY_JWT", _bool, False)
+    dpop_nonce_required: bool = _setting("DPOP_NONCE_REQUIRED", _bool, False)
+    dpop_proof_max_age_seconds: int = _setting("DPOP_PROOF_MAX_AGE_SECONDS", _positive_int, 60)
     jwks_cache_max_seconds: int = _setting("JWKS_CACHE_MAX_SECONDS", _positive_int, 3600)
     retention_rejected_days: int = _setting("RETENTION_REJECTED_DAYS", _positive_int, 90)
     retention_closed_years: int = _setting("RETENTION_CLOSED_YEARS", _positive_int, 5)

@@ -145,7 +145,7 @@ def _http_code(exc: HTTPException) -> str:
     return (exc.name or "error").lower().replace(" ", "_").replace("'", "")
 
 
-_OAUTH_HEADERS = {"www-authenticate"}
+_OAUTH_HEADERS = {"www-authenticate", "dpop-nonce"}
 
 
 def _render_oauth(exc: OAuth2Error) -> Response:

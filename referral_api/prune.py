@@ -1,7 +1,7 @@
 """`referral-api prune`: delete what has expired and protects nobody any more.
 
-Expired access and refresh tokens, authorization codes past their life, client-assertion `jti`s past
-their replay window, idempotency keys past IDEMPOTENCY_TTL_HOURS, and the attempts of delivered
+Expired access and refresh tokens, authorization codes past their life, client-assertion and DPoP proof
+`jti`s past their replay window, idempotency keys past IDEMPOTENCY_TTL_HOURS, and the attempts of delivered
 webhooks past WEBHOOK_ATTEMPT_RETENTION_DAYS. What still guards something stays:
 
 - a token row stays while its access token or its refresh token could still be presented; a rotated
@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import Session, sessionmaker
 
-from .auth.models import AuthorizationCode, Token, UsedAssertion
+from .auth.models import AuthorizationCode, Token, UsedAssertion, UsedDPoPProof
 from .cli import domain_command, emit, json_option
 from .config import Settings
 from .db import database, utcnow
@@ -66,6 +66,10 @@ def _jtis(_session: Session, now: datetime, _settings: Settings) -> sa.ColumnEle
     return UsedAssertion.expires_at < now
 
 
+def _dpop_jtis(_session: Session, now: datetime, _settings: Settings) -> sa.ColumnElement[bool]:
+    return UsedDPoPProof.expires_at < now
+
+
 def _idempotency_keys(_session: Session, now: datetime, _settings: Settings) -> sa.ColumnElement[bool]:
     return IdempotencyKey.expires_at <= now
 
@@ -85,6 +89,7 @@ RULES: dict[str, Rule] = {
     "tokens": (Token, _tokens),
     "authorization_codes": (AuthorizationCode, _codes),
     "assertion_jtis": (UsedAssertion, _jtis),
+    "dpop_proof_jtis": (UsedDPoPProof, _dpop_jtis),
     "idempotency_keys": (IdempotencyKey, _idempotency_keys),
     "webhook_attempts": (WebhookAttempt, _webhook_attempts),
 }

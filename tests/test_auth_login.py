@@ -335,3 +335,24 @@ def test_a_successful_login_is_audited(client, session):
     _code(client, c, user, totp, challenge=challenge)
     actions = session.scalars(sa.select(AuditEvent.action).where(AuditEvent.user_id == str(user.id))).all()
     assert "auth:login:succeed" in actions
+
+
+def test_a_reused_totp_code_is_told_apart_in_both_languages(client, session):
+    c, _secret, user, totp = _setup(session)
+    _verifier, challenge = h.pkce_pair()
+    params = h.authorize_params(c.client_id, challenge)
+    code = totp.now()
+    client.set_cookie("console_lang", "en")
+    assert h.login_with_test_client(client, params, email=user.email, totp_code=code).status_code == 302
+    again = h.login_with_test_client(client, params, email=user.email, totp_code=code)
+    assert again.status_code == 400
+    assert "was used already" in again.get_data(as_text=True)
+    client.set_cookie("console_lang", "mn")
+    mongolian = h.login_with_test_client(client, params, email=user.email, totp_code=code)
+    assert "аль хэдийн ашигласан" in mongolian.get_data(as_text=True)
+    # a wrong password with that code says nothing about the code
+    client.set_cookie("console_lang", "en")
+    wrong = h.login_with_test_client(client, params, email=user.email, password="not the password",
+                                     totp_code=code)
+    assert "was used already" not in wrong.get_data(as_text=True)
+    assert "not right" in wrong.get_data(as_text=True)

@@ -79,7 +79,11 @@ def test_revoked_client_and_suspended_organisation_cannot_get_tokens(client, ses
 
 
 def test_referrals_review_by_client_credentials_is_invalid_scope(client, session):
-    c, secret = h.secret_client(session, h.organisation(session), scopes="referrals:read referrals:review")
+    # `clients create` refuses person-only scopes to a client-credentials-only client; one that also
+    # logs people in holds them, and its client-credentials tokens still never get them.
+    c, secret = h.secret_client(session, h.organisation(session), scopes="referrals:read referrals:review",
+                                grant_types="client_credentials authorization_code",
+                                redirect_uris=[h.REDIRECT_URI])
     response = cc_token(client, c.client_id, secret, scope="referrals:read referrals:review")
     assert response.status_code == 400
     assert response.get_json()["error"] == "invalid_scope"

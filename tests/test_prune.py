@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from referral_api import events
 from referral_api.access import Role
-from referral_api.auth.models import AuthorizationCode, Token, UsedAssertion
+from referral_api.auth.models import AuthorizationCode, Token, UsedAssertion, UsedDPoPProof
 from referral_api.db import utcnow
 from referral_api.idempotency import IdempotencyKey
 from referral_api.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookSubscription
@@ -91,6 +91,9 @@ def _scene(session) -> dict[str, set]:
         )
         session.add(jti)
         bucket.add(("jtis", jti.id))
+        proof = UsedDPoPProof(id=uuid.uuid4(), jti_hash=_hash(), expires_at=now + offset)
+        session.add(proof)
+        bucket.add(("dpop_jtis", proof.id))
     # idempotency keys: past the 24 h TTL, and within it
     for age, bucket in ((timedelta(hours=25), dead), (timedelta(hours=23), live)):
         key = IdempotencyKey(
@@ -152,6 +155,7 @@ MODELS = {
     "codes": AuthorizationCode,
     "tokens": Token,
     "jtis": UsedAssertion,
+    "dpop_jtis": UsedDPoPProof,
     "keys": IdempotencyKey,
     "attempts": WebhookAttempt,
 }
@@ -172,6 +176,7 @@ def _mine(counts: dict, scene) -> None:
         "tokens": "tokens",
         "authorization_codes": "codes",
         "assertion_jtis": "jtis",
+        "dpop_proof_jtis": "dpop_jtis",
         "idempotency_keys": "keys",
         "webhook_attempts": "attempts",
     }

@@ -43,7 +43,8 @@ def clients_group() -> None:
 @click.option("--org", "org", required=True, help="The owning organisation's id or exact name.")
 @click.option("--name", required=True, help="A name for people, e.g. 'Seoul embassy case system'.")
 @click.option("--scopes", required=True,
-              help='Space-separated scopes, e.g. "referrals:submit referrals:read".')
+              help='Space-separated scopes, e.g. "referrals:submit referrals:read"; referrals:review, '
+                   "audit:read and admin only with the authorization_code grant (people's tokens).")
 @click.option("--grant-types", default="client_credentials", show_default=True,
               help=f"Space-separated, of: {' '.join(GRANT_TYPES)}.")
 @click.option("--redirect-uri", "redirect_uris", multiple=True,
@@ -53,10 +54,15 @@ def clients_group() -> None:
 @click.option("--jwks-uri", help="https URL of the client's public keys (private_key_jwt).")
 @click.option("--jwks-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A file with the client's public JWKS (private_key_jwt).")
+@click.option("--require-dpop", is_flag=True,
+              help="Tokens only with a DPoP proof, bound to the proof's key (RFC 9449).")
+@click.option("--dpop-nonce", is_flag=True,
+              help="Proofs must carry the server's DPoP nonce (implies --require-dpop).")
 @json_option
 @domain_command
 def create(org: str, name: str, scopes: str, grant_types: str, redirect_uris: tuple[str, ...],
-           auth_method: str, jwks_uri: str | None, jwks_file: Path | None, as_json: bool) -> None:
+           auth_method: str, jwks_uri: str | None, jwks_file: Path | None, require_dpop: bool,
+           dpop_nonce: bool, as_json: bool) -> None:
     """Register a client; prints client_id and, for a secret client, client_secret, once."""
     if jwks_uri and jwks_file:
         raise click.UsageError("give --jwks-uri or --jwks-file, not both")
@@ -66,6 +72,7 @@ def create(org: str, name: str, scopes: str, grant_types: str, redirect_uris: tu
         auth_method=ClientAuthMethod(auth_method),
         jwks=jwks_file.read_text(encoding="utf-8") if jwks_file else None, jwks_uri=jwks_uri,
         require_private_key_jwt=current_app.config["SETTINGS"].require_private_key_jwt,
+        require_dpop=require_dpop, dpop_nonce=dpop_nonce,
     )
     emit(_client_payload(issued), as_json=as_json, text=_client_text(issued))
 
@@ -78,7 +85,9 @@ def list_(org: str | None, as_json: bool) -> None:
     """List clients (never their secrets)."""
     rows = _client_out.dump(services.list_clients(get_session(), organisation=org), many=True)
     text = "\n".join(f"{c['client_id']}  {c['token_endpoint_auth_method']:<19} "
-                     f"{'revoked' if c['revoked'] else 'active ':<7}  {c['name']}" for c in rows)
+                     f"{'revoked' if c['revoked'] else 'active ':<7}  {c['name']}\n"
+                     f"    scopes: {' '.join(c['scopes'])}\n    grant types: {' '.join(c['grant_types'])}"
+                     + ("\n    DPoP required" if c["require_dpop"] else "") for c in rows)
     emit({"items": rows}, as_json=as_json, text=text or "(no clients)")
 
 

@@ -76,5 +76,7 @@ class Introspection(IntrospectionEndpoint):
         }
         if kind == "access_token":
             # RFC 7662: the type of an access token (RFC 6749, 7.1); not a secret.
-            payload["token_type"] = "Bearer"  # noqa: S105
+            payload["token_type"] = "DPoP" if token.dpop_jkt else "Bearer"
+        if token.dpop_jkt:
+            payload["cnf"] = {"jkt": token.dpop_jkt}  # RFC 9449, 6.2
         return payload

@@ -16,7 +16,7 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from ..access import ALL_SCOPES, PERSON_ONLY_SCOPES, effective_scopes
 from ..audit.actions import AuditAction, Outcome
 from ..db import get_session, utcnow
-from . import trail
+from . import dpop, trail
 from .client_auth import AUTH_METHODS
 from .models import AuthorizationCode, Client, Token, User, secret_hash
 from .store import revoke_family, user_may_act
@@ -24,8 +24,28 @@ from .store import revoke_family, user_may_act
 CODE_TTL = 60
 
 
-class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+class DPoPBinding:
+    """Binds the token to the DPoP proof's key (RFC 9449): checked once the client is known, before any
+    code or refresh token is spent; the token is then of type DPoP."""
+
+    request: Any
+
+    def check_dpop(self, client: Client) -> None:
+        self.request.dpop_jkt = dpop.bind_token_request(client)
+
+    def generate_token(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        token = super().generate_token(*args, **kwargs)  # type: ignore[misc]
+        if getattr(self.request, "dpop_jkt", None):
+            token["token_type"] = "DPoP"  # noqa: S105  (RFC 9449's token type, not a secret)
+        return token
+
+
+class ClientCredentialsGrant(DPoPBinding, grants.ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+
+    def validate_token_request(self) -> None:
+        super().validate_token_request()
+        self.check_dpop(self.request.client)
 
     def validate_requested_scope(self) -> None:
         """requested ∩ the client's; a person-only scope asked for by a system is invalid_scope."""
@@ -64,7 +84,7 @@ class S256CodeChallenge(CodeChallenge):
         super().validate_code_challenge(grant, redirect_uri)
 
 
-class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+class AuthorizationCodeGrant(DPoPBinding, grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
     def save_authorization_code(self, code: str, oauth_request: Any) -> None:
@@ -92,6 +112,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         session.commit()
 
     def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
+        self.check_dpop(client)  # before the code is claimed: a refused proof leaves it usable
         session = get_session()
         row = session.scalar(sa.select(AuthorizationCode).where(
             AuthorizationCode.code_hash == secret_hash(code), AuthorizationCode.client_pk == client.id))
@@ -123,7 +144,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         return user if user_may_act(user) else None
 
 
-class RefreshTokenGrant(grants.RefreshTokenGrant):
+class RefreshTokenGrant(DPoPBinding, grants.RefreshTokenGrant):
     """Rotation on use; every refusal (scope included) comes before the old refresh token is spent."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
@@ -159,6 +180,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if user is None:
             raise InvalidRequestError("There is no 'user' for this token.")
         self._scope = self._scope_to_issue(user, row)
+        self.check_dpop(self.request.client)
         session = get_session()
         # Rotation: of two concurrent refreshes one wins; the other is a replay and revokes the family.
         claimed = session.execute(

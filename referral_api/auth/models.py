@@ -69,6 +69,11 @@ class Client(IdMixin, TimestampMixin, Base, ClientMixin):
     grant_types: Mapped[str] = mapped_column(sa.Text, nullable=False, default="client_credentials")
     redirect_uris: Mapped[str] = mapped_column(sa.Text, nullable=False, default="")
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # DPoP (RFC 9449): its tokens are bound to a proof key; with `dpop_nonce`, proofs carry our nonce.
+    require_dpop: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False,
+                                               server_default=sa.false())
+    dpop_nonce: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False,
+                                             server_default=sa.false())
 
     organisation: Mapped[Organisation] = relationship(lazy="joined")
 
@@ -211,6 +216,8 @@ class Token(IdMixin, Base, TokenMixin):
     refresh_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     access_revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     refresh_revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The JWK SHA-256 thumbprint (RFC 7638) of the DPoP key the token is bound to (`cnf.jkt`).
+    dpop_jkt: Mapped[str | None] = mapped_column(sa.String(43))
 
     client: Mapped[Client] = relationship(lazy="joined")
     user: Mapped[User | None] = relationship(lazy="joined")
@@ -257,3 +264,13 @@ class UsedAssertion(IdMixin, Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True, nullable=False)
 
     __table_args__ = (sa.UniqueConstraint("client_id", "jti_hash"),)
+
+
+class UsedDPoPProof(IdMixin, Base):
+    """A DPoP proof already accepted (hash of its key thumbprint and `jti`), kept while its `iat` is
+    inside the accepted window: each proof is accepted once."""
+
+    __tablename__ = "oauth_dpop_proofs"
+
+    jti_hash: Mapped[str] = mapped_column(sa.String(64), unique=True, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True, nullable=False)

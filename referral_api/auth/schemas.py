@@ -30,6 +30,8 @@ class ClientSchema(ma.Schema):
     grant_types = ma.fields.Function(lambda c: c.grant_types.split())
     redirect_uris = ma.fields.Function(lambda c: c.redirect_uris.split())
     jwks_uri = ma.fields.String(allow_none=True)
+    require_dpop = ma.fields.Boolean()
+    dpop_nonce = ma.fields.Boolean()
     revoked = ma.fields.Function(lambda c: c.is_revoked)
     created_at = ma.fields.DateTime()
 

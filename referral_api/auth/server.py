@@ -17,6 +17,7 @@ from flask import Flask, current_app, g, request
 
 from ..access import ALL_SCOPES, Actor, OrganisationRef
 from ..db import get_session
+from . import dpop
 from .client_auth import AUTH_METHODS, PrivateKeyJWT
 from .endpoints import Introspection, Revocation
 from .failures import audit_token_failure
@@ -57,6 +58,22 @@ class _Validator(BearerTokenValidator):
     def validate_token(self, token: Token | None, scopes: Any, oauth_request: Any) -> None:
         if token is None or not token_is_live(token):
             raise InvalidTokenError(realm=self.realm)
+        if token.dpop_jkt is not None:
+            # RFC 9449, 7.2: a DPoP-bound token is never accepted as a bearer token.
+            raise InvalidTokenError(
+                description="This token is DPoP-bound: send it as 'Authorization: DPoP' with a proof.",
+                realm=self.realm)
+
+
+def _dpop_token(token_string: str) -> Token:
+    """The live DPoP-bound token of an `Authorization: DPoP` header whose proof checks out."""
+    token = _Validator(realm=REALM).authenticate_token(token_string) if token_string else None
+    if token is None or not token_is_live(token) or token.dpop_jkt is None:
+        raise dpop.DPoPError("The access token is invalid, expired, revoked or not DPoP-bound.",
+                             error="invalid_token", at_resource=True)
+    dpop.check_proof(client=token.client, access_token=token_string, bound_to=token.dpop_jkt,
+                     at_resource=True)
+    return token
 
 
 _protector = ResourceProtector()
@@ -70,8 +87,13 @@ def authenticate_request() -> Actor:
             description="Send the access token in the Authorization header, never in the URL.",
             realm=REALM,
         )
+    scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "dpop":
+        token = _dpop_token(credential.strip())
+        g.log_client_id = token.client.client_id
+        return actor_of(token)
     try:
-        token: Token = _protector.validate_request(scopes=None, request=FlaskJsonRequest(request))
+        token = _protector.validate_request(scopes=None, request=FlaskJsonRequest(request))
     except InvalidTokenError:
         raise
     except OAuth2Error:

@@ -18,7 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.orm import Session
 
 from .. import audit
-from ..access import ALL_SCOPES, TOTP_ROLES, Role
+from ..access import ALL_SCOPES, PERSON_ONLY_SCOPES, TOTP_ROLES, Role
 from ..audit.actions import AuditAction, Outcome
 from ..db import utcnow
 from ..errors import Conflict, InvalidPayload, NotFound
@@ -81,14 +81,23 @@ def create_client(
     jwks: str | None = None,
     jwks_uri: str | None = None,
     require_private_key_jwt: bool = False,
+    require_dpop: bool = False,
+    dpop_nonce: bool = False,
 ) -> IssuedClient:
     """Register a client of `organisation` (id or name); a secret client's secret is returned once."""
     org = org_services.find(session, organisation)
     grant_types = grant_types or ["client_credentials"]
     redirect_uris = redirect_uris or []
     problems: dict[str, list[str]] = {}
-    if unknown := sorted(set(scopes) - ALL_SCOPES):
+    if any("," in scope for scope in scopes):
+        scopes = [part for scope in scopes for part in scope.split(",") if part]
+        problems["scopes"] = [f"separate scopes with spaces, not commas: \"{' '.join(scopes)}\""]
+    elif unknown := sorted(set(scopes) - ALL_SCOPES):
         problems["scopes"] = [f"unknown scopes: {' '.join(unknown)}"]
+    elif "authorization_code" not in grant_types and (
+            person_only := sorted(set(scopes) & PERSON_ONLY_SCOPES)):
+        problems["scopes"] = [f"{' '.join(person_only)} only ever go to a person's token (authorization_code "
+                              "grant); a client_credentials client could never use them"]
     if not scopes:
         problems["scopes"] = ["name at least one scope"]
     if unknown := sorted(set(grant_types) - set(GRANT_TYPES)):
@@ -123,13 +132,15 @@ def create_client(
         scope=" ".join(sorted(set(scopes))),
         grant_types=" ".join(g for g in GRANT_TYPES if g in grant_types),
         redirect_uris=" ".join(redirect_uris),
+        require_dpop=require_dpop or dpop_nonce,
+        dpop_nonce=dpop_nonce,
     )
     session.add(client)
     session.flush()
     trail.record(session, AuditAction.AUTH_CLIENT_CREATE, resource_type="client", resource_id=client.id,
                  details={"client_id": client.client_id, "organisation_id": org.id,
                           "auth_method": auth_method.value, "scope": client.scope,
-                          "grant_types": client.grant_types})
+                          "grant_types": client.grant_types, "require_dpop": client.require_dpop})
     session.commit()
     return IssuedClient(client, secret)
 
@@ -269,25 +280,40 @@ def reset_totp(session: Session, ref: str) -> IssuedUser:
 
 
 class LoginFailed(Exception):
-    """Wrong e-mail, password or code, or the account cannot log in; `reason` is for the log only."""
+    """Wrong e-mail, password or code, or the account cannot log in; `reason` is for the log only.
 
-    def __init__(self, reason: str) -> None:
+    `totp_reused`: the password was right and the code too, but it was used already (the page says
+    so: only someone who knows the password learns it)."""
+
+    def __init__(self, reason: str, *, totp_reused: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.totp_reused = totp_reused
+
+
+TOTP_REUSED = "reused TOTP code"
 
 
 def _check_totp(user: User, code: str, now: datetime) -> bool:
+    """Whether the code is good (and now spent)."""
+    return _totp_problem(user, code, now) is None
+
+
+def _totp_problem(user: User, code: str, now: datetime) -> str | None:
+    """None when the code is good (and now spent), else why not: wrong, or TOTP_REUSED."""
     if not user.totp_secret:
-        return False
+        return "no TOTP secret"
     totp = pyotp.TOTP(user.totp_secret)
     code = code.strip().replace(" ", "")
     for offset in (0, -1, 1):
         at = now + timedelta(seconds=offset * totp.interval)
         step = totp.timecode(at)
-        if secrets.compare_digest(totp.at(at), code) and (user.totp_last_step or -1) < step:
+        if secrets.compare_digest(totp.at(at), code):
+            if (user.totp_last_step or -1) >= step:
+                return TOTP_REUSED
             user.totp_last_step = step  # a code is accepted once
-            return True
-    return False
+            return None
+    return "wrong TOTP code"
 
 
 def _audit_login(session: Session, user: User | None, action: AuditAction, outcome: Outcome,
@@ -343,13 +369,17 @@ def login(session: Session, *, email: str, password: str, guard: LoginGuard, tot
         raise _refuse(session, None, "unknown e-mail")
     if address_locked:
         raise _refuse(session, user, "account locked")
-    second_factor_ok = user.role not in TOTP_ROLES or (password_ok and _check_totp(user, totp_code, now))
-    if not (password_ok and second_factor_ok):
+    totp_problem = _totp_problem(user, totp_code, now) if password_ok and user.role in TOTP_ROLES else None
+    if not password_ok or totp_problem:
         user.failed_logins += 1
         if user.failed_logins >= MAX_FAILED_LOGINS:
             user.locked_until = now + LOCK_DURATION
-        reason = "wrong password" if not password_ok else "wrong TOTP code"
-        raise _refuse(session, user, reason, locked=guard.failed(user.id))
+        reason = totp_problem or "wrong password"
+        locked = guard.failed(user.id)
+        failure = _refuse(session, user, reason, locked=locked)
+        failure.totp_reused = (reason == TOTP_REUSED and not locked and user.active
+                               and user.organisation.is_active)
+        raise failure
     if not user.active or not user.organisation.is_active:
         raise _refuse(session, user, "user deactivated or organisation suspended")
     user.failed_logins = 0

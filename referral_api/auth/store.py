@@ -68,13 +68,15 @@ def save_token(token: dict[str, Any], oauth_request: Any) -> None:
         issued_at=now,
         expires_in=int(token["expires_in"]),
         refresh_expires_at=now + REFRESH_TOKEN_TTL if refresh else None,
+        dpop_jkt=getattr(oauth_request, "dpop_jkt", None),
     )
     session.add(row)
     session.flush()
     action = AuditAction.AUTH_TOKEN_REFRESH if previous is not None else AuditAction.AUTH_TOKEN_ISSUE
     trail.record(session, action, resource_type="token", resource_id=row.id, client=oauth_request.client,
                  user=oauth_request.user,
-                 details={"grant_type": oauth_request.grant_type, "scope": row.scope})
+                 details={"grant_type": oauth_request.grant_type, "scope": row.scope,
+                          "dpop": row.dpop_jkt is not None})
     session.commit()
 
 

@@ -18,7 +18,7 @@ from flask_babel import gettext as _
 
 from ..access import ALL_SCOPES, TOTP_ROLES
 from ..db import get_session
-from . import services
+from . import dpop, services
 from .client_auth import ASSERTION_ALGORITHMS
 from .failures import LoginGuard
 from .server import AuthorizationServer, allowed_auth_methods
@@ -81,11 +81,13 @@ def authorize() -> Response:
     except services.LoginFailed as failure:
         # 400, not 401: a form, not an HTTP authentication scheme that a WWW-Authenticate could name.
         log.warning("login failed", extra={"reason": failure.reason, "client_id": grant.client.client_id})
-        return _login_page(
-            grant, status=400, email=email,
-            error=_("The e-mail, password or one-time code is not right, "
-                    "or the account is locked for a while."),
-        )
+        if failure.totp_reused:
+            error = _("This one-time code was used already. "
+                      "Wait for the next code in your authenticator app and try again.")
+        else:
+            error = _("The e-mail, password or one-time code is not right, "
+                      "or the account is locked for a while.")
+        return _login_page(grant, status=400, email=email, error=error)
     # First-party clients only: no consent screen, the code goes straight back.
     return server.create_authorization_response(grant=grant, grant_user=user)
 
@@ -129,4 +131,5 @@ def metadata() -> Response:
         "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
         "introspection_endpoint_auth_methods_supported": methods,
         "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
+        "dpop_signing_alg_values_supported": dpop.ALGORITHMS,
     })

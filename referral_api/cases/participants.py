@@ -12,10 +12,12 @@ from ..access import Actor
 from ..audit.actions import AuditAction
 from ..db import utcnow
 from ..errors import Conflict, InvalidPayload, NotFound
+from ..organisations import services as org_services
 from ..organisations.models import Organisation, OrganisationKind
 from .models import CaseParticipant
 from .services import commit, load, participants_of, prepare, staff_only
 from .stages import ParticipantRole
+from .visibility import organisations_visible_to
 
 _R = ParticipantRole
 # Which roles an organisation of each kind may take in a case (DOMAIN.md, Organisation kinds and
@@ -118,3 +120,12 @@ def _participants_changed(session, actor, case, organisation_id, role, *, added)
     )
     case.updated_at = utcnow()  # bumps the version: a participant change changes what the case shows
     commit(session)
+
+
+def directory(session: Session, actor: Actor, *, text: str, limit: int,
+              cursor: str | None) -> tuple[list[Organisation], str | None]:
+    """A page of the organisation directory (GET /api/v1/organisations) as `actor` may see it: MGEC
+    staff every organisation, suspended ones too; a partner the active ones of organisations_visible_to."""
+    return org_services.directory_page(session, text=text, limit=limit, cursor=cursor,
+                                       include_suspended=actor.is_mgec,
+                                       visible=organisations_visible_to(actor))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate, validates_schema
 
-from ..organisations.models import OrganisationKind
+from ..organisations.models import OrganisationKind, OrganisationStatus
 from ..validators import StrictSchema, enum_field, instant_field, text_field
 from .models import ServiceKind, ServiceStatus
 from .stages import ParticipantRole, Stage
@@ -123,6 +123,13 @@ class CaseListArgs(_Strict):
     on_hold = ma.fields.Boolean()
     participant = ma.fields.UUID(metadata={"description": "an organisation id taking part"})
     overdue = ma.fields.Boolean(metadata={"description": "true: only those past a deadline"})
+    limit = ma.fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    cursor = ma.fields.String(validate=validate.Length(max=512))
+
+
+class DirectoryArgs(_Strict):
+    q = ma.fields.String(load_default="", validate=validate.Length(max=200),
+                         metadata={"description": "a part of the name, any case"})
     limit = ma.fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
     cursor = ma.fields.String(validate=validate.Length(max=512))
 
@@ -251,3 +258,24 @@ class ShelterSchema(ma.Schema):
 
 class ShelterListSchema(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(ShelterSchema))
+
+
+class DirectoryEntrySchema(ma.Schema):
+    """An organisation as a partner sees it in the directory: its id and name."""
+
+    id = ma.fields.UUID()
+    name = ma.fields.String()
+
+
+class DirectoryStaffEntrySchema(DirectoryEntrySchema):
+    """An organisation as MGEC staff see it in the directory."""
+
+    kind = ma.fields.Enum(OrganisationKind, by_value=True)
+    country = ma.fields.String()
+    status = ma.fields.Enum(OrganisationStatus, by_value=True)
+
+
+class DirectoryPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(DirectoryStaffEntrySchema),
+                           metadata={"description": "partners get id and name only"})
+    next_cursor = ma.fields.String(allow_none=True)

@@ -52,6 +52,16 @@ def visible_to(actor: Actor) -> sa.ColumnElement[bool]:
     )
 
 
+def organisations_visible_to(actor: Actor) -> sa.ColumnElement[bool] | None:
+    """The organisations a caller may find in the directory: MGEC staff all (None: no filter);
+    a partner MGEC and the organisations taking part in the cases it takes part in."""
+    if actor.is_mgec:
+        return None
+    mine = sa.select(CaseParticipant.case_id).where(CaseParticipant.organisation_id == actor.organisation_id)
+    fellow = sa.select(CaseParticipant.organisation_id).where(CaseParticipant.case_id.in_(mine))
+    return sa.or_(Organisation.kind == MGEC_KIND, Organisation.id.in_(fellow))
+
+
 def timeline_visible_to(actor: Actor) -> sa.ColumnElement[bool]:
     """The timeline entries a participant sees: those of MGEC and of its own organisation."""
     mgec = sa.select(Organisation.id).where(Organisation.kind == MGEC_KIND)

@@ -11,7 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..audit import AuditAction, record
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, InvalidPayload, NotFound
+from ..http import decode_cursor, page
 from .models import Organisation, OrganisationKind, OrganisationStatus
 
 
@@ -82,12 +83,37 @@ def _record(session: Session, actor: Any, action: AuditAction, org: Organisation
 
 
 def search(
-    session: Session, *, text: str = "", exclude_kinds: tuple[OrganisationKind, ...] = ()
+    session: Session, *, text: str = "", exclude_kinds: tuple[OrganisationKind, ...] = (),
+    include_suspended: bool = False, visible: sa.ColumnElement[bool] | None = None,
+    after: str | None = None, limit: int = 200,
 ) -> list[Organisation]:
-    """Active organisations whose name contains `text` (any case), by name: the console's picker."""
-    query = sa.select(Organisation).where(Organisation.status == OrganisationStatus.ACTIVE)
+    """Organisations whose name contains `text` (any case), by name, after the name `after`: the
+    console's picker and the API's directory. Active ones only unless `include_suspended`; `visible`
+    narrows them to what the caller may know of."""
+    query = sa.select(Organisation)
+    if not include_suspended:
+        query = query.where(Organisation.status == OrganisationStatus.ACTIVE)
     if text.strip():
         query = query.where(sa.func.lower(Organisation.name).contains(text.strip().lower(), autoescape=True))
     if exclude_kinds:
         query = query.where(Organisation.kind.not_in(exclude_kinds))
-    return list(session.scalars(query.order_by(Organisation.name).limit(200)))
+    if visible is not None:
+        query = query.where(visible)
+    if after is not None:
+        query = query.where(Organisation.name > after)  # names are unique: the name alone is the key
+    return list(session.scalars(query.order_by(Organisation.name).limit(limit)))
+
+
+def directory_page(
+    session: Session, *, text: str, limit: int, cursor: str | None, include_suspended: bool,
+    visible: sa.ColumnElement[bool] | None,
+) -> tuple[list[Organisation], str | None]:
+    """A keyset page of `search()` (by name), with the cursor of the next page."""
+    after = None
+    if cursor:
+        (after,) = decode_cursor(cursor, size=1)
+        if not isinstance(after, str):
+            raise InvalidPayload(errors={"cursor": ["not a cursor this list gave out"]})
+    rows = search(session, text=text, include_suspended=include_suspended, visible=visible, after=after,
+                  limit=limit + 1)
+    return page(rows, limit=limit, key=lambda o: [o.name])
