@@ -236,6 +236,18 @@ WORDS: dict[str, dict[str, Any]] = {
         "arrived_on": _l("Arrived on"),
         "placement": _l("Placement"),
         "closure_reason": _l("Why the case is closed"),
+        "travel_document_issued_on": _l("Travel document issued on"),
+        "closed_at": _l("Closed on"),
+        "source": _l("Who identified the person"),
+        "external_reference": _l("Your own case number"),
+        "concern": _l("Concern"),
+        "legal_basis": _l("Legal basis without consent"),
+        "given": _l("The person consents to the referral"),
+        "obtained_on": _l("Consent obtained on"),
+        "obtained_by": _l("Consent obtained by"),
+        "consent_method": _l("How consent was given"),
+        "language": _l("Language of the consent"),
+        "share_with": _l("The person agrees to share with"),
     },
 }
 

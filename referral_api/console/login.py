@@ -26,7 +26,9 @@ def home() -> Response:
     if g.console is None:
         return redirect(url_for("console.login_page"))
     if not g.console.actor.is_mgec:
-        return render_error(403)
+        return redirect(url_for("console.partner_cases"))
+    if g.console.actor.has("admin") and not g.console.actor.has("referrals:review"):
+        return redirect(url_for("console.admin_clients"))
     return redirect(url_for("console.queue"))
 
 
