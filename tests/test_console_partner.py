@@ -3,6 +3,7 @@ answering and withdrawing, and the TOTP rule for partner officers."""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 
@@ -180,3 +181,23 @@ def test_police_officer_answers_a_question_and_withdraws(app, client, session, p
     assert session.get(Referral, partners.referral.id).status is ReferralStatus.WITHDRAWN
     other = sign_in_as(app, session, partners, "ngo_officer")
     assert other.get(f"/console/partner/referrals/{ref}").status_code == 404
+
+
+def test_demo_seed_gives_each_partner_view_a_person(run_cli, app, session):
+    first = run_cli("demo", "seed", "--json")
+    assert first.exit_code == 0, first.output
+    officers = json.loads(first.output)["officers"]
+    assert set(officers) == {"embassy", "police", "ngo"}
+    assert officers["embassy"]["totp_uri"] and not officers["police"]["totp_uri"] and not officers["ngo"]["totp_uri"]
+    with app.app_context():
+        c.register(session)
+    http = app.test_client()
+    user = auth_services.find_user(session, officers["embassy"]["email"])
+    totp = pyotp.parse_uri(officers["embassy"]["totp_uri"])
+    assert c.sign_in(http, session, user, totp, password=officers["embassy"]["password"]).status_code == 302
+    listing = http.get("/console/partner/cases").get_data(as_text=True)
+    assert listing.count("/console/partner/cases/") == 2  # the case it takes part in, and the one it referred
+    case = session.scalar(sa.select(Case).where(Case.stage == Stage.TRAVEL_DOCUMENTS))
+    assert 'value="travel_planning"' in http.get(f"/console/partner/cases/{case.id}").get_data(as_text=True)
+    again = json.loads(run_cli("demo", "seed", "--json").output)["officers"]
+    assert all(o["password"] is None for o in again.values())
