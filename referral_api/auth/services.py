@@ -273,8 +273,8 @@ def deactivate_user(session: Session, ref: str) -> User:
 def reset_totp(session: Session, ref: str) -> IssuedUser:
     """A new TOTP secret for a person (the old one stops working); the URI is returned once."""
     user = find_user(session, ref)
-    if user.role not in TOTP_ROLES and user.role is not Role.PARTNER_OFFICER:
-        raise Conflict(f"People of role {user.role.value} log in without a TOTP code.")
+    if not (user.totp_secret or needs_totp(user.role, user.organisation.kind.value)):
+        raise Conflict(f"This {user.role.value} logs in without a TOTP code.")
     user.totp_secret = pyotp.random_base32()
     user.totp_last_step = None
     _audit_enrol(session, user)
