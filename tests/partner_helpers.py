@@ -26,22 +26,30 @@ def partners(app, client, world, session):
     """Our embassy's case (verification), another embassy's case, a police referral, and people."""
     with app.app_context():
         c.register(session)
-        other = Organisation(name="Embassy of Mongolia in Beijing", kind=OrganisationKind.EMBASSY, country="CN")
+        other = Organisation(
+            name="Embassy of Mongolia in Beijing", kind=OrganisationKind.EMBASSY, country="CN"
+        )
         session.add(other)
         session.commit()
         world.orgs["embassy2"] = other
         world.ours = ch.open_case(client, world, external_reference="MO-OURS-1")
         ch.add_participant(client, world, world.ours, "embassy", "embassy")
         world.theirs = ch.open_case(
-            client, world, external_reference="MO-THEIRS-2", person__passport_number="G7654321",
-            person__national_id="УБ88010112",
+            client,
+            world,
+            external_reference="MO-THEIRS-2",
+            person__passport_number="G7654321",
+            person__national_id="УБ88010112",  # noqa: RUF001
         )
         ch.add_participant(client, world, world.theirs, "embassy2", "embassy")
-        world.referral = c.submit(session, c.partner_actor(world.orgs["police"]), external_reference="MO-OPEN-3",
-                                  person__passport_number="K1112223", person__national_id="УБ77010112")
-        world.people = {
-            who: h.person(session, world.orgs[org], role) for who, (org, role) in PEOPLE.items()
-        }
+        world.referral = c.submit(
+            session,
+            c.partner_actor(world.orgs["police"]),
+            external_reference="MO-OPEN-3",
+            person__passport_number="K1112223",
+            person__national_id="УБ77010112",  # noqa: RUF001
+        )
+        world.people = {who: h.person(session, world.orgs[org], role) for who, (org, role) in PEOPLE.items()}
     return world
 
 

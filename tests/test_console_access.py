@@ -20,11 +20,11 @@ def _all(status: int, *, but: dict[str, int] | None = None) -> dict[str, int]:
 
 
 def _staff_only(**but: int) -> dict[str, int]:
-    return _all(403, but={**{w: 200 for w in STAFF}, **but})
+    return _all(403, but={**dict.fromkeys(STAFF, 200), **but})
 
 
 def _partners_only(**but: int) -> dict[str, int]:
-    return _all(403, but={**{w: 200 for w in PARTNERS}, **but})
+    return _all(403, but={**dict.fromkeys(PARTNERS, 200), **but})
 
 
 # route -> ({who: status}, {who: (shown, not shown)})
@@ -35,8 +35,8 @@ TABLE: dict[str, tuple[dict[str, int], dict[str, tuple[tuple[str, ...], tuple[st
     "/console/shelters": (_staff_only(), {}),
     "/console/reports": (_staff_only(caseworker=403), {}),
     "/console/reports/ctdc.csv": (_staff_only(caseworker=403), {}),
-    "/console/referrals/{referral}": (_staff_only(), {w: (("K1112223",), ()) for w in STAFF}),
-    "/console/cases/{ours}": (_staff_only(), {w: ((NAME, PHONE), ()) for w in STAFF}),
+    "/console/referrals/{referral}": (_staff_only(), dict.fromkeys(STAFF, (("K1112223",), ()))),
+    "/console/cases/{ours}": (_staff_only(), dict.fromkeys(STAFF, ((NAME, PHONE), ()))),
     "/console/partner/cases": (_partners_only(), {}),
     "/console/partner/cases/{ours}": (
         _partners_only(ngo_officer=404),
@@ -67,8 +67,10 @@ def test_the_table_names_every_console_page(app):
         and getattr(app.view_functions[rule.endpoint], "__console_scopes__", None) is not None
         and rule.endpoint != "console.logout"
     }
-    named = {path.replace("{referral}", "<ref>").replace("{ours}", "<ref>").replace("{theirs}", "<ref>")
-             for path in TABLE}
+    named = {
+        path.replace("{referral}", "<ref>").replace("{ours}", "<ref>").replace("{theirs}", "<ref>")
+        for path in TABLE
+    }
     assert pages == named
 
 

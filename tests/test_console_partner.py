@@ -71,23 +71,40 @@ def _form_page(http, path):
 
 def test_embassy_officers_need_totp_police_may_have_it(app, session, world):
     with app.app_context():
-        embassy = auth_services.create_user(session, organisation=str(world.orgs["embassy"].id),
-                                            email="consul@example.org", role=Role.PARTNER_OFFICER,
-                                            password=h.PASSWORD)
-        police = auth_services.create_user(session, organisation=str(world.orgs["police"].id),
-                                           email="leong@example.org", role=Role.PARTNER_OFFICER,
-                                           password=h.PASSWORD)
-        chosen = auth_services.create_user(session, organisation=str(world.orgs["ngo"].id),
-                                           email="fiz@example.org", role=Role.PARTNER_OFFICER,
-                                           password=h.PASSWORD, totp=True)
+        embassy = auth_services.create_user(
+            session,
+            organisation=str(world.orgs["embassy"].id),
+            email="consul@example.org",
+            role=Role.PARTNER_OFFICER,
+            password=h.PASSWORD,
+        )
+        police = auth_services.create_user(
+            session,
+            organisation=str(world.orgs["police"].id),
+            email="leong@example.org",
+            role=Role.PARTNER_OFFICER,
+            password=h.PASSWORD,
+        )
+        chosen = auth_services.create_user(
+            session,
+            organisation=str(world.orgs["ngo"].id),
+            email="fiz@example.org",
+            role=Role.PARTNER_OFFICER,
+            password=h.PASSWORD,
+            totp=True,
+        )
         assert embassy.totp_uri and chosen.totp_uri and police.totp_uri is None
         guard = _Guard()
         for email in ("consul@example.org", "fiz@example.org"):
             with pytest.raises(auth_services.LoginFailed):
                 auth_services.login(session, email=email, password=h.PASSWORD, guard=guard)
         code = pyotp.parse_uri(embassy.totp_uri).now()
-        assert auth_services.login(session, email="consul@example.org", password=h.PASSWORD, guard=guard,
-                                   totp_code=code).id == embassy.user.id
+        assert (
+            auth_services.login(
+                session, email="consul@example.org", password=h.PASSWORD, guard=guard, totp_code=code
+            ).id
+            == embassy.user.id
+        )
         assert auth_services.login(session, email="leong@example.org", password=h.PASSWORD, guard=guard)
 
 
@@ -105,16 +122,25 @@ def test_embassy_officer_sees_own_cases_records_travel_documents_and_404s_the_ot
     assert "Put on hold" not in page and "Organisations taking part" not in page  # staff's forms only
     refused = http.post(
         f"/console/partner/cases/{partners.ours}/move",
-        data={"csrf_token": c.csrf_of(page), "version": c.version_of(page), "to": "travel_documents",
-              "d.method": "passport"},
+        data={
+            "csrf_token": c.csrf_of(page),
+            "version": c.version_of(page),
+            "to": "travel_documents",
+            "d.method": "passport",
+        },
     )
     body = refused.get_data(as_text=True)
     assert refused.status_code == 422 and 'id="error-travel_documents-verified_on"' in body
     assert session.get(Case, uuid.UUID(partners.ours)).stage is Stage.VERIFICATION
     moved = http.post(
         f"/console/partner/cases/{partners.ours}/move",
-        data={"csrf_token": c.csrf_of(page), "version": c.version_of(page), "to": "travel_documents",
-              "d.verified_on": "2026-11-25", "d.method": "passport"},
+        data={
+            "csrf_token": c.csrf_of(page),
+            "version": c.version_of(page),
+            "to": "travel_documents",
+            "d.verified_on": "2026-11-25",
+            "d.method": "passport",
+        },
     )
     assert moved.status_code == 303
     session.expire_all()
@@ -129,14 +155,23 @@ def test_ngo_intake_keeps_what_was_typed_then_submits_once(app, session, partner
     http = sign_in_as(app, session, partners, "ngo_officer", english=False)
     html, key = _form_page(http, "/console/partner/referrals/new")
     assert key and "Хүнийг ЖТБТ-д шилжүүлэх" in html and "Шилжүүлгийг ЖТБТ-д илгээх" in html
-    wrong = {**GOOD_FORM, "person.passport_number": "!", "consent.obtained_on": "", "csrf_token": c.csrf_of(html),
-             "idempotency_key": key}
+    wrong = {
+        **GOOD_FORM,
+        "person.passport_number": "!",
+        "consent.obtained_on": "",
+        "csrf_token": c.csrf_of(html),
+        "idempotency_key": key,
+    }
     refused = http.post("/console/partner/referrals/new", data=wrong)
     body = refused.get_data(as_text=True)
     assert refused.status_code == 422
-    assert 'value="Oyuntsetseg"' in body and 'value="FIZ-2026-77"' in body and 'value="forced_labour" checked' in body
+    assert (
+        'value="Oyuntsetseg"' in body
+        and 'value="FIZ-2026-77"' in body
+        and 'value="forced_labour" checked' in body
+    )
     assert 'id="error-person.passport_number"' in body and 'id="error-consent.obtained_on"' in body
-    assert 'class="error-summary"' in body and "href=\"#field-person.passport_number\"" in body
+    assert 'class="error-summary"' in body and 'href="#field-person.passport_number"' in body
     assert _ngo_referrals(session, partners) == []  # nothing half-written
     good = {**GOOD_FORM, "csrf_token": c.csrf_of(body), "idempotency_key": key}
     first = http.post("/console/partner/referrals/new", data=good)
@@ -152,7 +187,12 @@ def test_ngo_intake_keeps_what_was_typed_then_submits_once(app, session, partner
 def test_minor_without_guardian_is_refused_as_by_the_api(app, session, partners):
     http = sign_in_as(app, session, partners, "ngo_officer")
     html, key = _form_page(http, "/console/partner/referrals/new")
-    minor = {**GOOD_FORM, "person.date_of_birth": "2012-01-01", "csrf_token": c.csrf_of(html), "idempotency_key": key}
+    minor = {
+        **GOOD_FORM,
+        "person.date_of_birth": "2012-01-01",
+        "csrf_token": c.csrf_of(html),
+        "idempotency_key": key,
+    }
     refused = http.post("/console/partner/referrals/new", data=minor)
     assert refused.status_code == 422
     assert "A minor&#39;s consent is given by a guardian" in refused.get_data(as_text=True)
@@ -160,22 +200,34 @@ def test_minor_without_guardian_is_refused_as_by_the_api(app, session, partners)
 
 def test_police_officer_answers_a_question_and_withdraws(app, client, session, partners):
     ref = str(partners.referral.id)
-    asked = client.post(f"/api/v1/referrals/{ref}/request-information", json={"questions": "Her passport?"},
-                        headers=partners.headers("coordinator"))
+    asked = client.post(
+        f"/api/v1/referrals/{ref}/request-information",
+        json={"questions": "Her passport?"},
+        headers=partners.headers("coordinator"),
+    )
     assert asked.status_code == 200, asked.get_json()
     http = sign_in_as(app, session, partners, "police_officer")
     page = http.get(f"/console/partner/referrals/{ref}").get_data(as_text=True)
     assert "Her passport?" in page and "Answer MGEC" in page
-    empty = http.post(f"/console/partner/referrals/{ref}/information",
-                      data={"csrf_token": c.csrf_of(page), "version": c.version_of(page), "answer": ""})
+    empty = http.post(
+        f"/console/partner/referrals/{ref}/information",
+        data={"csrf_token": c.csrf_of(page), "version": c.version_of(page), "answer": ""},
+    )
     assert empty.status_code == 422 and 'id="error-answer"' in empty.get_data(as_text=True)
-    answered = http.post(f"/console/partner/referrals/{ref}/information",
-                         data={"csrf_token": c.csrf_of(page), "version": c.version_of(page),
-                               "answer": "Held by the employer."})
+    answered = http.post(
+        f"/console/partner/referrals/{ref}/information",
+        data={
+            "csrf_token": c.csrf_of(page),
+            "version": c.version_of(page),
+            "answer": "Held by the employer.",
+        },
+    )
     assert answered.status_code == 303
     page = http.get(f"/console/partner/referrals/{ref}").get_data(as_text=True)
-    withdrawn = http.post(f"/console/partner/referrals/{ref}/withdraw",
-                          data={"csrf_token": c.csrf_of(page), "version": c.version_of(page), "note": "Went home"})
+    withdrawn = http.post(
+        f"/console/partner/referrals/{ref}/withdraw",
+        data={"csrf_token": c.csrf_of(page), "version": c.version_of(page), "note": "Went home"},
+    )
     assert withdrawn.status_code == 303
     session.expire_all()
     assert session.get(Referral, partners.referral.id).status is ReferralStatus.WITHDRAWN
@@ -188,7 +240,11 @@ def test_demo_seed_gives_each_partner_view_a_person(run_cli, app, session):
     assert first.exit_code == 0, first.output
     officers = json.loads(first.output)["officers"]
     assert set(officers) == {"embassy", "police", "ngo"}
-    assert officers["embassy"]["totp_uri"] and not officers["police"]["totp_uri"] and not officers["ngo"]["totp_uri"]
+    assert (
+        officers["embassy"]["totp_uri"]
+        and not officers["police"]["totp_uri"]
+        and not officers["ngo"]["totp_uri"]
+    )
     with app.app_context():
         c.register(session)
     http = app.test_client()

@@ -134,7 +134,7 @@ def _user_text(issued: services.IssuedUser) -> str:
 @click.option("--email", required=True)
 @click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
 @click.option("--name", default="", help="Full name.")
-@click.option("--totp", is_flag=True, help="A second factor for a partner officer (embassies always have one).")
+@click.option("--totp", is_flag=True, help="TOTP for a partner officer (embassy officers always have it).")
 @json_option
 @domain_command
 def create_user(org: str, email: str, role: str, name: str, totp: bool, as_json: bool) -> None:

@@ -27,7 +27,7 @@ _MESSAGES = (
     ("Required when consent is given", _l("Required when the person consents.")),
     ("minor's consent", _l("A minor's consent is given by a guardian; otherwise choose child protection.")),
     ("Give date_of_birth", _l("Give the date of birth or, when it is unknown, an estimated age.")),
-    ("Two Cyrillic letters", _l("Two Cyrillic letters and eight digits, e.g. УБ99112233.")),
+    ("Two Cyrillic letters", _l("Two Cyrillic letters and eight digits, e.g. УБ99112233.")),  # noqa: RUF001
     ("5 to 24 letters", _l("5 to 24 letters or digits.")),
     ("A phone number", _l("A phone number: digits, spaces, + ( ) -.")),
     ("ISO 639", _l("Language codes such as mn, ru, ko.")),

@@ -161,7 +161,11 @@ def partner_referrals() -> Response:
 
 
 def partner_referral_page(
-    ref: str, *, status: int = 200, errors: dict[str, str] | None = None, form: dict[str, Any] | None = None,
+    ref: str,
+    *,
+    status: int = 200,
+    errors: dict[str, str] | None = None,
+    form: dict[str, Any] | None = None,
     conflict: bool = False,
 ) -> Response:
     """One of the organisation's referrals: status, questions and answers, what the officer may do."""

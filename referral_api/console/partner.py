@@ -48,7 +48,8 @@ def partner_cases() -> Response:
         return render_error(400)
     items, next_cursor = case_services.list_for(get_session(), actor(), args)
     rows = [
-        {"doc": document(case, seen, role), "waits": waits_for(case.stage.value)} for case, seen, role in items
+        {"doc": document(case, seen, role), "waits": waits_for(case.stage.value)}
+        for case, seen, role in items
     ]
     return render(
         "console/partner_cases.html",

@@ -172,10 +172,11 @@ def init_app(app: Flask) -> None:
 
     i18n.init_app(app)
     from .labels import word, words
-
     from .partner import REFERRING_KINDS
 
-    app.jinja_env.globals.update(csrf_token=csrf_token, word=word, words=words, REFERRING_KINDS=REFERRING_KINDS)
+    app.jinja_env.globals.update(
+        csrf_token=csrf_token, word=word, words=words, REFERRING_KINDS=REFERRING_KINDS
+    )
     app.register_blueprint(bp)
     if "root" in app.view_functions:
         # flask-restx claims `/` for a 404 of its own: `/` is the console's front door instead.

@@ -28,7 +28,10 @@ from referral_api.referrals import services as referral_services
 from referral_api.referrals.schemas import AcceptInSchema
 from tests import console_helpers as c
 from tests import oauth_helpers as h
-from tests.browser.test_console_browser import PASSWORD, Visit, _day, browser  # noqa: F401  (fixture)
+from tests.browser import test_console_browser as mgec_console
+from tests.browser.test_console_browser import PASSWORD, Visit, _day
+
+browser = mgec_console.browser  # the same Chromium fixture
 
 LANGS = ("en", "mn")
 ORGS = {
@@ -49,19 +52,31 @@ def _person(session, org, email, role):
 
 def _case(session, orgs, coordinator, embassy_key: str, tag: str, passport: str):
     """A police referral, accepted by a coordinator, with `embassy_key`'s embassy taking part."""
-    referral = c.submit(session, c.partner_actor(orgs["police"], "cl_police"), external_reference=f"MO-{tag}",
-                        person__passport_number=passport, person__national_id=f"УБ{passport[1:]}0")
+    referral = c.submit(
+        session,
+        c.partner_actor(orgs["police"], "cl_police"),
+        external_reference=f"MO-{tag}",
+        person__passport_number=passport,
+        person__national_id=f"УБ{passport[1:]}0",
+    )
     accepted = referral_services.accept(session, coordinator, str(referral.id), AcceptInSchema().load({}))
     role = {"organisation_id": str(orgs[embassy_key].id), "role": "embassy"}
-    participants.add_participant(session, coordinator, str(accepted.case_id), ParticipantInSchema().load(role))
+    participants.add_participant(
+        session, coordinator, str(accepted.case_id), ParticipantInSchema().load(role)
+    )
     return str(accepted.case_id)
 
 
 def _seed(session, base):
-    orgs = {k: org_services.create(session, name=n, kind=kind, country=cc) for k, (n, kind, cc) in ORGS.items()}
+    orgs = {
+        k: org_services.create(session, name=n, kind=kind, country=cc) for k, (n, kind, cc) in ORGS.items()
+    }
     client = oauth.register_client(session, redirect_uris=[f"{base}/console/callback"])
     coordinator_user = auth_services.create_user(
-        session, organisation=str(orgs["mgec"].id), email="coordinator@mgec.example", role=Role.MGEC_COORDINATOR,
+        session,
+        organisation=str(orgs["mgec"].id),
+        email="coordinator@mgec.example",
+        role=Role.MGEC_COORDINATOR,
         password=PASSWORD,
     ).user
     coordinator = c.actor_for(coordinator_user, client.client_id)
@@ -71,8 +86,11 @@ def _seed(session, base):
             _case(session, orgs, coordinator, "embassy", f"OURS-{lang}", f"E110000{n}"),
             _case(session, orgs, coordinator, "embassy2", f"THEIRS-{lang}", f"E220000{n}"),
         )
-        for who, org, role in (("embassy", "embassy", Role.PARTNER_OFFICER), ("ngo", "ngo", Role.PARTNER_OFFICER),
-                               ("admin", "mgec", Role.MGEC_ADMIN)):
+        for who, org, role in (
+            ("embassy", "embassy", Role.PARTNER_OFFICER),
+            ("ngo", "ngo", Role.PARTNER_OFFICER),
+            ("admin", "mgec", Role.MGEC_ADMIN),
+        ):
             facts["people"][(who, lang)] = _person(session, orgs[org], f"{who}-{lang}@partner.example", role)
     facts["police_id"] = str(orgs["police"].id)
     return facts
@@ -129,7 +147,9 @@ def test_an_embassy_officer_records_travel_documents(site, browser, lang):
     visit.move("travel_planning", {"document_type": "emergency_travel_document", "issued_on": _day(1)})
     timeline = visit.page.locator("ol.timeline").inner_text()
     assert timeline.count("→") == 2
-    assert {"en": "Emergency travel document", "mn": "Эх орондоо буцах үнэмлэх"}[lang].lower() in timeline.lower()
+    assert {"en": "Emergency travel document", "mn": "Эх орондоо буцах үнэмлэх"}[
+        lang
+    ].lower() in timeline.lower()
     _look(visit, "partner-case")
     assert visit.page.goto(f"{base}/console/partner/cases/{theirs}").status == 404
     assert visit.page.goto(f"{base}/console/queue").status == 403
