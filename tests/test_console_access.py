@@ -54,6 +54,7 @@ TABLE: dict[str, tuple[dict[str, int], dict[str, tuple[tuple[str, ...], tuple[st
     ),
     "/console/admin/organisations": (_all(403, but={"admin": 200}), {}),
     "/console/admin/clients": (_all(403, but={"admin": 200}), {}),
+    "/console/admin/people": (_all(403, but={"admin": 200}), {}),
 }
 
 

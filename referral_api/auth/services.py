@@ -260,6 +260,11 @@ def find_user(session: Session, ref: str) -> User:
     return user
 
 
+def list_users(session: Session) -> list[User]:
+    """Every person, by organisation and e-mail (the admins' page)."""
+    return list(session.scalars(sa.select(User).order_by(User.organisation_id, User.email)))
+
+
 def deactivate_user(session: Session, ref: str) -> User:
     """Deactivate a person: their tokens stop working at the next request."""
     user = find_user(session, ref)

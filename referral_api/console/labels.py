@@ -201,6 +201,12 @@ WORDS: dict[str, dict[str, Any]] = {
         "source": _l("source"),
         "entry_point": _l("entry point"),
     },
+    "role": {
+        "mgec_admin": _l("MGEC administrator"),
+        "mgec_coordinator": _l("Coordinator"),
+        "mgec_caseworker": _l("Caseworker"),
+        "partner_officer": _l("Partner organisation officer"),
+    },
     "field": {
         "family_name": _l("Family name"),
         "given_name": _l("Given name"),

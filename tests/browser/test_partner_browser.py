@@ -227,4 +227,12 @@ def test_an_admin_registers_a_police_client_then_revokes_it(site, browser, lang)
     page.wait_for_load_state()
     assert visit.context.request.get(base + "/api/v1/referrals", headers=bearer).status == 401
     _look(visit, "admin-clients")
+    page.click(f"nav >> text={ {'en': 'People', 'mn': 'Хэрэглэгчид'}[lang] }")
+    page.select_option("#field-organisation", label="Embassy of Mongolia in Seoul")
+    page.fill("#field-email", f"consul-{lang}@embassy-seoul.example")
+    page.select_option("#field-role", "partner_officer")
+    page.click("form[action$='/admin/people'] button[type=submit]")
+    assert page.locator("#issued-qr").is_visible()  # an embassy officer enrols an authenticator
+    assert page.evaluate("document.querySelector('#issued-qr').naturalWidth") > 0  # the SVG renders
+    _look(visit, "admin-people")
     visit.context.close()
