@@ -9,8 +9,8 @@ import pyotp
 import sqlalchemy as sa
 
 from referral_api.audit.actions import AuditAction
-from referral_api.auth import services as auth_services
 from referral_api.audit.models import AuditEvent
+from referral_api.auth import services as auth_services
 from referral_api.organisations.models import Organisation, OrganisationStatus
 from tests import console_helpers as c
 from tests import oauth_helpers as h
@@ -146,26 +146,52 @@ def test_admin_adds_people_with_a_first_password_and_an_enrolment_qr_code_shown_
     page = http.get("/console/admin/people").get_data(as_text=True)
     token = c.csrf_of(page)
     embassy = str(partners.orgs["embassy"].id)
-    wrong = http.post("/console/admin/people", data={"csrf_token": token, "organisation": embassy,
-                                                     "email": "consul-two", "role": "partner_officer"})
+    wrong = http.post(
+        "/console/admin/people",
+        data={"csrf_token": token, "organisation": embassy, "email": "consul-two", "role": "partner_officer"},
+    )
     assert wrong.status_code == 422 and 'id="error-email"' in wrong.get_data(as_text=True)
-    made = http.post("/console/admin/people", data={"csrf_token": token, "organisation": embassy,
-                                                    "email": "consul-two@example.org", "role": "partner_officer"})
+    made = http.post(
+        "/console/admin/people",
+        data={
+            "csrf_token": token,
+            "organisation": embassy,
+            "email": "consul-two@example.org",
+            "role": "partner_officer",
+        },
+    )
     html = made.get_data(as_text=True)
     assert made.status_code == 201 and 'src="data:image/svg+xml' in html  # an embassy officer enrols
     password = re.search(r'id="issued-password">([^<]+)<', html).group(1)
     uri = unescape(re.search(r'id="issued-uri">([^<]+)<', html).group(1))
     user = auth_services.find_user(session, "consul-two@example.org")
-    assert auth_services.login(session, email=user.email, password=password, guard=_NoLock(),
-                               totp_code=pyotp.parse_uri(uri).now()).id == user.id
+    assert (
+        auth_services.login(
+            session,
+            email=user.email,
+            password=password,
+            guard=_NoLock(),
+            totp_code=pyotp.parse_uri(uri).now(),
+        ).id
+        == user.id
+    )
     assert password not in http.get("/console/admin/people").get_data(as_text=True)
-    police = http.post("/console/admin/people", data={"csrf_token": token, "role": "partner_officer",
-                                                      "organisation": str(partners.orgs["police"].id),
-                                                      "email": "leong-two@example.org"}).get_data(as_text=True)
+    police = http.post(
+        "/console/admin/people",
+        data={
+            "csrf_token": token,
+            "role": "partner_officer",
+            "organisation": str(partners.orgs["police"].id),
+            "email": "leong-two@example.org",
+        },
+    ).get_data(as_text=True)
     assert "issued-password" in police and "data:image/svg+xml" not in police  # no TOTP for the police
     reset = http.post(f"/console/admin/people/{user.id}/reset-totp", data={"csrf_token": token})
     assert 'src="data:image/svg+xml' in reset.get_data(as_text=True)
-    assert http.post(f"/console/admin/people/{user.id}/deactivate", data={"csrf_token": token}).status_code == 303
+    assert (
+        http.post(f"/console/admin/people/{user.id}/deactivate", data={"csrf_token": token}).status_code
+        == 303
+    )
     session.expire_all()
     assert not auth_services.find_user(session, user.email).active
     assert _actions(session, AuditAction.AUTH_USER_DEACTIVATE)[-1].resource_id == str(user.id)

@@ -78,7 +78,12 @@ def admin_person_create() -> Response:
     except (InvalidPayload, Conflict) as refused:
         session.rollback()
         return people_page(status=refused.status, errors=field_errors(refused.errors), form=form)
-    shown = {"user": issued.user, "password": password, "qr": enrolment(issued.totp_uri), "uri": issued.totp_uri}
+    shown = {
+        "user": issued.user,
+        "password": password,
+        "qr": enrolment(issued.totp_uri),
+        "uri": issued.totp_uri,
+    }
     return people_page(status=201, issued=shown)
 
 
@@ -92,6 +97,11 @@ def admin_person_action(ref: str, action: str) -> Response:
         return redirect(url_for("console.admin_people"), code=303)
     if action == "reset-totp":
         issued = auth_services.reset_totp(session, ref)
-        shown = {"user": issued.user, "password": None, "qr": enrolment(issued.totp_uri), "uri": issued.totp_uri}
+        shown = {
+            "user": issued.user,
+            "password": None,
+            "qr": enrolment(issued.totp_uri),
+            "uri": issued.totp_uri,
+        }
         return people_page(issued=shown)
     return people_page(status=404)
