@@ -52,6 +52,7 @@ TABLE: dict[str, tuple[dict[str, int], dict[str, tuple[tuple[str, ...], tuple[st
         _partners_only(embassy_officer=404, ngo_officer=404),
         {"police_officer": (("MO-OPEN-3",), ())},
     ),
+    "/console/partner/webhooks": (_partners_only(), {}),
     "/console/admin/organisations": (_all(403, but={"admin": 200}), {}),
     "/console/admin/clients": (_all(403, but={"admin": 200}), {}),
     "/console/admin/people": (_all(403, but={"admin": 200}), {}),

@@ -201,6 +201,11 @@ WORDS: dict[str, dict[str, Any]] = {
         "source": _l("source"),
         "entry_point": _l("entry point"),
     },
+    "delivery_status": {
+        "pending": _l("Waiting to be sent"),
+        "succeeded": _l("Delivered"),
+        "failed": _l("Failed"),
+    },
     "role": {
         "mgec_admin": _l("MGEC administrator"),
         "mgec_coordinator": _l("Coordinator"),

@@ -168,7 +168,7 @@ def render(template: str, status: int = 200, **context: Any) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    from . import admin, cases, cli, intake, login, partner, people, queue, reports  # noqa: F401  (routes)
+    from . import admin, cases, cli, intake, login, partner, people, queue, reports, webhooks  # noqa: F401
 
     i18n.init_app(app)
     from .labels import word, words
