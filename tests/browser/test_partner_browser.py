@@ -154,6 +154,9 @@ def test_an_embassy_officer_records_travel_documents(site, browser, lang):
     assert visit.page.goto(f"{base}/console/partner/cases/{theirs}").status == 404
     assert visit.page.goto(f"{base}/console/queue").status == 403
     _look(visit, "partner-forbidden")
+    visit.go("/console/partner/webhooks")
+    assert visit.page.locator("#field-url").is_visible()
+    _look(visit, "partner-webhooks")
     assert visit.csp_reports == [], visit.csp_reports
     visit.context.close()
 
