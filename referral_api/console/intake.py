@@ -185,6 +185,7 @@ def partner_referral_page(
 @bp.route("/partner/referrals/<ref>")
 @page(Scope.REFERRALS_READ, mgec=False, partner=True)
 def partner_referral(ref: str) -> Response:
+    """One of the organisation's referrals (another organisation's is not found)."""
     return partner_referral_page(ref)
 
 

@@ -56,6 +56,7 @@ def webhooks_page(
 @bp.route("/partner/webhooks")
 @page(Scope.WEBHOOKS_MANAGE, mgec=False, partner=True)
 def partner_webhooks() -> Response:
+    """The organisation's subscriptions and their recent deliveries."""
     return webhooks_page()
 
 
