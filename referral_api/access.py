@@ -59,7 +59,7 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
     ),
     Role.PARTNER_OFFICER: _scopes(
         Scope.REFERRALS_SUBMIT, Scope.REFERRALS_READ, Scope.CASES_READ, Scope.CASES_STATUS,
-        Scope.CASES_UPDATE,
+        Scope.CASES_UPDATE, Scope.WEBHOOKS_MANAGE,
     ),
 }
 # People of these roles log in with a TOTP second factor.

@@ -148,11 +148,15 @@ def demo_group() -> None:
 @domain_command
 def seed(as_json: bool) -> None:
     """Create MGEC, an embassy, a foreign police force, an IOM mission and an NGO, one client each,
-    an MGEC coordinator, three open referrals, shelters in Ulaanbaatar and Zamiin-Uud, and cases at
-    several stages (idempotent; credentials are printed only when created)."""
+    an MGEC coordinator, an officer each at the embassy, the police and the NGO, three open referrals,
+    shelters in Ulaanbaatar and Zamiin-Uud, and cases at several stages (idempotent; credentials are
+    printed only when created)."""
     orgs = seed_organisations()
     clients = seed_clients(orgs)
     coordinator = seed_coordinator(orgs[OrganisationKind.MGEC.value])
+    from .demo_people import officers_text, seed_officers
+
+    officers = seed_officers(orgs)
     referrals = seed_referrals(orgs, clients)
     from .demo_cases import seed_cases, seed_shelters
 
@@ -165,6 +169,7 @@ def seed(as_json: bool) -> None:
         "organisations": {kind: {"id": str(o.id), "name": o.name} for kind, o in orgs.items()},
         "clients": clients,
         "coordinator": coordinator,
+        "officers": officers,
         "referrals": referrals,
         "shelters": {city: str(s.id) for city, s in shelters.items()},
         "cases_created": new_cases,
@@ -173,8 +178,10 @@ def seed(as_json: bool) -> None:
     emit(
         payload,
         as_json=as_json,
-        text=_seed_text(orgs, clients, coordinator) + "\nreferrals " + " ".join(referrals)
-        + "\nconsole http://127.0.0.1:5000/ (sign in as the coordinator, TOTP URI in an authenticator)",
+        text=_seed_text(orgs, clients, coordinator) + "\n" + officers_text(officers)
+        + "\nreferrals " + " ".join(referrals)
+        + "\nconsole http://127.0.0.1:5000/ (sign in as the coordinator or an officer; TOTP URIs go into an"
+        " authenticator app)",
     )
 
 

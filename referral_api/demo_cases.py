@@ -13,9 +13,9 @@ import sqlalchemy as sa
 
 from .access import Actor, OrganisationRef, Role
 from .auth.models import User
-from .cases import care, moves
+from .cases import care, moves, participants
 from .cases.models import ServiceKind, ServiceStatus, Shelter
-from .cases.stages import MOVES, Stage
+from .cases.stages import MOVES, ParticipantRole, Stage
 from .db import get_session
 from .organisations.models import Organisation
 from .referrals import services as referrals
@@ -130,6 +130,10 @@ def seed_cases(
             session, _system(orgs[kind]), _body(ref, kind, given, family, country, city)
         )
         case_id = str(referrals.accept(session, coordinator, str(referral.id), {}).case_id)
+        if stage is Stage.TRAVEL_DOCUMENTS:
+            # The embassy issues the travel document: its officer records it in the console.
+            embassy = {"organisation_id": orgs["embassy"].id, "role": ParticipantRole.EMBASSY}
+            participants.add_participant(session, coordinator, case_id, embassy)
         current = Stage.VERIFICATION
         while current is not stage:
             target = Stage(list(Stage)[list(Stage).index(current) + 1])

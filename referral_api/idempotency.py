@@ -93,9 +93,13 @@ def _ttl() -> timedelta:
     return timedelta(hours=current_app.config["SETTINGS"].idempotency_ttl_hours)
 
 
-def idempotent(session: Session, *, actor: Actor, handler: Handler, replay: Replay) -> Response:
-    """Run `handler` at most once per (principal, Idempotency-Key); a repeat gets `replay` of its resource."""
-    key = request.headers.get(HEADER)
+def idempotent(
+    session: Session, *, actor: Actor, handler: Handler, replay: Replay, key: str | None = None
+) -> Response:
+    """Run `handler` at most once per (principal, Idempotency-Key); a repeat gets `replay` of its resource.
+
+    `key` is the header's unless given (the console's forms carry theirs in a hidden field)."""
+    key = request.headers.get(HEADER) if key is None else key
     if key is None:
         return handler()[1]
     if not _VALID_KEY.match(key):
@@ -121,7 +125,7 @@ def idempotent(session: Session, *, actor: Actor, handler: Handler, replay: Repl
             return _run(session, unit, reservation, handler)
     winner = _find(session, principal, key)
     if winner is None:  # the other request failed and rolled back: nothing was changed, go ahead
-        return idempotent(session, actor=actor, handler=handler, replay=replay)
+        return idempotent(session, actor=actor, handler=handler, replay=replay, key=key)
     return _replay(winner, fingerprint, replay)
 
 

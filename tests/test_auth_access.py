@@ -130,7 +130,7 @@ def test_token_of_a_person_of_a_suspended_organisation_or_deactivated_is_refused
     from referral_api.auth import services
 
     mgec = h.organisation(session, OrganisationKind.MGEC)
-    partner = h.organisation(session, OrganisationKind.EMBASSY)
+    partner = h.organisation(session, OrganisationKind.POLICE)  # an embassy officer would need TOTP
     c, secret = h.login_client(session, mgec, scopes="referrals:read cases:read")
     user, _ = h.person(session, partner, Role.PARTNER_OFFICER)
     verifier, challenge = h.pkce_pair()
@@ -142,7 +142,7 @@ def test_token_of_a_person_of_a_suspended_organisation_or_deactivated_is_refused
         "code_verifier": verifier}).get_json()["access_token"]
     me = client.get("/api/v1/me", headers=h.bearer(token)).get_json()
     # A person's token speaks for the person's organisation, whichever client they logged in through.
-    assert me["organisation"] == {"id": str(partner.id), "kind": "embassy"}
+    assert me["organisation"] == {"id": str(partner.id), "kind": "police"}
     partner.suspend()
     session.commit()
     assert client.get("/api/v1/me", headers=h.bearer(token)).status_code == 401

@@ -130,10 +130,11 @@ def test_sign_out_revokes_the_token_server_side(client, session, console):
 
 
 def test_partner_people_and_systems_get_no_mgec_page(client, session, console):
-    officer, _ = h.person(session, console.orgs["embassy"], Role.PARTNER_OFFICER)
-    assert c.sign_in(client, session, officer, None).status_code == 302
-    for path in (*HEADERS_PAGES, f"/console/referrals/{console.referral.id}", "/console/"):
+    officer, totp = h.person(session, console.orgs["embassy"], Role.PARTNER_OFFICER)
+    assert c.sign_in(client, session, officer, totp).status_code == 302
+    for path in (*HEADERS_PAGES, f"/console/referrals/{console.referral.id}"):
         assert client.get(path).status_code == 403, path
+    assert client.get("/console/").headers["Location"].endswith("/console/partner/cases")
     system = client.application.test_client()
     for path in HEADERS_PAGES:
         assert system.get(path, headers=console.headers("police")).status_code == 403, path

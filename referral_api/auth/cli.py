@@ -143,12 +143,13 @@ def _user_text(issued: services.IssuedUser) -> str:
 @click.option("--email", required=True)
 @click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
 @click.option("--name", default="", help="Full name.")
+@click.option("--totp", is_flag=True, help="TOTP for a partner officer (embassy officers always have it).")
 @json_option
 @domain_command
-def create_user(org: str, email: str, role: str, name: str, as_json: bool) -> None:
-    """Create a person; reads the password from stdin; prints totp_uri once where the role needs one."""
+def create_user(org: str, email: str, role: str, name: str, totp: bool, as_json: bool) -> None:
+    """Create a person; reads the password from stdin; prints totp_uri once where the person needs one."""
     issued = services.create_user(get_session(), organisation=org, email=email, role=Role(role),
-                                  password=_read_password(), name=name)
+                                  password=_read_password(), name=name, totp=totp)
     emit(_user_payload(issued), as_json=as_json, text=_user_text(issued))
 
 

@@ -207,10 +207,23 @@ def _totp_uri(user: User, secret: str) -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=TOTP_ISSUER)
 
 
+def needs_totp(role: Role, organisation_kind: str) -> bool:
+    """Whether a person must log in with a TOTP code: MGEC's admins and coordinators, embassy officers."""
+    return role in TOTP_ROLES or (role is Role.PARTNER_OFFICER and organisation_kind == "embassy")
+
+
 def create_user(
-    session: Session, *, organisation: str, email: str, role: Role, password: str, name: str = ""
+    session: Session,
+    *,
+    organisation: str,
+    email: str,
+    role: Role,
+    password: str,
+    name: str = "",
+    totp: bool = False,
 ) -> IssuedUser:
-    """Create a person; for roles with a second factor, the TOTP provisioning URI is returned once."""
+    """Create a person; with a second factor (needs_totp(), or `totp` asked for a partner officer), the
+    TOTP provisioning URI is returned once."""
     org = org_services.find(session, organisation)
     email = email.strip().lower()
     problems: dict[str, list[str]] = {}
@@ -227,7 +240,8 @@ def create_user(
         raise InvalidPayload(errors=problems)
     if session.scalar(sa.select(User.id).where(User.email == email)):
         raise Conflict(f"A user with e-mail {email!r} exists already.", errors={"email": ["taken"]})
-    totp_secret = pyotp.random_base32() if role in TOTP_ROLES else None
+    with_totp = needs_totp(role, org.kind.value) or (totp and role is Role.PARTNER_OFFICER)
+    totp_secret = pyotp.random_base32() if with_totp else None
     user = User(organisation_id=org.id, email=email, name=name, role=role,
                 password_hash=_hasher.hash(password), totp_secret=totp_secret)
     session.add(user)
@@ -257,6 +271,11 @@ def find_user(session: Session, ref: str) -> User:
     return user
 
 
+def list_users(session: Session) -> list[User]:
+    """Every person, by organisation and e-mail (the admins' page)."""
+    return list(session.scalars(sa.select(User).order_by(User.organisation_id, User.email)))
+
+
 def deactivate_user(session: Session, ref: str) -> User:
     """Deactivate a person: their tokens stop working at the next request."""
     user = find_user(session, ref)
@@ -270,8 +289,8 @@ def deactivate_user(session: Session, ref: str) -> User:
 def reset_totp(session: Session, ref: str) -> IssuedUser:
     """A new TOTP secret for a person (the old one stops working); the URI is returned once."""
     user = find_user(session, ref)
-    if user.role not in TOTP_ROLES:
-        raise Conflict(f"People of role {user.role.value} log in without a TOTP code.")
+    if not (user.totp_secret or needs_totp(user.role, user.organisation.kind.value)):
+        raise Conflict(f"This {user.role.value} logs in without a TOTP code.")
     user.totp_secret = pyotp.random_base32()
     user.totp_last_step = None
     _audit_enrol(session, user)
@@ -369,7 +388,9 @@ def login(session: Session, *, email: str, password: str, guard: LoginGuard, tot
         raise _refuse(session, None, "unknown e-mail")
     if address_locked:
         raise _refuse(session, user, "account locked")
-    totp_problem = _totp_problem(user, totp_code, now) if password_ok and user.role in TOTP_ROLES else None
+    # Enrolled people always give a code; a role or an embassy that needs one cannot skip enrolment.
+    required = bool(user.totp_secret) or needs_totp(user.role, user.organisation.kind.value)
+    totp_problem = _totp_problem(user, totp_code, now) if password_ok and required else None
     if not password_ok or totp_problem:
         user.failed_logins += 1
         if user.failed_logins >= MAX_FAILED_LOGINS:

@@ -79,7 +79,7 @@ def case_list() -> Response:
     )
 
 
-def _move_forms(stage: Stage, targets: list[str]) -> list[dict[str, Any]]:
+def move_forms(stage: Stage, targets: list[str]) -> list[dict[str, Any]]:
     """For each stage the case may move to, exactly the details that move records."""
     forms = []
     for target in targets:
@@ -131,7 +131,7 @@ def case_page(
         org_query=query,
         roles=list(ParticipantRole),
         service_kinds=list(ServiceKind),
-        move_forms=_move_forms(case.stage, doc["allowed_stages"]),
+        move_forms=move_forms(case.stage, doc["allowed_stages"]),
         errors=errors or {},
         conflict=conflict,
         open_form=open_form,
@@ -160,7 +160,7 @@ def _occurred_at(raw: str | None) -> str | None:
     return datetime.combine(day, time(12), tzinfo=i18n.LOCAL_TIME).isoformat()
 
 
-def _transition_data(form: dict[str, Any]) -> dict[str, Any]:
+def transition_data(form: dict[str, Any]) -> dict[str, Any]:
     details = {k[2:]: v for k, v in form.items() if k.startswith("d.")}
     data = {k: v for k, v in form.items() if not k.startswith("d.") and k != "occurred_on"}
     when = _occurred_at(form.get("occurred_on"))
@@ -200,7 +200,7 @@ def case_action(ref: str, action: str) -> Response:
     schema, service = WRITES[action]
     session, who = get_session(), actor()
     form = posted()
-    data = _transition_data(form) if action == "move" else dict(form)
+    data = transition_data(form) if action == "move" else dict(form)
     target = form.get("to", "")
     try:
         payload = load_form(schema(), data) if schema else data

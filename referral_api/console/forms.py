@@ -23,6 +23,17 @@ _MESSAGES = (
     ("no such case", _l("There is no case with this reference.")),
     ("free bed", _l("This shelter has no free bed.")),
     ("taken", _l("This organisation takes part already.")),
+    ("Required when consent.given is false", _l("Without consent, choose the legal basis.")),
+    ("Required when consent is given", _l("Required when the person consents.")),
+    ("minor's consent", _l("A minor's consent is given by a guardian; otherwise choose child protection.")),
+    ("Give date_of_birth", _l("Give the date of birth or, when it is unknown, an estimated age.")),
+    ("Two Cyrillic letters", _l("Two Cyrillic letters and eight digits, e.g. УБ99112233.")),  # noqa: RUF001
+    ("5 to 24 letters", _l("5 to 24 letters or digits.")),
+    ("A phone number", _l("A phone number: digits, spaces, + ( ) -.")),
+    ("ISO 639", _l("Language codes such as mn, ru, ko.")),
+    ("country", _l("Please choose a country.")),
+    ("Shorter than minimum", _l("Please choose at least one.")),
+    ("Length must be between", _l("Please choose at least one.")),
 )
 
 
@@ -46,11 +57,12 @@ def load_form(schema: ma.Schema, data: dict[str, Any]) -> Any:
     return load(schema, data)
 
 
-def field_errors(errors: dict[str, list[str]] | None) -> dict[str, str]:
-    """Each field's first problem, in the person's language (`details.arrived_on` -> `arrived_on`)."""
+def field_errors(errors: dict[str, list[str]] | None, *, paths: bool = False) -> dict[str, str]:
+    """Each field's first problem, in the person's language (`details.arrived_on` -> `arrived_on`; with
+    `paths`, the dotted name is kept: `person.given_name`)."""
     out: dict[str, str] = {}
     for name, messages in (errors or {}).items():
         text = " ".join(messages)
         said = next((str(word) for key, word in _MESSAGES if key in text), None)
-        out[name.split(".")[-1]] = said or str(_l("Please check this field."))
+        out[name if paths else name.split(".")[-1]] = said or str(_l("Please check this field."))
     return out

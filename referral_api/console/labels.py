@@ -201,6 +201,17 @@ WORDS: dict[str, dict[str, Any]] = {
         "source": _l("source"),
         "entry_point": _l("entry point"),
     },
+    "delivery_status": {
+        "pending": _l("Waiting to be sent"),
+        "succeeded": _l("Delivered"),
+        "failed": _l("Failed"),
+    },
+    "role": {
+        "mgec_admin": _l("MGEC administrator"),
+        "mgec_coordinator": _l("Coordinator"),
+        "mgec_caseworker": _l("Caseworker"),
+        "partner_officer": _l("Partner organisation officer"),
+    },
     "field": {
         "family_name": _l("Family name"),
         "given_name": _l("Given name"),
@@ -236,6 +247,18 @@ WORDS: dict[str, dict[str, Any]] = {
         "arrived_on": _l("Arrived on"),
         "placement": _l("Placement"),
         "closure_reason": _l("Why the case is closed"),
+        "travel_document_issued_on": _l("Travel document issued on"),
+        "closed_at": _l("Closed on"),
+        "source": _l("Who identified the person"),
+        "external_reference": _l("Your own case number"),
+        "concern": _l("Concern"),
+        "legal_basis": _l("Legal basis without consent"),
+        "given": _l("The person consents to the referral"),
+        "obtained_on": _l("Consent obtained on"),
+        "obtained_by": _l("Consent obtained by"),
+        "consent_method": _l("How consent was given"),
+        "language": _l("Language of the consent"),
+        "share_with": _l("The person agrees to share with"),
     },
 }
 

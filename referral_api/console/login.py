@@ -22,11 +22,11 @@ def _redirect_uri() -> str:
 @bp.route("/")
 @public
 def home() -> Response:
-    """Signed in: the review queue; otherwise sign in."""
+    """Signed in: the review queue (MGEC) or the cases taking part in (partners); otherwise sign in."""
     if g.console is None:
         return redirect(url_for("console.login_page"))
     if not g.console.actor.is_mgec:
-        return render_error(403)
+        return redirect(url_for("console.partner_cases"))
     return redirect(url_for("console.queue"))
 
 

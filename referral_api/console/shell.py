@@ -70,8 +70,9 @@ def _csrf_ok() -> bool:
     return bool(sent) and bool(expected) and hmac.compare_digest(sent, expected)
 
 
-def page(*scopes: str, mgec: bool = True) -> Callable:
-    """Guard a console page: signed in, (for MGEC pages) a person of MGEC, holding every scope named."""
+def page(*scopes: str, mgec: bool = True, partner: bool = False) -> Callable:
+    """Guard a console page: signed in, (for MGEC pages) a person of MGEC, (for partners' pages) a person
+    of a partner organisation, holding every scope named."""
 
     def decorator(fn: Callable) -> Callable:
         @functools.wraps(fn)
@@ -80,12 +81,16 @@ def page(*scopes: str, mgec: bool = True) -> Callable:
             if current is None:
                 return redirect(url_for("console.login", next=request.full_path.rstrip("?")))
             who = current.actor
-            if (mgec and not (who.is_mgec and who.is_person)) or not all(who.has(s) for s in scopes):
+            wrong_side = (mgec and not who.is_mgec) or (partner and who.is_mgec)
+            if wrong_side or not who.is_person or not all(who.has(s) for s in scopes):
                 raise Forbidden("This page is not for your role.")
             return fn(*args, **kwargs)
 
+        if partner and mgec:
+            raise TypeError("a console page is MGEC's or partners', not both")
         wrapper.__console_scopes__ = frozenset(scopes)  # type: ignore[attr-defined]
         wrapper.__console_mgec__ = mgec  # type: ignore[attr-defined]
+        wrapper.__console_partner__ = partner  # type: ignore[attr-defined]
         return wrapper
 
     return decorator
@@ -163,12 +168,15 @@ def render(template: str, status: int = 200, **context: Any) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    from . import cases, cli, login, queue, reports  # noqa: F401  (their routes join bp)
+    from . import admin, cases, cli, intake, login, partner, people, queue, reports, webhooks  # noqa: F401
 
     i18n.init_app(app)
     from .labels import word, words
+    from .partner import REFERRING_KINDS
 
-    app.jinja_env.globals.update(csrf_token=csrf_token, word=word, words=words)
+    app.jinja_env.globals.update(
+        csrf_token=csrf_token, word=word, words=words, REFERRING_KINDS=REFERRING_KINDS
+    )
     app.register_blueprint(bp)
     if "root" in app.view_functions:
         # flask-restx claims `/` for a 404 of its own: `/` is the console's front door instead.
