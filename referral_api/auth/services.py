@@ -69,23 +69,10 @@ def _check_jwks(jwks: str | None) -> None:
         raise InvalidPayload(errors={"jwks": ["symmetric keys are refused; use RSA, EC or OKP keys"]})
 
 
-def create_client(
-    session: Session,
-    *,
-    organisation: str,
-    name: str,
-    scopes: list[str],
-    grant_types: list[str] | None = None,
-    redirect_uris: list[str] | None = None,
-    auth_method: ClientAuthMethod = ClientAuthMethod.CLIENT_SECRET_BASIC,
-    jwks: str | None = None,
-    jwks_uri: str | None = None,
-    require_private_key_jwt: bool = False,
-) -> IssuedClient:
-    """Register a client of `organisation` (id or name); a secret client's secret is returned once."""
-    org = org_services.find(session, organisation)
-    grant_types = grant_types or ["client_credentials"]
-    redirect_uris = redirect_uris or []
+def _client_problems(*, scopes: list[str], grant_types: list[str], redirect_uris: list[str],
+                     auth_method: ClientAuthMethod, jwks: str | None, jwks_uri: str | None,
+                     require_private_key_jwt: bool) -> dict[str, list[str]]:
+    """What is wrong with a client's registration, by field (empty when nothing is)."""
     problems: dict[str, list[str]] = {}
     if unknown := sorted(set(scopes) - ALL_SCOPES):
         problems["scopes"] = [f"unknown scopes: {' '.join(unknown)}"]
@@ -107,6 +94,29 @@ def create_client(
         problems["auth_method"] = ["this deployment requires private_key_jwt (OAUTH_REQUIRE_PRIVATE_KEY_JWT)"]
     elif jwks or jwks_uri:
         problems["jwks"] = ["a JWKS is only for private_key_jwt clients"]
+    return problems
+
+
+def create_client(
+    session: Session,
+    *,
+    organisation: str,
+    name: str,
+    scopes: list[str],
+    grant_types: list[str] | None = None,
+    redirect_uris: list[str] | None = None,
+    auth_method: ClientAuthMethod = ClientAuthMethod.CLIENT_SECRET_BASIC,
+    jwks: str | None = None,
+    jwks_uri: str | None = None,
+    require_private_key_jwt: bool = False,
+) -> IssuedClient:
+    """Register a client of `organisation` (id or name); a secret client's secret is returned once."""
+    org = org_services.find(session, organisation)
+    grant_types = grant_types or ["client_credentials"]
+    redirect_uris = redirect_uris or []
+    problems = _client_problems(scopes=scopes, grant_types=grant_types, redirect_uris=redirect_uris,
+                                auth_method=auth_method, jwks=jwks, jwks_uri=jwks_uri,
+                                require_private_key_jwt=require_private_key_jwt)
     if problems:
         raise InvalidPayload(errors=problems)
     _check_jwks(jwks)

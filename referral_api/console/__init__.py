@@ -7,6 +7,6 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Languages, the console's blueprints, its security headers and its error pages."""
-    from . import shell
+    from . import cases, login, queue, reports, shell  # noqa: F401  (their routes join shell.bp first)
 
     shell.init_app(app)

@@ -163,8 +163,7 @@ def render(template: str, status: int = 200, **context: Any) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    from . import cases, cli, login, queue, reports  # noqa: F401  (their routes join bp)
-
+    """Languages, template globals, the blueprint (its routes already joined) and the `/` front door."""
     i18n.init_app(app)
     from .labels import word, words
 
@@ -175,4 +174,3 @@ def init_app(app: Flask) -> None:
         app.view_functions["root"] = _root
     else:
         app.add_url_rule("/", "root", _root)
-    cli.register(app)

@@ -25,6 +25,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Mapped, Session, mapped_column, object_session
 
 from . import crypto
+from .context import get_privacy
 
 _PENDING = "_privacy_pending"
 
@@ -62,8 +63,6 @@ class EncryptedField:
         session = object_session(obj)
         if session is None:
             raise RuntimeError(f"{type(obj).__name__}.{self.name}: a detached record cannot be decrypted")
-        from . import get_privacy
-
         privacy = get_privacy(session)
         key = privacy.keystore.get(session, privacy.keyring, obj.data_key_id)
         what = f"{obj.__tablename__}.{self.column} of {obj.id}"
@@ -111,8 +110,6 @@ def _encrypt_pending(session: Session, _flush_context: Any, _instances: Any) -> 
     todo = [obj for obj in (*session.new, *session.dirty) if obj.__dict__.get(_PENDING)]
     if not todo:
         return
-    from . import get_privacy
-
     privacy = get_privacy(session)
     for obj in todo:
         if obj.id is None:
