@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from flask import Response, request
 from flask_restx import Namespace, Resource
 
@@ -367,13 +369,13 @@ class ShelterList(Resource):
 
         def handler():
             shelter, taken = shelters.create_shelter(session, actor, data)
-            return with_etag(
-                _shelter_document(shelter, taken),
-                status=201,
-                headers={"Location": f"/api/v1/shelters/{shelter.id}"},
-            )
+            headers = {"Location": f"/api/v1/shelters/{shelter.id}"}
+            return shelter.id, with_etag(_shelter_document(shelter, taken), status=201, headers=headers)
 
-        return idempotent(session, owner=actor.client_id, handler=handler)
+        def replay(shelter_id):
+            return with_etag(_shelter_document(*shelters.shelter(session, actor, uuid.UUID(shelter_id))))
+
+        return idempotent(session, actor=actor, handler=handler, replay=replay)
 
 
 @shelters_ns.route("/<string:shelter_id>")

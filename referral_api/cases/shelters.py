@@ -63,6 +63,15 @@ def shelters(session: Session, actor: Actor) -> list[tuple[Shelter, int]]:
     return [(s, int(n)) for s, n in rows]
 
 
+def shelter(session: Session, actor: Actor, shelter_id: uuid.UUID) -> tuple[Shelter, int]:
+    """One shelter with its occupancy (MGEC staff), as `shelters()` lists it."""
+    _staff(actor)
+    found = session.get(Shelter, shelter_id)
+    if found is None:
+        raise NotFound("No such shelter.")
+    return found, occupancy(session, found.id)
+
+
 def _check_names(session: Session, data: dict[str, Any], *, shelter_id: uuid.UUID | None = None) -> None:
     """The operating organisation must exist and the name be free (the UNIQUE key is the backstop)."""
     if data.get("organisation_id") is not None and session.get(Organisation, data["organisation_id"]) is None:

@@ -13,7 +13,7 @@ from ..cases import persons as case_persons
 from ..privacy import EncryptedField
 from .models import Referral
 from .schemas import ReferralPartnerSchema, ReferralStaffSchema, ReferralStatusSchema
-from .states import MOVES, Actor, allowed_actions
+from .states import MOVES, Mover, allowed_actions
 from .visibility import Audience
 
 PERSON_FIELDS = (
@@ -60,7 +60,7 @@ _SCHEMAS = {
 
 
 def _actions_for(referral: Referral, audience: Audience) -> list[str]:
-    who = Actor.COORDINATOR if audience is Audience.STAFF else Actor.SUBMITTER
+    who = Mover.COORDINATOR if audience is Audience.STAFF else Mover.SUBMITTER
     return [a for a in allowed_actions(referral.status) if MOVES[a].by is who]  # type: ignore[index]
 
 
