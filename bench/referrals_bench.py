@@ -360,7 +360,7 @@ def seed(app: Any, size: int, rng: random.Random) -> dict[str, Any]:
 def list_page(app: Any, actor: Actor, cursor: str | None) -> Callable[[], int]:
     def run() -> int:
         with app.app_context(), database(app).sessionmaker() as s:
-            items, _next = services.list_for(s, actor, {"limit": PAGE, "cursor": cursor})
+            items, _next = services.list_for(s, actor, args={"limit": PAGE, "cursor": cursor})
             docs = [document(r, seen) for r, seen in items]
             assert len(docs) == PAGE, len(docs)
             return len(docs)

@@ -290,6 +290,6 @@ def seed_referrals(orgs: dict[str, Organisation], clients: dict[str, dict[str, A
                 role=None,
                 scopes=frozenset({Scope.REFERRALS_SUBMIT.value}),
             )
-            existing = referral_services.submit(session, actor, data).reference
+            existing = referral_services.submit(session, actor, data=data).reference
         references.append(existing)
     return references

@@ -87,7 +87,7 @@ def partner_actor(org, client_id: str = "cl_partner") -> Actor:
 
 def submit(session, actor: Actor, **overrides):
     """A referral submitted through the service, as the API's POST does."""
-    return ReferralFactory(session=session, submitter=actor, **overrides)
+    return ReferralFactory(session=session, submitter=actor, fields=overrides)
 
 
 @pytest.fixture

@@ -37,7 +37,8 @@ class ReferralFactory(factory.Factory):
 
     `ReferralFactory(session=s, submitter=actor)` is submitted; `under_review=True`, `accepted=True`,
     `rejected=True` or `information_requested=True` also need `coordinator=` (an MGEC person's Actor).
-    Any other keyword is a field of the body (`referral_body(**fields)`).
+    `fields={"person__family_name": ...}` changes the body (`referral_body(**fields)`; a dict, since
+    factory_boy reads `a__b` keywords as its own).
     """
 
     class Meta:
@@ -52,17 +53,18 @@ class ReferralFactory(factory.Factory):
     moves: tuple[str, ...] = ()
 
     @classmethod
-    def _create(cls, model_class, *, session, submitter, coordinator=None, moves=(), **fields):
-        body = ReferralInSchema().load(referral_body(**fields))
-        referral = referral_services.submit(session, submitter, body)
+    def _create(cls, model_class, *, session, submitter, coordinator=None, moves=(), fields=None):
+        body = ReferralInSchema().load(referral_body(**(fields or {})))
+        referral = referral_services.submit(session, submitter, data=body)
         for move in moves:
             if coordinator is None:
                 raise TypeError(f"ReferralFactory: the {move!r} move needs coordinator=")
             ref = str(referral.id)
             if move == "review":
-                referral = referral_services.review(session, coordinator, ref)
+                referral = referral_services.review(session, coordinator, ref=ref)
             else:
-                referral = getattr(referral_services, move)(session, coordinator, ref, MOVE_BODIES[move])
+                move_to = getattr(referral_services, move)
+                referral = move_to(session, coordinator, ref=ref, data=MOVE_BODIES[move])
         return referral
 
     @classmethod

@@ -41,5 +41,6 @@ def test_a_move_without_a_coordinator_is_refused(session, actors):
 
 
 def test_fields_reach_the_body(session, actors):
-    referral = ReferralFactory(session=session, submitter=actors[0], external_reference="FACT-1")
-    assert referral.external_reference == "FACT-1"
+    referral = ReferralFactory(session=session, submitter=actors[0], fields={"external_reference": "FACT-1",
+                                                                              "person__given_name": "Saraa"})
+    assert referral.external_reference == "FACT-1" and referral.given_name == "Saraa"

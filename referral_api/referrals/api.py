@@ -60,7 +60,7 @@ def _answer(referral, seen, status=200, headers=None):
 
 def _read(ref):
     """The referral as the caller may see it now (audited when personal): a GET, and a replayed POST."""
-    referral, seen = services.read(get_session(), current_actor(), ref)
+    referral, seen = services.read(get_session(), current_actor(), ref=ref)
     return _answer(referral, seen)
 
 
@@ -76,7 +76,7 @@ class ReferralList(Resource):
     def get(self):
         """List the referrals you may see, newest first (keyset pages)."""
         args = query_args(ReferralListArgs())
-        items, next_cursor = services.list_for(get_session(), current_actor(), args)
+        items, next_cursor = services.list_for(get_session(), current_actor(), args=args)
         return {"items": [document(r, seen) for r, seen in items], "next_cursor": next_cursor}
 
     @ns.expect(_in)
@@ -90,7 +90,7 @@ class ReferralList(Resource):
         data = load(ReferralInSchema())
 
         def handler():
-            referral = services.submit(session, actor, data)
+            referral = services.submit(session, actor, data=data)
             return referral.id, _answer(
                 referral, audience(actor, referral), 201, {"Location": f"/api/v1/referrals/{referral.id}"}
             )
@@ -117,7 +117,7 @@ def _move(path, scope, summary, service, schema=None, model=None):
         data = load(schema()) if schema else load(NoteInSchema())
 
         def handler():
-            referral = service(session, actor, ref, data, if_match=request.headers.get("If-Match"))
+            referral = service(session, actor, ref=ref, data=data, if_match=request.headers.get("If-Match"))
             return referral.id, _answer(referral, audience(actor, referral))
 
         return idempotent(session, actor=actor, handler=handler, replay=_read)
@@ -138,8 +138,8 @@ def _move(path, scope, summary, service, schema=None, model=None):
     ns.route(f"/<string:ref>/{path}")(ns.param("ref", "the referral's id or reference")(resource))
 
 
-def _review(session, actor, ref, data, *, if_match=None):
-    return services.review(session, actor, ref, if_match=if_match)
+def _review(session, actor, *, ref, data, if_match=None):
+    return services.review(session, actor, ref=ref, if_match=if_match)
 
 
 _move(
@@ -195,7 +195,7 @@ class ReferralMatches(Resource):
     @require_scope(Scope.REFERRALS_REVIEW)
     def get(self, ref):
         """Possible duplicates among referrals and cases, found through blind indexes only."""
-        found = services.matches(get_session(), current_actor(), ref)
+        found = services.matches(get_session(), current_actor(), ref=ref)
         return {
             "items": [
                 _match.dump(

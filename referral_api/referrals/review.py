@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from .. import audit, events
+from .. import events
 from ..access import Actor
 from ..audit.actions import AuditAction
 from ..cases import services as cases
@@ -28,6 +28,7 @@ from .submission import (
     event_data,
     minor_and_band,
 )
+from .trail import audit_referral
 from .views import etag
 from .visibility import Audience
 
@@ -59,12 +60,11 @@ def _finish(
     details: dict[str, Any] | None = None,
     event_extra: dict[str, Any] | None = None,
 ) -> Referral:
-    audit.record(
+    audit_referral(
         session,
-        actor=actor,
-        action=AUDIT_OF[action],
-        resource_type="referral",
-        resource_id=referral.id,
+        actor,
+        AUDIT_OF[action],
+        referral,
         details={
             "move": action.value,
             "from": previous.value,
@@ -83,15 +83,15 @@ def _finish(
     return referral
 
 
-def prepare(session: Session, actor: Actor, ref: str, if_match: str | None) -> tuple[Referral, Audience]:
+def prepare(session: Session, actor: Actor, *, ref: str, if_match: str | None) -> tuple[Referral, Audience]:
     """Load the referral locked for a move, honouring If-Match (412 when stale)."""
-    referral, seen = load(session, actor, ref, for_update=True)
+    referral, seen = load(session, actor, ref=ref, for_update=True)
     require_current(if_match, etag(referral), what="referral")
     return referral, seen
 
 
-def review(session: Session, actor: Actor, ref: str, *, if_match: str | None = None) -> Referral:
-    referral, seen = prepare(session, actor, ref, if_match)
+def review(session: Session, actor: Actor, *, ref: str, if_match: str | None = None) -> Referral:
+    referral, seen = prepare(session, actor, ref=ref, if_match=if_match)
     guards.coordinator(actor, seen)
     previous = referral.move(ReferralAction.REVIEW, now=utcnow())
     referral.reviewed_by_user_id = actor.user_id
@@ -106,10 +106,10 @@ def _find_case(session: Session, ref: str) -> Case:
 
 
 def accept(
-    session: Session, actor: Actor, ref: str, data: dict[str, Any], *, if_match: str | None = None
+    session: Session, actor: Actor, *, ref: str, data: dict[str, Any], if_match: str | None = None
 ) -> Referral:
     """Accept: open a case (sharing the person's data key) or link the referral to an existing one."""
-    referral, seen = prepare(session, actor, ref, if_match)
+    referral, seen = prepare(session, actor, ref=ref, if_match=if_match)
     guards.coordinator(actor, seen)
     guards.four_eyes(actor, referral)
     now = utcnow()
@@ -150,9 +150,9 @@ def accept(
 
 
 def reject(
-    session: Session, actor: Actor, ref: str, data: dict[str, Any], *, if_match: str | None = None
+    session: Session, actor: Actor, *, ref: str, data: dict[str, Any], if_match: str | None = None
 ) -> Referral:
-    referral, seen = prepare(session, actor, ref, if_match)
+    referral, seen = prepare(session, actor, ref=ref, if_match=if_match)
     guards.coordinator(actor, seen)
     guards.four_eyes(actor, referral)
     now = utcnow()
@@ -186,9 +186,9 @@ def _message(referral: Referral, actor: Actor, kind: MessageKind, text: str) -> 
 
 
 def request_information(
-    session: Session, actor: Actor, ref: str, data: dict[str, Any], *, if_match: str | None = None
+    session: Session, actor: Actor, *, ref: str, data: dict[str, Any], if_match: str | None = None
 ) -> Referral:
-    referral, seen = prepare(session, actor, ref, if_match)
+    referral, seen = prepare(session, actor, ref=ref, if_match=if_match)
     guards.coordinator(actor, seen)
     previous = referral.move(ReferralAction.REQUEST_INFORMATION, now=utcnow())
     _message(referral, actor, MessageKind.QUESTION, data["questions"])
@@ -196,10 +196,10 @@ def request_information(
 
 
 def provide_information(
-    session: Session, actor: Actor, ref: str, data: dict[str, Any], *, if_match: str | None = None
+    session: Session, actor: Actor, *, ref: str, data: dict[str, Any], if_match: str | None = None
 ) -> Referral:
     """The submitting partner answers (or adds facts): back to submitted, duplicates looked for again."""
-    referral, _seen = prepare(session, actor, ref, if_match)
+    referral, _seen = prepare(session, actor, ref=ref, if_match=if_match)
     guards.submitter(actor, referral)
     previous = referral.move(ReferralAction.INFORMATION, now=utcnow())
     person, situation = dict(data.get("person") or {}), dict(data.get("situation") or {})
@@ -242,9 +242,9 @@ def provide_information(
 
 
 def withdraw(
-    session: Session, actor: Actor, ref: str, data: dict[str, Any], *, if_match: str | None = None
+    session: Session, actor: Actor, *, ref: str, data: dict[str, Any], if_match: str | None = None
 ) -> Referral:
-    referral, _seen = prepare(session, actor, ref, if_match)
+    referral, _seen = prepare(session, actor, ref=ref, if_match=if_match)
     guards.submitter(actor, referral)
     now = utcnow()
     previous = referral.move(ReferralAction.WITHDRAW, now=now)
@@ -252,5 +252,3 @@ def withdraw(
     if data.get("note"):
         referral.decision_note = data["note"]
     return _finish(session, actor, referral, ReferralAction.WITHDRAW, previous)
-
-

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from .. import audit, events
+from .. import events
 from ..access import Actor
 from ..audit.actions import AuditAction
 from ..db import utcnow
@@ -19,6 +19,7 @@ from ..references import next_reference
 from . import matching
 from .models import Referral, age_band, age_on
 from .states import ReferralStatus
+from .trail import audit_referral
 from .vocab import ConsentMethod, LegalBasis
 
 # Without consent a referral keeps only what its legal basis needs (DOMAIN.md, Referral: consent).
@@ -57,7 +58,6 @@ NEEDED_WITHOUT_CONSENT: dict[LegalBasis, frozenset[str]] = {
     # a legal duty to report: identity and the facts of the finding only
     LegalBasis.LEGAL_OBLIGATION: _IDENTITY | _SITUATION,
 }
-
 
 
 def minor_and_band(person: dict[str, Any], identified_on: date) -> tuple[bool | None, Any]:
@@ -110,9 +110,7 @@ def minimise(data: dict[str, Any]) -> list[str]:
     return sorted(dropped)
 
 
-def apply_person_and_situation(
-    referral: Referral, person: dict[str, Any], situation: dict[str, Any]
-) -> None:
+def apply_person_and_situation(referral: Referral, person: dict[str, Any], situation: dict[str, Any]) -> None:
     """Set the person's and the situation's fields (the encrypted ones are sealed at the next flush)."""
     for name, value in person.items():
         setattr(referral, name, value)
@@ -131,8 +129,6 @@ def event_data(referral: Referral, **extra: Any) -> dict[str, Any]:
     }
 
 
-
-
 def _refuse_reused_external_reference(session: Session, actor: Actor, external_reference: str | None) -> None:
     if external_reference and session.scalar(
         sa.select(Referral.id).where(
@@ -146,8 +142,16 @@ def _refuse_reused_external_reference(session: Session, actor: Actor, external_r
         )
 
 
-def _new_referral(session: Session, actor: Actor, data: dict[str, Any], *, now: datetime,
-                  minor: bool | None, band: Any, dropped: list[str]) -> Referral:
+def _new_referral(
+    session: Session,
+    actor: Actor,
+    data: dict[str, Any],
+    *,
+    now: datetime,
+    minor: bool | None,
+    band: Any,
+    dropped: list[str],
+) -> Referral:
     consent = data["consent"]
     referral = Referral(
         id=uuid.uuid4(),
@@ -176,7 +180,7 @@ def _new_referral(session: Session, actor: Actor, data: dict[str, Any], *, now: 
     return referral
 
 
-def submit(session: Session, actor: Actor, data: dict[str, Any]) -> Referral:
+def submit(session: Session, actor: Actor, *, data: dict[str, Any]) -> Referral:
     """A partner submits a referral; duplicates are looked for at once, through blind indexes only."""
     person, situation = data["person"], data["situation"]
     minor, band = minor_and_band(person, situation["identified_on"])
@@ -192,12 +196,11 @@ def submit(session: Session, actor: Actor, data: dict[str, Any]) -> Referral:
     settle(session, what="referral", step=Session.flush, field="external_reference")
     keys = matching.store_keys(session, referral, {**person, "identified_on": situation["identified_on"]})
     referral.possible_duplicates = matching.count_candidates(session, referral.id, keys)
-    audit.record(
+    audit_referral(
         session,
-        actor=actor,
-        action=AuditAction.REFERRAL_SUBMIT,
-        resource_type="referral",
-        resource_id=referral.id,
+        actor,
+        AuditAction.REFERRAL_SUBMIT,
+        referral,
         details={"possible_duplicates": referral.possible_duplicates, "minimised": len(dropped)},
     )
     events.publish(
