@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Mapping
@@ -146,6 +147,41 @@ def doc_model(ns: Namespace, schema: ma.Schema | type[ma.Schema], name: str | No
     instance = schema() if isinstance(schema, type) else schema
     model_name = name or type(instance).__name__.removesuffix("Schema")
     return ns.schema_model(model_name, json_schema(instance))
+
+
+def arguments(ns: Namespace, schema: type[ma.Schema],
+              name: str | None = None) -> Callable[[Callable], Callable]:
+    """Declare a route's JSON body once: documented as the model `name`, loaded with `schema` (422
+    naming the field) and passed to the view as `data`. Place it under the scope decorator, so that
+    the scope is checked before the body is read."""
+    model = doc_model(ns, schema, name)
+
+    def decorator(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return fn(*args, data=load(schema()), **kwargs)
+
+        return ns.expect(model)(wrapper)
+
+    return decorator
+
+
+def response(ns: Namespace, status: int, description: str, schema: type[ma.Schema],
+             name: str | None = None) -> Callable[[Callable], Callable]:
+    """Declare a route's answer once: documented as the model `name`; what the view returns is dumped
+    with `schema`, unless it is a finished Response (an answer with an ETag, a replay)."""
+    model = doc_model(ns, schema, name)
+    dumper = schema()
+
+    def decorator(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            answer = fn(*args, **kwargs)
+            return answer if isinstance(answer, Response) else dumper.dump(answer)
+
+        return ns.response(status, description, model)(wrapper)
+
+    return decorator
 
 
 UPLOAD_LIMIT = "__upload_limit__"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import marshmallow as ma
 from marshmallow import ValidationError, validate, validates_schema
@@ -279,6 +280,13 @@ class MatchSchema(ma.Schema):
         ma.fields.String(),
         metadata={"description": "passport, national_id, name_birth_year (each a match of this kind)"},
     )
+
+    @ma.pre_dump
+    def _of_match(self, match: Any, **_kw: Any) -> dict[str, Any]:
+        """A `matching.Match` as the caller sees it: the other referral, the score and why (sorted)."""
+        other = match.referral
+        return {"referral_id": other.id, "reference": other.reference, "status": other.status,
+                "case_id": other.case_id, "score": match.score, "reasons": sorted(match.reasons)}
 
 
 class MatchesSchema(ma.Schema):
