@@ -44,8 +44,8 @@ from sqlalchemy.orm import Session
 from referral_api import create_app, dbmigrate
 from referral_api.access import MGEC_KIND, Actor, OrganisationRef, Role, Scope
 from referral_api.db import database
-from referral_api.http import encode_cursor
 from referral_api.organisations.models import Organisation, OrganisationKind
+from referral_api.paging import encode_cursor
 from referral_api.privacy import blind_index, crypto, get_privacy
 from referral_api.privacy.blind_index import transliterate
 from referral_api.privacy.fields import encrypted_fields

@@ -84,7 +84,8 @@ def _add_api(app: Flask, settings: Settings) -> None:
     from .audit.api import ns as audit_ns
     from .auth.api import ns as me_ns
     from .cases.api import ns as cases_ns
-    from .cases.api import services_ns, shelters_ns
+    from .cases.api import services_ns
+    from .cases.shelters_api import shelters_ns
     from .documents.api import ns as documents_ns
     from .health import ns as health_ns
     from .referrals.api import ns as referrals_ns

@@ -18,7 +18,7 @@ from .access import Actor
 from .audit.actions import AuditAction, Outcome
 from .db import commit
 from .errors import Conflict, InvalidPayload, NotFound
-from .http import decode_cursor, page
+from .paging import decode_cursor, page
 
 
 def by_id_or_reference(model: Any, ref: str) -> sa.ColumnElement[bool]:

@@ -194,7 +194,7 @@ FLOORS: list[set[str]] = [
     {"webhooks", "auth"},
     {"organisations", "records"},
     {"audit", "events", "idempotency", "references", "outbound"},
-    {"http", "access", "privacy", "db", "commands", "health", "dbmigrate", "observability"},
+    {"http", "paging", "access", "privacy", "db", "commands", "health", "dbmigrate", "observability"},
     {"errors", "config", "validators"},
 ]
 
