@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -216,3 +217,19 @@ def test_no_import_runs_up_a_floor():
     upward = sorted(f"{m} -> {d}" for m, deps in import_graph(MODULES).items() for d in deps
                     if _floor(d) < _floor(m))
     assert upward == []
+
+
+def _documented_floors() -> list[set[str]]:
+    """The floors as docs/architecture.md's table names them (modules `x.py`, parts `x/`), top first."""
+    text = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    table = text.split("## The floors", 1)[1].split("\n\n")[2]
+    floors = []
+    for row in table.splitlines()[2:]:
+        cells = row.split("|")
+        names = re.findall(r"`([A-Za-z_]+)(\.py|/)`", cells[2])
+        floors.append({name for name, _kind in names})
+    return floors
+
+
+def test_the_architecture_page_names_the_floors_the_code_keeps():
+    assert _documented_floors() == FLOORS
