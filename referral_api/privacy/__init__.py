@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from .blind_index import BlindIndexer, BlindIndexKind, normalise_document_number, normalise_name
 from .context import EXTENSION, SESSION_INFO, Privacy, from_settings, get_privacy, init_app
 from .crypto import DecryptionFailed
-from .fields import EncryptedField, EncryptedRecordMixin, encrypted_column, has_sealed
+from .fields import EncryptedField, EncryptedRecordMixin, encrypted_column, has_sealed, readable
 from .keys import KeyRing, UnknownMasterKey
 from .keystore import KeyStore
 
@@ -61,5 +61,6 @@ __all__ = [
     "load_keys",
     "normalise_document_number",
     "normalise_name",
+    "readable",
     "shred",
 ]

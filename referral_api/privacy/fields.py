@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Mapped, Session, mapped_column, object_session
 
+from ..errors import DataErased
 from . import crypto
 from .context import get_privacy
 
@@ -121,3 +122,14 @@ def _encrypt_pending(session: Session, _flush_context: Any, _instances: Any) -> 
         fields = encrypted_fields(type(obj))
         for name, plaintext in obj.__dict__.pop(_PENDING).items():
             fields[name].seal(obj, key, plaintext)
+
+
+def readable(record: Any, name: str) -> Any:
+    """An attribute as a view may show it: None for an encrypted one of an erased record (never
+    decrypted) or one whose data key was shredded; anything else as it is."""
+    if isinstance(getattr(type(record), name, None), EncryptedField) and getattr(record, "erased_at", None):
+        return None
+    try:
+        return getattr(record, name)
+    except DataErased:
+        return None
