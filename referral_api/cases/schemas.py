@@ -6,6 +6,7 @@ import marshmallow as ma
 from marshmallow import validate, validates_schema
 
 from ..organisations.models import OrganisationKind
+from ..paging import PageArgs
 from ..validators import StrictSchema, enum_field, instant_field, text_field
 from .models import ServiceKind, ServiceStatus
 from .stages import ParticipantRole, Stage
@@ -115,13 +116,13 @@ class ServicePatchSchema(StrictSchema):
     note = text_field(5000, free_text=True, allow_none=True)
 
 
-class CaseListArgs(StrictSchema):
+class CaseListArgs(StrictSchema, PageArgs):
+    """The filters of `GET /cases`, and `limit`/`cursor` as every list has them (unknown keys refused)."""
+
     stage = enum_field(Stage)
     on_hold = ma.fields.Boolean()
     participant = ma.fields.UUID(metadata={"description": "an organisation id taking part"})
     overdue = ma.fields.Boolean(metadata={"description": "true: only those past a deadline"})
-    limit = ma.fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
-    cursor = ma.fields.String(validate=validate.Length(max=512))
 
 
 class StatusArgs(StrictSchema):

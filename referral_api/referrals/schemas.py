@@ -9,6 +9,7 @@ import marshmallow as ma
 from marshmallow import ValidationError, validate, validates_schema
 
 from ..organisations.models import OrganisationKind
+from ..paging import PageArgs
 from ..validators import Country, StrictSchema, enum_field, instant_field, not_in_future, text_field
 from .states import ReferralStatus
 from .vocab import (
@@ -155,7 +156,9 @@ class NoteInSchema(StrictSchema):
     note = text_field(5000, free_text=True)
 
 
-class ReferralListArgs(ma.Schema):
+class ReferralListArgs(PageArgs):
+    """The filters of `GET /referrals`, and `limit`/`cursor` as every list has them."""
+
     class Meta:
         unknown = ma.RAISE
 
@@ -165,8 +168,6 @@ class ReferralListArgs(ma.Schema):
     submitted_after = instant_field()
     urgency = enum_field(Urgency)
     overdue = ma.fields.Boolean(metadata={"description": "true: only those past a deadline"})
-    limit = ma.fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
-    cursor = ma.fields.String(validate=validate.Length(max=512))
 
 
 # ---- output: one schema per audience -------------------------------------------------------------
