@@ -44,8 +44,8 @@ from sqlalchemy.orm import Session
 from referral_api import create_app, dbmigrate
 from referral_api.access import MGEC_KIND, Actor, OrganisationRef, Role, Scope
 from referral_api.db import database
-from referral_api.http import encode_cursor
 from referral_api.organisations.models import Organisation, OrganisationKind
+from referral_api.paging import encode_cursor
 from referral_api.privacy import blind_index, crypto, get_privacy
 from referral_api.privacy.blind_index import transliterate
 from referral_api.privacy.fields import encrypted_fields
@@ -360,7 +360,7 @@ def seed(app: Any, size: int, rng: random.Random) -> dict[str, Any]:
 def list_page(app: Any, actor: Actor, cursor: str | None) -> Callable[[], int]:
     def run() -> int:
         with app.app_context(), database(app).sessionmaker() as s:
-            items, _next = services.list_for(s, actor, {"limit": PAGE, "cursor": cursor})
+            items, _next = services.list_for(s, actor, args={"limit": PAGE, "cursor": cursor})
             docs = [document(r, seen) for r, seen in items]
             assert len(docs) == PAGE, len(docs)
             return len(docs)

@@ -71,12 +71,22 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
 
     auth.init_app(app)
 
+    _add_api(app, settings)
+    from . import console
+
+    console.init_app(app)
+    return app
+
+
+def _add_api(app: Flask, settings: Settings) -> None:
+    """The HTTP API: every part's namespace, the OAuth endpoints in the document, under app.extensions."""
     api = make_api(swagger_ui=settings.swagger_ui)
     from .audit.api import ns as audit_ns
     from .auth.api import ns as me_ns
     from .cases.api import ns as cases_ns
-    from .cases.api import services_ns, shelters_ns
+    from .cases.api import services_ns
     from .cases.directory_api import ns as directory_ns
+    from .cases.shelters_api import shelters_ns
     from .documents.api import ns as documents_ns
     from .health import ns as health_ns
     from .referrals.api import ns as referrals_ns
@@ -92,12 +102,3 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     document_oauth(api)
     api.init_app(app)
     app.extensions["referral_api.api"] = api
-    from . import console
-
-    console.init_app(app)
-
-
-    from .cli import register_part_commands
-
-    register_part_commands()
-    return app

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,56 +11,19 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, ScriptInfo, with_appcontext
 
-from . import dbmigrate
-from .db import database, get_session
-from .errors import DomainError
-
-
-def emit(payload: Any, *, as_json: bool, text: str | None = None) -> None:
-    """Print one JSON object with --json, or a human line otherwise."""
-    if as_json:
-        click.echo(json.dumps(payload, default=str, sort_keys=True))
-    else:
-        click.echo(text if text is not None else json.dumps(payload, default=str, indent=2))
-
-
-def json_option(fn: Callable) -> Callable:
-    return click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")(fn)
-
-
-def parse_now(text: str | None, *, param_hint: str = "--now") -> datetime:
-    """The `--now` of a command: an ISO date or time (UTC when it names no zone), else the real now."""
-    try:
-        now = datetime.fromisoformat(text) if text else datetime.now(UTC)
-    except ValueError:
-        raise click.BadParameter("not an ISO date or time", param_hint=param_hint) from None
-    return now.replace(tzinfo=UTC) if now.tzinfo is None else now
-
-
-class CommandError(click.ClickException):
-    """A DomainError as the command line reports it: its message, and with --json its code and fields."""
-
-    def __init__(self, exc: DomainError) -> None:
-        detail = exc.detail
-        if exc.errors:
-            detail += " " + "; ".join(f"{k}: {', '.join(v)}" for k, v in exc.errors.items())
-        super().__init__(detail)
-        self.code = exc.code
-        self.errors = exc.errors
-
-
-def domain_command(fn: Callable) -> Callable:
-    """Run in an app context; a DomainError ends the command with its message and exit status 1."""
-
-    @functools.wraps(fn)
-    @with_appcontext
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except DomainError as exc:
-            raise CommandError(exc) from None
-
-    return wrapper
+from . import create_app, dbmigrate
+from .audit.cli import audit_group
+from .auth.cli import clients_group, users_group
+from .commands import CommandError, emit, json_option
+from .console.cli import console_group
+from .db import database
+from .deadlines.cli import deadlines_group
+from .demo import demo_group
+from .key_commands import keys_group
+from .organisations.cli import orgs_group
+from .prune import prune_command
+from .reports.cli import retention_group
+from .webhooks.cli import webhooks_group
 
 
 def error_payload(exc: click.ClickException) -> dict[str, Any]:
@@ -101,8 +61,6 @@ class CLIGroup(AppGroup):
 
 
 def _create_app() -> Any:
-    from . import create_app
-
     return create_app()
 
 
@@ -205,40 +163,13 @@ def openapi_document(app: Any) -> str:
     return json.dumps(spec, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def register_part_commands() -> None:
-    from .organisations.cli import orgs_group
-
-    cli.add_command(orgs_group)
-    from .privacy.cli import keys_group
-
-    cli.add_command(keys_group)
-    from .audit.cli import audit_group
-
-    cli.add_command(audit_group)
-    from .auth.cli import clients_group, users_group
-
-    cli.add_command(clients_group)
-    cli.add_command(users_group)
-    from .webhooks.cli import webhooks_group
-
-    cli.add_command(webhooks_group)
-    from .reports.cli import retention_group
-
-    cli.add_command(retention_group)
-    from .deadlines.cli import deadlines_group
-
-    cli.add_command(deadlines_group)
-    from .demo import demo_group
-
-    cli.add_command(demo_group)
-    from .prune import prune_command
-
-    cli.add_command(prune_command)
+for _group in (orgs_group, keys_group, audit_group, clients_group, users_group, webhooks_group,
+               retention_group, deadlines_group, demo_group, prune_command, console_group):
+    cli.add_command(_group)
 
 
 def main() -> None:
-    register_part_commands()
     cli.main(prog_name="referral-api", obj=ScriptInfo(create_app=_create_app, set_debug_flag=False))
 
 
-__all__ = ["cli", "domain_command", "emit", "get_session", "json_option", "main", "parse_now"]
+__all__ = ["cli", "gunicorn_args", "main", "openapi_document"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -12,7 +13,7 @@ import sqlalchemy as sa
 from .access import ALL_SCOPES, CLIENT_CREDENTIALS_SCOPES, Actor, OrganisationRef, Role, Scope
 from .auth import services as auth_services
 from .auth.models import Client, User
-from .cli import domain_command, emit, json_option
+from .commands import domain_command, emit, json_option
 from .db import get_session, utcnow
 from .organisations import services as org_services
 from .organisations.models import Organisation, OrganisationKind
@@ -192,88 +193,91 @@ def _demo_referrals(today: date) -> list[tuple[str, dict[str, Any]]]:
         return today - timedelta(days=days)
 
     consent = {"given": True, "obtained_on": ago(2), "method": ConsentMethod.WRITTEN, "language": "mn"}
-    return [
-        (
-            "police",
-            {
-                "source": Source.POLICE,
-                "external_reference": "PSP-MO-2026-0412",
-                "concern": Concern.TRAFFICKING,
-                "person": {
-                    "family_name": "Dorj",
-                    "given_name": "Oyunchimeg",
-                    "names_cyrillic": "Доржийн Оюунчимэг",
-                    "sex": Sex.FEMALE,
-                    "date_of_birth": date(2001, 3, 14),
-                    "nationality": "MN",
-                    "home_province": Province.DORNOGOVI,
-                    "languages": ["mn"],
-                },
-                "situation": {
-                    "identified_country": "MO",
-                    "identified_city": "Macau",
-                    "identified_on": ago(4),
-                    "exploitation_types": [ExploitationType.SEXUAL],
-                    "urgency": Urgency.URGENT,
-                    "narrative": "Recruited in Ulaanbaatar with an offer of hotel work; passport taken.",
-                    "needs": [Need.SHELTER, Need.TRAVEL_DOCUMENTS, Need.PSYCHOSOCIAL],
-                    "safety_risk": SafetyRisk.HIGH,
-                    "contact_family": ContactFamily.NO,
-                },
-                "consent": {**consent, "obtained_by": "Officer Leong", "share_with": ["embassy", "iom"]},
-            },
-        ),
-        (
-            "iom",
-            {
-                "source": Source.IOM,
-                "external_reference": "IOM-KZ-26-118",
-                "concern": Concern.TRAFFICKING,
-                "person": {
-                    "family_name": "Ganbold",
-                    "given_name": "Tuvshinbayar",
-                    "sex": Sex.MALE,
-                    "estimated_age": 34,
-                    "nationality": "MN",
-                    "languages": ["mn", "ru"],
-                },
-                "situation": {
-                    "identified_country": "KZ",
-                    "identified_city": "Almaty",
-                    "identified_on": ago(10),
-                    "exploitation_types": [ExploitationType.FORCED_LABOUR],
-                    "urgency": Urgency.ROUTINE,
-                    "needs": [Need.TRAVEL_DOCUMENTS, Need.LEGAL_AID],
-                    "safety_risk": SafetyRisk.MEDIUM,
-                },
-                "consent": {**consent, "obtained_by": "IOM caseworker", "share_with": ["embassy", "iom"]},
-            },
-        ),
-        (
-            "ngo",
-            {
-                "source": Source.NGO,
-                "external_reference": "FIZ-2026-031",
-                "concern": Concern.TRAFFICKING,
-                "person": {
-                    "given_name": "Enkhjargal",
-                    "sex": Sex.FEMALE,
-                    "date_of_birth": date(1996, 9, 2),
-                    "nationality": "MN",
-                    "languages": ["mn", "de"],
-                },
-                "situation": {
-                    "identified_country": "CH",
-                    "identified_city": "Zürich",
-                    "identified_on": ago(20),
-                    "exploitation_types": [ExploitationType.SEXUAL, ExploitationType.FORCED_MARRIAGE],
-                    "urgency": Urgency.ROUTINE,
-                    "needs": [Need.PSYCHOSOCIAL, Need.SHELTER],
-                },
-                "consent": {**consent, "obtained_by": "FIZ counsellor", "share_with": []},
-            },
-        ),
-    ]
+    return [("police", _from_macau(ago, consent)), ("iom", _from_almaty(ago, consent)),
+            ("ngo", _from_zurich(ago, consent))]
+
+
+def _from_macau(ago: Callable[[int], date], consent: dict[str, Any]) -> dict[str, Any]:
+    """The police referral of the demo."""
+    return {
+        "source": Source.POLICE,
+        "external_reference": "PSP-MO-2026-0412",
+        "concern": Concern.TRAFFICKING,
+        "person": {
+            "family_name": "Dorj",
+            "given_name": "Oyunchimeg",
+            "names_cyrillic": "Доржийн Оюунчимэг",
+            "sex": Sex.FEMALE,
+            "date_of_birth": date(2001, 3, 14),
+            "nationality": "MN",
+            "home_province": Province.DORNOGOVI,
+            "languages": ["mn"],
+        },
+        "situation": {
+            "identified_country": "MO",
+            "identified_city": "Macau",
+            "identified_on": ago(4),
+            "exploitation_types": [ExploitationType.SEXUAL],
+            "urgency": Urgency.URGENT,
+            "narrative": "Recruited in Ulaanbaatar with an offer of hotel work; passport taken.",
+            "needs": [Need.SHELTER, Need.TRAVEL_DOCUMENTS, Need.PSYCHOSOCIAL],
+            "safety_risk": SafetyRisk.HIGH,
+            "contact_family": ContactFamily.NO,
+        },
+        "consent": {**consent, "obtained_by": "Officer Leong", "share_with": ["embassy", "iom"]},
+    }
+
+
+def _from_almaty(ago: Callable[[int], date], consent: dict[str, Any]) -> dict[str, Any]:
+    """The iom referral of the demo."""
+    return {
+        "source": Source.IOM,
+        "external_reference": "IOM-KZ-26-118",
+        "concern": Concern.TRAFFICKING,
+        "person": {
+            "family_name": "Ganbold",
+            "given_name": "Tuvshinbayar",
+            "sex": Sex.MALE,
+            "estimated_age": 34,
+            "nationality": "MN",
+            "languages": ["mn", "ru"],
+        },
+        "situation": {
+            "identified_country": "KZ",
+            "identified_city": "Almaty",
+            "identified_on": ago(10),
+            "exploitation_types": [ExploitationType.FORCED_LABOUR],
+            "urgency": Urgency.ROUTINE,
+            "needs": [Need.TRAVEL_DOCUMENTS, Need.LEGAL_AID],
+            "safety_risk": SafetyRisk.MEDIUM,
+        },
+        "consent": {**consent, "obtained_by": "IOM caseworker", "share_with": ["embassy", "iom"]},
+    }
+
+
+def _from_zurich(ago: Callable[[int], date], consent: dict[str, Any]) -> dict[str, Any]:
+    """The ngo referral of the demo."""
+    return {
+        "source": Source.NGO,
+        "external_reference": "FIZ-2026-031",
+        "concern": Concern.TRAFFICKING,
+        "person": {
+            "given_name": "Enkhjargal",
+            "sex": Sex.FEMALE,
+            "date_of_birth": date(1996, 9, 2),
+            "nationality": "MN",
+            "languages": ["mn", "de"],
+        },
+        "situation": {
+            "identified_country": "CH",
+            "identified_city": "Zürich",
+            "identified_on": ago(20),
+            "exploitation_types": [ExploitationType.SEXUAL, ExploitationType.FORCED_MARRIAGE],
+            "urgency": Urgency.ROUTINE,
+            "needs": [Need.PSYCHOSOCIAL, Need.SHELTER],
+        },
+        "consent": {**consent, "obtained_by": "FIZ counsellor", "share_with": []},
+    }
 
 
 def seed_referrals(orgs: dict[str, Organisation], clients: dict[str, dict[str, Any]]) -> list[str]:
@@ -293,6 +297,6 @@ def seed_referrals(orgs: dict[str, Organisation], clients: dict[str, dict[str, A
                 role=None,
                 scopes=frozenset({Scope.REFERRALS_SUBMIT.value}),
             )
-            existing = referral_services.submit(session, actor, data).reference
+            existing = referral_services.submit(session, actor, data=data).reference
         references.append(existing)
     return references

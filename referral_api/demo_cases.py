@@ -127,9 +127,9 @@ def seed_cases(
         if session.scalar(sa.select(Referral.id).where(Referral.external_reference == ref)):
             continue
         referral = referrals.submit(
-            session, _system(orgs[kind]), _body(ref, kind, given, family, country, city)
+            session, _system(orgs[kind]), data=_body(ref, kind, given, family, country, city)
         )
-        case_id = str(referrals.accept(session, coordinator, str(referral.id), {}).case_id)
+        case_id = str(referrals.accept(session, coordinator, ref=str(referral.id), data={}).case_id)
         if stage is Stage.TRAVEL_DOCUMENTS:
             # The embassy issues the travel document: its officer records it in the console.
             embassy = {"organisation_id": orgs["embassy"].id, "role": ParticipantRole.EMBASSY}

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Mapping
@@ -21,8 +20,6 @@ from . import errors
 from .validators import FreeText, control_character_message
 
 API_PREFIX = "/api/v1"
-MAX_PAGE_SIZE = 200
-DEFAULT_PAGE_SIZE = 50
 MAX_JSON_DEPTH = 32  # no input is nested half as deep; a deeper body is refused before anything reads it
 
 
@@ -146,6 +143,41 @@ def doc_model(ns: Namespace, schema: ma.Schema | type[ma.Schema], name: str | No
     instance = schema() if isinstance(schema, type) else schema
     model_name = name or type(instance).__name__.removesuffix("Schema")
     return ns.schema_model(model_name, json_schema(instance))
+
+
+def arguments(ns: Namespace, schema: type[ma.Schema],
+              name: str | None = None) -> Callable[[Callable], Callable]:
+    """Declare a route's JSON body once: documented as the model `name`, loaded with `schema` (422
+    naming the field) and passed to the view as `data`. Place it under the scope decorator, so that
+    the scope is checked before the body is read."""
+    model = doc_model(ns, schema, name)
+
+    def decorator(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return fn(*args, data=load(schema()), **kwargs)
+
+        return ns.expect(model)(wrapper)
+
+    return decorator
+
+
+def response(ns: Namespace, status: int, description: str, schema: type[ma.Schema],
+             name: str | None = None) -> Callable[[Callable], Callable]:
+    """Declare a route's answer once: documented as the model `name`; what the view returns is dumped
+    with `schema`, unless it is a finished Response (an answer with an ETag, a replay)."""
+    model = doc_model(ns, schema, name)
+    dumper = schema()
+
+    def decorator(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            answer = fn(*args, **kwargs)
+            return answer if isinstance(answer, Response) else dumper.dump(answer)
+
+        return ns.response(status, description, model)(wrapper)
+
+    return decorator
 
 
 UPLOAD_LIMIT = "__upload_limit__"
@@ -309,49 +341,9 @@ def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     return out
 
 
-class PageArgs(ma.Schema):
-    """`?limit=` and `?cursor=` of every list."""
-
-    class Meta:
-        unknown = ma.EXCLUDE
-
-    limit = ma.fields.Integer(
-        load_default=DEFAULT_PAGE_SIZE,
-        validate=ma.validate.Range(min=1, max=MAX_PAGE_SIZE),
-        metadata={"description": f"page size, 1 to {MAX_PAGE_SIZE}"},
-    )
-    cursor = ma.fields.String(load_default=None, validate=ma.validate.Length(max=512))
-
-
 def query_args(schema: ma.Schema) -> Any:
     """Validate the query string with `schema` (422 naming the parameter)."""
     return load(schema, request.args.to_dict())
-
-
-def encode_cursor(values: list[Any]) -> str:
-    """An opaque cursor for keyset pagination: the sort key of the last row of a page."""
-    raw = json.dumps(values, default=str, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, *, size: int) -> list[Any]:
-    """The sort key a cursor carries; a damaged cursor is a 422 on `cursor`."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        values = None
-    if not isinstance(values, list) or len(values) != size:
-        raise errors.InvalidPayload(errors={"cursor": ["not a cursor this list gave out"]})
-    return values
-
-
-def page(items: list[Any], *, limit: int, key: Callable[[Any], list[Any]]) -> tuple[list[Any], str | None]:
-    """Split a query result fetched with limit+1 rows into one page and the next cursor."""
-    if len(items) > limit:
-        items = items[:limit]
-        return items, encode_cursor(key(items[-1]))
-    return items, None
 
 
 def etag_of(payload: Any) -> str:

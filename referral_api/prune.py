@@ -32,7 +32,7 @@ from flask import current_app
 from sqlalchemy.orm import Session, sessionmaker
 
 from .auth.models import AuthorizationCode, Token, UsedAssertion, UsedDPoPProof
-from .cli import domain_command, emit, json_option
+from .commands import domain_command, emit, json_option
 from .config import Settings
 from .db import database, utcnow
 from .idempotency import IdempotencyKey

@@ -13,10 +13,8 @@ import pytest
 from referral_api.access import ROLE_SCOPES, Actor, OrganisationRef, Role
 from referral_api.console import oauth
 from referral_api.console.shell import SESSION_COOKIE
-from referral_api.referrals import services as referral_services
-from referral_api.referrals.schemas import ReferralInSchema
 from tests import oauth_helpers as h
-from tests.referral_data import referral_body
+from tests.factories import ReferralFactory
 
 TEST_CALLBACK = "http://localhost/console/callback"
 
@@ -89,7 +87,7 @@ def partner_actor(org, client_id: str = "cl_partner") -> Actor:
 
 def submit(session, actor: Actor, **overrides):
     """A referral submitted through the service, as the API's POST does."""
-    return referral_services.submit(session, actor, ReferralInSchema().load(referral_body(**overrides)))
+    return ReferralFactory(session=session, submitter=actor, fields=overrides)
 
 
 @pytest.fixture

@@ -41,7 +41,9 @@ def test_two_workers_evaluating_at_once_raise_each_item_once(backend, tmp_path):
                     claim_seconds=60,
                     allow_http_loopback=False,
                     clock=lambda: now,
-                    periodic=[t for t in periodic_tasks(settings) if t.name == "deadlines"],  # not prune
+                    # only the deadline step: another part's step (prune) is registered too once its
+                    # module was imported by an earlier test of the session
+                    periodic=[t for t in periodic_tasks(settings) if t.name == "deadlines"],
                 )
                 for i in (1, 2)
             ]

@@ -10,7 +10,8 @@ from flask_restx import Namespace, Resource
 
 from referral_api import create_app
 from referral_api.errors import PreconditionFailed, require_current
-from referral_api.http import decode_cursor, encode_cursor, load, with_etag
+from referral_api.http import load, with_etag
+from referral_api.paging import decode_cursor, encode_cursor
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "request_id"}
 

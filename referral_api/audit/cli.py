@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..cli import domain_command, emit, json_option
+from ..commands import domain_command, emit, json_option
 from ..db import get_session
 from ..errors import DomainError, InvalidPayload
 from ..privacy import get_privacy

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from ..http import PageArgs
+from ..paging import PageArgs
 from ..validators import instant_field
 from .actions import AuditAction, Outcome
 

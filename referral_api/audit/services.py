@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from ..db import utcnow
 from ..errors import InvalidPayload
-from ..http import decode_cursor, page
+from ..paging import decode_cursor, page
 from .actions import AuditAction, Outcome
 from .models import GENESIS_HASH, AuditEvent
 

@@ -9,7 +9,7 @@ import click
 from flask import current_app
 
 from ..access import Role
-from ..cli import domain_command, emit, json_option
+from ..commands import domain_command, emit, json_option
 from ..db import get_session
 from . import services
 from .models import GRANT_TYPES, ClientAuthMethod

@@ -108,11 +108,14 @@ class TokenResponseSchema(ma.Schema):
 
 
 class OAuthErrorSchema(ma.Schema):
-    """RFC 6749 section 5.2 (also RFC 7009 and 7662 errors). Other members may follow: a request refused
-    before Authlib reads it (a control character, a rate limit) also carries the problem-details members."""
+    """RFC 6749 section 5.2 (also RFC 7009 and 7662 errors).
+
+    A form refused before Authlib reads it (a control character in a field) is answered as
+    problem+json carrying `error: invalid_request`: the document lets those other members through.
+    """
 
     class Meta:
-        unknown = ma.INCLUDE  # documented as open (additionalProperties), as RFC 6749 allows extensions
+        unknown = ma.INCLUDE
 
     error = ma.fields.String(
         required=True,

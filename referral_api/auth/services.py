@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -18,20 +17,24 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.orm import Session
 
 from .. import audit
-from ..access import ALL_SCOPES, PERSON_ONLY_SCOPES, TOTP_ROLES, Role
+from ..access import TOTP_ROLES, Role
 from ..audit.actions import AuditAction, Outcome
 from ..db import utcnow
 from ..errors import Conflict, InvalidPayload, NotFound
 from ..organisations import services as org_services
 from . import trail
+from .clients import (  # noqa: F401  (the clients' use cases, kept importable from here)
+    IssuedClient,
+    create_client,
+    find_client,
+    list_clients,
+    revoke_client,
+    revoke_tokens,
+    rotate_secret,
+)
 from .models import (
-    GRANT_TYPES,
-    SECRET_METHODS,
-    Client,
-    ClientAuthMethod,
     Token,
     User,
-    secret_hash,
 )
 
 # Failures from one address that lock the account for it; as many from anywhere slow the account.
@@ -45,153 +48,6 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
-# ---------------------------------------------------------------- clients
-
-
-@dataclass(frozen=True)
-class IssuedClient:
-    client: Client
-    client_secret: str | None
-
-
-def _check_jwks(jwks: str | None) -> None:
-    if jwks is None:
-        return
-    from joserfc.jwk import KeySet
-
-    try:
-        key_set = KeySet.import_key_set(json.loads(jwks))
-    except (ValueError, TypeError, KeyError) as exc:
-        raise InvalidPayload(errors={"jwks": [f"not a JSON Web Key Set: {type(exc).__name__}"]}) from None
-    if any(key.is_private for key in key_set.keys):
-        raise InvalidPayload(errors={"jwks": ["contains a private key; register the public keys only"]})
-    if any(key.key_type == "oct" for key in key_set.keys):
-        raise InvalidPayload(errors={"jwks": ["symmetric keys are refused; use RSA, EC or OKP keys"]})
-
-
-def create_client(
-    session: Session,
-    *,
-    organisation: str,
-    name: str,
-    scopes: list[str],
-    grant_types: list[str] | None = None,
-    redirect_uris: list[str] | None = None,
-    auth_method: ClientAuthMethod = ClientAuthMethod.CLIENT_SECRET_BASIC,
-    jwks: str | None = None,
-    jwks_uri: str | None = None,
-    require_private_key_jwt: bool = False,
-    require_dpop: bool = False,
-    dpop_nonce: bool = False,
-) -> IssuedClient:
-    """Register a client of `organisation` (id or name); a secret client's secret is returned once."""
-    org = org_services.find(session, organisation)
-    grant_types = grant_types or ["client_credentials"]
-    redirect_uris = redirect_uris or []
-    problems: dict[str, list[str]] = {}
-    if any("," in scope for scope in scopes):
-        scopes = [part for scope in scopes for part in scope.split(",") if part]
-        problems["scopes"] = [f"separate scopes with spaces, not commas: \"{' '.join(scopes)}\""]
-    elif unknown := sorted(set(scopes) - ALL_SCOPES):
-        problems["scopes"] = [f"unknown scopes: {' '.join(unknown)}"]
-    elif "authorization_code" not in grant_types and (
-            person_only := sorted(set(scopes) & PERSON_ONLY_SCOPES)):
-        problems["scopes"] = [f"{' '.join(person_only)} only ever go to a person's token (authorization_code "
-                              "grant); a client_credentials client could never use them"]
-    if not scopes:
-        problems["scopes"] = ["name at least one scope"]
-    if unknown := sorted(set(grant_types) - set(GRANT_TYPES)):
-        problems["grant_types"] = [f"unsupported grant types: {' '.join(unknown)}"]
-    if "authorization_code" in grant_types and not redirect_uris:
-        problems["redirect_uris"] = ["an authorization_code client needs at least one redirect URI"]
-    for uri in redirect_uris:
-        if not uri.startswith(("https://", "http://127.0.0.1", "http://localhost")):
-            problems.setdefault("redirect_uris", []).append(f"{uri!r} must be https (or loopback http)")
-    if auth_method is ClientAuthMethod.PRIVATE_KEY_JWT:
-        if bool(jwks) == bool(jwks_uri):
-            problems["jwks"] = ["private_key_jwt needs exactly one of a JWKS or a JWKS URI"]
-        if jwks_uri and not jwks_uri.startswith("https://"):
-            problems["jwks_uri"] = ["must be an https:// URL"]
-    elif require_private_key_jwt:
-        problems["auth_method"] = ["this deployment requires private_key_jwt (OAUTH_REQUIRE_PRIVATE_KEY_JWT)"]
-    elif jwks or jwks_uri:
-        problems["jwks"] = ["a JWKS is only for private_key_jwt clients"]
-    if problems:
-        raise InvalidPayload(errors=problems)
-    _check_jwks(jwks)
-
-    secret = secrets.token_urlsafe(32) if auth_method in SECRET_METHODS else None
-    client = Client(
-        client_id="cl_" + secrets.token_urlsafe(18),
-        name=name,
-        organisation_id=org.id,
-        client_secret_hash=secret_hash(secret) if secret else None,
-        token_endpoint_auth_method=auth_method,
-        jwks=jwks,
-        jwks_uri=jwks_uri,
-        scope=" ".join(sorted(set(scopes))),
-        grant_types=" ".join(g for g in GRANT_TYPES if g in grant_types),
-        redirect_uris=" ".join(redirect_uris),
-        require_dpop=require_dpop or dpop_nonce,
-        dpop_nonce=dpop_nonce,
-    )
-    session.add(client)
-    session.flush()
-    trail.record(session, AuditAction.AUTH_CLIENT_CREATE, resource_type="client", resource_id=client.id,
-                 details={"client_id": client.client_id, "organisation_id": org.id,
-                          "auth_method": auth_method.value, "scope": client.scope,
-                          "grant_types": client.grant_types, "require_dpop": client.require_dpop})
-    session.commit()
-    return IssuedClient(client, secret)
-
-
-def find_client(session: Session, client_id: str) -> Client:
-    client = session.scalar(sa.select(Client).where(Client.client_id == client_id))
-    if client is None:
-        raise NotFound(f"No client with client_id {client_id!r}.")
-    return client
-
-
-def list_clients(session: Session, *, organisation: str | None = None) -> list[Client]:
-    query = sa.select(Client).order_by(Client.created_at, Client.client_id)
-    if organisation:
-        query = query.where(Client.organisation_id == org_services.find(session, organisation).id)
-    return list(session.scalars(query))
-
-
-def _revoke_tokens(session: Session, where: Any) -> None:
-    now = utcnow()
-    session.execute(sa.update(Token).where(where, Token.access_revoked_at.is_(None))
-                    .values(access_revoked_at=now))
-    session.execute(sa.update(Token).where(where, Token.refresh_token_hash.is_not(None),
-                                           Token.refresh_revoked_at.is_(None))
-                    .values(refresh_revoked_at=now))
-
-
-def revoke_client(session: Session, client_id: str) -> Client:
-    """Revoke a client: it cannot authenticate, and its tokens stop working at the next request."""
-    client = find_client(session, client_id)
-    client.revoked_at = client.revoked_at or utcnow()
-    _revoke_tokens(session, Token.client_pk == client.id)
-    trail.record(session, AuditAction.AUTH_CLIENT_REVOKE, resource_type="client", resource_id=client.id,
-                 details={"client_id": client.client_id})
-    session.commit()
-    return client
-
-
-def rotate_secret(session: Session, client_id: str) -> IssuedClient:
-    """Give a secret client a new secret (shown once); the old one stops working at once."""
-    client = find_client(session, client_id)
-    if client.token_endpoint_auth_method not in SECRET_METHODS:
-        raise Conflict("This client authenticates with private_key_jwt; it has no secret to rotate.")
-    if client.is_revoked:
-        raise Conflict("This client is revoked.")
-    secret = secrets.token_urlsafe(32)
-    client.client_secret_hash = secret_hash(secret)
-    trail.record(session, AuditAction.AUTH_CLIENT_ROTATE_SECRET, resource_type="client",
-                 resource_id=client.id, details={"client_id": client.client_id})
-    session.commit()
-    return IssuedClient(client, secret)
 
 
 # ---------------------------------------------------------------- people
@@ -280,7 +136,7 @@ def deactivate_user(session: Session, ref: str) -> User:
     """Deactivate a person: their tokens stop working at the next request."""
     user = find_user(session, ref)
     user.active = False
-    _revoke_tokens(session, Token.user_id == user.id)
+    revoke_tokens(session, Token.user_id == user.id)
     trail.record(session, AuditAction.AUTH_USER_DEACTIVATE, resource_type="user", resource_id=user.id)
     session.commit()
     return user

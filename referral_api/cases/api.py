@@ -7,9 +7,9 @@ from flask_restx import Namespace, Resource
 
 from ..access import Scope, current_actor, require_scope
 from ..db import get_session
-from ..http import doc_model, error_docs, load, query_args, with_etag
+from ..http import arguments, doc_model, error_docs, load, query_args, with_etag
 from ..idempotency import idempotent
-from . import care, moves, participants, services, shelters
+from . import care, moves, participants, services
 from .schemas import (
     CaseListArgs,
     CasePageSchema,
@@ -26,10 +26,6 @@ from .schemas import (
     ServiceListSchema,
     ServicePatchSchema,
     ServiceSchema,
-    ShelterInSchema,
-    ShelterListSchema,
-    ShelterPatchSchema,
-    ShelterSchema,
     StatusArgs,
     TimelineSchema,
     TransitionInSchema,
@@ -46,17 +42,12 @@ from .views import (
 
 ns = Namespace("cases", description="Cases: the way home, stage by stage", path="/api/v1/cases")
 services_ns = Namespace("services", description="Services given on a case", path="/api/v1/services")
-shelters_ns = Namespace("shelters", description="Shelters, capacity and occupancy", path="/api/v1/shelters")
 
 _staff = doc_model(ns, CaseStaffSchema, "CaseStaffView")
 doc_model(ns, CaseParticipantViewSchema, "CaseParticipantView")
 _status = doc_model(ns, CaseStatusSchema, "CaseStatus")
 _page = doc_model(ns, CasePageSchema, "CasePage")
 _timeline = doc_model(ns, TimelineSchema, "CaseTimeline")
-_transition = doc_model(ns, TransitionInSchema, "CaseTransition")
-_reason = doc_model(ns, ReasonInSchema, "CaseHold")
-_resume = doc_model(ns, ResumeInSchema, "CaseResume")
-_consent = doc_model(ns, ConsentChangeInSchema, "CaseConsentChange")
 _participant_in = doc_model(ns, ParticipantInSchema, "CaseParticipantIn")
 _participant = doc_model(ns, ParticipantSchema, "CaseParticipant")
 _participants = doc_model(ns, ParticipantListSchema, "CaseParticipants")
@@ -65,12 +56,8 @@ _service = doc_model(ns, ServiceSchema, "Service")
 _services = doc_model(ns, ServiceListSchema, "Services")
 _service_patch = doc_model(services_ns, ServicePatchSchema, "ServicePatch")
 _service_out = doc_model(services_ns, ServiceSchema, "Service")
-_shelters = doc_model(shelters_ns, ShelterListSchema, "Shelters")
-_shelter = doc_model(shelters_ns, ShelterSchema, "Shelter")
-_shelter_in = doc_model(shelters_ns, ShelterInSchema, "ShelterIn")
-_shelter_patch = doc_model(shelters_ns, ShelterPatchSchema, "ShelterPatch")
 
-_ERRORS = {
+ERRORS = {
     401: "No or bad token",
     403: "The token lacks the scope, or the action is not your role's",
     404: "No such case, or not yours to see",
@@ -79,11 +66,11 @@ _ERRORS = {
     422: "Invalid fields",
 }
 _IF_MATCH = {"If-Match": {"in": "header", "type": "string"}}
-_IDEMPOTENCY = {"Idempotency-Key": {"in": "header", "type": "string", "description": "retry safely"}}
+IDEMPOTENCY = {"Idempotency-Key": {"in": "header", "type": "string", "description": "retry safely"}}
 _REF = "the case's id or reference (CASE-2026-000042)"
 
 
-_DOCS = {id(n): error_docs(n, _ERRORS) for n in (ns, services_ns, shelters_ns)}
+_DOCS = {id(n): error_docs(n, ERRORS) for n in (ns, services_ns)}
 
 
 def documents(namespace, *codes):
@@ -186,51 +173,66 @@ class CaseTimeline(Resource):
         return {"items": [event_document(e, staff=staff) for e in found]}
 
 
-def _write(path, summary, service, schema, model, scope=Scope.CASES_UPDATE):
-    """Register POST /<ref>/<path>: a write to the case, idempotent, honouring If-Match."""
+def _written(service, ref, data):
+    """One write to the case: idempotent, honouring If-Match, answered in the caller's view."""
+    actor, session = current_actor(), get_session()
 
-    def post(self, ref):
-        actor, session = current_actor(), get_session()
-        data = load(schema())
+    def handler():
+        case, seen, role = service(session, actor, ref, data, if_match=request.headers.get("If-Match"))
+        return case.id, _case(case, seen, role, session)
 
-        def handler():
-            case, seen, role = service(session, actor, ref, data, if_match=request.headers.get("If-Match"))
-            return case.id, _case(case, seen, role, session)
-
-        return idempotent(session, actor=actor, handler=handler, replay=_read)
-
-    post.__doc__ = summary
-    post = require_scope(scope)(post)
-    post = ns.doc(params={**_IF_MATCH, **_IDEMPOTENCY})(post)
-    post = ns.response(200, "Done; the case in the caller's view", _staff)(post)
-    post = documents(ns, 401, 403, 404, 409, 412, 422)(post)
-    post = ns.expect(model)(post)
-    resource = type(f"Case{path.title()}", (Resource,), {"post": post})
-    ns.route(f"/<string:ref>/{path}")(ns.param("ref", _REF)(resource))
+    return idempotent(session, actor=actor, handler=handler, replay=_read)
 
 
-_write(
-    "transitions",
-    "Move the case to another stage (details as in DOMAIN.md's stage table).",
-    moves.transition,
-    TransitionInSchema,
-    _transition,
-)
-_write(
-    "hold",
-    "Put the case on hold without changing its stage (MGEC staff).",
-    moves.hold,
-    ReasonInSchema,
-    _reason,
-)
-_write("resume", "Resume a case on hold (MGEC staff).", moves.resume, ResumeInSchema, _resume)
-_write(
-    "consent",
-    "The person's consent changed or was withdrawn (MGEC staff): share_with replaced, views follow at once.",
-    moves.change_consent,
-    ConsentChangeInSchema,
-    _consent,
-)
+def _write_docs(fn):
+    """What every write answers: If-Match and Idempotency-Key, the case in the caller's view, errors."""
+    fn = ns.doc(params={**_IF_MATCH, **IDEMPOTENCY})(fn)
+    fn = ns.response(200, "Done; the case in the caller's view", _staff)(fn)
+    return documents(ns, 401, 403, 404, 409, 412, 422)(fn)
+
+
+@ns.route("/<string:ref>/transitions")
+@ns.param("ref", _REF)
+class CaseTransitions(Resource):
+    @_write_docs
+    @require_scope(Scope.CASES_UPDATE)
+    @arguments(ns, TransitionInSchema, "CaseTransition")
+    def post(self, ref, data):
+        """Move the case to another stage (details as in DOMAIN.md's stage table)."""
+        return _written(moves.transition, ref, data)
+
+
+@ns.route("/<string:ref>/hold")
+@ns.param("ref", _REF)
+class CaseHold(Resource):
+    @_write_docs
+    @require_scope(Scope.CASES_UPDATE)
+    @arguments(ns, ReasonInSchema, "CaseHold")
+    def post(self, ref, data):
+        """Put the case on hold without changing its stage (MGEC staff)."""
+        return _written(moves.hold, ref, data)
+
+
+@ns.route("/<string:ref>/resume")
+@ns.param("ref", _REF)
+class CaseResume(Resource):
+    @_write_docs
+    @require_scope(Scope.CASES_UPDATE)
+    @arguments(ns, ResumeInSchema, "CaseResume")
+    def post(self, ref, data):
+        """Resume a case on hold (MGEC staff)."""
+        return _written(moves.resume, ref, data)
+
+
+@ns.route("/<string:ref>/consent")
+@ns.param("ref", _REF)
+class CaseConsent(Resource):
+    @_write_docs
+    @require_scope(Scope.CASES_UPDATE)
+    @arguments(ns, ConsentChangeInSchema, "CaseConsentChange")
+    def post(self, ref, data):
+        """The person's consent changed or was withdrawn (MGEC staff): share_with replaced, views follow at once."""  # noqa: E501  (one line: it is the operation summary)
+        return _written(moves.change_consent, ref, data)
 
 
 @ns.route("/<string:ref>/participants")
@@ -245,7 +247,7 @@ class CaseParticipants(Resource):
         return {"items": [participant_document(p) for p in found]}
 
     @ns.expect(_participant_in)
-    @ns.doc(params=_IDEMPOTENCY)
+    @ns.doc(params=IDEMPOTENCY)
     @ns.response(201, "Added", _participant)
     @documents(ns, 401, 403, 404, 409, 422)
     @require_scope(Scope.CASES_UPDATE)
@@ -290,7 +292,7 @@ class CaseServices(Resource):
         return {"items": [service_document(s) for s in found]}
 
     @ns.expect(_service_in)
-    @ns.doc(params=_IDEMPOTENCY)
+    @ns.doc(params=IDEMPOTENCY)
     @ns.response(201, "Recorded; Location names the service", _service)
     @documents(ns, 401, 403, 404, 409, 422)
     @require_scope(Scope.CASES_UPDATE)
@@ -325,69 +327,3 @@ class ServiceItem(Resource):
             get_session(), current_actor(), service_id, data, if_match=request.headers.get("If-Match")
         )
         return _service_answer(service)
-
-
-_SHELTER = ShelterSchema()
-
-
-def _shelter_document(shelter, taken):
-    return _SHELTER.dump(
-        {
-            "id": shelter.id,
-            "name": shelter.name,
-            "city": shelter.city,
-            "capacity": shelter.capacity,
-            "occupancy": taken,
-            "organisation_id": shelter.organisation_id,
-            "closed": shelter.closed_at is not None,
-            "closed_at": shelter.closed_at,
-        }
-    )
-
-
-@shelters_ns.route("")
-class ShelterList(Resource):
-    @shelters_ns.response(200, "Shelters with capacity and occupancy (active placements)", _shelters)
-    @documents(shelters_ns, 401, 403)
-    @require_scope(Scope.CASES_READ)
-    def get(self):
-        """Shelters, their capacity and how many beds are taken (MGEC staff)."""
-        rows = shelters.shelters(get_session(), current_actor())
-        return {"items": [_shelter_document(s, n) for s, n in rows]}
-
-    @shelters_ns.expect(_shelter_in)
-    @shelters_ns.doc(params=_IDEMPOTENCY)
-    @shelters_ns.response(201, "Added; Location names the shelter", _shelter)
-    @documents(shelters_ns, 401, 403, 409, 422)
-    @require_scope(Scope.ADMIN)
-    def post(self):
-        """Add a shelter (MGEC admin, a person)."""
-        actor, session = current_actor(), get_session()
-        data = load(ShelterInSchema())
-
-        def answer(shelter, taken, status=200):
-            document = _shelter_document(shelter, taken)
-            return with_etag(document, status=status, headers={"Location": f"/api/v1/shelters/{shelter.id}"})
-
-        def handler():
-            shelter, taken = shelters.create_shelter(session, actor, data)
-            return shelter.id, answer(shelter, taken, status=201)
-
-        def replay(shelter_id):
-            return answer(*shelters.shelter(session, actor, shelter_id), status=201)
-
-        return idempotent(session, actor=actor, handler=handler, replay=replay)
-
-
-@shelters_ns.route("/<string:shelter_id>")
-@shelters_ns.param("shelter_id", "the shelter's id")
-class ShelterItem(Resource):
-    @shelters_ns.expect(_shelter_patch)
-    @shelters_ns.response(200, "Changed", _shelter)
-    @documents(shelters_ns, 401, 403, 404, 409, 422)
-    @require_scope(Scope.ADMIN)
-    def patch(self, shelter_id):
-        """Rename, resize, close or reopen a shelter (MGEC admin); capacity never below occupancy (409)."""
-        data = load(ShelterPatchSchema())
-        shelter, taken = shelters.update_shelter(get_session(), current_actor(), shelter_id, data)
-        return with_etag(_shelter_document(shelter, taken))

@@ -135,14 +135,15 @@ def update_service(
         raise NotFound("No such service that you may see.") from None
     service = session.scalar(sa.select(CaseService).where(CaseService.id == sid).with_for_update())
     case = session.get(Case, service.case_id) if service else None
-    seen = audience(actor, role_of(session, actor, case.id)) if case else None
+    role = role_of(session, actor, case.id) if case else None
+    seen = audience(actor, role) if case else None
     if (
         service is None
         or seen is None
         or (
-            seen[0] is not Audience.STAFF
+            seen is not Audience.STAFF
             and (
-                seen[1] is not ParticipantRole.SERVICE_PROVIDER
+                role is not ParticipantRole.SERVICE_PROVIDER
                 or service.provider_id != actor.organisation_id
             )
         )

@@ -14,7 +14,7 @@ from ..audit.actions import AuditAction
 from ..db import utcnow
 from ..errors import Forbidden, InvalidPayload
 from .models import Case, CaseEventKind
-from .services import commit, prepare, record, staff_only
+from .services import add_to_timeline, commit, prepare, staff_only
 from .stages import MOVES, PERSONAL_DETAILS, MoveKind, Stage
 from .visibility import Audience
 
@@ -68,7 +68,7 @@ def transition(
     else:
         loaded, stored, when = {}, {"plain": {}, "personal": {}}, utcnow()
     previous, move = case.move_to(target, occurred_at=when, details=loaded)  # 409 when not in the table
-    record(
+    add_to_timeline(
         session,
         case,
         actor,
@@ -129,7 +129,7 @@ def resume(
 
 
 def _held_or_resumed(session, actor, case, seen, role, kind, when, reason):
-    record(
+    add_to_timeline(
         session, case, actor, kind, occurred_at=when, from_stage=case.stage, to_stage=case.stage, note=reason
     )
     audit.record(
@@ -168,7 +168,7 @@ def change_consent(
     case.share_with = sorted(after)
     withdrawn, given = sorted(before - after), sorted(after - before)
     now = utcnow()
-    record(
+    add_to_timeline(
         session,
         case,
         actor,

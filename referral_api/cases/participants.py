@@ -19,19 +19,18 @@ from .services import commit, load, participants_of, prepare, staff_only
 from .stages import ParticipantRole
 from .visibility import organisations_visible_to
 
-_R = ParticipantRole
 # Which roles an organisation of each kind may take in a case (DOMAIN.md, Organisation kinds and
 # Participants): any partner may have referred the person; only an embassy acts as the embassy and
 # only IOM as IOM; those that shelter, treat, counsel or train are service providers. MGEC runs every
 # case and never takes part in one.
 ROLES_OF_KIND: dict[OrganisationKind, tuple[ParticipantRole, ...]] = {
     OrganisationKind.MGEC: (),
-    OrganisationKind.POLICE: (_R.REFERRER,),
-    OrganisationKind.EMBASSY: (_R.REFERRER, _R.EMBASSY),
-    OrganisationKind.IOM: (_R.REFERRER, _R.IOM),
-    OrganisationKind.NGO: (_R.REFERRER, _R.SERVICE_PROVIDER),
-    OrganisationKind.GOVERNMENT: (_R.REFERRER, _R.SERVICE_PROVIDER),
-    OrganisationKind.SERVICE_PROVIDER: (_R.REFERRER, _R.SERVICE_PROVIDER),
+    OrganisationKind.POLICE: (ParticipantRole.REFERRER,),
+    OrganisationKind.EMBASSY: (ParticipantRole.REFERRER, ParticipantRole.EMBASSY),
+    OrganisationKind.IOM: (ParticipantRole.REFERRER, ParticipantRole.IOM),
+    OrganisationKind.NGO: (ParticipantRole.REFERRER, ParticipantRole.SERVICE_PROVIDER),
+    OrganisationKind.GOVERNMENT: (ParticipantRole.REFERRER, ParticipantRole.SERVICE_PROVIDER),
+    OrganisationKind.SERVICE_PROVIDER: (ParticipantRole.REFERRER, ParticipantRole.SERVICE_PROVIDER),
 }
 
 

@@ -6,22 +6,20 @@ import marshmallow as ma
 from marshmallow import validate, validates_schema
 
 from ..organisations.models import OrganisationKind, OrganisationStatus
+from ..paging import PageArgs
 from ..validators import StrictSchema, enum_field, instant_field, text_field
 from .models import ServiceKind, ServiceStatus
 from .stages import ParticipantRole, Stage
 
-_enum, _text, _Strict = enum_field, text_field, StrictSchema
-
-
 # ---- input ------------------------------------------------------------------------------------------
 
 
-class TransitionInSchema(_Strict):
-    to = _enum(Stage, required=True)
+class TransitionInSchema(StrictSchema):
+    to = enum_field(Stage, required=True)
     occurred_at = instant_field(
         metadata={"description": "when it happened (default: now); not in the future"}
     )
-    note = _text(
+    note = text_field(
         5000, free_text=True, metadata={"description": "required for a step back and a reopening: why"}
     )
     details = ma.fields.Dict(
@@ -31,15 +29,15 @@ class TransitionInSchema(_Strict):
     )
 
 
-class ReasonInSchema(_Strict):
-    reason = _text(2000, free_text=True, required=True)
+class ReasonInSchema(StrictSchema):
+    reason = text_field(2000, free_text=True, required=True)
     occurred_at = instant_field()
 
 
 SHAREABLE_KINDS = [k.value for k in OrganisationKind if k is not OrganisationKind.MGEC]
 
 
-class ConsentChangeInSchema(_Strict):
+class ConsentChangeInSchema(StrictSchema):
     """The kinds of organisation the person now agrees to share with; leaving one out withdraws consent."""
 
     share_with = ma.fields.List(
@@ -48,40 +46,40 @@ class ConsentChangeInSchema(_Strict):
         validate=validate.Length(max=len(SHAREABLE_KINDS)),
         metadata={"description": "kinds of organisation the person agrees to share with ([]: none)"},
     )
-    note = _text(
+    note = text_field(
         5000,
         allow_none=True,
         metadata={"description": "why consent changed; sealed, on the timeline for MGEC staff only"},
     )
 
 
-class ResumeInSchema(_Strict):
-    reason = _text(2000, free_text=True)
+class ResumeInSchema(StrictSchema):
+    reason = text_field(2000, free_text=True)
     occurred_at = instant_field()
 
 
-class ParticipantInSchema(_Strict):
+class ParticipantInSchema(StrictSchema):
     organisation_id = ma.fields.UUID(required=True)
-    role = _enum(ParticipantRole, required=True)
+    role = enum_field(ParticipantRole, required=True)
 
 
 _CAPACITY = validate.Range(min=0, max=10000)
 
 
-class ShelterInSchema(_Strict):
+class ShelterInSchema(StrictSchema):
     """A new shelter (MGEC admin)."""
 
-    name = _text(200, required=True)
-    city = _text(100, required=True)
+    name = text_field(200, required=True)
+    city = text_field(100, required=True)
     capacity = ma.fields.Integer(strict=True, required=True, validate=_CAPACITY)
     organisation_id = ma.fields.UUID(allow_none=True, metadata={"description": "who runs it, if not MGEC"})
 
 
-class ShelterPatchSchema(_Strict):
+class ShelterPatchSchema(StrictSchema):
     """Rename, move, resize, close (`closed: true`) or reopen a shelter; capacity never below occupancy."""
 
-    name = _text(200)
-    city = _text(100)
+    name = text_field(200)
+    city = text_field(100)
     capacity = ma.fields.Integer(strict=True, validate=_CAPACITY)
     organisation_id = ma.fields.UUID(allow_none=True)
     closed = ma.fields.Boolean()
@@ -92,14 +90,14 @@ class ShelterPatchSchema(_Strict):
             raise ma.ValidationError("name at least one field to change", "_schema")
 
 
-class ServiceInSchema(_Strict):
-    kind = _enum(ServiceKind, required=True)
+class ServiceInSchema(StrictSchema):
+    kind = enum_field(ServiceKind, required=True)
     provider_id = ma.fields.UUID(allow_none=True)
     shelter_id = ma.fields.UUID(allow_none=True)
-    status = _enum(ServiceStatus, load_default=ServiceStatus.PLANNED)
+    status = enum_field(ServiceStatus, load_default=ServiceStatus.PLANNED)
     starts_on = ma.fields.Date(allow_none=True)
     ends_on = ma.fields.Date(allow_none=True)
-    note = _text(5000, free_text=True, allow_none=True)
+    note = text_field(5000, free_text=True, allow_none=True)
 
     @validates_schema
     def _shelter(self, data, **_kwargs):
@@ -111,31 +109,29 @@ class ServiceInSchema(_Strict):
             raise ma.ValidationError("must not be before starts_on", "ends_on")
 
 
-class ServicePatchSchema(_Strict):
-    status = _enum(ServiceStatus)
+class ServicePatchSchema(StrictSchema):
+    status = enum_field(ServiceStatus)
     starts_on = ma.fields.Date(allow_none=True)
     ends_on = ma.fields.Date(allow_none=True)
-    note = _text(5000, free_text=True, allow_none=True)
+    note = text_field(5000, free_text=True, allow_none=True)
 
 
-class CaseListArgs(_Strict):
-    stage = _enum(Stage)
+class CaseListArgs(StrictSchema, PageArgs):
+    """The filters of `GET /cases`, and `limit`/`cursor` as every list has them (unknown keys refused)."""
+
+    stage = enum_field(Stage)
     on_hold = ma.fields.Boolean()
     participant = ma.fields.UUID(metadata={"description": "an organisation id taking part"})
     overdue = ma.fields.Boolean(metadata={"description": "true: only those past a deadline"})
-    limit = ma.fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
-    cursor = ma.fields.String(validate=validate.Length(max=512))
 
 
-class DirectoryArgs(_Strict):
+class DirectoryArgs(StrictSchema, PageArgs):
     q = ma.fields.String(load_default="", validate=validate.Length(max=200),
                          metadata={"description": "a part of the name, any case"})
-    limit = ma.fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
-    cursor = ma.fields.String(validate=validate.Length(max=512))
 
 
-class StatusArgs(_Strict):
-    external_reference = _text(100, required=True)
+class StatusArgs(StrictSchema):
+    external_reference = text_field(100, required=True)
 
 
 # ---- output -----------------------------------------------------------------------------------------
@@ -155,7 +151,7 @@ class CaseStatusSchema(ma.Schema):
 
     id = ma.fields.UUID()
     reference = ma.fields.String()
-    stage = _enum(Stage)
+    stage = enum_field(Stage)
     stage_since = ma.fields.AwareDateTime()
     on_hold = ma.fields.Boolean()
     key_dates = ma.fields.Nested(KeyDatesSchema)
@@ -174,7 +170,7 @@ _PERSON = ma.fields.Dict(
 class CaseParticipantViewSchema(CaseStatusSchema):
     """What a participant sees: the status, its own role and the moves that role may record."""
 
-    role = _enum(ParticipantRole)
+    role = enum_field(ParticipantRole)
     erased = ma.fields.Boolean(metadata={"description": "the person's data was crypto-shredded for good"})
     allowed_stages = ma.fields.List(ma.fields.String())
     person = _PERSON
@@ -182,7 +178,7 @@ class CaseParticipantViewSchema(CaseStatusSchema):
 
 class ParticipantSchema(ma.Schema):
     organisation_id = ma.fields.UUID()
-    role = _enum(ParticipantRole)
+    role = enum_field(ParticipantRole)
     external_reference = ma.fields.String(allow_none=True)
     added_at = ma.fields.AwareDateTime()
 
@@ -231,10 +227,10 @@ class ParticipantListSchema(ma.Schema):
 class ServiceSchema(ma.Schema):
     id = ma.fields.UUID()
     case_id = ma.fields.UUID()
-    kind = _enum(ServiceKind)
+    kind = enum_field(ServiceKind)
     provider_id = ma.fields.UUID(allow_none=True)
     shelter_id = ma.fields.UUID(allow_none=True)
-    status = _enum(ServiceStatus)
+    status = enum_field(ServiceStatus)
     starts_on = ma.fields.Date(allow_none=True)
     ends_on = ma.fields.Date(allow_none=True)
     note = ma.fields.String(allow_none=True)

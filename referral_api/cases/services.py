@@ -7,18 +7,15 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
-from .. import audit
+from .. import audit, db
 from ..access import Actor
-from ..audit.actions import AuditAction, Outcome
-from ..db import commit as end_work
+from ..audit.actions import AuditAction
 from ..db import utcnow
-from ..errors import Conflict, Forbidden, InvalidPayload, NotFound, require_current
-from ..http import decode_cursor, encode_cursor
+from ..errors import Forbidden, NotFound, require_current
 from ..privacy import has_sealed
+from ..records import by_id_or_reference, deny, keyset_page, settle
 from ..references import next_reference
 from . import persons
 from .models import Case, CaseEvent, CaseEventKind, CaseParticipant
@@ -29,9 +26,10 @@ from .visibility import Audience, audience, timeline_visible_to, visible_to
 # ---- opening (called by the referrals part when it accepts a referral) -------------------------------
 
 
-def record(
+def add_to_timeline(
     session: Session, case: Case, actor: Actor, kind: CaseEventKind, *, occurred_at: datetime, **fields: Any
 ) -> CaseEvent:
+    """Add an entry to the case's timeline (caller commits); not the audit trail, which is audit.record."""
     event = CaseEvent(
         id=uuid.uuid4(),
         case_id=case.id,
@@ -76,7 +74,7 @@ def open_case(
         referred_at=referred_at,
     )
     session.add(case)
-    record(session, case, actor, CaseEventKind.OPENED, occurred_at=now, to_stage=stage)
+    add_to_timeline(session, case, actor, CaseEventKind.OPENED, occurred_at=now, to_stage=stage)
     audit.record(
         session,
         actor=actor,
@@ -110,27 +108,8 @@ def add_referrer(
 # ---- reading ----------------------------------------------------------------------------------------
 
 
-def _lookup(ref: str) -> sa.ColumnElement[bool]:
-    try:
-        return Case.id == uuid.UUID(ref)
-    except ValueError:
-        return Case.reference == ref.upper()
-
-
 def _deny(session: Session, actor: Actor, what: str, found: uuid.UUID | None) -> NotFound:
-    """Audit a refused look at a case (committed on its own: the request ends in 404)."""
-    session.rollback()
-    audit.record(
-        session,
-        actor=actor,
-        action=AuditAction.HTTP_REQUEST_DENY,
-        resource_type="case",
-        resource_id=found,
-        outcome=Outcome.DENIED,
-        details={"reason": "not visible" if found else "no such case"},
-    )
-    end_work(session)
-    return NotFound(f"No case {what} that you may see.")
+    return deny(session, actor, resource_type="case", resource_id=found, what=what)
 
 
 def load(
@@ -146,7 +125,7 @@ def load(
                 CaseParticipant.case_id == Case.id, CaseParticipant.organisation_id == actor.organisation_id
             ),
         )
-        .where(_lookup(ref))
+        .where(by_id_or_reference(Case, ref))
     )
     if for_update:
         # Concurrent writes to one case queue here; the first wins, the others see its result.
@@ -156,7 +135,8 @@ def load(
     seen = audience(actor, role) if case is not None else None
     if case is None or seen is None:
         raise _deny(session, actor, ref, case.id if case else None)
-    return case, seen[0], seen[1]
+    # staff see the case as MGEC, whatever part MGEC's own organisation may take in it
+    return case, seen, role if seen is Audience.PARTICIPANT else None
 
 
 def participants_of(session: Session, case: Case) -> list[CaseParticipant]:
@@ -190,7 +170,7 @@ def audit_read(session: Session, actor: Actor, case_id: uuid.UUID | None, detail
         session, actor=actor, action=AuditAction.CASE_READ, resource_type="case", resource_id=case_id,
         details=details,
     )
-    end_work(session)
+    db.commit(session)
 
 
 def status_by_external_reference(session: Session, actor: Actor, external_reference: str) -> Case:
@@ -228,19 +208,8 @@ def list_for(
                 )
             )
         )
-    if args.get("cursor"):
-        at, cid = decode_cursor(args["cursor"], size=2)
-        try:
-            at, cid = datetime.fromisoformat(at), uuid.UUID(cid)
-        except (TypeError, ValueError):
-            raise InvalidPayload(errors={"cursor": ["not a cursor this list gave out"]}) from None
-        query = query.where(sa.tuple_(Case.opened_at, Case.id) < sa.tuple_(sa.literal(at), sa.literal(cid)))
-    limit = args["limit"]
-    rows = list(session.scalars(query.order_by(Case.opened_at.desc(), Case.id.desc()).limit(limit + 1)))
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor([rows[-1].opened_at.isoformat(), str(rows[-1].id)])
+    rows, next_cursor = keyset_page(session, query, at=Case.opened_at, row_id=Case.id, limit=args["limit"],
+                                    cursor=args.get("cursor"))
     if actor.is_mgec:
         # Staff see each case's hold reason, sealed text that may be personal: the read is audited.
         held = [str(c.id) for c in rows if c.erased_at is None and has_sealed(c, "hold_reason")]
@@ -279,11 +248,7 @@ def timeline(session: Session, actor: Actor, ref: str) -> tuple[list[CaseEvent],
 
 def commit(session: Session) -> None:
     """Commit, turning a lost race (version column, unique key) into a 409."""
-    try:
-        end_work(session)
-    except (StaleDataError, IntegrityError):
-        session.rollback()
-        raise Conflict("The case was changed by someone else at the same time; read it again.") from None
+    settle(session, what="case")
 
 
 def prepare(session: Session, actor: Actor, ref: str, if_match: str | None) -> tuple[Case, Audience, Any]:

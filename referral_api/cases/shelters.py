@@ -63,10 +63,10 @@ def shelters(session: Session, actor: Actor) -> list[tuple[Shelter, int]]:
     return [(s, int(n)) for s, n in rows]
 
 
-def shelter(session: Session, actor: Actor, shelter_id: str) -> tuple[Shelter, int]:
-    """One shelter with its occupancy (an idempotent replay of its creation answers it)."""
+def shelter(session: Session, actor: Actor, shelter_id: uuid.UUID) -> tuple[Shelter, int]:
+    """One shelter with its occupancy (MGEC staff), as `shelters()` lists it."""
     _staff(actor)
-    found = session.get(Shelter, uuid.UUID(shelter_id))
+    found = session.get(Shelter, shelter_id)
     if found is None:
         raise NotFound("No such shelter.")
     return found, occupancy(session, found.id)

@@ -148,20 +148,19 @@ class Move:
     needs_note: bool = False  # a step back and a reopening say why
 
 
-_S, _R, _K = Stage, ParticipantRole, MoveKind
 _MGEC: frozenset[ParticipantRole] = frozenset()
-_EMBASSY = frozenset({_R.EMBASSY})
-_TRAVEL = frozenset({_R.EMBASSY, _R.IOM})
+_EMBASSY = frozenset({ParticipantRole.EMBASSY})
+_TRAVEL = frozenset({ParticipantRole.EMBASSY, ParticipantRole.IOM})
 
 # Moves into a stage record the outcome of the work just finished (DOMAIN.md's stage table).
 _FORWARD: dict[Stage, tuple[frozenset[ParticipantRole], type[ma.Schema]]] = {
-    _S.TRAVEL_DOCUMENTS: (_EMBASSY, VerifiedDetails),
-    _S.TRAVEL_PLANNING: (_EMBASSY, TravelDocumentDetails),
-    _S.IN_TRANSIT: (_TRAVEL, DepartureDetails),
-    _S.ARRIVED: (_MGEC, ArrivalDetails),
-    _S.REHABILITATION: (_MGEC, PlacementDetails),
-    _S.REINTEGRATION: (_MGEC, NoDetails),
-    _S.FOLLOW_UP: (_MGEC, NoDetails),
+    Stage.TRAVEL_DOCUMENTS: (_EMBASSY, VerifiedDetails),
+    Stage.TRAVEL_PLANNING: (_EMBASSY, TravelDocumentDetails),
+    Stage.IN_TRANSIT: (_TRAVEL, DepartureDetails),
+    Stage.ARRIVED: (_MGEC, ArrivalDetails),
+    Stage.REHABILITATION: (_MGEC, PlacementDetails),
+    Stage.REINTEGRATION: (_MGEC, NoDetails),
+    Stage.FOLLOW_UP: (_MGEC, NoDetails),
 }
 
 
@@ -169,14 +168,14 @@ def _table() -> dict[tuple[Stage, Stage], Move]:
     moves: list[Move] = []
     for here, there in itertools.pairwise(OPEN):
         by, details = _FORWARD[there]
-        moves.append(Move(here, there, _K.FORWARD, by, details))
-        moves.append(Move(there, here, _K.BACK, _MGEC, NoDetails, needs_note=True))
+        moves.append(Move(here, there, MoveKind.FORWARD, by, details))
+        moves.append(Move(there, here, MoveKind.BACK, _MGEC, NoDetails, needs_note=True))
     moves += [
-        Move(_S.VERIFICATION, _S.TRAVEL_PLANNING, _K.SKIP, _EMBASSY, VerifiedAndDocumentDetails),
-        Move(_S.ARRIVED, _S.REINTEGRATION, _K.SKIP, _MGEC, NoDetails),  # rehabilitation declined
+        Move(Stage.VERIFICATION, Stage.TRAVEL_PLANNING, MoveKind.SKIP, _EMBASSY, VerifiedAndDocumentDetails),
+        Move(Stage.ARRIVED, Stage.REINTEGRATION, MoveKind.SKIP, _MGEC, NoDetails),  # rehabilitation declined
     ]
-    moves += [Move(s, _S.CLOSED, _K.CLOSE, _MGEC, ClosureDetails) for s in OPEN]
-    moves += [Move(_S.CLOSED, s, _K.REOPEN, _MGEC, NoDetails, needs_note=True) for s in OPEN]
+    moves += [Move(s, Stage.CLOSED, MoveKind.CLOSE, _MGEC, ClosureDetails) for s in OPEN]
+    moves += [Move(Stage.CLOSED, s, MoveKind.REOPEN, _MGEC, NoDetails, needs_note=True) for s in OPEN]
     return {(m.source, m.target): m for m in moves}
 
 

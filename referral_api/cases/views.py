@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from ..errors import DataErased
+from ..privacy import readable
 from .models import Case, CaseEvent, CaseParticipant, CaseService
 from .schemas import (
     CaseEventSchema,
@@ -20,14 +20,6 @@ from .visibility import Audience
 
 _STATUS, _PARTICIPANT, _STAFF = CaseStatusSchema(), CaseParticipantViewSchema(), CaseStaffSchema()
 _EVENT, _PART, _SERVICE = CaseEventSchema(), ParticipantSchema(), ServiceSchema()
-
-
-def _unsealed(record: Any, name: str) -> Any:
-    """An encrypted attribute, or None when its key was shredded (an erased case's notes)."""
-    try:
-        return getattr(record, name)
-    except DataErased:
-        return None
 
 
 def _status(case: Case) -> dict[str, Any]:
@@ -115,7 +107,7 @@ def participant_document(p: CaseParticipant) -> dict[str, Any]:
 def event_document(event: CaseEvent, *, staff: bool) -> dict[str, Any]:
     """A timeline entry; the note, personal details, client and person are MGEC staff's only."""
     details = dict(event.details or {})
-    personal = _unsealed(event, "personal_details") if staff else None
+    personal = readable(event, "personal_details") if staff else None
     if personal:
         details.update(personal)
     entry = {
@@ -127,7 +119,7 @@ def event_document(event: CaseEvent, *, staff: bool) -> dict[str, Any]:
         "recorded_at": event.recorded_at,
         "organisation_id": event.organisation_id,
         "details": details,
-        "note": _unsealed(event, "note") if staff else None,
+        "note": readable(event, "note") if staff else None,
     }
     if staff:
         entry.update(client_id=event.client_id, user_id=event.user_id)
@@ -145,7 +137,7 @@ def service_document(service: CaseService) -> dict[str, Any]:
             "status": service.status,
             "starts_on": service.starts_on,
             "ends_on": service.ends_on,
-            "note": _unsealed(service, "note"),
+            "note": readable(service, "note"),
             "updated_at": service.updated_at,
         }
     )

@@ -35,12 +35,12 @@ def role_of(session: Session, actor: Actor, case_id: uuid.UUID) -> ParticipantRo
     )
 
 
-def audience(actor: Actor, role: ParticipantRole | None) -> tuple[Audience, ParticipantRole | None] | None:
+def audience(actor: Actor, role: ParticipantRole | None) -> Audience | None:
     """The view `actor` gets of a case where its organisation has `role` (or None when it takes no
-    part), or None when it may not know the case exists."""
+    part), or None when it may not know the case exists (as referrals.visibility.audience)."""
     if actor.is_mgec:
-        return Audience.STAFF, None
-    return (Audience.PARTICIPANT, role) if role is not None else None
+        return Audience.STAFF
+    return Audience.PARTICIPANT if role is not None else None
 
 
 def visible_to(actor: Actor) -> sa.ColumnElement[bool]:

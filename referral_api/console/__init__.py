@@ -7,6 +7,18 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Languages, the console's blueprints, its security headers and its error pages."""
-    from . import shell
+    from . import (  # noqa: F401  (their routes join shell.bp first)
+        admin,
+        cases,
+        intake,
+        login,
+        partner,
+        people,
+        queue,
+        reports,
+        shell,
+        webhooks,
+    )
 
     shell.init_app(app)
+    app.jinja_env.globals.update(REFERRING_KINDS=partner.REFERRING_KINDS)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import click
-from flask import Flask
 
-from ..cli import cli, domain_command, emit, json_option
+from ..commands import domain_command, emit, json_option
 from ..db import get_session
 from . import oauth
 
@@ -33,8 +32,3 @@ def register_client(redirect_uris: tuple[str, ...], as_json: bool) -> None:
         as_json=as_json,
         text=f"console client {client.client_id}  redirect URIs {client.redirect_uris}",
     )
-
-
-def register(_app: Flask) -> None:
-    if "console" not in cli.commands:
-        cli.add_command(console_group)

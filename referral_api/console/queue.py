@@ -111,8 +111,8 @@ def _duplicates(session: Session, who: Actor, referral: Referral) -> list[dict[s
     if not who.has(Scope.REFERRALS_REVIEW):
         return []
     out = []
-    for match in services.matches(session, who, str(referral.id)):
-        other, seen = services.read(session, who, str(match.referral.id))
+    for match in services.matches(session, who, ref=str(referral.id)):
+        other, seen = services.read(session, who, ref=str(match.referral.id))
         out.append({"doc": document(other, seen), "reasons": sorted(match.reasons), "score": match.score})
     return out
 
@@ -128,7 +128,7 @@ def referral_page(
 ) -> Response:
     """The referral as MGEC staff see it, its duplicates and the actions the state table allows now."""
     session, who = get_session(), actor()
-    referral, seen = services.read(session, who, ref)
+    referral, seen = services.read(session, who, ref=ref)
     doc = document(referral, seen)
     may_decide = who.has(Scope.REFERRALS_REVIEW)
     four_eyes = referral_queue.submitted_by_actor(who, referral)
@@ -177,8 +177,8 @@ def referral(ref: str) -> Response:
     return referral_page(ref)
 
 
-def _review(session, who, ref, data, *, if_match=None):
-    return services.review(session, who, ref, if_match=if_match)
+def _review(session, who, *, ref, data, if_match=None):
+    return services.review(session, who, ref=ref, if_match=if_match)
 
 
 def _accept_data(form: dict[str, Any]) -> dict[str, Any]:
@@ -211,7 +211,7 @@ def referral_action(ref: str, action: str) -> Response:
     data = _accept_data(dict(form)) if action == "accept" else dict(form)
     try:
         payload = load_form(schema(), data) if schema else {}
-        moved = service(session, who, ref, payload, if_match=request.form.get("version") or None)
+        moved = service(session, who, ref=ref, data=payload, if_match=request.form.get("version") or None)
     except InvalidPayload as invalid:
         session.rollback()
         return referral_page(

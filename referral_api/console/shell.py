@@ -168,19 +168,14 @@ def render(template: str, status: int = 200, **context: Any) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    from . import admin, cases, cli, intake, login, partner, people, queue, reports, webhooks  # noqa: F401
-
+    """Languages, template globals, the blueprint (its routes already joined) and the `/` front door."""
     i18n.init_app(app)
     from .labels import word, words
-    from .partner import REFERRING_KINDS
 
-    app.jinja_env.globals.update(
-        csrf_token=csrf_token, word=word, words=words, REFERRING_KINDS=REFERRING_KINDS
-    )
+    app.jinja_env.globals.update(csrf_token=csrf_token, word=word, words=words)
     app.register_blueprint(bp)
     if "root" in app.view_functions:
         # flask-restx claims `/` for a 404 of its own: `/` is the console's front door instead.
         app.view_functions["root"] = _root
     else:
         app.add_url_rule("/", "root", _root)
-    cli.register(app)

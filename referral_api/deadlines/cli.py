@@ -8,7 +8,7 @@ import click
 from flask import current_app
 from sqlalchemy.orm import Session
 
-from ..cli import domain_command, emit, json_option, parse_now
+from ..commands import domain_command, emit, json_option, parse_now
 from ..config import Settings
 from ..db import get_session
 from ..webhooks import worker

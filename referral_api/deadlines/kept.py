@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -21,8 +21,9 @@ from ..referrals.models import Referral
 from .models import OverdueItem
 from .table import TABLE, Subject
 
-if TYPE_CHECKING:
-    from .evaluate import Found
+# `found` below are evaluate.Found items (rule, subject_id, period_start, level ...); evaluate.py imports
+# this module, so they are typed loosely here rather than importing back up.
+Found = Any
 
 _IN_CHUNK = 5000  # ids in one IN (...): within every backend's limit of parameters
 

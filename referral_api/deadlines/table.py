@@ -126,19 +126,31 @@ def _entries(value: int | tuple[int, ...]) -> int:
     return len(value) if isinstance(value, tuple) else 1_000_000
 
 
-_D, _R, _C, _T, _U = Deadline, Subject.REFERRAL, Subject.CASE, Told, Unit
-_RS, _S, _E = ReferralStatus, Stage, EventType
 # Follow-up visits: one level per entry of DEADLINE_FOLLOW_UP_MONTHS (up to this many).
 FOLLOW_UP_VISITS = 12
 
 
 def _case(deadline: Deadline, stage: Stage, setting: str, **kw: bool) -> Rule:
-    return Rule(deadline, _C, stage, _E.CASE_OVERDUE, (Level(1, setting, _U.DAYS, _T.CASE),), **kw)
+    return Rule(
+        deadline,
+        Subject.CASE,
+        stage,
+        EventType.CASE_OVERDUE,
+        (Level(1, setting, Unit.DAYS, Told.CASE),),
+        **kw,
+    )
 
 
 def _review(setting: str, urgency: Urgency) -> Rule:
-    level = Level(1, setting, _U.HOURS, _T.MGEC)
-    return Rule(_D.REVIEW, _R, _RS.SUBMITTED, _E.REFERRAL_OVERDUE, (level,), urgency=urgency)
+    level = Level(1, setting, Unit.HOURS, Told.MGEC)
+    return Rule(
+        Deadline.REVIEW,
+        Subject.REFERRAL,
+        ReferralStatus.SUBMITTED,
+        EventType.REFERRAL_OVERDUE,
+        (level,),
+        urgency=urgency,
+    )
 
 
 TABLE: tuple[Rule, ...] = (
@@ -146,34 +158,35 @@ TABLE: tuple[Rule, ...] = (
     _review("deadline_review_urgent_hours", Urgency.URGENT),
     _review("deadline_review_emergency_hours", Urgency.EMERGENCY),
     Rule(
-        _D.DECISION,
-        _R,
-        _RS.UNDER_REVIEW,
-        _E.REFERRAL_OVERDUE,
-        (Level(1, "deadline_decision_hours", _U.HOURS, _T.MGEC),),
+        Deadline.DECISION,
+        Subject.REFERRAL,
+        ReferralStatus.UNDER_REVIEW,
+        EventType.REFERRAL_OVERDUE,
+        (Level(1, "deadline_decision_hours", Unit.HOURS, Told.MGEC),),
     ),
     Rule(
-        _D.INFORMATION,
-        _R,
-        _RS.INFORMATION_REQUESTED,
-        _E.REFERRAL_OVERDUE,
+        Deadline.INFORMATION,
+        Subject.REFERRAL,
+        ReferralStatus.INFORMATION_REQUESTED,
+        EventType.REFERRAL_OVERDUE,
         (
-            Level(1, "deadline_information_reminder_days", _U.DAYS, _T.SUBMITTER),
-            Level(2, "deadline_information_escalation_days", _U.DAYS, _T.MGEC),
+            Level(1, "deadline_information_reminder_days", Unit.DAYS, Told.SUBMITTER),
+            Level(2, "deadline_information_escalation_days", Unit.DAYS, Told.MGEC),
         ),
     ),
-    _case(_D.VERIFICATION, _S.VERIFICATION, "deadline_verification_days"),
-    _case(_D.TRAVEL_DOCUMENTS, _S.TRAVEL_DOCUMENTS, "deadline_travel_documents_days"),
-    _case(_D.TRAVEL_PLANNING, _S.TRAVEL_PLANNING, "deadline_travel_planning_days"),
-    _case(_D.ARRIVAL, _S.IN_TRANSIT, "deadline_arrival_days"),
-    _case(_D.SERVICE_PLAN, _S.REHABILITATION, "deadline_service_plan_days", needs_service=True),
+    _case(Deadline.VERIFICATION, Stage.VERIFICATION, "deadline_verification_days"),
+    _case(Deadline.TRAVEL_DOCUMENTS, Stage.TRAVEL_DOCUMENTS, "deadline_travel_documents_days"),
+    _case(Deadline.TRAVEL_PLANNING, Stage.TRAVEL_PLANNING, "deadline_travel_planning_days"),
+    _case(Deadline.ARRIVAL, Stage.IN_TRANSIT, "deadline_arrival_days"),
+    _case(Deadline.SERVICE_PLAN, Stage.REHABILITATION, "deadline_service_plan_days", needs_service=True),
     Rule(
-        _D.FOLLOW_UP,
-        _C,
-        _S.FOLLOW_UP,
-        _E.CASE_FOLLOW_UP_DUE,
+        Deadline.FOLLOW_UP,
+        Subject.CASE,
+        Stage.FOLLOW_UP,
+        EventType.CASE_FOLLOW_UP_DUE,
         tuple(
-            Level(n, "deadline_follow_up_months", _U.MONTHS, _T.CASE) for n in range(1, FOLLOW_UP_VISITS + 1)
+            Level(n, "deadline_follow_up_months", Unit.MONTHS, Told.CASE)
+            for n in range(1, FOLLOW_UP_VISITS + 1)
         ),
         marks_overdue=False,
     ),

@@ -53,7 +53,7 @@ def load_parent(
     if parent_type is ParentType.CASE:
         case, seen, _role = case_services.load(session, actor, ref, for_update=for_update)
         return Parent(parent_type, case, seen is case_visibility.Audience.STAFF, True)
-    referral, seen = referral_services._load(session, actor, ref, for_update=for_update)
+    referral, seen = referral_services.load(session, actor, ref=ref, for_update=for_update)
     return Parent(
         parent_type,
         referral,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..cli import domain_command, emit, json_option
+from ..commands import domain_command, emit, json_option
 from ..db import get_session
 from ..http import load
 from . import services

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from ..audit import AuditAction, record
 from ..errors import Conflict, InvalidPayload, NotFound
-from ..http import decode_cursor, page
+from ..paging import decode_cursor, page
 from .models import Organisation, OrganisationKind, OrganisationStatus
 
 

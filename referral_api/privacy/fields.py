@@ -24,7 +24,9 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Mapped, Session, mapped_column, object_session
 
+from ..errors import DataErased
 from . import crypto
+from .context import get_privacy
 
 _PENDING = "_privacy_pending"
 
@@ -62,8 +64,6 @@ class EncryptedField:
         session = object_session(obj)
         if session is None:
             raise RuntimeError(f"{type(obj).__name__}.{self.name}: a detached record cannot be decrypted")
-        from . import get_privacy
-
         privacy = get_privacy(session)
         key = privacy.keystore.get(session, privacy.keyring, obj.data_key_id)
         what = f"{obj.__tablename__}.{self.column} of {obj.id}"
@@ -111,8 +111,6 @@ def _encrypt_pending(session: Session, _flush_context: Any, _instances: Any) -> 
     todo = [obj for obj in (*session.new, *session.dirty) if obj.__dict__.get(_PENDING)]
     if not todo:
         return
-    from . import get_privacy
-
     privacy = get_privacy(session)
     for obj in todo:
         if obj.id is None:
@@ -124,3 +122,14 @@ def _encrypt_pending(session: Session, _flush_context: Any, _instances: Any) -> 
         fields = encrypted_fields(type(obj))
         for name, plaintext in obj.__dict__.pop(_PENDING).items():
             fields[name].seal(obj, key, plaintext)
+
+
+def readable(record: Any, name: str) -> Any:
+    """An attribute as a view may show it: None for an encrypted one of an erased record (never
+    decrypted) or one whose data key was shredded; anything else as it is."""
+    if isinstance(getattr(type(record), name, None), EncryptedField) and getattr(record, "erased_at", None):
+        return None
+    try:
+        return getattr(record, name)
+    except DataErased:
+        return None

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import Privacy
+from .context import Privacy
 from .keystore import unwrap, wrap
 from .models import DataKey
 

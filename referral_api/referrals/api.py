@@ -7,14 +7,13 @@ from flask_restx import Namespace, Resource
 
 from ..access import Scope, current_actor, require_scope
 from ..db import get_session
-from ..http import doc_model, doc_query, error_docs, load, query_args, with_etag
+from ..http import arguments, doc_model, doc_query, error_docs, load, query_args, response, with_etag
 from ..idempotency import idempotent
 from . import services
 from .schemas import (
     AcceptInSchema,
     InformationInSchema,
     MatchesSchema,
-    MatchSchema,
     NoteInSchema,
     ReferralInSchema,
     ReferralListArgs,
@@ -39,13 +38,6 @@ _staff = doc_model(ns, ReferralStaffSchema, "ReferralStaffView")
 doc_model(ns, ReferralPartnerSchema, "ReferralPartnerView")
 doc_model(ns, ReferralStatusSchema, "ReferralStatusView")
 _page = doc_model(ns, ReferralPageSchema, "ReferralPage")
-_matches = doc_model(ns, MatchesSchema, "ReferralMatches")
-_accept = doc_model(ns, AcceptInSchema, "ReferralAccept")
-_reject = doc_model(ns, RejectInSchema, "ReferralReject")
-_questions = doc_model(ns, RequestInformationInSchema, "ReferralQuestions")
-_information = doc_model(ns, InformationInSchema, "ReferralInformation")
-_note = doc_model(ns, NoteInSchema, "Note")
-_match = MatchSchema()
 
 _ERRORS = {
     404: "No such referral, or not yours to see",
@@ -60,7 +52,7 @@ def _answer(referral, seen, status=200, headers=None):
 
 def _read(ref):
     """The referral as the caller may see it now (audited when personal): a GET, and a replayed POST."""
-    referral, seen = services.read(get_session(), current_actor(), ref)
+    referral, seen = services.read(get_session(), current_actor(), ref=ref)
     return _answer(referral, seen)
 
 
@@ -76,7 +68,7 @@ class ReferralList(Resource):
     def get(self):
         """List the referrals you may see, newest first (keyset pages)."""
         args = query_args(ReferralListArgs())
-        items, next_cursor = services.list_for(get_session(), current_actor(), args)
+        items, next_cursor = services.list_for(get_session(), current_actor(), args=args)
         return {"items": [document(r, seen) for r, seen in items], "next_cursor": next_cursor}
 
     @ns.expect(_in)
@@ -90,7 +82,7 @@ class ReferralList(Resource):
         data = load(ReferralInSchema())
 
         def handler():
-            referral = services.submit(session, actor, data)
+            referral = services.submit(session, actor, data=data)
             return referral.id, _answer(
                 referral, audience(actor, referral), 201, {"Location": f"/api/v1/referrals/{referral.id}"}
             )
@@ -109,105 +101,105 @@ class ReferralItem(Resource):
         return _read(ref)
 
 
-def _move(path, scope, summary, service, schema=None, model=None):
-    """Register POST /<ref>/<path>: a move of the state table, idempotent, honouring If-Match."""
+def _moved(service, ref, data):
+    """One move of the state table: idempotent, honouring If-Match, answered in the caller's view."""
+    actor, session = current_actor(), get_session()
 
-    def post(self, ref):
-        actor, session = current_actor(), get_session()
-        data = load(schema()) if schema else load(NoteInSchema())
+    def handler():
+        referral = service(session, actor, ref=ref, data=data, if_match=request.headers.get("If-Match"))
+        return referral.id, _answer(referral, audience(actor, referral))
 
-        def handler():
-            referral = service(session, actor, ref, data, if_match=request.headers.get("If-Match"))
-            return referral.id, _answer(referral, audience(actor, referral))
-
-        return idempotent(session, actor=actor, handler=handler, replay=_read)
-
-    post.__doc__ = summary
-    post = require_scope(scope)(post)
-    post = ns.doc(
-        params={
-            "If-Match": {"in": "header", "type": "string"},
-            "Idempotency-Key": {"in": "header", "type": "string"},
-        }
-    )(post)
-    post = ns.response(200, "Moved; the referral in the caller's view", _staff)(post)
-    post = documents(401, 403, 404, 409, 412, 422)(post)
-    if model is not None:
-        post = ns.expect(model)(post)
-    resource = type(f"Referral{path.title().replace('-', '')}", (Resource,), {"post": post})
-    ns.route(f"/<string:ref>/{path}")(ns.param("ref", "the referral's id or reference")(resource))
+    return idempotent(session, actor=actor, handler=handler, replay=_read)
 
 
-def _review(session, actor, ref, data, *, if_match=None):
-    return services.review(session, actor, ref, if_match=if_match)
+def _move_docs(fn):
+    """What every move answers: If-Match and Idempotency-Key, the referral in the caller's view, errors."""
+    fn = ns.doc(params={"If-Match": {"in": "header", "type": "string"},
+                        "Idempotency-Key": {"in": "header", "type": "string"}})(fn)
+    fn = ns.response(200, "Moved; the referral in the caller's view", _staff)(fn)
+    return documents(401, 403, 404, 409, 412, 422)(fn)
 
 
-_move(
-    "review", Scope.REFERRALS_REVIEW, "A coordinator takes the referral (under_review).", _review, model=_note
-)
-_move(
-    "accept",
-    Scope.REFERRALS_REVIEW,
-    "Accept: open a case, or link to an existing case (case_id).",
-    services.accept,
-    AcceptInSchema,
-    _accept,
-)
-_move(
-    "reject",
-    Scope.REFERRALS_REVIEW,
-    "Reject with a reason code and a note.",
-    services.reject,
-    RejectInSchema,
-    _reject,
-)
-_move(
-    "request-information",
-    Scope.REFERRALS_REVIEW,
-    "Ask the referring partner questions.",
-    services.request_information,
-    RequestInformationInSchema,
-    _questions,
-)
-_move(
-    "information",
-    Scope.REFERRALS_SUBMIT,
-    "The referring partner answers or adds facts (back to submitted).",
-    services.provide_information,
-    InformationInSchema,
-    _information,
-)
-_move(
-    "withdraw",
-    Scope.REFERRALS_SUBMIT,
-    "The referring partner withdraws the referral.",
-    services.withdraw,
-    NoteInSchema,
-    _note,
-)
+_REF = "the referral's id or reference"
+
+
+@ns.route("/<string:ref>/review")
+@ns.param("ref", _REF)
+class ReferralReview(Resource):
+    @_move_docs
+    @require_scope(Scope.REFERRALS_REVIEW)
+    @arguments(ns, NoteInSchema, "Note")
+    def post(self, ref, data):
+        """A coordinator takes the referral (under_review)."""
+        return _moved(_review, ref, data)
+
+
+def _review(session, actor, *, ref, data, if_match=None):
+    return services.review(session, actor, ref=ref, if_match=if_match)
+
+
+@ns.route("/<string:ref>/accept")
+@ns.param("ref", _REF)
+class ReferralAccept(Resource):
+    @_move_docs
+    @require_scope(Scope.REFERRALS_REVIEW)
+    @arguments(ns, AcceptInSchema, "ReferralAccept")
+    def post(self, ref, data):
+        """Accept: open a case, or link to an existing case (case_id)."""
+        return _moved(services.accept, ref, data)
+
+
+@ns.route("/<string:ref>/reject")
+@ns.param("ref", _REF)
+class ReferralReject(Resource):
+    @_move_docs
+    @require_scope(Scope.REFERRALS_REVIEW)
+    @arguments(ns, RejectInSchema, "ReferralReject")
+    def post(self, ref, data):
+        """Reject with a reason code and a note."""
+        return _moved(services.reject, ref, data)
+
+
+@ns.route("/<string:ref>/request-information")
+@ns.param("ref", _REF)
+class ReferralRequestInformation(Resource):
+    @_move_docs
+    @require_scope(Scope.REFERRALS_REVIEW)
+    @arguments(ns, RequestInformationInSchema, "ReferralQuestions")
+    def post(self, ref, data):
+        """Ask the referring partner questions."""
+        return _moved(services.request_information, ref, data)
+
+
+@ns.route("/<string:ref>/information")
+@ns.param("ref", _REF)
+class ReferralInformation(Resource):
+    @_move_docs
+    @require_scope(Scope.REFERRALS_SUBMIT)
+    @arguments(ns, InformationInSchema, "ReferralInformation")
+    def post(self, ref, data):
+        """The referring partner answers or adds facts (back to submitted)."""
+        return _moved(services.provide_information, ref, data)
+
+
+@ns.route("/<string:ref>/withdraw")
+@ns.param("ref", _REF)
+class ReferralWithdraw(Resource):
+    @_move_docs
+    @require_scope(Scope.REFERRALS_SUBMIT)
+    @arguments(ns, NoteInSchema, "Note")
+    def post(self, ref, data):
+        """The referring partner withdraws the referral."""
+        return _moved(services.withdraw, ref, data)
 
 
 @ns.route("/<string:ref>/matches")
-@ns.param("ref", "the referral's id or reference")
+@ns.param("ref", _REF)
 class ReferralMatches(Resource):
-    @ns.response(200, "Duplicate candidates, best first, each with why it matched", _matches)
+    @response(ns, 200, "Duplicate candidates, best first, each with why it matched", MatchesSchema,
+              "ReferralMatches")
     @documents(401, 403, 404)
     @require_scope(Scope.REFERRALS_REVIEW)
     def get(self, ref):
         """Possible duplicates among referrals and cases, found through blind indexes only."""
-        found = services.matches(get_session(), current_actor(), ref)
-        return {
-            "items": [
-                _match.dump(
-                    {
-                        "referral_id": m.referral.id,
-                        "reference": m.referral.reference,
-                        "status": m.referral.status,
-                        "case_id": m.referral.case_id,
-                        "score": m.score,
-                        "reasons": sorted(m.reasons),
-                    }
-                )
-                for m in found
-            ]
-        }
+        return {"items": services.matches(get_session(), current_actor(), ref=ref)}

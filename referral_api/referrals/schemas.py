@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import marshmallow as ma
 from marshmallow import ValidationError, validate, validates_schema
 
 from ..organisations.models import OrganisationKind
+from ..paging import PageArgs
 from ..validators import Country, StrictSchema, enum_field, instant_field, not_in_future, text_field
 from .states import ReferralStatus
 from .vocab import (
@@ -32,15 +34,12 @@ LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 NARRATIVE_MAX = 20_000
 
 
-_enum, _text, _Strict = enum_field, text_field, StrictSchema
-
-
-class PersonInSchema(_Strict):
-    family_name = _text(100, metadata={"example": "Dorj"})
-    given_name = _text(100, required=True, metadata={"example": "Batbayar"})
-    names_cyrillic = _text(200, metadata={"example": "Доржийн Батбаяр"})
-    aliases = ma.fields.List(_text(100), validate=validate.Length(max=10))
-    sex = _enum(Sex, load_default=Sex.UNKNOWN)
+class PersonInSchema(StrictSchema):
+    family_name = text_field(100, metadata={"example": "Dorj"})
+    given_name = text_field(100, required=True, metadata={"example": "Batbayar"})
+    names_cyrillic = text_field(200, metadata={"example": "Доржийн Батбаяр"})
+    aliases = ma.fields.List(text_field(100), validate=validate.Length(max=10))
+    sex = enum_field(Sex, load_default=Sex.UNKNOWN)
     date_of_birth = ma.fields.Date(validate=not_in_future)
     estimated_age = ma.fields.Integer(validate=validate.Range(min=0, max=120))
     nationality = Country()
@@ -57,12 +56,12 @@ class PersonInSchema(_Strict):
     phone = ma.fields.String(
         validate=validate.Regexp(PHONE, error="A phone number: digits, spaces, + ( ) -.")
     )
-    home_province = _enum(Province)
+    home_province = enum_field(Province)
     languages = ma.fields.List(
         ma.fields.String(validate=validate.Regexp(LANGUAGE, error="An ISO 639 code such as mn, ru, ko.")),
         validate=validate.Length(max=10),
     )
-    current_location = _text(200)
+    current_location = text_field(200)
 
     @validates_schema
     def _age_known(self, data, **kwargs):
@@ -74,28 +73,30 @@ class PersonInSchema(_Strict):
             )
 
 
-class SituationInSchema(_Strict):
+class SituationInSchema(StrictSchema):
     identified_country = Country(required=True)
-    identified_city = _text(100, metadata={"example": "Macau"})
+    identified_city = text_field(100, metadata={"example": "Macau"})
     identified_on = ma.fields.Date(required=True, validate=not_in_future)
     exploitation_types = ma.fields.List(
-        _enum(ExploitationType), required=True, validate=validate.Length(min=1, max=len(ExploitationType))
+        enum_field(ExploitationType),
+        required=True,
+        validate=validate.Length(min=1, max=len(ExploitationType)),
     )
-    narrative = _text(NARRATIVE_MAX, free_text=True)
-    urgency = _enum(Urgency, load_default=Urgency.ROUTINE)
-    needs = ma.fields.List(_enum(Need), validate=validate.Length(max=len(Need)))
-    safety_risk = _enum(SafetyRisk)
-    contact_family = _enum(ContactFamily, load_default=ContactFamily.UNKNOWN)
+    narrative = text_field(NARRATIVE_MAX, free_text=True)
+    urgency = enum_field(Urgency, load_default=Urgency.ROUTINE)
+    needs = ma.fields.List(enum_field(Need), validate=validate.Length(max=len(Need)))
+    safety_risk = enum_field(SafetyRisk)
+    contact_family = enum_field(ContactFamily, load_default=ContactFamily.UNKNOWN)
 
 
 SHAREABLE_KINDS = [k.value for k in OrganisationKind if k is not OrganisationKind.MGEC]
 
 
-class ConsentInSchema(_Strict):
+class ConsentInSchema(StrictSchema):
     given = ma.fields.Boolean(required=True)
     obtained_on = ma.fields.Date(validate=not_in_future)
-    obtained_by = _text(200)
-    method = _enum(ConsentMethod)
+    obtained_by = text_field(200)
+    method = enum_field(ConsentMethod)
     language = ma.fields.String(validate=validate.Regexp(LANGUAGE, error="An ISO 639 code such as mn."))
     share_with = ma.fields.List(
         ma.fields.String(validate=validate.OneOf(SHAREABLE_KINDS)),
@@ -116,57 +117,57 @@ class ConsentInSchema(_Strict):
                 raise ValidationError(missing)
 
 
-class ReferralInSchema(_Strict):
-    source = _enum(Source, required=True)
-    external_reference = _text(100, metadata={"description": "the partner's own case number"})
-    concern = _enum(Concern, load_default=Concern.TRAFFICKING)
+class ReferralInSchema(StrictSchema):
+    source = enum_field(Source, required=True)
+    external_reference = text_field(100, metadata={"description": "the partner's own case number"})
+    concern = enum_field(Concern, load_default=Concern.TRAFFICKING)
     person = ma.fields.Nested(PersonInSchema, required=True)
     situation = ma.fields.Nested(SituationInSchema, required=True)
     consent = ma.fields.Nested(ConsentInSchema, required=True)
-    legal_basis = _enum(LegalBasis, metadata={"description": "required when consent.given is false"})
+    legal_basis = enum_field(LegalBasis, metadata={"description": "required when consent.given is false"})
 
 
-class InformationInSchema(_Strict):
+class InformationInSchema(StrictSchema):
     """The partner's answer, and the facts it adds or corrects (partial person and situation)."""
 
-    answer = _text(NARRATIVE_MAX, free_text=True, required=True)
+    answer = text_field(NARRATIVE_MAX, free_text=True, required=True)
     person = ma.fields.Nested(PersonInSchema(partial=True))
     situation = ma.fields.Nested(SituationInSchema(partial=True))
 
 
-class AcceptInSchema(_Strict):
+class AcceptInSchema(StrictSchema):
     case_id = ma.fields.String(
         validate=validate.Length(min=1, max=40),
         metadata={"description": "an existing case (id or CASE-reference) to link to"},
     )
-    note = _text(5000, free_text=True)
+    note = text_field(5000, free_text=True)
 
 
-class RejectInSchema(_Strict):
-    reason = _enum(RejectReason, required=True)
-    note = _text(5000, free_text=True, required=True)
+class RejectInSchema(StrictSchema):
+    reason = enum_field(RejectReason, required=True)
+    note = text_field(5000, free_text=True, required=True)
 
 
-class RequestInformationInSchema(_Strict):
-    questions = _text(5000, free_text=True, required=True)
+class RequestInformationInSchema(StrictSchema):
+    questions = text_field(5000, free_text=True, required=True)
 
 
-class NoteInSchema(_Strict):
-    note = _text(5000, free_text=True)
+class NoteInSchema(StrictSchema):
+    note = text_field(5000, free_text=True)
 
 
-class ReferralListArgs(ma.Schema):
+class ReferralListArgs(PageArgs):
+    """The filters of `GET /referrals`, and `limit`/`cursor` as every list has them."""
+
     class Meta:
         unknown = ma.RAISE
 
-    status = _enum(ReferralStatus)
-    source = _enum(Source)
+    status = enum_field(ReferralStatus)
+    source = enum_field(Source)
     identified_country = Country()
     submitted_after = instant_field()
-    urgency = _enum(Urgency)
+    urgency = enum_field(Urgency)
     overdue = ma.fields.Boolean(metadata={"description": "true: only those past a deadline"})
-    limit = ma.fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
-    cursor = ma.fields.String(validate=validate.Length(max=512))
 
 
 # ---- output: one schema per audience -------------------------------------------------------------
@@ -280,6 +281,13 @@ class MatchSchema(ma.Schema):
         ma.fields.String(),
         metadata={"description": "passport, national_id, name_birth_year (each a match of this kind)"},
     )
+
+    @ma.pre_dump
+    def _of_match(self, match: Any, **_kw: Any) -> dict[str, Any]:
+        """A `matching.Match` as the caller sees it: the other referral, the score and why (sorted)."""
+        other = match.referral
+        return {"referral_id": other.id, "reference": other.reference, "status": other.status,
+                "case_id": other.case_id, "score": match.score, "reasons": sorted(match.reasons)}
 
 
 class MatchesSchema(ma.Schema):

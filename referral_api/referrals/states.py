@@ -24,7 +24,7 @@ class ReferralAction(StrEnum):
     WITHDRAW = "withdraw"
 
 
-class Actor(StrEnum):
+class Mover(StrEnum):
     """Who may make a move: an MGEC coordinator (a person with referrals:review) or the submitter."""
 
     COORDINATOR = "coordinator"
@@ -40,25 +40,34 @@ class Move:
     action: ReferralAction
     sources: frozenset[ReferralStatus]
     target: ReferralStatus
-    by: Actor
+    by: Mover
 
 
-_S = ReferralStatus
-_REVIEWABLE = frozenset({_S.SUBMITTED, _S.UNDER_REVIEW})
+_REVIEWABLE = frozenset({ReferralStatus.SUBMITTED, ReferralStatus.UNDER_REVIEW})
 MOVES: dict[ReferralAction, Move] = {
     m.action: m
     for m in (
-        Move(ReferralAction.REVIEW, frozenset({_S.SUBMITTED}), _S.UNDER_REVIEW, Actor.COORDINATOR),
-        Move(ReferralAction.ACCEPT, _REVIEWABLE, _S.ACCEPTED, Actor.COORDINATOR),
-        Move(ReferralAction.REJECT, _REVIEWABLE, _S.REJECTED, Actor.COORDINATOR),
-        Move(ReferralAction.REQUEST_INFORMATION, _REVIEWABLE, _S.INFORMATION_REQUESTED, Actor.COORDINATOR),
+        Move(
+            ReferralAction.REVIEW,
+            frozenset({ReferralStatus.SUBMITTED}),
+            ReferralStatus.UNDER_REVIEW,
+            Mover.COORDINATOR,
+        ),
+        Move(ReferralAction.ACCEPT, _REVIEWABLE, ReferralStatus.ACCEPTED, Mover.COORDINATOR),
+        Move(ReferralAction.REJECT, _REVIEWABLE, ReferralStatus.REJECTED, Mover.COORDINATOR),
+        Move(
+            ReferralAction.REQUEST_INFORMATION,
+            _REVIEWABLE,
+            ReferralStatus.INFORMATION_REQUESTED,
+            Mover.COORDINATOR,
+        ),
         Move(
             ReferralAction.INFORMATION,
-            frozenset({_S.INFORMATION_REQUESTED, _S.SUBMITTED}),
-            _S.SUBMITTED,
-            Actor.SUBMITTER,
+            frozenset({ReferralStatus.INFORMATION_REQUESTED, ReferralStatus.SUBMITTED}),
+            ReferralStatus.SUBMITTED,
+            Mover.SUBMITTER,
         ),
-        Move(ReferralAction.WITHDRAW, OPEN, _S.WITHDRAWN, Actor.SUBMITTER),
+        Move(ReferralAction.WITHDRAW, OPEN, ReferralStatus.WITHDRAWN, Mover.SUBMITTER),
     )
 }
 

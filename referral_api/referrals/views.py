@@ -10,10 +10,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..cases import persons as case_persons
-from ..privacy import EncryptedField
+from ..privacy import readable
 from .models import Referral
 from .schemas import ReferralPartnerSchema, ReferralStaffSchema, ReferralStatusSchema
-from .states import MOVES, Actor, allowed_actions
+from .states import MOVES, Mover, allowed_actions
 from .visibility import Audience
 
 PERSON_FIELDS = (
@@ -60,16 +60,8 @@ _SCHEMAS = {
 
 
 def _actions_for(referral: Referral, audience: Audience) -> list[str]:
-    who = Actor.COORDINATOR if audience is Audience.STAFF else Actor.SUBMITTER
+    who = Mover.COORDINATOR if audience is Audience.STAFF else Mover.SUBMITTER
     return [a for a in allowed_actions(referral.status) if MOVES[a].by is who]  # type: ignore[index]
-
-
-def _read(record: Any, name: str) -> Any:
-    """An attribute, or None for an encrypted one of an erased record (its key is shredded: never decrypt)."""
-    sealed = isinstance(getattr(type(record), name, None), EncryptedField)
-    if sealed and getattr(record, "erased_at", None) is not None:
-        return None
-    return getattr(record, name)
 
 
 def document(referral: Referral, audience: Audience) -> dict[str, Any]:
@@ -98,8 +90,8 @@ def document(referral: Referral, audience: Audience) -> dict[str, Any]:
             legal_basis=referral.legal_basis,
             minimised=referral.minimised,
             person=None if erased else {f: getattr(referral, f) for f in PERSON_FIELDS},
-            situation={f: _read(referral, f) for f in SITUATION_FIELDS},
-            consent={k: _read(referral, attr) for k, attr in CONSENT_FIELDS.items()},
+            situation={f: readable(referral, f) for f in SITUATION_FIELDS},
+            consent={k: readable(referral, attr) for k, attr in CONSENT_FIELDS.items()},
             messages=[
                 {
                     "id": m.id,
@@ -116,7 +108,7 @@ def document(referral: Referral, audience: Audience) -> dict[str, Any]:
         doc.update(
             submitted_by_organisation_id=referral.submitted_by_organisation_id,
             age_band=referral.age_band,
-            decision_note=_read(referral, "decision_note"),
+            decision_note=readable(referral, "decision_note"),
             possible_duplicates=referral.possible_duplicates,
         )
     return _SCHEMAS[audience].dump(doc)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from flask import current_app
 
-from ..cli import domain_command, emit, json_option, parse_now
+from ..commands import domain_command, emit, json_option, parse_now
 from ..db import get_session
 from . import retention
 

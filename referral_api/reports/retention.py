@@ -116,7 +116,7 @@ def erase_case(session: Session, actor: Actor, ref: str, reason: str) -> dict[st
 
 def erase_referral(session: Session, actor: Actor, ref: str, reason: str) -> dict[str, Any]:
     """`POST /referrals/{id}/erase`: shred the referral's person (and its case's: the same person)."""
-    referral, _seen = referral_services._load(session, actor, ref, for_update=True)
+    referral, _seen = referral_services.load(session, actor, ref=ref, for_update=True)
     if referral.erased_at is not None:
         raise Conflict("The referral is erased already.", extra={"erased_at": referral.erased_at.isoformat()})
     now = utcnow()

@@ -12,8 +12,9 @@ from flask_restx import Namespace, Resource
 
 from ..access import Scope, current_actor, require_scope
 from ..db import get_session
-from ..http import PageArgs, doc_model, error_docs, load, query_args, with_etag
+from ..http import doc_model, error_docs, load, query_args, with_etag
 from ..idempotency import idempotent
+from ..paging import PageArgs
 from . import services
 from .schemas import (
     DeliveryPageSchema,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from flask import current_app
 
-from ..cli import domain_command
+from ..commands import domain_command
 from ..db import database
 from .worker import Worker, default_worker_id, periodic_tasks
 

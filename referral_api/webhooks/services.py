@@ -18,7 +18,7 @@ from ..audit import AuditAction, record
 from ..db import commit, utcnow
 from ..errors import Conflict, InvalidPayload, NotFound, require_current
 from ..events import EventType, OutboxEvent, publish
-from ..http import decode_cursor, page
+from ..paging import decode_cursor, page
 from ..privacy import shred
 from . import signing
 from .fanout import PING_RESOURCE

@@ -10,13 +10,13 @@ import secrets
 
 import click
 
-from ..audit import AuditAction, record
-from ..cli import domain_command, emit, json_option
-from ..db import database, get_session
-from ..errors import DomainError
-from . import get_privacy
-from .keys import KEY_BYTES, new_key_id
-from .rotation import counts_by_master_key, rewrap_all
+from .audit import AuditAction, record
+from .commands import domain_command, emit, json_option
+from .db import database, get_session
+from .errors import DomainError
+from .privacy import get_privacy
+from .privacy.keys import KEY_BYTES, new_key_id
+from .privacy.rotation import counts_by_master_key, rewrap_all
 
 
 @click.group("keys")

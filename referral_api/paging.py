@@ -1,0 +1,56 @@
+"""Keyset pagination of every list: `?limit=` and `?cursor=`, opaque cursors, one page and the next cursor."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable
+from typing import Any
+
+import marshmallow as ma
+
+from . import errors
+
+MAX_PAGE_SIZE = 200
+DEFAULT_PAGE_SIZE = 50
+
+
+class PageArgs(ma.Schema):
+    """`?limit=` and `?cursor=` of every list."""
+
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    limit = ma.fields.Integer(
+        load_default=DEFAULT_PAGE_SIZE,
+        validate=ma.validate.Range(min=1, max=MAX_PAGE_SIZE),
+        metadata={"description": f"page size, 1 to {MAX_PAGE_SIZE}"},
+    )
+    cursor = ma.fields.String(load_default=None, validate=ma.validate.Length(max=512))
+
+
+def encode_cursor(values: list[Any]) -> str:
+    """An opaque cursor for keyset pagination: the sort key of the last row of a page."""
+    raw = json.dumps(values, default=str, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, *, size: int) -> list[Any]:
+    """The sort key a cursor carries; a damaged cursor is a 422 on `cursor`."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        values = None
+    if not isinstance(values, list) or len(values) != size:
+        raise errors.InvalidPayload(errors={"cursor": ["not a cursor this list gave out"]})
+    return values
+
+
+def page(items: list[Any], *, limit: int, key: Callable[[Any], list[Any]]) -> tuple[list[Any], str | None]:
+    """Split a query result fetched with limit+1 rows into one page and the next cursor."""
+    if len(items) > limit:
+        items = items[:limit]
+        return items, encode_cursor(key(items[-1]))
+    return items, None

@@ -1,0 +1,81 @@
+"""What referrals and cases both do with one record: find it by id or reference, refuse and audit,
+page a list by keyset, and settle a write that lost a race. Stands beside audit/ (it records denials)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from . import audit
+from .access import Actor
+from .audit.actions import AuditAction, Outcome
+from .db import commit
+from .errors import Conflict, InvalidPayload, NotFound
+from .paging import decode_cursor, page
+
+
+def by_id_or_reference(model: Any, ref: str) -> sa.ColumnElement[bool]:
+    """The condition matching `ref`: a UUID is an id, anything else a human reference (any case)."""
+    try:
+        return model.id == uuid.UUID(ref)
+    except ValueError:
+        return model.reference == ref.upper()
+
+
+def deny(session: Session, actor: Actor, *, resource_type: str, resource_id: uuid.UUID | None,
+         what: str) -> NotFound:
+    """Audit a refused look at a record and return the 404 to raise.
+
+    Rolled back first, so nothing half-done commits with the denial; committed on its own, since the
+    request ends in the 404 (within a unit of work that commit is its checkpoint).
+    """
+    session.rollback()
+    audit.record(
+        session,
+        actor=actor,
+        action=AuditAction.HTTP_REQUEST_DENY,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        outcome=Outcome.DENIED,
+        details={"reason": "not visible" if resource_id else f"no such {resource_type}"},
+    )
+    commit(session)
+    return NotFound(f"No {resource_type} {what} that you may see.")
+
+
+def keyset_page(session: Session, query: sa.Select, *, at: InstrumentedAttribute,
+                row_id: InstrumentedAttribute, limit: int,
+                cursor: str | None) -> tuple[list[Any], str | None]:
+    """One page of `query`, newest `at` first (ties by id), and the cursor of the next page."""
+    if cursor:
+        when, rid = decode_cursor(cursor, size=2)
+        try:
+            when, rid = datetime.fromisoformat(when), uuid.UUID(rid)
+        except (TypeError, ValueError):
+            raise InvalidPayload(errors={"cursor": ["not a cursor this list gave out"]}) from None
+        query = query.where(sa.tuple_(at, row_id) < sa.tuple_(sa.literal(when), sa.literal(rid)))
+    rows = list(session.scalars(query.order_by(at.desc(), row_id.desc()).limit(limit + 1)))
+    return page(rows, limit=limit,
+                key=lambda row: [getattr(row, at.key).isoformat(), str(getattr(row, row_id.key))])
+
+
+def settle(session: Session, *, what: str, step: Callable[[Session], None] = commit,
+           field: str | None = None) -> None:
+    """Commit (or flush), turning a lost race into a 409: a version column that moved, or a unique key
+    taken meanwhile (named as `field` when one field is the cause)."""
+    try:
+        step(session)
+    except (StaleDataError, IntegrityError) as lost:
+        session.rollback()
+        if field is None or isinstance(lost, StaleDataError):
+            raise Conflict(f"The {what} was changed by someone else at the same time; "
+                           "read it again.") from None
+        raise Conflict("The change conflicts with another one made at the same time.",
+                       errors={field: ["conflicts with a concurrent change"]}) from None

@@ -1,0 +1,254 @@
+"""Reviewing a referral: the moves of the state table (review, accept, reject, questions and answers,
+withdraw), each with its audit and outbox event, committed once."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from .. import events
+from ..access import Actor
+from ..audit.actions import AuditAction
+from ..cases import services as cases
+from ..cases.models import Case
+from ..db import utcnow
+from ..errors import InvalidPayload, require_current
+from ..records import by_id_or_reference, settle
+from . import guards, matching
+from .models import MessageKind, Referral, ReferralMessage
+from .reading import load
+from .states import ReferralAction, ReferralStatus
+from .submission import (
+    NEEDED_WITHOUT_CONSENT,
+    apply_person_and_situation,
+    check_consent,
+    event_data,
+    minor_and_band,
+)
+from .trail import audit_referral
+from .views import etag
+from .visibility import Audience
+
+EVENT_OF = {
+    ReferralAction.REVIEW: events.EventType.REFERRAL_UNDER_REVIEW,
+    ReferralAction.ACCEPT: events.EventType.REFERRAL_ACCEPTED,
+    ReferralAction.REJECT: events.EventType.REFERRAL_REJECTED,
+    ReferralAction.REQUEST_INFORMATION: events.EventType.REFERRAL_INFORMATION_REQUESTED,
+    ReferralAction.INFORMATION: events.EventType.REFERRAL_INFORMATION_PROVIDED,
+    ReferralAction.WITHDRAW: events.EventType.REFERRAL_WITHDRAWN,
+}
+AUDIT_OF = {
+    ReferralAction.REVIEW: AuditAction.REFERRAL_UPDATE,
+    ReferralAction.ACCEPT: AuditAction.REFERRAL_ACCEPT,
+    ReferralAction.REJECT: AuditAction.REFERRAL_REJECT,
+    ReferralAction.REQUEST_INFORMATION: AuditAction.REFERRAL_UPDATE,
+    ReferralAction.INFORMATION: AuditAction.REFERRAL_UPDATE,
+    ReferralAction.WITHDRAW: AuditAction.REFERRAL_WITHDRAW,
+}
+
+
+def _finish(
+    session: Session,
+    actor: Actor,
+    referral: Referral,
+    action: ReferralAction,
+    previous: ReferralStatus,
+    *,
+    details: dict[str, Any] | None = None,
+    event_extra: dict[str, Any] | None = None,
+) -> Referral:
+    audit_referral(
+        session,
+        actor,
+        AUDIT_OF[action],
+        referral,
+        details={
+            "move": action.value,
+            "from": previous.value,
+            "to": referral.status.value,
+            **(details or {}),
+        },
+    )
+    events.publish(
+        session,
+        EVENT_OF[action],
+        resource_type="referral",
+        resource_id=referral.id,
+        data=event_data(referral, previous_status=previous.value, **(event_extra or {})),
+    )
+    settle(session, what="referral")
+    return referral
+
+
+def prepare(session: Session, actor: Actor, *, ref: str, if_match: str | None) -> tuple[Referral, Audience]:
+    """Load the referral locked for a move, honouring If-Match (412 when stale)."""
+    referral, seen = load(session, actor, ref=ref, for_update=True)
+    require_current(if_match, etag(referral), what="referral")
+    return referral, seen
+
+
+def review(session: Session, actor: Actor, *, ref: str, if_match: str | None = None) -> Referral:
+    referral, seen = prepare(session, actor, ref=ref, if_match=if_match)
+    guards.coordinator(actor, seen)
+    previous = referral.move(ReferralAction.REVIEW, now=utcnow())
+    referral.reviewed_by_user_id = actor.user_id
+    return _finish(session, actor, referral, ReferralAction.REVIEW, previous)
+
+
+def _find_case(session: Session, ref: str) -> Case:
+    case = session.scalar(sa.select(Case).where(by_id_or_reference(Case, ref)))
+    if case is None:
+        raise InvalidPayload(errors={"case_id": ["no such case"]})
+    return case
+
+
+def accept(
+    session: Session, actor: Actor, *, ref: str, data: dict[str, Any], if_match: str | None = None
+) -> Referral:
+    """Accept: open a case (sharing the person's data key) or link the referral to an existing one."""
+    referral, seen = prepare(session, actor, ref=ref, if_match=if_match)
+    guards.coordinator(actor, seen)
+    guards.four_eyes(actor, referral)
+    now = utcnow()
+    previous = referral.move(ReferralAction.ACCEPT, now=now)
+    opened = data.get("case_id") is None
+    if opened:
+        case = cases.open_case(
+            session,
+            actor,
+            data_key_id=referral.data_key_id,
+            share_with=list(referral.share_with),
+            referred_at=referral.submitted_at,
+            internal=referral.identified_country == "MN",
+            referral_id=referral.id,
+            now=now,
+        )
+    else:
+        case = _find_case(session, data["case_id"])
+    cases.add_referrer(
+        session,
+        case,
+        organisation_id=referral.submitted_by_organisation_id,
+        external_reference=referral.external_reference,
+    )
+    referral.link_case(case.id)
+    referral.decided_by_user_id, referral.decided_at = actor.user_id, now
+    if data.get("note"):
+        referral.decision_note = data["note"]
+    return _finish(
+        session,
+        actor,
+        referral,
+        ReferralAction.ACCEPT,
+        previous,
+        details={"case_id": str(case.id), "case_opened": opened},
+        event_extra={"case_id": case.id, "case_reference": case.reference},
+    )
+
+
+def reject(
+    session: Session, actor: Actor, *, ref: str, data: dict[str, Any], if_match: str | None = None
+) -> Referral:
+    referral, seen = prepare(session, actor, ref=ref, if_match=if_match)
+    guards.coordinator(actor, seen)
+    guards.four_eyes(actor, referral)
+    now = utcnow()
+    previous = referral.move(ReferralAction.REJECT, now=now)
+    referral.reject_reason = data["reason"]
+    referral.decision_note = data["note"]
+    referral.decided_by_user_id, referral.decided_at = actor.user_id, now
+    return _finish(
+        session,
+        actor,
+        referral,
+        ReferralAction.REJECT,
+        previous,
+        details={"reason": data["reason"].value},
+        event_extra={"reason_code": data["reason"].value},
+    )
+
+
+def _message(referral: Referral, actor: Actor, kind: MessageKind, text: str) -> None:
+    # The message shares the referral's data key: erasing the referral erases its messages too.
+    referral.messages.append(
+        ReferralMessage(
+            id=uuid.uuid4(),
+            kind=kind,
+            text=text,
+            data_key_id=referral.data_key_id,
+            organisation_id=actor.organisation_id,
+            user_id=actor.user_id,
+        )
+    )
+
+
+def request_information(
+    session: Session, actor: Actor, *, ref: str, data: dict[str, Any], if_match: str | None = None
+) -> Referral:
+    referral, seen = prepare(session, actor, ref=ref, if_match=if_match)
+    guards.coordinator(actor, seen)
+    previous = referral.move(ReferralAction.REQUEST_INFORMATION, now=utcnow())
+    _message(referral, actor, MessageKind.QUESTION, data["questions"])
+    return _finish(session, actor, referral, ReferralAction.REQUEST_INFORMATION, previous)
+
+
+def provide_information(
+    session: Session, actor: Actor, *, ref: str, data: dict[str, Any], if_match: str | None = None
+) -> Referral:
+    """The submitting partner answers (or adds facts): back to submitted, duplicates looked for again."""
+    referral, _seen = prepare(session, actor, ref=ref, if_match=if_match)
+    guards.submitter(actor, referral)
+    previous = referral.move(ReferralAction.INFORMATION, now=utcnow())
+    person, situation = dict(data.get("person") or {}), dict(data.get("situation") or {})
+    if not referral.consent_given:
+        needed = NEEDED_WITHOUT_CONSENT[referral.legal_basis]  # type: ignore[index]
+        dropped = [
+            f"{g}.{n}"
+            for g, part in (("person", person), ("situation", situation))
+            for n in part
+            if n not in needed
+        ]
+        person = {k: v for k, v in person.items() if k in needed}
+        situation = {k: v for k, v in situation.items() if k in needed}
+        referral.minimised = sorted(set(referral.minimised) | set(dropped))
+    if "date_of_birth" in person or "estimated_age" in person or "identified_on" in situation:
+        values = {"date_of_birth": referral.date_of_birth, "estimated_age": referral.estimated_age, **person}
+        minor, band = minor_and_band(values, situation.get("identified_on", referral.identified_on))
+        if minor and not referral.is_minor:
+            check_consent(
+                {
+                    "consent": {"given": referral.consent_given, "method": referral.consent_method},
+                    "legal_basis": referral.legal_basis,
+                },
+                minor,
+            )
+        referral.is_minor, referral.age_band = minor, band
+    apply_person_and_situation(referral, person, situation)
+    _message(referral, actor, MessageKind.ANSWER, data["answer"])
+    if person or situation:
+        keys = matching.store_keys(session, referral, matching.person_values(referral))
+        referral.possible_duplicates = matching.count_candidates(session, referral.id, keys)
+    return _finish(
+        session,
+        actor,
+        referral,
+        ReferralAction.INFORMATION,
+        previous,
+        details={"fields_changed": len(person) + len(situation)},
+    )
+
+
+def withdraw(
+    session: Session, actor: Actor, *, ref: str, data: dict[str, Any], if_match: str | None = None
+) -> Referral:
+    referral, _seen = prepare(session, actor, ref=ref, if_match=if_match)
+    guards.submitter(actor, referral)
+    now = utcnow()
+    previous = referral.move(ReferralAction.WITHDRAW, now=now)
+    referral.decided_at = now
+    if data.get("note"):
+        referral.decision_note = data["note"]
+    return _finish(session, actor, referral, ReferralAction.WITHDRAW, previous)

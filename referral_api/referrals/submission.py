@@ -1,0 +1,214 @@
+"""Submitting a referral: consent and its legal basis, minimisation, the record, its match keys."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from .. import events
+from ..access import Actor
+from ..audit.actions import AuditAction
+from ..db import utcnow
+from ..errors import Conflict, InvalidPayload
+from ..records import settle
+from ..references import next_reference
+from . import matching
+from .models import Referral, age_band, age_on
+from .states import ReferralStatus
+from .trail import audit_referral
+from .vocab import ConsentMethod, LegalBasis
+
+# Without consent a referral keeps only what its legal basis needs (DOMAIN.md, Referral: consent).
+_IDENTITY = frozenset(
+    {
+        "family_name",
+        "given_name",
+        "names_cyrillic",
+        "sex",
+        "date_of_birth",
+        "estimated_age",
+        "nationality",
+        "passport_number",
+        "national_id",
+    }
+)
+_SITUATION = frozenset(
+    {
+        "identified_country",
+        "identified_city",
+        "identified_on",
+        "exploitation_types",
+        "urgency",
+        "needs",
+        "safety_risk",
+        "contact_family",
+    }
+)
+NEEDED_WITHOUT_CONSENT: dict[LegalBasis, frozenset[str]] = {
+    # to protect someone in danger: who, and how to reach them
+    LegalBasis.VITAL_INTEREST: _IDENTITY | _SITUATION | {"phone", "languages", "current_location"},
+    # child protection authorities trace the family and need the account of what happened
+    LegalBasis.CHILD_PROTECTION: _IDENTITY
+    | _SITUATION
+    | {"home_province", "languages", "current_location", "narrative"},
+    # a legal duty to report: identity and the facts of the finding only
+    LegalBasis.LEGAL_OBLIGATION: _IDENTITY | _SITUATION,
+}
+
+
+def minor_and_band(person: dict[str, Any], identified_on: date) -> tuple[bool | None, Any]:
+    """Whether the person is a minor on `identified_on`, and their age band (None, None if unknown)."""
+    born = person.get("date_of_birth")
+    age = age_on(born, identified_on) if born else person.get("estimated_age")
+    if age is None:
+        return None, None
+    return age < 18, age_band(max(age, 0))
+
+
+def check_consent(data: dict[str, Any], minor: bool | None) -> None:
+    """Without consent a legal basis is needed; a minor's consent is a guardian's, or child protection."""
+    consent, basis = data["consent"], data.get("legal_basis")
+    if not consent["given"] and basis is None:
+        raise InvalidPayload(
+            errors={
+                "legal_basis": [
+                    "Required when consent.given is false: "
+                    "vital_interest, child_protection or legal_obligation."
+                ]
+            }
+        )
+    if minor:
+        guardian = consent["given"] and consent.get("method") is ConsentMethod.GUARDIAN
+        if not guardian and basis is not LegalBasis.CHILD_PROTECTION:
+            raise InvalidPayload(
+                "The person is a minor at identified_on.",
+                errors={
+                    "consent.method": [
+                        "A minor's consent is given by a guardian (method guardian), "
+                        "or the referral rests on legal_basis child_protection."
+                    ]
+                },
+            )
+
+
+def minimise(data: dict[str, Any]) -> list[str]:
+    """Drop what the legal basis does not need when there is no consent; return what was dropped."""
+    if data["consent"]["given"]:
+        return []
+    needed = NEEDED_WITHOUT_CONSENT[data["legal_basis"]]
+    dropped = []
+    for group in ("person", "situation"):
+        for name in list(data.get(group, {})):
+            if name not in needed:
+                del data[group][name]
+                dropped.append(f"{group}.{name}")
+    data["consent"]["share_with"] = []
+    return sorted(dropped)
+
+
+def apply_person_and_situation(referral: Referral, person: dict[str, Any], situation: dict[str, Any]) -> None:
+    """Set the person's and the situation's fields (the encrypted ones are sealed at the next flush)."""
+    for name, value in person.items():
+        setattr(referral, name, value)
+    for name, value in situation.items():
+        setattr(referral, name, value)
+
+
+def event_data(referral: Referral, **extra: Any) -> dict[str, Any]:
+    """The thin data of a referral's outbox event (no personal field)."""
+    return {
+        "reference": referral.reference,
+        "external_reference": referral.external_reference,
+        "status": referral.status.value,
+        "occurred_at": referral.status_changed_at,
+        **extra,
+    }
+
+
+def _refuse_reused_external_reference(session: Session, actor: Actor, external_reference: str | None) -> None:
+    if external_reference and session.scalar(
+        sa.select(Referral.id).where(
+            Referral.submitted_by_organisation_id == actor.organisation_id,
+            Referral.external_reference == external_reference,
+        )
+    ):
+        raise Conflict(
+            "Your organisation has submitted a referral with this external_reference already.",
+            errors={"external_reference": ["already used by your organisation"]},
+        )
+
+
+def _new_referral(
+    session: Session,
+    actor: Actor,
+    data: dict[str, Any],
+    *,
+    now: datetime,
+    minor: bool | None,
+    band: Any,
+    dropped: list[str],
+) -> Referral:
+    consent = data["consent"]
+    referral = Referral(
+        id=uuid.uuid4(),
+        reference=next_reference(session, "REF", now=now),
+        status=ReferralStatus.SUBMITTED,
+        concern=data["concern"],
+        source=data["source"],
+        external_reference=data.get("external_reference"),
+        submitted_by_organisation_id=actor.organisation_id,
+        submitted_by_client_id=actor.client_id,
+        submitted_by_user_id=actor.user_id,
+        submitted_at=now,
+        status_changed_at=now,
+        is_minor=minor,
+        age_band=band,
+        consent_given=consent["given"],
+        consent_method=consent.get("method"),
+        share_with=sorted(set(consent.get("share_with") or [])),
+        legal_basis=data.get("legal_basis"),
+        minimised=dropped,
+        consent_obtained_on=consent.get("obtained_on"),
+        consent_obtained_by=consent.get("obtained_by"),
+        consent_language=consent.get("language"),
+    )
+    apply_person_and_situation(referral, data["person"], data["situation"])
+    return referral
+
+
+def submit(session: Session, actor: Actor, *, data: dict[str, Any]) -> Referral:
+    """A partner submits a referral; duplicates are looked for at once, through blind indexes only."""
+    person, situation = data["person"], data["situation"]
+    minor, band = minor_and_band(person, situation["identified_on"])
+    check_consent(data, minor)
+    dropped = minimise(data)
+    _refuse_reused_external_reference(session, actor, data.get("external_reference"))
+    referral = _new_referral(session, actor, data, now=utcnow(), minor=minor, band=band, dropped=dropped)
+    session.add(referral)
+    # The INSERT, explicitly and here: the flush creates the person's data key and encrypts the
+    # personal fields (privacy's before_flush hook), and matching below needs the stored row. A
+    # concurrent submission with the same external_reference fails on the unique key at this point,
+    # mapped to a 409 naming the field, never a 500 from the autoflush of the next query.
+    settle(session, what="referral", step=Session.flush, field="external_reference")
+    keys = matching.store_keys(session, referral, {**person, "identified_on": situation["identified_on"]})
+    referral.possible_duplicates = matching.count_candidates(session, referral.id, keys)
+    audit_referral(
+        session,
+        actor,
+        AuditAction.REFERRAL_SUBMIT,
+        referral,
+        details={"possible_duplicates": referral.possible_duplicates, "minimised": len(dropped)},
+    )
+    events.publish(
+        session,
+        events.EventType.REFERRAL_SUBMITTED,
+        resource_type="referral",
+        resource_id=referral.id,
+        data=event_data(referral),
+    )
+    settle(session, what="referral", field="external_reference")
+    return referral
