@@ -16,6 +16,7 @@ from .cli import domain_command, emit, json_option
 from .db import get_session, utcnow
 from .organisations import services as org_services
 from .organisations.models import Organisation, OrganisationKind
+from .progress import for_command
 from .referrals import services as referral_services
 from .referrals.models import Referral
 from .referrals.vocab import (
@@ -148,14 +149,22 @@ def seed(as_json: bool) -> None:
     """Create MGEC, an embassy, a foreign police force, an IOM mission and an NGO, one client each,
     an MGEC coordinator, three open referrals, shelters in Ulaanbaatar and Zamiin-Uud, and cases at
     several stages (idempotent; credentials are printed only when created)."""
-    orgs = seed_organisations()
-    clients = seed_clients(orgs)
-    coordinator = seed_coordinator(orgs[OrganisationKind.MGEC.value])
-    referrals = seed_referrals(orgs, clients)
     from .demo_cases import seed_cases, seed_shelters
 
-    shelters = seed_shelters()
-    new_cases = seed_cases(orgs, coordinator["email"], shelters)
+    with for_command("demo seed", as_json=as_json, unit="steps") as progress:
+        progress.start(6)
+        orgs = seed_organisations()
+        progress.advance()
+        clients = seed_clients(orgs)
+        progress.advance()
+        coordinator = seed_coordinator(orgs[OrganisationKind.MGEC.value])
+        progress.advance()
+        referrals = seed_referrals(orgs, clients)
+        progress.advance()
+        shelters = seed_shelters()
+        progress.advance()
+        new_cases = seed_cases(orgs, coordinator["email"], shelters)
+        progress.advance()
     payload = {
         "organisations": {kind: {"id": str(o.id), "name": o.name} for kind, o in orgs.items()},
         "clients": clients,
