@@ -124,9 +124,13 @@ class Stack:
     def app_base(self) -> str:
         return f"http://127.0.0.1:{self.app_port}"
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+    @property
+    def metrics_dir(self) -> Path:
+        return self.folder / "metrics"
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         log = open(self.folder / f"{name}.log", "ab")  # noqa: SIM115  (kept by the process)
-        proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT,  # nosec B603
+        proc = subprocess.Popen(args, env=env or self.env, stdout=log, stderr=subprocess.STDOUT,  # nosec B603
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         self.procs[name] = proc
         return proc
@@ -138,7 +142,8 @@ class Stack:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.app_port, self.https_port = free_port(), free_port()
         self._spawn("app", [str(BIN / "referral-api"), "serve", "--host", "127.0.0.1",
-                            "--port", str(self.app_port), "--workers", str(self.workers)])
+                            "--port", str(self.app_port), "--workers", str(self.workers)],
+                    env={**self.env, "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir)})
         if self.with_worker:
             self._spawn("worker", [str(BIN / "referral-api"), "webhooks", "work", "--poll-interval", "0.2"])
         self.cert, key = self_signed(self.folder)

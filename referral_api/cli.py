@@ -83,6 +83,7 @@ def gunicorn_args(*, host: str, port: int, workers: int) -> list[str]:
     gunicorn = Path(sys.executable).with_name("gunicorn")
     return [str(gunicorn), "--bind", f"{host}:{port}", "--workers", str(workers),
             "--worker-class", "gevent", "--worker-connections", "1000",
+            "--config", "python:referral_api.gunicorn_conf",
             "--no-control-socket", "referral_api.wsgi:app"]
 
 
@@ -94,6 +95,9 @@ def serve(host: str, port: int, workers: int) -> None:
     """Serve the API with gunicorn (gevent workers)."""
     import os
 
+    from .metrics.multiproc import prepare
+
+    prepare(os.environ, port=port)  # the workers' shared metrics folder, emptied (docs/deploy.md)
     args = gunicorn_args(host=host, port=port, workers=workers)
     os.execv(args[0], args)  # noqa: S606  (replaces this process with gunicorn, fixed arguments)
 

@@ -40,7 +40,8 @@ def front(tmp_path_factory):
     if not _redis_available():
         pytest.skip("Redis is not running on 127.0.0.1:6379 (.ci/run starts it)")
     tmp = tmp_path_factory.mktemp("front")
-    env = _env(tmp, TRUSTED_PROXY_COUNT="1", RATELIMIT_STORAGE_URI="redis://127.0.0.1:6379/0")
+    env = _env(tmp, TRUSTED_PROXY_COUNT="1", RATELIMIT_STORAGE_URI="redis://127.0.0.1:6379/0",
+               METRICS_ALLOW="127.0.0.1")
     for args in (["db", "upgrade"], ["demo", "seed", "--json"]):
         done = subprocess.run([str(BIN / "referral-api"), *args], env=env, check=True, capture_output=True,
                               timeout=180, text=True)
@@ -164,3 +165,29 @@ def test_fifty_slow_clients_do_not_stop_healthz(front):
                 sock.close()
     assert answered >= 10
     assert all(p.poll() is None for p in stack.procs.values())
+
+
+def test_metrics_sum_every_worker_and_are_not_served_through_nginx(front):
+    """Multiprocess mode: the counters of both gunicorn workers in one scrape, read on the app port."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    stack, _ = front
+
+    def one(_: int) -> int:
+        return requests.get(stack.base + "/healthz", verify=str(stack.cert), timeout=10).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(one, range(80))) == {200}
+    scraped = requests.get(stack.app_base + "/metrics", timeout=10)
+    assert scraped.status_code == 200
+    families = {f.name: f for f in text_string_to_metric_families(scraped.text)}
+    healthz = [s.value for s in families["referral_api_http_requests"].samples
+               if s.name.endswith("_total") and s.labels["route"] == "/healthz"]
+    assert sum(healthz) >= 80
+    assert list(stack.metrics_dir.glob("counter_*.db"))  # the workers' shared files
+    # Through nginx: refused (nginx's own 404, and the app would refuse a forwarded request anyway).
+    outside = requests.get(stack.base + "/metrics", verify=str(stack.cert), timeout=10)
+    assert outside.status_code == 404 and outside.headers["Content-Type"] == "application/problem+json"
+    assert "referral_api_" not in outside.text

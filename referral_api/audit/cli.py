@@ -13,6 +13,7 @@ from ..errors import DomainError, InvalidPayload
 from ..privacy import get_privacy
 from ..progress import for_command
 from . import services
+from .actions import AuditAction
 from .checkpoints import make_checkpoint, read_checkpoint
 from .schemas import VerifyResultSchema
 
@@ -76,6 +77,11 @@ def checkpoint(output: str | None, as_json: bool) -> None:
         raise DomainError(f"The chain is broken at event {result.first_bad_seq} ({result.problem}): "
                           "no checkpoint signed.")
     doc = make_checkpoint(session, key)
+    # Noted in the chain itself (after the head it signs), so that monitoring sees when the last was made.
+    services.record(session, actor=None, action=AuditAction.AUDIT_CHECKPOINT_CREATE, resource_type="audit_chain",
+                    resource_id=str(doc["statement"]["seq"]),
+                    details={"seq": doc["statement"]["seq"], "head_hash": doc["statement"]["head_hash"]})
+    session.commit()
     text = json.dumps(doc, sort_keys=True)
     if output:
         Path(output).write_text(text + "\n", encoding="utf-8")
