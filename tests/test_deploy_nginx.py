@@ -23,7 +23,8 @@ from bench.stack import REPO, Stack, nginx_binary
 from tests.test_serve import BIN, _env
 
 pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed (.ci/run installs it)")]
+              pytest.mark.skipif(nginx_binary() is None,
+                                 reason="nginx is not installed (.ci/run installs it)")]
 
 SLOW_CLIENTS = 50
 HOLD_SECONDS = 14  # past nginx's client_header_timeout / client_body_timeout (10 s): dropped ones reopen
@@ -71,7 +72,8 @@ def test_requests_and_request_ids_pass_through(front):
     me = requests.get(stack.base + "/api/v1/me", verify=verify, timeout=10,
                       headers={"Authorization": "Bearer " + token.json()["access_token"]})
     assert me.status_code == 200 and me.json()["client_id"] == client["client_id"]
-    # Without an id of the caller's, nginx makes one: the same id in nginx's log, the app's log and the answer.
+    # Without an id of the caller's, nginx makes one: the same id in nginx's log, the app's log and
+    # the answer.
     made = requests.get(stack.base + "/readyz", verify=verify, timeout=10)
     assert made.status_code == 200
     rid = made.headers["X-Request-ID"]

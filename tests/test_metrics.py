@@ -62,7 +62,8 @@ def test_metrics_parse_and_count_by_route_template(app, client, run_cli):
         "submitted", "in_review", "information_requested", "accepted", "rejected", "withdrawn"}
     assert sum(_samples(families["referral_api_cases"])) >= 1
     for name in ("referral_api_outbox_backlog", "referral_api_outbox_oldest_age_seconds",
-                 "referral_api_webhook_deliveries", "referral_api_overdue_items", "referral_api_cases_on_hold"):
+                 "referral_api_webhook_deliveries", "referral_api_overdue_items",
+                 "referral_api_cases_on_hold"):
         assert name in families
     assert _samples(families["referral_api_audit_chain_length"])[0] >= 1
     assert 0 <= _samples(families["referral_api_audit_last_checkpoint_age_seconds"])[0] < 300

@@ -56,7 +56,7 @@ def test_demo_seed_and_audit_verify_show_progress_on_a_terminal(seeded):
     assert "demo seed  6/6 steps (100%)" in out and _REDRAW.search(out)
     code, out = _under_pty(["audit", "verify"], seeded)
     assert code == 0, out
-    lines = [m for m in _LINE.finditer(out)]
+    lines = list(_LINE.finditer(out))
     assert lines and int(lines[-1].group(1)) == int(lines[-1].group(2)) > 0
     assert "audit verify" in out and "intact:" in out
 

@@ -78,7 +78,8 @@ def checkpoint(output: str | None, as_json: bool) -> None:
                           "no checkpoint signed.")
     doc = make_checkpoint(session, key)
     # Noted in the chain itself (after the head it signs), so that monitoring sees when the last was made.
-    services.record(session, actor=None, action=AuditAction.AUDIT_CHECKPOINT_CREATE, resource_type="audit_chain",
+    services.record(session, actor=None, action=AuditAction.AUDIT_CHECKPOINT_CREATE,
+                    resource_type="audit_chain",
                     resource_id=str(doc["statement"]["seq"]),
                     details={"seq": doc["statement"]["seq"], "head_hash": doc["statement"]["head_hash"]})
     session.commit()

@@ -17,14 +17,20 @@ import os
 import time
 
 from flask import Flask, Response, current_app, g, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client import multiprocess
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 from ..db import database
 from ..errors import NotFound
 from .collect import DatabaseCollector
 
-__all__ = ["init_app", "address_allowed"]
+__all__ = ["address_allowed", "init_app"]
 
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 _GRANTS = {"client_credentials", "authorization_code", "refresh_token"}
@@ -41,7 +47,10 @@ TOKENS_REFUSED = Counter("referral_api_tokens_refused", "Token requests refused 
                          ["error"])
 
 
-def address_allowed(remote: str | None, allowed: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def address_allowed(remote: str | None, allowed: tuple[Network, ...]) -> bool:
     """True when `remote` lies in one of the allowed networks (an empty list allows nobody)."""
     try:
         address = ipaddress.ip_address(remote or "")

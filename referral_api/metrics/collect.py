@@ -57,7 +57,8 @@ def _states(conn: Connection) -> Iterator[GaugeMetricFamily]:
     yield _family("referral_api_referrals", "Referrals by status.", "status", _grouped(conn, Referral.status))
     yield _family("referral_api_cases", "Cases by stage.", "stage", _grouped(conn, Case.stage))
     yield _family("referral_api_cases_on_hold", "Cases on hold.", None,
-                  conn.scalar(sa.select(sa.func.count()).select_from(Case).where(Case.on_hold.is_(True))) or 0)
+                  conn.scalar(sa.select(sa.func.count()).select_from(Case).where(Case.on_hold.is_(True)))
+                  or 0)
 
 
 def _outbox(conn: Connection, now: datetime) -> Iterator[GaugeMetricFamily]:
@@ -65,7 +66,8 @@ def _outbox(conn: Connection, now: datetime) -> Iterator[GaugeMetricFamily]:
     backlog, oldest = conn.execute(
         sa.select(sa.func.count(), sa.func.min(OutboxEvent.occurred_at)).where(OutboxEvent.seq > last)
     ).one()
-    yield _family("referral_api_outbox_backlog", "Outbox events not yet fanned out to webhooks.", None, backlog)
+    yield _family("referral_api_outbox_backlog", "Outbox events not yet fanned out to webhooks.", None,
+                  backlog)
     yield _family("referral_api_outbox_oldest_age_seconds", "Age of the oldest event not yet fanned out "
                   "(0 when none waits).", None, _age(now, oldest))
     yield _family("referral_api_webhook_deliveries", "Webhook deliveries by outcome "
@@ -78,10 +80,12 @@ def _deadlines_and_audit(conn: Connection, now: datetime) -> Iterator[GaugeMetri
     length = conn.scalar(sa.select(sa.func.max(AuditEvent.seq))) or 0
     yield _family("referral_api_audit_chain_length", "Events in the audit chain.", None, length)
     last = conn.scalar(
-        sa.select(AuditEvent.occurred_at).where(AuditEvent.action == AuditAction.AUDIT_CHECKPOINT_CREATE.value)
+        sa.select(AuditEvent.occurred_at)
+        .where(AuditEvent.action == AuditAction.AUDIT_CHECKPOINT_CREATE.value)
         .order_by(AuditEvent.seq.desc()).limit(1)
     )
-    yield _family("referral_api_audit_last_checkpoint_age_seconds", "Seconds since the last `audit checkpoint` "
+    yield _family("referral_api_audit_last_checkpoint_age_seconds",
+                  "Seconds since the last `audit checkpoint` "
                   "(-1 when none was ever made).", None, _age(now, last) if last else -1.0)
 
 
