@@ -195,6 +195,9 @@ def register_part_commands() -> None:
     from .prune import prune_command
 
     cli.add_command(prune_command)
+    from .backup import backup_command
+
+    cli.add_command(backup_command)
 
 
 def main() -> None:
