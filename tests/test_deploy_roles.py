@@ -59,9 +59,11 @@ def test_the_app_role_serves_but_cannot_change_the_audit_trail(backend, tmp_path
             _check_refusals(app_url)
             _check_serving(app_url, tmp_path)
         finally:
-            admin = sa.create_engine(sa.make_url(admin_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+            name = sa.make_url(admin_url).database
+            admin = sa.create_engine(sa.make_url(admin_url).set(database="postgres"),
+                                     isolation_level="AUTOCOMMIT")
             with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{sa.make_url(admin_url).database}" WITH (FORCE)'))
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
                 for role in (app_role, owner):
                     conn.execute(sa.text(f'DROP ROLE IF EXISTS "{role}"'))
             admin.dispose()
