@@ -71,14 +71,19 @@ def _out_dir(out: str) -> Path:
 @click.command("backup")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
               help="A new (or empty) folder for records.dump, keystore.dump and manifest.json.")
+@click.option("--timestamped", is_flag=True,
+              help="Write into a new subfolder of --out named by the UTC time (for a timer).")
 @json_option
 @domain_command
-def backup_command(out: str, as_json: bool) -> None:
+def backup_command(out: str, timestamped: bool, as_json: bool) -> None:
     """Dump the records (DATABASE_URL) and, separately, the key store (KEYSTORE_URL) with pg_dump."""
     settings = current_app.config["SETTINGS"]
     db = database()
     records_url = db.engine.url.render_as_string(hide_password=False)
     libpq_env(records_url)  # refuses SQLite before anything is written
+    if timestamped:
+        Path(out).mkdir(mode=0o700, parents=True, exist_ok=True)
+        out = str(Path(out) / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
     folder = _out_dir(out)
     with db.engine.connect() as conn:
         revisions = sorted(dbmigrate.current_revisions(conn))
