@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess  # nosec B404 - runs pg_dump with a fixed argument list
+import subprocess  # nosec B404
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
