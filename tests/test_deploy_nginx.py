@@ -129,10 +129,10 @@ def test_an_oversized_body_is_refused_by_nginx_with_our_problem_page(front):
     assert not any(e.get("request_id") == "front-too-big" for e in _app_log(stack))  # never reached the app
 
 
-def _slow_client(stack: Stack, index: int) -> ssl.SSLSocket:
+def _slow_client(stack: Stack, index: int, source: str = "127.0.0.1") -> ssl.SSLSocket:
     """Half the clients dribble a header that never ends, half a body that never ends."""
     context = ssl.create_default_context(cafile=str(stack.cert))
-    raw = socket.create_connection(("127.0.0.1", stack.https_port), timeout=10)
+    raw = socket.create_connection(("127.0.0.1", stack.https_port), timeout=10, source_address=(source, 0))
     sock = context.wrap_socket(raw, server_hostname="127.0.0.1")
     if index % 2:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
@@ -193,3 +193,25 @@ def test_metrics_sum_every_worker_and_are_not_served_through_nginx(front):
     outside = requests.get(stack.base + "/metrics", verify=str(stack.cert), timeout=10)
     assert outside.status_code == 404 and outside.headers["Content-Type"] == "application/problem+json"
     assert "referral_api_" not in outside.text
+
+
+def test_one_address_holds_at_most_100_requests_in_progress(front):
+    """limit_conn: the 101st request in progress from one address gets our 429 page; others are served."""
+    stack, _ = front
+    source = f"127.{random.randint(1, 250)}.{random.randint(1, 250)}.{random.randint(2, 250)}"
+    held = [_slow_client(stack, 0, source) for _ in range(100)]  # bodies that never end: in progress
+    try:
+        time.sleep(0.5)
+        context = ssl.create_default_context(cafile=str(stack.cert))
+        conn = http.client.HTTPSConnection("127.0.0.1", stack.https_port, source_address=(source, 0),
+                                           context=context, timeout=10)
+        conn.request("GET", "/healthz")
+        refused = conn.getresponse()
+        assert refused.status == 429 and refused.getheader("Content-Type") == "application/problem+json"
+        assert json.loads(refused.read()) == json.loads((REPO / "deploy/nginx/errors/429.json").read_text())
+        conn.close()
+        assert requests.get(stack.base + "/healthz", verify=str(stack.cert), timeout=5).status_code == 200
+    finally:
+        for sock in held:
+            with contextlib.suppress(OSError):
+                sock.close()
