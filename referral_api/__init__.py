@@ -63,6 +63,9 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         n = settings.trusted_proxy_count
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     observability.init_app(app)
+    from . import metrics
+
+    metrics.init_app(app)
     app.before_request(check_request_body)
     app.before_request(check_request_text)
     app.register_error_handler(Exception, errors.render)

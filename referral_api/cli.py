@@ -14,6 +14,7 @@ from flask.cli import AppGroup, ScriptInfo, with_appcontext
 from . import create_app, dbmigrate
 from .audit.cli import audit_group
 from .auth.cli import clients_group, users_group
+from .backup import backup_command
 from .commands import CommandError, emit, json_option
 from .console.cli import console_group
 from .db import database
@@ -84,6 +85,7 @@ def gunicorn_args(*, host: str, port: int, workers: int) -> list[str]:
     gunicorn = Path(sys.executable).with_name("gunicorn")
     return [str(gunicorn), "--bind", f"{host}:{port}", "--workers", str(workers),
             "--worker-class", "gevent", "--worker-connections", "1000",
+            "--config", "python:referral_api.gunicorn_conf",
             "--no-control-socket", "referral_api.wsgi:app"]
 
 
@@ -95,6 +97,9 @@ def serve(host: str, port: int, workers: int) -> None:
     """Serve the API with gunicorn (gevent workers)."""
     import os
 
+    from .metrics.multiproc import prepare
+
+    prepare(os.environ, port=port)  # the workers' shared metrics folder, emptied (docs/deploy.md)
     args = gunicorn_args(host=host, port=port, workers=workers)
     os.execv(args[0], args)  # noqa: S606  (replaces this process with gunicorn, fixed arguments)
 
@@ -164,8 +169,12 @@ def openapi_document(app: Any) -> str:
 
 
 for _group in (orgs_group, keys_group, audit_group, clients_group, users_group, webhooks_group,
-               retention_group, deadlines_group, demo_group, prune_command, console_group):
+               retention_group, deadlines_group, demo_group, prune_command, backup_command, console_group):
     cli.add_command(_group)
+
+
+def register_part_commands() -> None:
+    """Every part's commands are registered when this module is imported (kept for callers of old)."""
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -89,6 +90,14 @@ def _ratelimit_uri(name: str, raw: str) -> str:
     return value
 
 
+def _networks(name: str, raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    try:
+        return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in raw.split(",") if p.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be addresses or networks separated by commas, such as "
+                          f"127.0.0.1,10.0.5.0/24; got {raw!r}") from None
+
+
 def _setting(env: str, parse: Callable[[str, str], Any], default: Any, secret: bool = False) -> Any:
     return field(default=default, metadata={"env": env, "parse": parse, "secret": secret})
 
@@ -146,6 +155,8 @@ class Settings:
     console_idle_minutes: int = _setting("CONSOLE_IDLE_MINUTES", _positive_int, 15)
     debug: bool = _setting("REFERRAL_API_DEBUG", _bool, False)
     log_level: str = _setting("LOG_LEVEL", _text, "INFO")
+    # Who may read /metrics (referral_api/metrics): empty, the default, is nobody.
+    metrics_allow: tuple = _setting("METRICS_ALLOW", _networks, ())
 
     @property
     def is_production(self) -> bool:

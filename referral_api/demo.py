@@ -17,6 +17,7 @@ from .commands import domain_command, emit, json_option
 from .db import get_session, utcnow
 from .organisations import services as org_services
 from .organisations.models import Organisation, OrganisationKind
+from .progress import for_command
 from .referrals import services as referral_services
 from .referrals.models import Referral
 from .referrals.vocab import (
@@ -152,20 +153,28 @@ def seed(as_json: bool) -> None:
     an MGEC coordinator, an officer each at the embassy, the police and the NGO, three open referrals,
     shelters in Ulaanbaatar and Zamiin-Uud, and cases at several stages (idempotent; credentials are
     printed only when created)."""
-    orgs = seed_organisations()
-    clients = seed_clients(orgs)
-    coordinator = seed_coordinator(orgs[OrganisationKind.MGEC.value])
+    from .console.oauth import register_client
+    from .demo_cases import seed_cases, seed_shelters
     from .demo_people import officers_text, seed_officers
 
-    officers = seed_officers(orgs)
-    referrals = seed_referrals(orgs, clients)
-    from .demo_cases import seed_cases, seed_shelters
-
-    shelters = seed_shelters()
-    new_cases = seed_cases(orgs, coordinator["email"], shelters)
-    from .console.oauth import register_client
-
-    console_client = register_client(get_session(), redirect_uris=DEMO_CONSOLE_CALLBACKS)
+    with for_command("demo seed", as_json=as_json, unit="steps") as progress:
+        progress.start(8)
+        orgs = seed_organisations()
+        progress.advance()
+        clients = seed_clients(orgs)
+        progress.advance()
+        coordinator = seed_coordinator(orgs[OrganisationKind.MGEC.value])
+        progress.advance()
+        officers = seed_officers(orgs)
+        progress.advance()
+        referrals = seed_referrals(orgs, clients)
+        progress.advance()
+        shelters = seed_shelters()
+        progress.advance()
+        new_cases = seed_cases(orgs, coordinator["email"], shelters)
+        progress.advance()
+        console_client = register_client(get_session(), redirect_uris=DEMO_CONSOLE_CALLBACKS)
+        progress.advance()
     payload = {
         "organisations": {kind: {"id": str(o.id), "name": o.name} for kind, o in orgs.items()},
         "clients": clients,

@@ -17,6 +17,7 @@ from .errors import DomainError
 from .privacy import get_privacy
 from .privacy.keys import KEY_BYTES, new_key_id
 from .privacy.rotation import counts_by_master_key, rewrap_all
+from .progress import for_command
 
 
 @click.group("keys")
@@ -45,7 +46,8 @@ def rotate(batch_size: int, no_new_key: bool, as_json: bool) -> None:
             )
         keyring.add_active(new_key_id(), secrets.token_bytes(KEY_BYTES))
     sessions = privacy.keystore.sessionmaker_for(database().sessionmaker)
-    result = rewrap_all(privacy, sessions, batch_size=batch_size)
+    with for_command("keys rotate", as_json=as_json, unit="data keys") as progress:
+        result = rewrap_all(privacy, sessions, batch_size=batch_size, progress=progress)
     session = get_session()
     record(session, actor=None, action=AuditAction.PRIVACY_KEY_ROTATE, resource_type="master_key",
            resource_id=result.active_key_id,

@@ -159,7 +159,13 @@ def test_checkpoint_proves_the_log_still_extends_it(session, run_cli, tmp_path):
     result = run_cli("audit", "checkpoint", "--output", tmp_path / "cp.json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
-    assert doc["statement"]["seq"] == 3 and doc["statement"]["head_hash"] == audit.verify(session).head_hash
+    assert doc["statement"]["seq"] == 3
+    signed = session.execute(sa.select(events.c.hash).where(events.c.seq == 3)).scalar_one()
+    assert doc["statement"]["head_hash"] == signed
+    # The checkpoint is itself noted in the chain, right after the head it signs.
+    noted = session.execute(sa.select(events).where(events.c.seq == 4)).mappings().one()
+    assert noted["action"] == "audit:checkpoint:create"
+    assert noted["details"] == {"seq": 3, "head_hash": signed}
     _write(session, 2)
     ok = run_cli("audit", "verify", "--checkpoint", tmp_path / "cp.json", "--json")
     assert ok.exit_code == 0 and json.loads(ok.output)["checkpoint_seq"] == 3

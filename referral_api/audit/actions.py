@@ -67,6 +67,7 @@ class AuditAction(StrEnum):
     # audit/
     AUDIT_EVENT_LIST = "audit:event:list"
     AUDIT_CHAIN_VERIFY = "audit:chain:verify"
+    AUDIT_CHECKPOINT_CREATE = "audit:checkpoint:create"
     # webhooks/
     WEBHOOK_SUBSCRIPTION_CREATE = "webhooks:subscription:create"
     WEBHOOK_SUBSCRIPTION_UPDATE = "webhooks:subscription:update"

@@ -11,7 +11,9 @@ from ..commands import domain_command, emit, json_option
 from ..db import get_session
 from ..errors import DomainError, InvalidPayload
 from ..privacy import get_privacy
+from ..progress import for_command
 from . import services
+from .actions import AuditAction
 from .checkpoints import make_checkpoint, read_checkpoint
 from .schemas import VerifyResultSchema
 
@@ -44,7 +46,8 @@ def verify(checkpoint_file: str | None, as_json: bool) -> None:
         except ValueError:
             raise InvalidPayload(f"{checkpoint_file} is not JSON.") from None
         checkpoint = read_checkpoint(doc, _signing_key())
-    result = services.verify(get_session(), checkpoint=checkpoint)
+    with for_command("audit verify", as_json=as_json, unit="events") as progress:
+        result = services.verify(get_session(), checkpoint=checkpoint, progress=progress)
     payload = VerifyResultSchema().dump(result)
     if result.ok:
         text = f"intact: {result.checked} events, head {result.head_seq} {result.head_hash}"
@@ -59,10 +62,27 @@ def verify(checkpoint_file: str | None, as_json: bool) -> None:
 @audit_group.command("checkpoint")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
               help="Write the checkpoint to this file as well (store it off the database).")
+@json_option
 @domain_command
-def checkpoint(output: str | None) -> None:
-    """Print an Ed25519-signed statement of the chain head's seq and hash, as JSON."""
-    doc = make_checkpoint(get_session(), _signing_key())
+def checkpoint(output: str | None, as_json: bool) -> None:
+    """Verify the chain, then print an Ed25519-signed statement of its head's seq and hash, as JSON.
+
+    A broken chain is not signed: the command names the first bad event and exits 1.
+    """
+    key = _signing_key()
+    session = get_session()
+    with for_command("audit checkpoint: verifying", as_json=as_json, unit="events") as progress:
+        result = services.verify(session, progress=progress)
+    if not result.ok:
+        raise DomainError(f"The chain is broken at event {result.first_bad_seq} ({result.problem}): "
+                          "no checkpoint signed.")
+    doc = make_checkpoint(session, key)
+    # Noted in the chain itself (after the head it signs), so that monitoring sees when the last was made.
+    services.record(session, actor=None, action=AuditAction.AUDIT_CHECKPOINT_CREATE,
+                    resource_type="audit_chain",
+                    resource_id=str(doc["statement"]["seq"]),
+                    details={"seq": doc["statement"]["seq"], "head_hash": doc["statement"]["head_hash"]})
+    session.commit()
     text = json.dumps(doc, sort_keys=True)
     if output:
         Path(output).write_text(text + "\n", encoding="utf-8")

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from ..db import utcnow
 from ..errors import InvalidPayload
 from ..paging import decode_cursor, page
+from ..progress import Progress
 from .actions import AuditAction, Outcome
 from .models import GENESIS_HASH, AuditEvent
 
@@ -149,12 +150,16 @@ def iter_events(session: Session) -> Iterator[AuditEvent]:
         last = rows[-1]["seq"]
 
 
-def verify(session: Session, *, checkpoint: tuple[int, str] | None = None) -> VerifyResult:
+def verify(session: Session, *, checkpoint: tuple[int, str] | None = None,
+           progress: Progress | None = None) -> VerifyResult:
     """Walk the chain from the first event; the first event that is changed, missing, inserted or out of
     order is named by its seq. With a checkpoint (seq, hash) the log must still contain that head."""
     expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
     cp_seen = checkpoint is None or checkpoint[0] == 0
+    progress = progress or Progress()
+    progress.start(head(session)[0])
     for event in iter_events(session):
+        progress.advance()
         problem = None
         if event.seq != expected_seq:
             problem = (f"event {event.seq} follows event {expected_seq - 1}: "

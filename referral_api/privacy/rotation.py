@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..progress import Progress
 from .context import Privacy
 from .keystore import unwrap, wrap
 from .models import DataKey
@@ -37,12 +38,15 @@ def counts_by_master_key(session: Session) -> dict[str, int]:
 
 
 def rewrap_all(privacy: Privacy, sessions: sessionmaker[Session], *, batch_size: int = 500,
-               max_batches: int | None = None) -> RotationResult:
+               max_batches: int | None = None, progress: Progress | None = None) -> RotationResult:
     """Re-wrap data keys not under the active key until none is left (or `max_batches` ran)."""
     keyring = privacy.keyring
     keyring.refresh()
     active = keyring.active_id
     done = batches = 0
+    progress = progress or Progress()
+    with sessions() as session:
+        progress.start(remaining(session, active))
     while max_batches is None or batches < max_batches:
         with sessions() as session:
             query = (
@@ -63,6 +67,7 @@ def rewrap_all(privacy: Privacy, sessions: sessionmaker[Session], *, batch_size:
             session.commit()
         done += len(rows)
         batches += 1
+        progress.advance(len(rows))
     with sessions() as session:
         left = remaining(session, active)
     return RotationResult(active_key_id=active, rewrapped=done, batches=batches, remaining=left)

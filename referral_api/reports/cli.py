@@ -7,6 +7,7 @@ from flask import current_app
 
 from ..commands import domain_command, emit, json_option, parse_now
 from ..db import get_session
+from ..progress import for_command
 from . import retention
 
 
@@ -25,7 +26,8 @@ def run(dry_run: bool, now_text: str | None, as_json: bool) -> None:
     now = parse_now(now_text)
     settings = current_app.config["SETTINGS"]
     limits = retention.Limits(settings.retention_rejected_days, settings.retention_closed_years)
-    report = retention.run(get_session(), now=now, limits=limits, dry_run=dry_run)
+    with for_command("retention run", as_json=as_json, unit="records") as progress:
+        report = retention.run(get_session(), now=now, limits=limits, dry_run=dry_run, progress=progress)
     verb = "would erase" if dry_run else "erased"
     emit(
         report,

@@ -30,6 +30,7 @@ from ..cases.stages import Stage
 from ..db import utcnow
 from ..documents import erasure as document_erasure
 from ..errors import Conflict
+from ..progress import Progress
 from ..referrals import services as referral_services
 from ..referrals.models import Referral
 from ..referrals.states import ReferralStatus
@@ -168,9 +169,12 @@ def due(session: Session, now: datetime, limits: Limits) -> tuple[list[Referral]
     return referrals, cases
 
 
-def run(session: Session, *, now: datetime, limits: Limits, dry_run: bool = False) -> dict[str, Any]:
+def run(session: Session, *, now: datetime, limits: Limits, dry_run: bool = False,
+        progress: Progress | None = None) -> dict[str, Any]:
     """Erase what is past its retention period (or, with `dry_run`, list it); safe to run again."""
     referrals, cases = due(session, now, limits)
+    progress = progress or Progress()
+    progress.start(0 if dry_run else len(cases) + len(referrals))
     report: dict[str, Any] = {
         "dry_run": dry_run,
         "now": now.isoformat(),
@@ -184,11 +188,13 @@ def run(session: Session, *, now: datetime, limits: Limits, dry_run: bool = Fals
         report["keys_shredded"] += _erase_case(session, case, ErasureReason.RETENTION, None, now)[
             "keys_shredded"
         ]
+        progress.advance()
     for referral in referrals:
         if referral.erased_at is None:
             report["keys_shredded"] += _erase_referral(session, referral, ErasureReason.RETENTION, None, now)[
                 "keys_shredded"
             ]
+        progress.advance()
     report["idempotency_keys_deleted"] = idempotency.purge_expired(session, now=now)
     audit.record(
         session,

@@ -7,6 +7,7 @@ from flask import current_app
 
 from ..commands import domain_command
 from ..db import database
+from ..progress import for_command
 from .worker import Worker, default_worker_id, periodic_tasks
 
 
@@ -40,5 +41,9 @@ def work(once: bool, worker_id: str | None, poll_interval: float) -> None:
     )
     worker.install_signal_handlers()
     click.echo(f"webhook worker {worker.worker_id} started", err=True)
-    worker.run(once=once)
+    if once:
+        with for_command("webhooks work --once", unit="deliveries") as worker.progress:
+            worker.run(once=True)
+    else:
+        worker.run()
     click.echo(f"webhook worker {worker.worker_id} stopped", err=True)

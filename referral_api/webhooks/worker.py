@@ -24,11 +24,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..config import Settings
 from ..db import utcnow
+from ..progress import Progress
 from . import delivery, fanout, transport
+from .models import DeliveryStatus, WebhookDelivery
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,14 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"[:100]
 
 
+def due_count(session: Session, *, now: datetime) -> int:
+    """How many deliveries wait for an attempt now (the total a `--once` run starts from)."""
+    return session.scalar(
+        sa.select(sa.func.count()).select_from(WebhookDelivery)
+        .where(WebhookDelivery.status == DeliveryStatus.PENDING, WebhookDelivery.next_attempt_at <= now)
+    ) or 0
+
+
 class Worker:
     """Fans out and delivers with sessions from `sessions`; `clock` and `send` are replaceable in tests."""
 
@@ -76,6 +87,7 @@ class Worker:
         self.stopping = threading.Event()
         self.periodic = tuple(periodic)
         self._next_run = dict.fromkeys((task.name for task in self.periodic), 0.0)
+        self.progress = Progress()  # the command line swaps in a terminal line for `--once`
 
     def stop(self, *_: Any) -> None:
         """Finish the delivery in progress, then stop (also the SIGTERM handler)."""
@@ -89,6 +101,8 @@ class Worker:
             while fanout.fan_out(session, now=self.clock()):
                 if self.stopping.is_set():
                     return attempts
+            if self.progress.total is None:
+                self.progress.start(due_count(session, now=self.clock()))
             while not self.stopping.is_set():
                 delivery_id = delivery.claim(session, worker_id=self.worker_id, now=self.clock(),
                                              claim_seconds=self.claim_seconds)
@@ -97,6 +111,7 @@ class Worker:
                 delivery.deliver(session, delivery_id, worker_id=self.worker_id, clock=self.clock,
                                  rng=self.rng, allow_http_loopback=self.allow_http_loopback, send=self.send)
                 attempts += 1
+                self.progress.advance()
         return attempts
 
     def _run_periodic(self, session: Session) -> None:
