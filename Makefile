@@ -39,7 +39,7 @@ CATALOGS := referral_api/console/translations
 translations: install
 	$(BIN)/pybabel extract -F referral_api/console/babel.cfg -k _l --no-location --sort-output --omit-header \
 		-o $(CATALOGS)/messages.pot .
-	$(BIN)/pybabel update -i $(CATALOGS)/messages.pot -d $(CATALOGS) --no-location --omit-header
+	$(BIN)/pybabel update -i $(CATALOGS)/messages.pot -d $(CATALOGS) --no-wrap --no-fuzzy-matching --ignore-obsolete
 	$(BIN)/pybabel compile -d $(CATALOGS)
 
 ## browser-deps: axe-core for the browser tests (Chromium itself is Debian's `chromium` package)
