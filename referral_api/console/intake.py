@@ -131,12 +131,12 @@ def intake_submit() -> Response:
         data = load_form(ReferralInSchema(), _nest(form))
 
         def handler() -> tuple[object, Response]:
-            referral = services.submit(session, who, data)
+            referral = services.submit(session, who, data=data)
             target = url_for("console.partner_referral", ref=str(referral.id))
             return referral.id, Response(status=201, headers={"Location": target})
 
         def replay(resource_id: str) -> Response:
-            services.read(session, who, resource_id)  # still visible to this officer (audited as a read)
+            services.read(session, who, ref=resource_id)  # still visible to this officer (audited as a read)
             return Response(status=200)
 
         answer = idempotent(
@@ -152,7 +152,7 @@ def intake_submit() -> Response:
 @page(Scope.REFERRALS_READ, mgec=False, partner=True)
 def partner_referrals() -> Response:
     """The organisation's referrals, newest first, with their status."""
-    items, _next = services.list_for(get_session(), actor(), load(ReferralListArgs(), {}))
+    items, _next = services.list_for(get_session(), actor(), args=load(ReferralListArgs(), {}))
     return render(
         "console/partner_referrals.html",
         active="partner_referrals",
@@ -169,7 +169,7 @@ def partner_referral_page(
     conflict: bool = False,
 ) -> Response:
     """One of the organisation's referrals: status, questions and answers, what the officer may do."""
-    referral, seen = services.read(get_session(), actor(), ref)
+    referral, seen = services.read(get_session(), actor(), ref=ref)
     return render(
         "console/partner_referral.html",
         status=status,
@@ -206,7 +206,7 @@ def partner_referral_action(ref: str, action: str) -> Response:
     form = typed()
     try:
         payload = load_form(schema(), form)
-        service(session, who, ref, payload, if_match=request.form.get("version") or None)
+        service(session, who, ref=ref, data=payload, if_match=request.form.get("version") or None)
     except InvalidPayload as invalid:
         session.rollback()
         return partner_referral_page(ref, status=422, errors=field_errors(invalid.errors), form=form)

@@ -59,7 +59,9 @@ def _case(session, orgs, coordinator, embassy_key: str, tag: str, passport: str)
         person__passport_number=passport,
         person__national_id=f"УБ{passport[1:]}0",
     )
-    accepted = referral_services.accept(session, coordinator, str(referral.id), AcceptInSchema().load({}))
+    accepted = referral_services.accept(
+        session, coordinator, ref=str(referral.id), data=AcceptInSchema().load({})
+    )
     role = {"organisation_id": str(orgs[embassy_key].id), "role": "embassy"}
     participants.add_participant(
         session, coordinator, str(accepted.case_id), ParticipantInSchema().load(role)
