@@ -1,7 +1,7 @@
 """DPoP: clients that require it, tokens bound to a key thumbprint, proofs seen once
 
-Revision ID: 0960
-Revises: 0950
+Revision ID: 0970
+Revises: 0960
 Create Date: 2026-11-29 09:55:00
 
 Review before merging: two boolean columns with a server default and one nullable column on existing
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 import referral_api.db
 
 
-revision = '0960'
-down_revision = '0950'
+revision = '0970'
+down_revision = '0960'
 branch_labels = None
 depends_on = None
 
