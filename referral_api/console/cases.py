@@ -56,7 +56,7 @@ def board() -> Response:
 @bp.route("/cases/list")
 @page(Scope.CASES_READ)
 def case_list() -> Response:
-    """Cases, newest first, filtered by stage, hold and participant."""
+    """Cases, overdue first then newest first, filtered by stage, hold and participant."""
     session, who = get_session(), actor()
     wanted = {
         k: v for k, v in request.args.items() if v and k in ("stage", "on_hold", "participant", "cursor")
@@ -65,11 +65,11 @@ def case_list() -> Response:
         args = load(CaseListArgs(), wanted)
     except InvalidPayload:
         return render_error(400)
-    items, next_cursor = case_services.list_for(session, who, args)
+    overdue, items, next_cursor = case_board.overdue_first(session, who, args)
     return render(
         "console/case_list.html",
         active="cases",
-        items=items,
+        items=overdue + items,
         next_cursor=next_cursor,
         args=wanted,
         more_args={k: v for k, v in wanted.items() if k != "cursor"},
