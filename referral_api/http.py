@@ -196,7 +196,8 @@ def accepts_upload(limit: Callable[[], int]) -> Callable[[Callable], Callable]:
 def _upload_limit() -> int | None:
     view = current_app.view_functions.get(request.endpoint or "")
     method = getattr(getattr(view, "view_class", None), request.method.lower(), None)
-    limit = getattr(method, UPLOAD_LIMIT, None)
+    # a flask-restx Resource method, or a plain function view (the console's uploads)
+    limit = getattr(method, UPLOAD_LIMIT, None) or getattr(view, UPLOAD_LIMIT, None)
     return limit() if limit is not None else None
 
 

@@ -10,6 +10,7 @@ def init_app(app: Flask) -> None:
     from . import (  # noqa: F401  (their routes join shell.bp first)
         admin,
         cases,
+        documents,
         intake,
         login,
         partner,

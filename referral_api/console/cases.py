@@ -25,11 +25,12 @@ from ..cases.schemas import (
 from ..cases.stages import MOVES, ParticipantRole, Stage
 from ..cases.views import document, etag, event_document, service_document
 from ..db import get_session, utcnow
+from ..documents.models import ParentType
 from ..errors import Conflict, InvalidPayload, PreconditionFailed
 from ..http import load
 from ..organisations import services as org_services
 from ..organisations.models import OrganisationKind
-from . import i18n
+from . import documents, i18n
 from .forms import field_errors, load_form, posted
 from .queue import organisation_names
 from .shell import actor, bp, page, render, render_error
@@ -56,7 +57,7 @@ def board() -> Response:
 @bp.route("/cases/list")
 @page(Scope.CASES_READ)
 def case_list() -> Response:
-    """Cases, newest first, filtered by stage, hold and participant."""
+    """Cases, overdue first then newest first, filtered by stage, hold and participant."""
     session, who = get_session(), actor()
     wanted = {
         k: v for k, v in request.args.items() if v and k in ("stage", "on_hold", "participant", "cursor")
@@ -65,11 +66,11 @@ def case_list() -> Response:
         args = load(CaseListArgs(), wanted)
     except InvalidPayload:
         return render_error(400)
-    items, next_cursor = case_services.list_for(session, who, args)
+    overdue, items, next_cursor = case_board.overdue_first(session, who, args)
     return render(
         "console/case_list.html",
         active="cases",
-        items=items,
+        items=overdue + items,
         next_cursor=next_cursor,
         args=wanted,
         more_args={k: v for k, v in wanted.items() if k != "cursor"},
@@ -109,8 +110,9 @@ def case_page(
     conflict: bool = False,
     open_form: str = "",
     form: dict[str, Any] | None = None,
+    document_errors: dict[str, str] | None = None,
 ) -> Response:
-    """The case as MGEC staff see it: header, timeline, participants, services, moves."""
+    """The case as MGEC staff see it: header, timeline, participants, services, documents, moves."""
     session, who = get_session(), actor()
     case, seen, role, person = case_services.read(session, who, ref)
     doc = document(case, seen, role, case_services.participants_of(session, case), person)
@@ -137,6 +139,7 @@ def case_page(
         open_form=open_form,
         form=form or {},
         today=i18n.day(utcnow()),
+        **documents.section(session, who, ParentType.CASE, str(case.id), errors=document_errors),
     )
 
 
@@ -220,3 +223,6 @@ def case_action(ref: str, action: str) -> Response:
             form=form,
         )
     return redirect(url_for("console.case", ref=ref), code=303)
+
+
+documents.RECORD_PAGES[ParentType.CASE] = case_page

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from ..access import Actor, Scope
 from ..db import get_session, utcnow
+from ..documents.models import ParentType
 from ..errors import Conflict, DomainError, InvalidPayload, PreconditionFailed
 from ..organisations import services as org_services
 from ..referrals import queue as referral_queue
@@ -18,7 +19,7 @@ from ..referrals.schemas import AcceptInSchema, RejectInSchema, RequestInformati
 from ..referrals.states import ReferralStatus
 from ..referrals.views import document, etag
 from ..referrals.vocab import RejectReason, Source, Urgency
-from . import i18n
+from . import documents, i18n
 from .forms import field_errors, load_form, posted
 from .labels import WORDS
 from .shell import actor, bp, page, render
@@ -125,8 +126,9 @@ def referral_page(
     form: dict[str, Any] | None = None,
     conflict: bool = False,
     open_action: str = "",
+    document_errors: dict[str, str] | None = None,
 ) -> Response:
-    """The referral as MGEC staff see it, its duplicates and the actions the state table allows now."""
+    """The referral as MGEC staff see it, its duplicates, documents and the actions allowed now."""
     session, who = get_session(), actor()
     referral, seen = services.read(session, who, ref=ref)
     doc = document(referral, seen)
@@ -160,6 +162,7 @@ def referral_page(
         person_fields=PERSON_SHOWN,
         shareable=SHAREABLE,
         words_for=WORDS["field"],
+        **documents.section(session, who, ParentType.REFERRAL, str(referral.id), errors=document_errors),
     )
 
 
@@ -226,3 +229,6 @@ def referral_action(ref: str, action: str) -> Response:
     if action == "accept" and moved.case_id is not None:
         return redirect(url_for("console.case", ref=str(moved.case_id)), code=303)
     return redirect(url_for("console.referral", ref=str(moved.id)), code=303)
+
+
+documents.RECORD_PAGES[ParentType.REFERRAL] = referral_page

@@ -1,4 +1,4 @@
-"""The review queue: open referrals, most urgent and oldest first, as the MGEC console lists them.
+"""The review queue: open referrals, overdue first, then most urgent and oldest (the MGEC console's).
 
 Only plain facts of each referral are read (reference, partner, country, urgency, minor flag, age,
 duplicate count): nothing personal is decrypted, so listing the queue is not a read of personal data.
@@ -29,14 +29,16 @@ QUEUE_LIMIT = 500
 
 
 def review_queue(session: Session, actor: Actor, filters: dict[str, Any]) -> list[Referral]:
-    """Referrals waiting for MGEC (submitted, under review, information requested), filtered."""
+    """Referrals waiting for MGEC (submitted, under review, information requested), overdue first."""
     if not actor.is_mgec:
         raise Forbidden("The review queue is MGEC's.")
     query = sa.select(Referral).where(visible_to(actor), Referral.status.in_(QUEUE_STATUSES))
     for name in FILTERS:
         if filters.get(name) is not None:
             query = query.where(getattr(Referral, name) == filters[name])
-    query = query.order_by(_URGENCY_RANK, Referral.submitted_at, Referral.id).limit(QUEUE_LIMIT)
+    # Overdue first (a deadline passed: deadlines/evaluate.py sets overdue_since), then as before.
+    overdue_last = Referral.overdue_since.is_(None)
+    query = query.order_by(overdue_last, _URGENCY_RANK, Referral.submitted_at, Referral.id).limit(QUEUE_LIMIT)
     return list(session.scalars(query))
 
 
