@@ -17,7 +17,7 @@ from ..referrals import services
 from ..referrals.models import Referral
 from ..referrals.schemas import AcceptInSchema, RejectInSchema, RequestInformationInSchema
 from ..referrals.states import ReferralStatus
-from ..referrals.views import document, etag
+from ..referrals.views import PERSON_FIELDS, document, etag
 from ..referrals.vocab import RejectReason, Source, Urgency
 from . import documents, i18n
 from .forms import field_errors, load_form, posted
@@ -38,22 +38,6 @@ FIELD_VOCAB = {
     "identified_country": "country",
     "languages": "language",
 }
-PERSON_SHOWN = (
-    "family_name",
-    "given_name",
-    "names_cyrillic",
-    "aliases",
-    "sex",
-    "date_of_birth",
-    "estimated_age",
-    "nationality",
-    "passport_number",
-    "national_id",
-    "phone",
-    "home_province",
-    "languages",
-    "current_location",
-)
 SHAREABLE = ("police", "embassy", "iom", "ngo", "government", "service_provider")
 
 
@@ -159,7 +143,7 @@ def referral_page(
         not in (ReferralStatus.ACCEPTED, ReferralStatus.REJECTED, ReferralStatus.WITHDRAWN),
         case_reference=_case_reference(session, referral),
         vocab=FIELD_VOCAB,
-        person_fields=PERSON_SHOWN,
+        person_fields=PERSON_FIELDS,
         shareable=SHAREABLE,
         words_for=WORDS["field"],
         **documents.section(session, who, ParentType.REFERRAL, str(referral.id), errors=document_errors),
