@@ -56,6 +56,8 @@ TABLE: dict[str, tuple[dict[str, int], dict[str, tuple[tuple[str, ...], tuple[st
     "/console/admin/organisations": (_all(403, but={"admin": 200}), {}),
     "/console/admin/clients": (_all(403, but={"admin": 200}), {}),
     "/console/admin/people": (_all(403, but={"admin": 200}), {}),
+    # a download through the documents service (MGEC pages only); a document nobody has is not found
+    "/console/documents/{document}/content": (_staff_only(**dict.fromkeys(STAFF, 404)), {}),
 }
 
 
@@ -71,6 +73,7 @@ def test_the_table_names_every_console_page(app):
     }
     named = {
         path.replace("{referral}", "<ref>").replace("{ours}", "<ref>").replace("{theirs}", "<ref>")
+        .replace("{document}", "<document_id>")
         for path in TABLE
     }
     assert pages == named
@@ -79,7 +82,8 @@ def test_the_table_names_every_console_page(app):
 @pytest.mark.parametrize("who", list(PEOPLE))
 def test_every_console_page_for_every_role(app, session, partners, who):
     http = sign_in_as(app, session, partners, who)
-    values = {"referral": partners.referral.id, "ours": partners.ours, "theirs": partners.theirs}
+    values = {"referral": partners.referral.id, "ours": partners.ours, "theirs": partners.theirs,
+              "document": "5b1e0c2a-0000-4000-8000-000000000000"}
     for template, (statuses, fields) in TABLE.items():
         path = template.format(**values)
         answer = http.get(path)

@@ -78,8 +78,15 @@ def test_requests_and_request_ids_pass_through(front):
     assert made.status_code == 200
     rid = made.headers["X-Request-ID"]
     assert re.fullmatch(r"[0-9a-f]{32}", rid)
-    access = [json.loads(line) for line in (stack.folder / "access.log").read_text().splitlines()]
-    assert any(e["request_id"] == rid and e["path"] == "/readyz" and e["status"] == 200 for e in access)
+    def logged() -> bool:
+        access = [json.loads(line) for line in (stack.folder / "access.log").read_text().splitlines()]
+        return any(e["request_id"] == rid and e["path"] == "/readyz" and e["status"] == 200 for e in access)
+
+    for _ in range(50):  # nginx writes its access line after the answer has left: wait for it, bounded
+        if logged():
+            break
+        time.sleep(0.1)
+    assert logged()
     assert any(e.get("request_id") == rid and e.get("path") == "/readyz" for e in _app_log(stack))
     assert any(e.get("request_id") == "front-e2e-1" for e in _app_log(stack))
 
