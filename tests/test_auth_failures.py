@@ -50,7 +50,9 @@ def test_the_login_form_has_no_per_client_limit_anyone_could_spend(base_app, cli
     user, _totp = h.person(session, mgec, Role.MGEC_CASEWORKER)
     _verifier, challenge = h.pkce_pair()
     params = h.authorize_params(c.client_id, challenge)
-    for address in ATTACKERS * 7:  # 21 attempts through the one login client, under each address's limit
+    # 63 failed attempts through the one login client, from seven addresses each under its own limit (20 a
+    # minute): more than a per-client limit (the old 60 a minute) would let through
+    for address in [f"203.0.113.{n}" for n in range(10, 17)] * 9:
         client.environ_base["REMOTE_ADDR"] = address
         assert h.login_with_test_client(client, params, email="nobody@example.org").status_code == 400
     client.environ_base["REMOTE_ADDR"] = REAL
