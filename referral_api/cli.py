@@ -173,10 +173,6 @@ for _group in (orgs_group, keys_group, audit_group, clients_group, users_group, 
     cli.add_command(_group)
 
 
-def register_part_commands() -> None:
-    """Every part's commands are registered when this module is imported (kept for callers of old)."""
-
-
 def main() -> None:
     cli.main(prog_name="referral-api", obj=ScriptInfo(create_app=_create_app, set_debug_flag=False))
 

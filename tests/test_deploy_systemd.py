@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import pytest
 
-from referral_api.cli import cli, register_part_commands
+from referral_api.cli import cli
 from tests.test_serve import BIN
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,7 +39,6 @@ def _rest(ctx: click.Context) -> list[str]:
 
 def _parse(args: list[str]) -> list[str]:
     """Resolve and parse `referral-api ARGS` as click would, without running it; the command path."""
-    register_part_commands()
     ctx = cli.make_context("referral-api", list(args))
     command: click.Command = cli
     rest = _rest(ctx)
