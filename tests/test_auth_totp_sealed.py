@@ -82,11 +82,12 @@ def test_migration_0900_without_keys_stops_and_changes_nothing(backend, tmp_path
     with throwaway_database(backend, tmp_path) as url:
         app = create_app({"database_url": url, "instance_path": str(tmp_path / "instance"), "TESTING": True})
         try:
-            _user_before_0900(app, pyotp.random_base32())
+            secret = pyotp.random_base32()
+            _user_before_0900(app, secret)
             with pytest.raises(RuntimeError, match="referral-api db upgrade"):
                 dbmigrate.upgrade(database(app))  # no app context: no keys
             with database(app).engine.connect() as conn:
                 assert dbmigrate.current_revisions(conn) == {"0850"}
-                assert conn.execute(sa.text("SELECT totp_secret FROM users")).scalar_one()
+                assert conn.execute(sa.text("SELECT totp_secret FROM users")).scalar_one() == secret
         finally:
             database(app).engine.dispose()

@@ -68,7 +68,8 @@ def timeline_visible_to(actor: Actor) -> sa.ColumnElement[bool]:
     return sa.or_(CaseEvent.organisation_id == actor.organisation_id, CaseEvent.organisation_id.in_(mgec))
 
 
-def _mgec(session: Session) -> set[uuid.UUID]:
+def mgec_ids(session: Session) -> set[uuid.UUID]:
+    """The ids of MGEC organisations (told of everything)."""
     return set(session.scalars(sa.select(Organisation.id).where(Organisation.kind == MGEC_KIND)))
 
 
@@ -77,13 +78,13 @@ def organisations_seeing(session: Session, case_id: uuid.UUID) -> set[uuid.UUID]
     parts = session.scalars(
         sa.select(CaseParticipant.organisation_id).where(CaseParticipant.case_id == case_id)
     ).all()
-    return _mgec(session) | set(parts)
+    return mgec_ids(session) | set(parts)
 
 
 def organisations_told_of_participant(session: Session, event: OutboxEvent) -> set[uuid.UUID]:
     """Who hears that an organisation joined or left a case: MGEC and that organisation only; the
     other participants do not learn who else takes part."""
-    return _mgec(session) | {uuid.UUID(event.payload["organisation_id"])}
+    return mgec_ids(session) | {uuid.UUID(event.payload["organisation_id"])}
 
 
 def organisations_seeing_service(session: Session, service_id: uuid.UUID) -> set[uuid.UUID]:
@@ -93,7 +94,7 @@ def organisations_seeing_service(session: Session, service_id: uuid.UUID) -> set
     ).first()
     if row is None:
         return set()
-    mgec = _mgec(session)
+    mgec = mgec_ids(session)
     provider_takes_part = row.provider_id is not None and session.scalar(
         sa.select(CaseParticipant.organisation_id).where(
             CaseParticipant.case_id == row.case_id, CaseParticipant.organisation_id == row.provider_id

@@ -49,10 +49,7 @@ _FILE_MESSAGES = (
     ("cannot be read", _l("The file cannot be read. Please check it and upload it again.")),
 )
 PAGES = {ParentType.REFERRAL: "console.referral", ParentType.CASE: "console.case"}
-WRITE = {
-    ParentType.REFERRAL: (Scope.REFERRALS_SUBMIT, Scope.REFERRALS_REVIEW),
-    ParentType.CASE: (Scope.CASES_UPDATE,),
-}
+PARENT_PATHS = {ParentType.REFERRAL: "referrals", ParentType.CASE: "cases"}
 
 
 def size_in_words(size: int) -> str:
@@ -77,14 +74,14 @@ def section(
     except DomainError:  # not the person's to see: the section says so, the page still opens
         session.rollback()
         shown = None
-    may_write = any(who.has(s) for s in WRITE[parent_type])
+    may_write = any(who.has(s) for s in services.WRITE_SCOPES[parent_type])
     return {
         "documents": shown,
         "document_kinds": list(DocumentKind),
         "document_errors": errors or {},
         "documents_may_add": may_write,
         "documents_may_delete": may_write,
-        "documents_parent": "referrals" if parent_type is ParentType.REFERRAL else "cases",
+        "documents_parent": PARENT_PATHS[parent_type],
         "documents_max_mb": max_file_bytes() // MIB,
         "size_in_words": size_in_words,
     }
@@ -180,5 +177,5 @@ def document_content(document_id: str) -> Response:
 def document_delete(parents: str, ref: str, document_id: str) -> Response:
     """Delete a document (MGEC staff with the record's write scope; the service decides)."""
     services.delete(get_session(), actor(), document_id, store=get_store())
-    target = "console.referral" if parents == "referrals" else "console.case"
-    return redirect(url_for(target, ref=ref) + "#documents", code=303)
+    parent_type = next(kind for kind, path in PARENT_PATHS.items() if path == parents)
+    return redirect(url_for(PAGES[parent_type], ref=ref) + "#documents", code=303)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -93,10 +93,6 @@ def language_name(code: str | None) -> str:
     if not code:
         return ""
     return Locale.parse(_locale()).languages.get(code, code)
-
-
-def days_between(start: datetime, now: datetime) -> int:
-    return max(0, (now - start) // timedelta(days=1))
 
 
 def init_app(app: Flask) -> Babel:

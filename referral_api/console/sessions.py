@@ -176,8 +176,3 @@ def current(session: Session, cookie: str | None, *, idle: timedelta) -> Current
     row.last_seen_at = now
     session.commit()
     return Current(row=row, actor=actor_of(token), cookie=cookie)
-
-
-def pending_language(session: Session, cookie: str | None) -> str | None:
-    row = _find(session, cookie)
-    return row.language if row is not None and row.ended_at is None else None

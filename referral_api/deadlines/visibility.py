@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import uuid
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..access import MGEC_KIND
 from ..cases import visibility as case_visibility
-from ..organisations.models import Organisation
 from ..referrals import visibility as referral_visibility
 from ..webhooks import visibility as webhook_visibility
 from .evaluate import RESOURCE
@@ -32,8 +29,7 @@ def organisations_told(session: Session, item_id: uuid.UUID) -> set[uuid.UUID]:
     seeing = referral_visibility.organisations_seeing(session, item.subject_id)
     if item.told is Told.SUBMITTER:
         return seeing
-    mgec = set(session.scalars(sa.select(Organisation.id).where(Organisation.kind == MGEC_KIND)))
-    return seeing & mgec
+    return seeing & case_visibility.mgec_ids(session)
 
 
 webhook_visibility.register(RESOURCE, organisations_told)
