@@ -129,10 +129,6 @@ def idempotent(
     return _replay(winner, fingerprint, replay)
 
 
-def purge_expired(session: Session, *, now: datetime) -> int:
-    """Delete the keys past their expiry (the retention run calls it; the caller commits)."""
-    return session.execute(sa.delete(IdempotencyKey).where(IdempotencyKey.expires_at <= now)).rowcount
-
 
 def _run(session: Session, unit: UnitOfWork, reservation: IdempotencyKey, handler: Handler) -> Response:
     """The change and the key's answer in one commit; on failure the key is not kept."""

@@ -252,10 +252,11 @@ def test_revoke_and_introspect_need_client_authentication(client, session):
     c, secret = h.secret_client(session, h.organisation(session))
     token = cc_token(client, c.client_id, secret).get_json()["access_token"]
     for path in ("/oauth/revoke", "/oauth/introspect"):
-        response = client.post(path, data={"token": token})
-        assert response.status_code in (400, 401) and response.get_json()["error"] == "invalid_client"
-        wrong = client.post(path, data={"token": token}, headers=h.basic(c.client_id, "wrong"))
-        assert wrong.get_json()["error"] == "invalid_client"
+        # RFC 6749 5.2: 401 with a challenge for the scheme the client tried (Basic)
+        for headers in ({}, h.basic(c.client_id, "wrong")):
+            response = client.post(path, data={"token": token}, headers=headers)
+            assert response.status_code == 401 and response.get_json()["error"] == "invalid_client"
+            assert response.headers["WWW-Authenticate"].startswith("Basic ")
 
 
 def test_introspect_own_token_active_anothers_inactive(client, session):

@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from referral_api import idempotency
+from referral_api import idempotency, prune
 from referral_api.access import Role
 from referral_api.audit.models import AuditEvent
-from referral_api.db import utcnow
+from referral_api.db import database, utcnow
 from referral_api.idempotency import IdempotencyKey
 from referral_api.organisations.models import Organisation, OrganisationKind
 from referral_api.referrals.models import Referral
@@ -136,13 +136,17 @@ def test_the_key_and_the_change_commit_together(client, world, session):
     assert session.scalar(sa.select(IdempotencyKey.resource_id)) == first.get_json()["id"]
 
 
-def test_the_retention_run_deletes_expired_keys(client, world, session, run_cli):
+def test_expired_keys_go_with_prune_not_with_the_retention_run(app, client, world, session, run_cli):
     headers = world.headers("police", **{"Idempotency-Key": "psp-kept-a-day"})
     assert client.post("/api/v1/referrals", json=referral_body(), headers=headers).status_code == 201
-    today = run_cli("retention", "run", "--json")
-    assert today.exit_code == 0 and json.loads(today.output)["idempotency_keys_deleted"] == 0
-    assert session.scalar(sa.select(sa.func.count()).select_from(IdempotencyKey)) == 1
     tomorrow = (utcnow() + timedelta(hours=24, minutes=1)).isoformat()
-    later = run_cli("retention", "run", "--json", "--now", tomorrow)
-    assert later.exit_code == 0 and json.loads(later.output)["idempotency_keys_deleted"] == 1
+    retention = run_cli("retention", "run", "--json", "--now", tomorrow)
+    assert retention.exit_code == 0 and "idempotency_keys_deleted" not in json.loads(retention.output)
+    session.expire_all()
+    assert session.scalar(sa.select(sa.func.count()).select_from(IdempotencyKey)) == 1
+    sessions, settings = database(app).sessionmaker, app.config["SETTINGS"]
+    assert prune.run(sessions, settings=settings)["idempotency_keys"] == 0  # within its 24 h
+    later = utcnow() + timedelta(hours=24, minutes=1)
+    assert prune.run(sessions, settings=settings, now=later)["idempotency_keys"] == 1
+    session.expire_all()
     assert session.scalar(sa.select(sa.func.count()).select_from(IdempotencyKey)) == 0

@@ -265,6 +265,23 @@ def test_without_consent_only_what_the_basis_needs_is_kept(client, world):
     assert missing.status_code == 422 and "legal_basis" in missing.get_json()["errors"]
 
 
+def test_an_answer_without_consent_keeps_only_what_the_basis_needs(client, world):
+    ref = submit(client, world, consent={"given": False}, legal_basis="legal_obligation")["id"]
+    move(client, world, ref, "request-information", body={"questions": "Is her passport with her?"})
+    answered = move(
+        client, world, ref, "information", who="police",
+        body={
+            "answer": "Yes.",
+            "person": {"passport_number": "E7654321", "phone": "+85366001234"},
+            "situation": {"narrative": "Found at a hotel."},
+        },
+    )
+    assert answered["person"]["passport_number"] == "E7654321"
+    assert answered["person"]["phone"] is None and answered["situation"]["narrative"] is None
+    assert {"person.phone", "situation.narrative"} <= set(answered["minimised"])
+    assert answered["consent"]["share_with"] == []
+
+
 def test_list_filters_and_keyset_pages(client, world):
     for i in range(5):
         submit(

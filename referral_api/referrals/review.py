@@ -22,10 +22,10 @@ from .models import MessageKind, Referral, ReferralMessage
 from .reading import load
 from .states import ReferralAction, ReferralStatus
 from .submission import (
-    NEEDED_WITHOUT_CONSENT,
     apply_person_and_situation,
     check_consent,
     event_data,
+    keep_needed,
     minor_and_band,
 )
 from .trail import audit_referral
@@ -204,15 +204,7 @@ def provide_information(
     previous = referral.move(ReferralAction.INFORMATION, now=utcnow())
     person, situation = dict(data.get("person") or {}), dict(data.get("situation") or {})
     if not referral.consent_given:
-        needed = NEEDED_WITHOUT_CONSENT[referral.legal_basis]  # type: ignore[index]
-        dropped = [
-            f"{g}.{n}"
-            for g, part in (("person", person), ("situation", situation))
-            for n in part
-            if n not in needed
-        ]
-        person = {k: v for k, v in person.items() if k in needed}
-        situation = {k: v for k, v in situation.items() if k in needed}
+        dropped = keep_needed(referral.legal_basis, person, situation)  # type: ignore[arg-type]
         referral.minimised = sorted(set(referral.minimised) | set(dropped))
     if "date_of_birth" in person or "estimated_age" in person or "identified_on" in situation:
         values = {"date_of_birth": referral.date_of_birth, "estimated_age": referral.estimated_age, **person}

@@ -95,19 +95,24 @@ def check_consent(data: dict[str, Any], minor: bool | None) -> None:
             )
 
 
+def keep_needed(basis: LegalBasis, person: dict[str, Any], situation: dict[str, Any]) -> list[str]:
+    """Without consent, drop from `person` and `situation` (in place) what `basis` does not need;
+    return the dropped names (`person.phone`, ...), sorted."""
+    needed = NEEDED_WITHOUT_CONSENT[basis]
+    dropped = []
+    for group, part in (("person", person), ("situation", situation)):
+        for name in [n for n in part if n not in needed]:
+            del part[name]
+            dropped.append(f"{group}.{name}")
+    return sorted(dropped)
+
+
 def minimise(data: dict[str, Any]) -> list[str]:
     """Drop what the legal basis does not need when there is no consent; return what was dropped."""
     if data["consent"]["given"]:
         return []
-    needed = NEEDED_WITHOUT_CONSENT[data["legal_basis"]]
-    dropped = []
-    for group in ("person", "situation"):
-        for name in list(data.get(group, {})):
-            if name not in needed:
-                del data[group][name]
-                dropped.append(f"{group}.{name}")
     data["consent"]["share_with"] = []
-    return sorted(dropped)
+    return keep_needed(data["legal_basis"], data.get("person", {}), data.get("situation", {}))
 
 
 def apply_person_and_situation(referral: Referral, person: dict[str, Any], situation: dict[str, Any]) -> None:

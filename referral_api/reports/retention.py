@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from .. import audit, idempotency, privacy
+from .. import audit, privacy
 from ..access import Actor
 from ..audit.actions import AuditAction
 from ..cases import services as case_services
@@ -195,7 +195,6 @@ def run(session: Session, *, now: datetime, limits: Limits, dry_run: bool = Fals
                 "keys_shredded"
             ]
         progress.advance()
-    report["idempotency_keys_deleted"] = idempotency.purge_expired(session, now=now)
     audit.record(
         session,
         actor=None,
@@ -206,7 +205,6 @@ def run(session: Session, *, now: datetime, limits: Limits, dry_run: bool = Fals
             "referrals": len(referrals),
             "cases": len(cases),
             "keys_shredded": report["keys_shredded"],
-            "idempotency_keys_deleted": report["idempotency_keys_deleted"],
         },
     )
     session.commit()
