@@ -53,6 +53,7 @@ def test_upload_list_download_and_delete_on_the_case_page(client, session, conso
     got = client.get(unescape(links[0]))
     assert got.status_code == 200 and got.data == original
     assert got.headers["Content-Disposition"].startswith('attachment; filename="consent_form-')
+    assert got.headers["X-Content-Type-Options"] == "nosniff" and got.headers["Cache-Control"] == "no-store"
     assert got.mimetype == "application/pdf"
     document_id = links[0].split("/")[3]
     session.expire_all()

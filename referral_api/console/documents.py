@@ -21,7 +21,7 @@ from ..documents.models import DocumentKind, ParentType
 from ..documents.schemas import DocumentInSchema
 from ..documents.storage import get_store
 from ..documents.upload import MIB, max_body_bytes, max_file_bytes, read_upload
-from ..documents.views import document_view
+from ..documents.views import document_view, download_response
 from ..errors import DataErased, DomainError, Forbidden, InvalidPayload, UnsupportedMediaType
 from ..http import accepts_upload
 from .forms import field_errors, load_form
@@ -161,15 +161,7 @@ def case_document_add(ref: str) -> Response:
 def document_content(document_id: str) -> Response:
     """Download a document through the documents service (audited; visibility and consent apply)."""
     document, chunks = services.open_content(get_session(), actor(), document_id, store=get_store())
-    return Response(
-        chunks,
-        mimetype=document.media_type.value,
-        direct_passthrough=True,
-        headers={
-            "Content-Length": str(document.size),
-            "Content-Disposition": f'attachment; filename="{services.download_name(document)}"',
-        },
-    )
+    return download_response(document, chunks)
 
 
 @bp.route("/<any(referrals, cases):parents>/<ref>/documents/<document_id>/delete", methods=["POST"])

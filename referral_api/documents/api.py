@@ -16,7 +16,7 @@ from .models import DocumentKind, MediaType, ParentType
 from .schemas import DocumentInSchema, DocumentListSchema, DocumentSchema
 from .storage import get_store
 from .upload import max_body_bytes, read_upload
-from .views import document_view
+from .views import document_view, download_response
 
 ns = Namespace("documents", description="Documents of referrals and cases, sealed at rest", path="/api/v1")
 
@@ -92,17 +92,7 @@ class DocumentContent(Resource):
         document, chunks = services.open_content(
             get_session(), current_actor(), document_id, store=get_store()
         )
-        return Response(
-            chunks,
-            mimetype=document.media_type.value,
-            direct_passthrough=True,
-            headers={
-                "Content-Length": str(document.size),
-                "Content-Disposition": f'attachment; filename="{services.download_name(document)}"',
-                "X-Content-Type-Options": "nosniff",
-                "Cache-Control": "no-store",
-            },
-        )
+        return download_response(document, chunks)
 
 
 @ns.route("/documents/<string:document_id>")

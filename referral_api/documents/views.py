@@ -1,12 +1,16 @@
-"""A document's metadata as a caller is shown it."""
+"""A document as a caller is shown it: its metadata, and its content as a download."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
+
+from flask import Response
 
 from ..access import Actor
 from .models import Document
 from .schemas import DocumentSchema
+from .services import download_name
 from .visibility import Parent
 
 _SCHEMA = DocumentSchema()
@@ -31,4 +35,20 @@ def document_view(document: Document, parent: Parent, actor: Actor) -> dict[str,
             "erased": erased,
             "content_url": f"/api/v1/documents/{document.id}/content",
         }
+    )
+
+
+def download_response(document: Document, chunks: Iterator[bytes]) -> Response:
+    """The content streamed as an attachment with a generated name, never sniffed, never cached
+    (the API's and the console's downloads alike)."""
+    return Response(
+        chunks,
+        mimetype=document.media_type.value,
+        direct_passthrough=True,
+        headers={
+            "Content-Length": str(document.size),
+            "Content-Disposition": f'attachment; filename="{download_name(document)}"',
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "no-store",
+        },
     )
