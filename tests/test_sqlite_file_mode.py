@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 import subprocess
 
@@ -33,6 +34,14 @@ def test_db_upgrade_on_a_fresh_instance_makes_the_file_0600(tmp_path):
     assert result.returncode == 0, result.stderr
     database_file = tmp_path / "referral_api.sqlite3"
     assert _mode(database_file) == 0o600
-    # Journals SQLite makes next to it take the same mode.
-    for journal in tmp_path.glob("referral_api.sqlite3-*"):
-        assert _mode(journal) == 0o600
+    # The journal SQLite makes next to it during a write takes the same mode (held open to look at it).
+    writer = sqlite3.connect(database_file, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("CREATE TABLE mode_probe (x INTEGER)")
+        journals = list(tmp_path.glob("referral_api.sqlite3-*"))
+        assert journals, "no journal next to the database during a write"
+        assert all(_mode(journal) == 0o600 for journal in journals)
+        writer.execute("ROLLBACK")
+    finally:
+        writer.close()
