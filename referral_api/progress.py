@@ -17,6 +17,8 @@ _REDRAW_SECONDS = 0.1
 class Progress:
     """A progress line that draws nothing: the base and the silent variant."""
 
+    shown = False  # whether anyone sees the line (a caller skips counting a total nobody reads)
+
     def __init__(self) -> None:
         self.done = 0
         self.total: int | None = None
@@ -48,6 +50,8 @@ def _duration(seconds: float) -> str:
 
 class TerminalProgress(Progress):
     """`label  120/500 (24%)  85.3/s  ETA 00:04`, redrawn at most ten times a second."""
+
+    shown = True
 
     def __init__(self, label: str, *, stream: TextIO, unit: str = "") -> None:
         super().__init__()

@@ -342,3 +342,29 @@ def test_fan_out_passes_a_gap_at_once_when_nobody_writes_to_the_outbox(ctx, orgs
             assert fanout.fan_out(ctx, now=T0 + timedelta(seconds=5)) == 0
         assert fanout.fan_out(ctx, now=T0 + timedelta(seconds=6)) == 1  # it ended: the gap is for good
     assert [d.event_seq for d in _deliveries(ctx, sub)] == [a.seq, c.seq]
+
+
+def test_the_due_total_is_counted_only_for_a_line_someone_sees(ctx, orgs, monkeypatch, tmp_path):
+    from referral_api.progress import TerminalProgress
+    from referral_api.webhooks import worker as worker_module
+
+    mgec, _, _ = orgs
+    visibility.register(TEST_RESOURCE, lambda session, rid: {mgec.id})
+    _subscribe(ctx, mgec)
+    publish(ctx, stage="first")
+    counted = []
+    real = worker_module.due_count
+
+    def counting(session, now):
+        counted.append(now)
+        return real(session, now=now)
+
+    monkeypatch.setattr(worker_module, "due_count", counting)
+    silent = _worker(ctx, Clock(), FakeSender([transport.Outcome(200, 3)]))
+    assert silent.step() == 1 and counted == []  # a service's worker: nobody reads a total
+    publish(ctx, stage="second")
+    with (tmp_path / "line").open("w") as stream:
+        shown = _worker(ctx, Clock(), FakeSender([transport.Outcome(200, 3)]))
+        shown.progress = TerminalProgress("deliveries", stream=stream)
+        assert shown.step() == 1
+    assert len(counted) == 1 and shown.progress.total == 1

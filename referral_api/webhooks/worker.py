@@ -101,7 +101,7 @@ class Worker:
             while fanout.fan_out(session, now=self.clock()):
                 if self.stopping.is_set():
                     return attempts
-            if self.progress.total is None:
+            if self.progress.shown and self.progress.total is None:
                 self.progress.start(due_count(session, now=self.clock()))
             while not self.stopping.is_set():
                 delivery_id = delivery.claim(session, worker_id=self.worker_id, now=self.clock(),
