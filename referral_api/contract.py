@@ -22,7 +22,7 @@ from .access import ALL_SCOPES, CLIENT_CREDENTIALS_SCOPES, Scope
 
 CLIENT_CREDENTIALS = "oauth2_client_credentials"
 AUTHORIZATION_CODE = "oauth2_authorization_code"
-TOKEN_URL = "/oauth/token"
+TOKEN_URL = "/oauth/token"  # noqa: S105  (a path, not a secret)
 AUTHORIZE_URL = "/oauth/authorize"
 METHODS = ("get", "put", "post", "patch", "delete")
 

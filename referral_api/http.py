@@ -127,7 +127,8 @@ def _parameter(param: Mapping[str, Any], drop: frozenset[str]) -> dict[str, Any]
 def form_parameters(schema: ma.Schema | type[ma.Schema]) -> list[dict[str, Any]]:
     """Swagger `formData` parameters of a marshmallow schema (a form body, as OAuth 2.0 endpoints take)."""
     instance = schema() if isinstance(schema, type) else schema
-    return [_parameter(p, frozenset({"x-nullable"})) for p in _converter.schema2parameters(instance, location="form")]
+    params = _converter.schema2parameters(instance, location="form")
+    return [_parameter(p, frozenset({"x-nullable"})) for p in params]
 
 
 def doc_query(schema: ma.Schema | type[ma.Schema]) -> dict[str, dict[str, Any]]:

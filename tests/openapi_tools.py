@@ -41,4 +41,5 @@ def redocly_lint(document: Path) -> subprocess.CompletedProcess:
     redocly = node_tool("redocly")
     return subprocess.run([str(redocly), "lint", str(document), "--format=stylish"],  # nosec B603
                           capture_output=True, text=True, timeout=180, cwd=ROOT,
-                          env={**os.environ, "REDOCLY_TELEMETRY": "off", "REDOCLY_SUPPRESS_UPDATE_NOTICE": "true"})
+                          env={**os.environ, "REDOCLY_TELEMETRY": "off",
+                               "REDOCLY_SUPPRESS_UPDATE_NOTICE": "true"})

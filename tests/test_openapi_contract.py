@@ -97,7 +97,8 @@ def test_every_error_answer_references_problem_details():
 
 def test_the_31_document_keeps_the_problems_and_the_oauth_flows():
     spec = _load(OPENAPI)
-    flows = {name: s["flows"] for name, s in spec["components"]["securitySchemes"].items() if s["type"] == "oauth2"}
+    schemes = spec["components"]["securitySchemes"]
+    flows = {name: s["flows"] for name, s in schemes.items() if s["type"] == "oauth2"}
     assert set(flows[contract.CLIENT_CREDENTIALS]) == {"clientCredentials"}
     assert set(flows[contract.AUTHORIZATION_CODE]) == {"authorizationCode"}
     bad = spec["paths"]["/api/v1/referrals"]["post"]["responses"]["422"]["content"]
@@ -113,7 +114,8 @@ def test_only_person_scopes_are_offered_through_the_authorization_code_alone():
 
 
 def _declared(op) -> set[str]:
-    return {scope for requirement in op.get("security", []) for scopes in requirement.values() for scope in scopes}
+    requirements = op.get("security", [])
+    return {scope for requirement in requirements for scopes in requirement.values() for scope in scopes}
 
 
 def _token(session, client, user, scopes) -> dict[str, str]:
@@ -143,7 +145,8 @@ def test_each_operation_declares_the_scopes_its_route_enforces(client, session):
         assert declared, f"{method.upper()} {path} declares no scope"
         call = getattr(client, method)
         refused = call(_url(path), headers=_token(session, app_client, admin, ALL_SCOPES - declared))
-        assert (refused.status_code, refused.get_json()["error"]) == (403, "insufficient_scope"), (method, path)
+        refusal = (refused.status_code, refused.get_json()["error"])
+        assert refusal == (403, "insufficient_scope"), (method, path)
         for scope in declared:
             answer = call(_url(path), headers=_token(session, app_client, admin, {scope}))
             body = answer.get_json(silent=True) or {}
