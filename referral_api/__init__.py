@@ -107,5 +107,8 @@ def _add_api(app: Flask, settings: Settings) -> None:
     from . import contract
 
     api.extend_schema(functools.partial(contract.extend, api))
+    from .auth import docs_ui
+
+    api.documentation(functools.partial(docs_ui.render, api))
     api.init_app(app)
     app.extensions["referral_api.api"] = api
