@@ -117,11 +117,9 @@ def json_schema(schema: ma.Schema | type[ma.Schema]) -> dict[str, Any]:
 
 
 def _parameter(param: Mapping[str, Any], drop: frozenset[str]) -> dict[str, Any]:
-    """A Swagger 2.0 parameter: no `example` (a schema's keyword; `x-example` instead), no null."""
-    out = {k: v for k, v in param.items() if k not in drop and v is not None}
-    if "example" in out:
-        out["x-example"] = out.pop("example")
-    return out
+    """A Swagger 2.0 parameter: no null, no `example` (a schema's keyword, not a parameter's; Swagger
+    UI would also fill it in as a filter the caller never chose)."""
+    return {k: v for k, v in param.items() if k not in drop | {"example"} and v is not None}
 
 
 def form_parameters(schema: ma.Schema | type[ma.Schema]) -> list[dict[str, Any]]:
