@@ -154,3 +154,22 @@ def test_each_operation_declares_the_scopes_its_route_enforces(client, session):
             assert answer.status_code != 401, (method, path, scope)
         checked += 1
     assert checked >= 50
+
+
+def test_the_documented_problems_are_what_the_api_answers(client, world):
+    """A real 404, 403 and 422 validate against the document's Problem and ValidationProblem."""
+    import jsonschema
+
+    definitions = _load(SWAGGER)["definitions"]
+    headers = world.headers("police")
+    missing = client.get(f"/api/v1/referrals/{uuid.uuid4()}", headers=headers)
+    assert missing.status_code == 404
+    jsonschema.validate(missing.get_json(), definitions["Problem"])
+    forbidden = client.get("/api/v1/audit", headers=headers)
+    assert forbidden.status_code == 403
+    jsonschema.validate(forbidden.get_json(), definitions["Problem"])
+    invalid = client.post("/api/v1/referrals", json={"source": "police"}, headers=headers)
+    assert invalid.status_code == 422
+    jsonschema.validate(invalid.get_json(), definitions["ValidationProblem"])
+    with pytest.raises(jsonschema.ValidationError):  # the schema holds: a problem without errors is no 422's
+        jsonschema.validate(missing.get_json(), definitions["ValidationProblem"])
