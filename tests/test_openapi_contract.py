@@ -173,3 +173,10 @@ def test_the_documented_problems_are_what_the_api_answers(client, world):
     jsonschema.validate(invalid.get_json(), definitions["ValidationProblem"])
     with pytest.raises(jsonschema.ValidationError):  # the schema holds: a problem without errors is no 422's
         jsonschema.validate(missing.get_json(), definitions["ValidationProblem"])
+
+
+def test_the_served_document_is_the_committed_one(client):
+    """What Swagger UI and partners fetch at /swagger.json is the document the validators passed."""
+    served = client.get("/swagger.json")
+    assert served.status_code == 200
+    assert served.get_json() == _load(SWAGGER)
