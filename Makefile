@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 export REFERRAL_API_INSTANCE_PATH ?= $(CURDIR)/instance
 
-.PHONY: install run seed test test-fast lint openapi bench clean translations browser-deps
+.PHONY: install run seed test test-fast lint openapi openapi-tools bench clean translations browser-deps
 
 $(BIN)/referral-api: setup.cfg pyproject.toml sdk/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,8 +46,16 @@ translations: install
 browser-deps:
 	npm ci --prefix tests/browser --no-audit --no-fund
 
-openapi: install
+## openapi: the Swagger 2.0 document from the code, then its OpenAPI 3.1 conversion (tools/openapi, npm)
+openapi: install openapi-tools
 	$(BIN)/referral-api openapi export
+	node tools/openapi/convert.mjs openapi/swagger.json openapi/openapi.json
+
+## openapi-tools: Redocly's linter and the converters, pinned in tools/openapi/package-lock.json
+openapi-tools: tools/openapi/node_modules/.package-lock.json
+
+tools/openapi/node_modules/.package-lock.json: tools/openapi/package-lock.json
+	npm ci --prefix tools/openapi --no-audit --no-fund
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .ruff_cache
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache tools/openapi/node_modules

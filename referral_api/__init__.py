@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -103,5 +104,11 @@ def _add_api(app: Flask, settings: Settings) -> None:
     from .auth.openapi import document as document_oauth
 
     document_oauth(api)
+    from . import contract
+
+    api.extend_schema(functools.partial(contract.extend, api))
+    from .auth import docs_ui
+
+    api.documentation(functools.partial(docs_ui.render, api))
     api.init_app(app)
     app.extensions["referral_api.api"] = api

@@ -66,6 +66,8 @@ DEMO_REDIRECT_URI = "http://127.0.0.1:8000/callback"
 DEMO_COORDINATOR = "coordinator@mgec.example"
 # `make run` serves on 127.0.0.1:5000; another address: `referral-api console register-client`.
 DEMO_CONSOLE_CALLBACKS = ["http://127.0.0.1:5000/console/callback", "http://localhost:5000/console/callback"]
+# Swagger UI at /docs: its public client; another origin: `referral-api clients docs-client --origin`.
+DEMO_DOCS_ORIGINS = ["http://127.0.0.1:5000", "http://localhost:5000"]
 
 
 def seed_clients(orgs: dict[str, Organisation]) -> dict[str, dict[str, Any]]:
@@ -153,12 +155,13 @@ def seed(as_json: bool) -> None:
     an MGEC coordinator, an officer each at the embassy, the police and the NGO, three open referrals,
     shelters in Ulaanbaatar and Zamiin-Uud, and cases at several stages (idempotent; credentials are
     printed only when created)."""
+    from .auth.docs_ui import docs_redirect_uri, register_docs_client
     from .console.oauth import register_client
     from .demo_cases import seed_cases, seed_shelters
     from .demo_people import officers_text, seed_officers
 
     with for_command("demo seed", as_json=as_json, unit="steps") as progress:
-        progress.start(8)
+        progress.start(9)
         orgs = seed_organisations()
         progress.advance()
         clients = seed_clients(orgs)
@@ -175,6 +178,9 @@ def seed(as_json: bool) -> None:
         progress.advance()
         console_client = register_client(get_session(), redirect_uris=DEMO_CONSOLE_CALLBACKS)
         progress.advance()
+        docs_uris = [docs_redirect_uri(origin) for origin in DEMO_DOCS_ORIGINS]
+        docs = register_docs_client(get_session(), redirect_uris=docs_uris)
+        progress.advance()
     payload = {
         "organisations": {kind: {"id": str(o.id), "name": o.name} for kind, o in orgs.items()},
         "clients": clients,
@@ -184,6 +190,7 @@ def seed(as_json: bool) -> None:
         "shelters": {city: str(s.id) for city, s in shelters.items()},
         "cases_created": new_cases,
         "console": {"url": "http://127.0.0.1:5000/", "client_id": console_client.client_id},
+        "docs": {"url": "http://127.0.0.1:5000/docs", "client_id": docs.client_id},
     }
     emit(
         payload,
@@ -191,7 +198,9 @@ def seed(as_json: bool) -> None:
         text=_seed_text(orgs, clients, coordinator) + "\n" + officers_text(officers)
         + "\nreferrals " + " ".join(referrals)
         + "\nconsole http://127.0.0.1:5000/ (sign in as the coordinator or an officer; TOTP URIs go into an"
-        " authenticator app)",
+        " authenticator app)"
+        + f"\ndocs http://127.0.0.1:5000/docs (Authorize: a client's id and secret, or sign in through the"
+        f" docs client {docs.client_id})",
     )
 
 

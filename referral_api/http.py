@@ -55,7 +55,6 @@ def make_api(*, swagger_ui: bool) -> ProblemApi:
             "Errors are RFC 9457 problem details. OAuth 2.0 bearer tokens in the Authorization header."
         ),
         doc="/docs" if swagger_ui else False,
-        authorizations={"oauth2": {"type": "apiKey", "in": "header", "name": "Authorization"}},
         default_mediatype="application/json",
         ordered=True,
     )
@@ -117,13 +116,17 @@ def json_schema(schema: ma.Schema | type[ma.Schema]) -> dict[str, Any]:
     return out
 
 
+def _parameter(param: Mapping[str, Any], drop: frozenset[str]) -> dict[str, Any]:
+    """A Swagger 2.0 parameter: no null, no `example` (a schema's keyword, not a parameter's; Swagger
+    UI would also fill it in as a filter the caller never chose)."""
+    return {k: v for k, v in param.items() if k not in drop | {"example"} and v is not None}
+
+
 def form_parameters(schema: ma.Schema | type[ma.Schema]) -> list[dict[str, Any]]:
     """Swagger `formData` parameters of a marshmallow schema (a form body, as OAuth 2.0 endpoints take)."""
     instance = schema() if isinstance(schema, type) else schema
-    return [
-        {k: v for k, v in param.items() if k != "x-nullable" and v is not None}
-        for param in _converter.schema2parameters(instance, location="form")
-    ]
+    params = _converter.schema2parameters(instance, location="form")
+    return [_parameter(p, frozenset({"x-nullable"})) for p in params]
 
 
 def doc_query(schema: ma.Schema | type[ma.Schema]) -> dict[str, dict[str, Any]]:
@@ -132,7 +135,7 @@ def doc_query(schema: ma.Schema | type[ma.Schema]) -> dict[str, dict[str, Any]]:
     instance = schema() if isinstance(schema, type) else schema
     params: dict[str, dict[str, Any]] = {}
     for param in _converter.schema2parameters(instance, location="query"):
-        spec = {k: v for k, v in param.items() if k not in {"name", "x-nullable"} and v is not None}
+        spec = _parameter(param, frozenset({"name", "x-nullable"}))
         spec.setdefault("type", "string")
         params[param["name"]] = spec
     return params

@@ -170,5 +170,6 @@ def test_demo_seed_creates_clients_and_a_coordinator_and_shows_secrets_once(run_
         {k: c["client_id"] for k, c in body["clients"].items()}
     assert all(c["client_secret"] is None for c in second["clients"].values())
     assert second["coordinator"]["password"] is None and second["coordinator"]["totp_uri"] is None
-    # one per organisation, and the console's own client
-    assert session.scalar(sa.select(sa.func.count()).select_from(Client)) == 6
+    # one per organisation, the console's own client and the docs client (the same on a second run)
+    assert session.scalar(sa.select(sa.func.count()).select_from(Client)) == 7
+    assert second["docs"]["client_id"] == body["docs"]["client_id"]

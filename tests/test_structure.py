@@ -197,7 +197,7 @@ FLOORS: list[set[str]] = [
     {"organisations", "records"},
     {"audit", "events", "idempotency", "references", "outbound"},
     {"http", "paging", "access", "privacy", "db", "commands", "health", "dbmigrate", "observability",
-     "progress"},
+     "progress", "contract"},
     {"errors", "config", "validators"},
 ]
 

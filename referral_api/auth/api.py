@@ -16,7 +16,6 @@ _out = MeSchema()
 
 @ns.route("/me")
 class Me(Resource):
-    @ns.doc(security="oauth2")
     @ns.response(200, "The organisation, client, person and scopes of the token", _me)
     @ns.response(401, "No token, or an invalid, expired or revoked one (invalid_token)")
     @ns.response(403, "The token holds none of the API's scopes (insufficient_scope)")

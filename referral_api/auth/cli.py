@@ -111,6 +111,21 @@ def rotate_secret(client_id: str, as_json: bool) -> None:
     emit(_client_payload(issued), as_json=as_json, text=_client_text(issued))
 
 
+@clients_group.command("docs-client")
+@click.option("--origin", "origins", multiple=True, required=True,
+              help="The origin serving /docs, e.g. https://api.example.org (repeat for several)")
+@json_option
+@domain_command
+def docs_client(origins: tuple[str, ...], as_json: bool) -> None:
+    """Register the public client of Swagger UI at /docs (authorization code with PKCE, no secret), or
+    add origins to it; its redirect URI is each origin's /swaggerui/oauth2-redirect.html."""
+    from .docs_ui import docs_redirect_uri, register_docs_client
+
+    client = register_docs_client(get_session(), redirect_uris=[docs_redirect_uri(o) for o in origins])
+    emit(_client_out.dump(client), as_json=as_json,
+         text=f"docs client {client.client_id}  redirect URIs {client.redirect_uris}")
+
+
 @click.group("users")
 def users_group() -> None:
     """People who log in through /oauth/authorize."""

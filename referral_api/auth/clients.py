@@ -63,6 +63,8 @@ def _client_problems(*, scopes: list[str], grant_types: list[str], redirect_uris
     for uri in redirect_uris:
         if not uri.startswith(("https://", "http://127.0.0.1", "http://localhost")):
             problems.setdefault("redirect_uris", []).append(f"{uri!r} must be https (or loopback http)")
+    if auth_method is ClientAuthMethod.NONE and set(grant_types) != {"authorization_code"}:
+        problems["grant_types"] = ["a public client (auth method none) takes the authorization code only"]
     if auth_method is ClientAuthMethod.PRIVATE_KEY_JWT:
         if bool(jwks) == bool(jwks_uri):
             problems["jwks"] = ["private_key_jwt needs exactly one of a JWKS or a JWKS URI"]

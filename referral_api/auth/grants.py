@@ -85,7 +85,8 @@ class S256CodeChallenge(CodeChallenge):
 
 
 class AuthorizationCodeGrant(DPoPBinding, grants.AuthorizationCodeGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+    # "none": a public client (the docs client) proves itself with its PKCE verifier alone.
+    TOKEN_ENDPOINT_AUTH_METHODS = [*AUTH_METHODS, "none"]
 
     def save_authorization_code(self, code: str, oauth_request: Any) -> None:
         client: Client = oauth_request.client

@@ -39,6 +39,9 @@ class ClientAuthMethod(StrEnum):
     CLIENT_SECRET_BASIC = "client_secret_basic"  # noqa: S105  (a method's name, not a secret)
     CLIENT_SECRET_POST = "client_secret_post"  # noqa: S105
     PRIVATE_KEY_JWT = "private_key_jwt"
+    # A public client (RFC 6749 2.1, e.g. Swagger UI in a browser): no secret, the authorization code
+    # with PKCE only.
+    NONE = "none"
 
 
 SECRET_METHODS = frozenset({ClientAuthMethod.CLIENT_SECRET_BASIC, ClientAuthMethod.CLIENT_SECRET_POST})
@@ -81,7 +84,10 @@ class Client(IdMixin, TimestampMixin, Base, ClientMixin):
         sa.CheckConstraint(
             "(token_endpoint_auth_method = 'private_key_jwt' AND client_secret_hash IS NULL"
             " AND (jwks IS NOT NULL OR jwks_uri IS NOT NULL))"
-            " OR (token_endpoint_auth_method <> 'private_key_jwt' AND client_secret_hash IS NOT NULL)",
+            " OR (token_endpoint_auth_method = 'none' AND client_secret_hash IS NULL AND jwks IS NULL"
+            " AND jwks_uri IS NULL)"
+            " OR (token_endpoint_auth_method IN ('client_secret_basic', 'client_secret_post')"
+            " AND client_secret_hash IS NOT NULL)",
             name="credentials_match_method",
         ),
     )

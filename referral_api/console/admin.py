@@ -86,7 +86,7 @@ def clients_page(
         names={o.id: o.name for o in org_services.list_all(session)},
         organisations=org_services.search(session, exclude_kinds=(OrganisationKind.MGEC,)),
         scopes=sorted(CLIENT_CREDENTIALS_SCOPES),
-        methods=list(ClientAuthMethod),
+        methods=[m for m in ClientAuthMethod if m is not ClientAuthMethod.NONE],
         errors=errors or {},
         form=form or {"auth_method": ClientAuthMethod.CLIENT_SECRET_BASIC.value},
         issued=issued,
