@@ -53,6 +53,8 @@ def verify(checkpoint_file: str | None, as_json: bool) -> None:
         text = f"intact: {result.checked} events, head {result.head_seq} {result.head_hash}"
         if checkpoint:
             text += f"; extends the checkpoint at event {checkpoint[0]}"
+        if result.unsealed:
+            text += f"; {result.unsealed} events committed since are not sealed yet"
         emit(payload, as_json=as_json, text=text)
         return
     emit(payload, as_json=as_json, text=f"BROKEN at event {result.first_bad_seq}: {result.problem}")
