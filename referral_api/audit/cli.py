@@ -1,4 +1,4 @@
-"""`referral-api audit verify|checkpoint`."""
+"""`referral-api audit verify|checkpoint|seal`."""
 
 from __future__ import annotations
 
@@ -59,6 +59,16 @@ def verify(checkpoint_file: str | None, as_json: bool) -> None:
         return
     emit(payload, as_json=as_json, text=f"BROKEN at event {result.first_bad_seq}: {result.problem}")
     raise SystemExit(1)
+
+
+@audit_group.command("seal")
+@json_option
+@domain_command
+def seal(as_json: bool) -> None:
+    """Seal every committed event still unsealed into the chain (writers that found the head busy
+    leave theirs to the next sealer); waits for the head's lock, a batch per transaction."""
+    sealed = services.seal_pending(get_session())
+    emit({"sealed": sealed}, as_json=as_json, text=f"sealed {sealed} events")
 
 
 @audit_group.command("checkpoint")

@@ -225,13 +225,13 @@ def _problem(row: Any, expected_seq: int, prev_hash: str) -> str | None:
 
 
 def verify(session: Session, *, checkpoint: tuple[int, str] | None = None,
-           progress: Progress | None = None) -> VerifyResult:
+           progress: Progress | None = None, seal: bool = True) -> VerifyResult:
     """Walk the sealed chain from the first event; the first event that is changed, missing, inserted or
     out of order is named by its seq. With a checkpoint (seq, hash) the log must still contain that head.
 
-    First seals what is committed and unsealed (unless the session has events of its own to commit);
-    events committed after that are counted in `unsealed`, not checked."""
-    if not session.info.get(_PENDING):
+    First seals what is committed and unsealed (not with `seal=False`, a read-only walk, nor when the
+    session has events of its own to commit); unsealed events are counted in `unsealed`, not checked."""
+    if seal and not session.info.get(_PENDING):
         seal_pending(session)
     expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
     cp_seen = checkpoint is None or checkpoint[0] == 0
