@@ -141,3 +141,29 @@ def test_verify_reports_unsealed_events_and_seal_seals_them(pg_database):
         assert result.ok and result.checked == 2 and result.unsealed == 0
     finally:
         engine.dispose()
+
+
+def test_the_trigger_lets_only_a_seal_through(pg_database):
+    url, db = pg_database
+    engine = make_engine(url)
+    events = AuditEvent.__table__
+    try:
+        with engine.connect() as holder, db.sessionmaker() as writer:
+            holder.execute(sa.select(sa.func.pg_advisory_lock(_CHAIN_LOCK)))
+            _record(writer, 1)
+            writer.commit()  # unsealed: the head was busy
+            holder.execute(sa.select(sa.func.pg_advisory_unlock(_CHAIN_LOCK)))
+            holder.commit()
+            seal = {"seq": 1, "prev_hash": "0" * 64, "hash": "a" * 64}
+            for change in ({**seal, "outcome": "denied"}, {**seal, "details": {"writer": 2}},
+                           {"seq": 1}, {"client_id": "someone"}):
+                with pytest.raises(sa.exc.DBAPIError, match="append-only"), writer.begin_nested():
+                    writer.execute(sa.update(events).where(events.c.seq.is_(None)).values(**change))
+            assert audit.seal_pending(writer) == 1
+            sealed = {"seq": 1, "prev_hash": "0" * 64, "hash": "b" * 64}
+            with pytest.raises(sa.exc.DBAPIError, match="append-only"), writer.begin_nested():
+                writer.execute(sa.update(events).values(**sealed))  # a seal is set once
+        with db.sessionmaker() as s:
+            assert audit.verify(s).checked == 1
+    finally:
+        engine.dispose()
