@@ -66,6 +66,7 @@ def test_metrics_parse_and_count_by_route_template(app, client, run_cli):
                  "referral_api_cases_on_hold"):
         assert name in families
     assert _samples(families["referral_api_audit_chain_length"])[0] >= 1
+    assert _samples(families["referral_api_audit_unsealed_events"])[0] == 0
     assert 0 <= _samples(families["referral_api_audit_last_checkpoint_age_seconds"])[0] < 300
     # No personal data and no raw path anywhere in the text.
     for word in ("Oyunchimeg", "Batbayar", "E1234567", "REF-", "CASE-", "@"):

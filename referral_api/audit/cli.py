@@ -1,4 +1,4 @@
-"""`referral-api audit verify|checkpoint`."""
+"""`referral-api audit verify|checkpoint|seal`."""
 
 from __future__ import annotations
 
@@ -53,10 +53,22 @@ def verify(checkpoint_file: str | None, as_json: bool) -> None:
         text = f"intact: {result.checked} events, head {result.head_seq} {result.head_hash}"
         if checkpoint:
             text += f"; extends the checkpoint at event {checkpoint[0]}"
+        if result.unsealed:
+            text += f"; {result.unsealed} events committed since are not sealed yet"
         emit(payload, as_json=as_json, text=text)
         return
     emit(payload, as_json=as_json, text=f"BROKEN at event {result.first_bad_seq}: {result.problem}")
     raise SystemExit(1)
+
+
+@audit_group.command("seal")
+@json_option
+@domain_command
+def seal(as_json: bool) -> None:
+    """Seal every committed event still unsealed into the chain (writers that found the head busy
+    leave theirs to the next sealer); waits for the head's lock, a batch per transaction."""
+    sealed = services.seal_pending(get_session())
+    emit({"sealed": sealed}, as_json=as_json, text=f"sealed {sealed} events")
 
 
 @audit_group.command("checkpoint")

@@ -1,4 +1,8 @@
-"""The audit trail: append-only, hash-chained events that hold no personal data."""
+"""The audit trail: append-only, hash-chained events that hold no personal data.
+
+An event is written unsealed (no `seq`, `prev_hash`, `hash`) and sealed when its transaction commits,
+or soon after by the next sealer (see `services.py`); a sealed event never changes again.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +25,9 @@ HASH_VERSION = 1
 class AuditEvent(IdMixin, Base):
     __tablename__ = "audit_events"
 
-    seq: Mapped[int] = mapped_column(sa.BigInteger, nullable=False, unique=True)
+    # The chain position and hashes: NULL until the event is sealed, then set once (the trigger of
+    # migration 0985 refuses any other change on PostgreSQL).
+    seq: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True, unique=True)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False, index=True)
     organisation_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, nullable=True, index=True)
     client_id: Mapped[str | None] = mapped_column(sa.String(100), nullable=True)
@@ -33,34 +39,53 @@ class AuditEvent(IdMixin, Base):
     outcome: Mapped[Outcome] = mapped_column(enum_column(Outcome, "outcome"), nullable=False)
     request_id: Mapped[str | None] = mapped_column(sa.String(128), nullable=True)
     details: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
-    prev_hash: Mapped[str] = mapped_column(sa.String(64), nullable=False)
-    hash: Mapped[str] = mapped_column(sa.String(64), nullable=False, unique=True)
+    prev_hash: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    hash: Mapped[str | None] = mapped_column(sa.String(64), nullable=True, unique=True)
 
     __table_args__ = (
         sa.CheckConstraint("seq > 0", name="seq_positive"),
+        sa.CheckConstraint(
+            "(seq IS NULL AND prev_hash IS NULL AND hash IS NULL)"
+            " OR (seq IS NOT NULL AND prev_hash IS NOT NULL AND hash IS NOT NULL)",
+            name="sealed_whole",
+        ),
         sa.Index("ix_audit_events_resource", "resource_type", "resource_id"),
+        # The few events waiting for their seal, in the order they are sealed.
+        sa.Index("ix_audit_events_unsealed", "occurred_at", "id", postgresql_where=sa.text("seq IS NULL"),
+                 sqlite_where=sa.text("seq IS NULL")),
     )
 
     def canonical(self) -> bytes:
         """The canonical JSON the hash covers: every field, the previous hash included."""
-        occurred = self.occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        doc = {
-            "v": HASH_VERSION,
-            "seq": int(self.seq),
-            "id": str(self.id),
-            "occurred_at": occurred,
-            "organisation_id": str(self.organisation_id) if self.organisation_id else None,
-            "client_id": self.client_id,
-            "user_id": self.user_id,
-            "action": str(self.action),
-            "resource_type": self.resource_type,
-            "resource_id": self.resource_id,
-            "outcome": Outcome(self.outcome).value,
-            "request_id": self.request_id,
-            "details": self.details,
-            "prev_hash": self.prev_hash,
-        }
-        return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        return canonical(*(getattr(self, name) for name in CANONICAL_COLUMNS))
 
     def compute_hash(self) -> str:
         return hashlib.sha256(self.canonical()).hexdigest()
+
+
+# The columns `canonical()` takes, in its order (verify streams exactly these).
+CANONICAL_COLUMNS = ("seq", "id", "occurred_at", "organisation_id", "client_id", "user_id", "action",
+                     "resource_type", "resource_id", "outcome", "request_id", "details", "prev_hash")
+
+
+def canonical(seq: Any, id_: Any, occurred_at: datetime, organisation_id: Any, client_id: str | None,
+              user_id: str | None, action: Any, resource_type: str, resource_id: str | None, outcome: Any,
+              request_id: str | None, details: Any, prev_hash: str | None) -> bytes:
+    """The canonical JSON of an event's fields (ids as text or UUIDs, the outcome as text or enum)."""
+    doc = {
+        "v": HASH_VERSION,
+        "seq": int(seq),
+        "id": str(id_),
+        "occurred_at": occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "organisation_id": str(organisation_id) if organisation_id else None,
+        "client_id": client_id,
+        "user_id": user_id,
+        "action": str(action),
+        "resource_type": resource_type,
+        "resource_id": resource_id,
+        "outcome": Outcome(outcome).value,
+        "request_id": request_id,
+        "details": details,
+        "prev_hash": prev_hash,
+    }
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()

@@ -54,3 +54,5 @@ class VerifyResultSchema(ma.Schema):
     first_bad_seq = ma.fields.Integer(allow_none=True)
     problem = ma.fields.String(allow_none=True)
     checkpoint_seq = ma.fields.Integer(allow_none=True)
+    unsealed = ma.fields.Integer(metadata={"description": "Events committed but not yet sealed into the "
+                                                          "chain (not checked; sealed by the next writer)."})

@@ -1,7 +1,26 @@
-"""Writing, listing and verifying the audit trail."""
+"""Writing, sealing, listing and verifying the audit trail.
+
+Writers do not queue on the chain head. `record()` adds the event to the caller's transaction
+unsealed (no seq, prev_hash, hash) and takes no lock. When the transaction commits (the outermost
+commit), `_seal_on_commit` tries the head's lock without waiting (`pg_try_advisory_xact_lock`): the one
+transaction that gets it reads the head and seals, in order, the committed events still unsealed
+(others' transactions that did not get the lock) and then its own, which are inserted sealed; the
+lock ends with its commit. A transaction that does not get it commits its events unsealed and moves
+on: the next sealer seals them (under load, the next commit; otherwise `audit seal`, `audit verify`
+or `audit checkpoint`, which wait for the lock and seal everything committed). On SQLite, which
+has one writer at a time, the committing transaction takes the write lock and always seals.
+
+A seal is set once: on PostgreSQL the append-only trigger lets through only an update from NULL that
+changes no other column, and the application role may update only those three columns. The chain
+therefore detects what it detected before (a changed, removed, inserted or reordered sealed event;
+with a checkpoint, a truncated or rewritten tail); events not yet sealed are counted by `verify()` as
+`unsealed`, not checked. Sealing reads the head in a new statement after taking the lock, so it
+needs READ COMMITTED (the default), as the service uses.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -11,6 +30,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import g, has_request_context
+from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
 from ..db import utcnow
@@ -18,21 +38,83 @@ from ..errors import InvalidPayload
 from ..paging import decode_cursor, page
 from ..progress import Progress
 from .actions import AuditAction, Outcome
-from .models import GENESIS_HASH, AuditEvent
+from .models import CANONICAL_COLUMNS, GENESIS_HASH, AuditEvent, canonical
 
-# pg_advisory_xact_lock key of the chain head ("audit" in ASCII): writers of any process queue here.
+# pg_advisory_xact_lock key of the chain head ("audit" in ASCII): held by the one sealer at a time.
 _CHAIN_LOCK = 0x6175646974
-_VERIFY_BATCH = 1000
+_PENDING = "referral_api.audit.pending"
+_SEAL_BATCH = 1000
+_VERIFY_BATCH = 2000
 
 
-def _lock_chain_head(session: Session) -> None:
-    """Serialise writers on the chain head until the caller's transaction ends."""
+def _lock_chain_head(session: Session, *, wait: bool) -> bool:
+    """Take the head for this transaction: True when taken (always on SQLite and with `wait`)."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.select(sa.func.pg_advisory_xact_lock(_CHAIN_LOCK)))
-    else:
-        # SQLite has one writer at a time: a (no-op) write takes the database write lock now, before
-        # the head is read, so two writers cannot both build on the same head.
-        session.execute(sa.text("UPDATE audit_events SET seq = seq WHERE 0 = 1"))
+        if wait:
+            session.execute(sa.select(sa.func.pg_advisory_xact_lock(_CHAIN_LOCK)))
+            return True
+        return bool(session.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(_CHAIN_LOCK))))
+    # SQLite has one writer at a time: a (no-op) write takes the database write lock now, before the
+    # head is read, so two sealers cannot both build on the same head.
+    session.execute(sa.text("UPDATE audit_events SET seq = seq WHERE 0 = 1"))
+    return True
+
+
+def _seal(session: Session, own: list[AuditEvent]) -> list[AuditEvent]:
+    """Under the head's lock: chain the committed unsealed events (oldest first, at most a batch), then
+    `own` in the order they were recorded. The caller's flush writes the seals. Returns the others."""
+    newest = sa.select(sa.func.max(AuditEvent.seq)).scalar_subquery()
+    query = (  # one round trip: the head, and the unsealed events after it
+        sa.select(AuditEvent)
+        .where(sa.or_(AuditEvent.seq.is_(None), AuditEvent.seq == newest))
+        .order_by(AuditEvent.seq.is_(None), AuditEvent.occurred_at, AuditEvent.id)
+        .limit(_SEAL_BATCH + 1)
+    )
+    with session.no_autoflush:
+        found = session.scalars(query).all()
+    mine = {id(e) for e in own}
+    head = next((e for e in found if e.seq is not None), None)
+    others = [e for e in found if e.seq is None and id(e) not in mine][:_SEAL_BATCH]
+    seq, prev_hash = (head.seq, head.hash) if head is not None else (0, GENESIS_HASH)
+    for event in [*others, *own]:
+        seq += 1
+        event.seq, event.prev_hash = seq, prev_hash
+        event.hash = event.compute_hash()
+        prev_hash = event.hash
+    return others
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _seal_on_commit(session: Session) -> None:
+    """At the outermost commit of a transaction that recorded events: seal, if the head is free now."""
+    pending = session.info.get(_PENDING)
+    if not pending or session.in_nested_transaction():
+        return
+    own = [e for e in pending if e in session and e.seq is None]
+    if own and _lock_chain_head(session, wait=False):
+        _seal(session, own)
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _forget_pending(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)
+
+
+def seal_pending(session: Session) -> int:
+    """Seal every committed event still unsealed, a batch per transaction (waits for the head's lock).
+    Commits the session: call it on a session without work of its own. Returns how many were sealed."""
+    total = 0
+    while session.scalar(sa.select(AuditEvent.id).where(AuditEvent.seq.is_(None)).limit(1)) is not None:
+        _lock_chain_head(session, wait=True)
+        sealed = _seal(session, [])
+        session.commit()
+        for event in sealed:  # the session's map stays small
+            session.expunge(event)
+        total += len(sealed)
+        if not sealed:
+            break
+    return total
 
 
 def _actor_ids(actor: Any) -> tuple[uuid.UUID | None, str | None, str | None]:
@@ -66,30 +148,16 @@ def record(
 
 
 def record_many(session: Session, entries: list[dict[str, Any]]) -> list[AuditEvent]:
-    """Append several audit events (each the keyword arguments of `record()`): one lock, one flush."""
-    if not entries:
-        return []
-    _lock_chain_head(session)
-    head = session.execute(
-        sa.select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
-    ).first()
-    seq, prev_hash = (head.seq, head.hash) if head else (0, GENESIS_HASH)
-    made = []
-    for entry in entries:
-        seq += 1
-        event = _event(seq=seq, prev_hash=prev_hash, **entry)
-        prev_hash = event.hash
-        made.append(event)
+    """Append several audit events (each the keyword arguments of `record()`): no lock, no round trip
+    of their own; they are inserted with the caller's next flush and sealed at its commit."""
+    made = [_event(**entry) for entry in entries]
     session.add_all(made)
-    # Flushed now so that a later record() in this transaction reads these events as the head.
-    session.flush()
+    session.info.setdefault(_PENDING, []).extend(made)
     return made
 
 
 def _event(
     *,
-    seq: int,
-    prev_hash: str,
     actor: Any,
     action: AuditAction | str,
     resource_type: str,
@@ -105,9 +173,8 @@ def _event(
         # Hash exactly what the JSON column will give back (UUIDs and dates as strings, tuples as lists).
         details = json.loads(json.dumps(details, default=str))
     org, client, user = _actor_ids(actor)
-    event = AuditEvent(
+    return AuditEvent(
         id=uuid.uuid4(),
-        seq=seq,
         occurred_at=utcnow(),
         organisation_id=org,
         client_id=client,
@@ -118,10 +185,7 @@ def _event(
         outcome=outcome,
         request_id=g.get("request_id") if has_request_context() else None,
         details=details,
-        prev_hash=prev_hash,
     )
-    event.hash = event.compute_hash()
-    return event
 
 
 @dataclass
@@ -133,64 +197,87 @@ class VerifyResult:
     first_bad_seq: int | None = None
     problem: str | None = None
     checkpoint_seq: int | None = None
+    unsealed: int = 0
 
 
-def iter_events(session: Session) -> Iterator[AuditEvent]:
-    """Every event in chain order, read in batches as detached copies (the session's map stays small)."""
-    table = AuditEvent.__table__
-    last = 0
-    while True:
-        rows = session.execute(
-            sa.select(table).where(table.c.seq > last).order_by(table.c.seq).limit(_VERIFY_BATCH)
-        ).mappings().all()
-        if not rows:
-            return
-        for row in rows:
-            yield AuditEvent(**row)
-        last = rows[-1]["seq"]
+def _chain(session: Session) -> Iterator[Any]:
+    """The sealed events' canonical fields and hash in chain order, streamed (a server-side cursor on
+    PostgreSQL): memory stays flat however long the chain."""
+    table = AuditEvent.__table__.c
+    columns = [table[c] for c in CANONICAL_COLUMNS]
+    if session.get_bind().dialect.name == "postgresql":
+        # The driver's own values (an aware datetime, the outcome as text): canonical() takes them as
+        # they are, without the model's per-row conversions.
+        raw = {"occurred_at": sa.DateTime(timezone=True), "outcome": sa.String()}
+        columns = [sa.type_coerce(c, raw[c.name]).label(c.name) if c.name in raw else c for c in columns]
+    stmt = (
+        sa.select(*columns, table.hash)
+        .where(table.seq.is_not(None))
+        .order_by(table.seq)
+    )
+    yield from session.execute(stmt, execution_options={"yield_per": _VERIFY_BATCH})
+
+
+def _problem(row: Any, expected_seq: int, prev_hash: str) -> str | None:
+    seq = row[0]
+    if seq != expected_seq:
+        return (f"event {seq} follows event {expected_seq - 1}: "
+                f"event {expected_seq} is missing or the order was changed")
+    if row[12] != prev_hash:
+        return f"event {seq} does not link to event {expected_seq - 1} (inserted, removed or reordered)"
+    if hashlib.sha256(canonical(*row[:13])).hexdigest() != row[13]:
+        return f"event {seq} was changed: its hash does not match its fields"
+    return None
 
 
 def verify(session: Session, *, checkpoint: tuple[int, str] | None = None,
-           progress: Progress | None = None) -> VerifyResult:
-    """Walk the chain from the first event; the first event that is changed, missing, inserted or out of
-    order is named by its seq. With a checkpoint (seq, hash) the log must still contain that head."""
+           progress: Progress | None = None, seal: bool = True) -> VerifyResult:
+    """Walk the sealed chain from the first event; the first event that is changed, missing, inserted or
+    out of order is named by its seq. With a checkpoint (seq, hash) the log must still contain that head.
+
+    First seals what is committed and unsealed (not with `seal=False`, a read-only walk, nor when the
+    session has events of its own to commit); unsealed events are counted in `unsealed`, not checked."""
+    if seal and not session.info.get(_PENDING):
+        seal_pending(session)
     expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
     cp_seen = checkpoint is None or checkpoint[0] == 0
     progress = progress or Progress()
     progress.start(head(session)[0])
-    for event in iter_events(session):
-        progress.advance()
-        problem = None
-        if event.seq != expected_seq:
-            problem = (f"event {event.seq} follows event {expected_seq - 1}: "
-                       f"event {expected_seq} is missing or the order was changed")
-        elif event.prev_hash != prev_hash:
-            problem = (f"event {event.seq} does not link to event {expected_seq - 1} "
-                       "(inserted, removed or reordered)")
-        elif event.compute_hash() != event.hash:
-            problem = f"event {event.seq} was changed: its hash does not match its fields"
-        elif checkpoint is not None and event.seq == checkpoint[0]:
-            if event.hash != checkpoint[1]:
-                problem = f"event {event.seq} differs from the checkpoint's head at that position"
+    cp = checkpoint[0] if checkpoint else None
+    sha256 = hashlib.sha256
+    for row in _chain(session):
+        if (row[0] == expected_seq and row[12] == prev_hash and row[0] != cp
+                and sha256(canonical(*row[:13])).hexdigest() == row[13]):
+            problem = None  # the common case, checked in one expression; the reasons below
+        else:
+            problem = _problem(row, expected_seq, prev_hash)
+        if problem is None and row[0] == cp:
+            if row[13] != checkpoint[1]:
+                problem = f"event {row[0]} differs from the checkpoint's head at that position"
             cp_seen = True
         if problem:
-            return VerifyResult(False, checked, expected_seq - 1, prev_hash, event.seq, problem,
-                                checkpoint[0] if checkpoint else None)
+            progress.advance(checked % _VERIFY_BATCH)
+            return VerifyResult(False, checked, expected_seq - 1, prev_hash, row[0], problem, cp)
         checked += 1
-        expected_seq, prev_hash = event.seq + 1, event.hash
+        expected_seq, prev_hash = row[0] + 1, row[13]
+        if checked % _VERIFY_BATCH == 0:
+            progress.advance(_VERIFY_BATCH)
+    progress.advance(checked % _VERIFY_BATCH)
+    unsealed = session.scalar(sa.select(sa.func.count()).where(AuditEvent.seq.is_(None))) or 0
     if not cp_seen:
-        assert checkpoint is not None
-        return VerifyResult(False, checked, expected_seq - 1, prev_hash, checkpoint[0],
+        return VerifyResult(False, checked, expected_seq - 1, prev_hash, cp,
                             f"the log ends at event {expected_seq - 1}, before the checkpoint's event "
-                            f"{checkpoint[0]}: events were removed", checkpoint[0])
-    return VerifyResult(True, checked, expected_seq - 1, prev_hash,
-                        checkpoint_seq=checkpoint[0] if checkpoint else None)
+                            f"{cp}: events were removed", cp, unsealed)
+    return VerifyResult(True, checked, expected_seq - 1, prev_hash, checkpoint_seq=cp, unsealed=unsealed)
 
 
 def head(session: Session) -> tuple[int, str]:
-    """(seq, hash) of the last event, (0, genesis) for an empty log."""
+    """(seq, hash) of the last sealed event, (0, genesis) for an empty log."""
     row = session.execute(
-        sa.select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+        sa.select(AuditEvent.seq, AuditEvent.hash)
+        .where(AuditEvent.seq.is_not(None))
+        .order_by(AuditEvent.seq.desc())
+        .limit(1)
     ).first()
     return (row.seq, row.hash) if row else (0, GENESIS_HASH)
 
@@ -208,8 +295,8 @@ def list_events(
     limit: int,
     cursor: str | None = None,
 ) -> tuple[list[AuditEvent], str | None]:
-    """Events newest first, filtered; keyset pages on seq. `actor_id` matches a user or client id."""
-    query = sa.select(AuditEvent)
+    """Sealed events newest first, filtered; keyset pages on seq. `actor_id` matches a user or client id."""
+    query = sa.select(AuditEvent).where(AuditEvent.seq.is_not(None))
     if actor_id is not None:
         query = query.where(
             sa.or_(AuditEvent.user_id == str(actor_id), AuditEvent.client_id == str(actor_id))

@@ -79,10 +79,12 @@ def _deadlines_and_audit(conn: Connection, now: datetime) -> Iterator[GaugeMetri
                   _grouped(conn, OverdueItem.deadline, OverdueItem.cleared_at.is_(None)))
     length = conn.scalar(sa.select(sa.func.max(AuditEvent.seq))) or 0
     yield _family("referral_api_audit_chain_length", "Events in the audit chain.", None, length)
-    last = conn.scalar(
-        sa.select(AuditEvent.occurred_at)
+    unsealed = conn.scalar(sa.select(sa.func.count()).where(AuditEvent.seq.is_(None))) or 0
+    yield _family("referral_api_audit_unsealed_events", "Events committed but not sealed into the chain "
+                  "yet (sealed by the next writer or `audit seal`).", None, unsealed)
+    last = conn.scalar(  # the newest, sealed or not
+        sa.select(sa.func.max(AuditEvent.occurred_at))
         .where(AuditEvent.action == AuditAction.AUDIT_CHECKPOINT_CREATE.value)
-        .order_by(AuditEvent.seq.desc()).limit(1)
     )
     yield _family("referral_api_audit_last_checkpoint_age_seconds",
                   "Seconds since the last `audit checkpoint` "

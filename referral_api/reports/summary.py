@@ -15,13 +15,24 @@ grouped by type can sum to more than the total; one with none is in no type grou
 Durations, in whole days from the referral's submission date: to acceptance (the decision date of
 accepted referrals), to arrival (`arrived_on`) and to reintegration (the first move to
 `reintegration`, else the closure date of a case closed as reintegrated); median and 90th percentile
-with linear interpolation (PostgreSQL's `percentile_cont`). SQLite has no percentile aggregate: there
-the day differences (numbers and group values only, nothing personal) are fetched and the same
-interpolation is done in Python. A duration over fewer than `REPORT_MIN_CELL` referrals is suppressed.
+with linear interpolation (PostgreSQL's `percentile_cont`). A duration over fewer than
+`REPORT_MIN_CELL` referrals is suppressed.
+
+How it is computed, in one pass: the facts are one narrow row per referral (per referral and type when
+grouped by type): its group values, the case ids the distinct counts count, and its day numbers. The
+timeline enters by a grouped subquery per stage (first move to reintegration per case; the arrival's
+entry point only when grouped by it), hash-joined, never a subquery per row. On PostgreSQL one
+statement groups them with `GROUPING SETS ((the dimensions), ())`, so the total comes from the same
+pass (`GROUPING()` tells it apart); grouped by type a referral is a row per type, so there the total
+(each referral once) is a second, ungrouped statement. The transaction's `work_mem` is raised for it so
+that its sorts stay in memory. SQLite has no GROUPING SETS and no percentile aggregate: there the same
+facts (numbers and group values only, nothing personal) are read once and summed in Python, with the
+same interpolation. The statements are built once per shape (grouping, period bounds).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict
 from dataclasses import dataclass
@@ -41,6 +52,8 @@ DIMENSIONS = ("year", "identified_country", "exploitation_type", "sex", "age_ban
 COUNTS = ("referrals", "accepted_cases", "repatriated", "reintegrated")
 DURATIONS = ("to_acceptance", "to_arrival", "to_reintegration")
 PERCENTILES = (("median", 0.5), ("p90", 0.9))
+# For the one report statement: its sorts (grouping, distinct counts, percentiles) stay in memory.
+_WORK_MEM = "64MB"
 
 
 @dataclass(frozen=True)
@@ -61,63 +74,78 @@ def _days(dialect: str, later: Any, earlier: Any, *, later_is_date: bool = False
     return sa.type_coerce(diff, sa.Float)
 
 
-def _columns(dialect: str) -> tuple[dict[str, Any], dict[str, Any], Any, list[Any]]:
-    """The dimension expressions, the per-row facts, and the FROM clause."""
+def _moves(stage: Stage, value: Any, name: str) -> Any:
+    """Per case, in one grouped pass over its timeline's moves to `stage`: an aggregate of `value`."""
+    ev = CaseEvent.__table__.c
+    return (
+        sa.select(ev.case_id.label("case_id"), value.label(name))
+        .where(ev.to_stage == stage.value)
+        .group_by(ev.case_id)
+        .subquery(f"moves_{name}")
+    )
+
+
+def _params(query: SummaryQuery) -> dict[str, datetime]:
+    """The period's bounds as the statements' parameters (`date_from`, `date_to`)."""
+    params = {}
+    if query.date_from is not None:
+        params["date_from"] = datetime.combine(query.date_from, time(), UTC)
+    if query.date_to is not None:
+        params["date_to"] = datetime.combine(query.date_to + timedelta(days=1), time(), UTC)
+    return params
+
+
+def _facts(dialect: str, group_by: tuple[str, ...], bounds: tuple[str, ...], *, explode: bool) -> sa.Select:
+    """One narrow row per referral (per referral and type when `explode`): the group values `g_*`, the
+    case ids the distinct counts count, and the day numbers of the durations. `bounds` names the
+    period's parameters the statement takes."""
     r, c = Referral.__table__.c, Case.__table__.c
     ev = CaseEvent.__table__.c
-    reached_reintegration = (
-        sa.select(sa.func.min(ev.occurred_at))
-        .where(ev.case_id == c.id, ev.to_stage == Stage.REINTEGRATION.value)
-        .correlate(Case.__table__)
-        .scalar_subquery()
-    )
-    entry_point = (
-        sa.select(sa.func.max(ev.details["entry_point"].as_string()))
-        .where(ev.case_id == c.id, ev.to_stage == Stage.ARRIVED.value)
-        .correlate(Case.__table__)
-        .scalar_subquery()
-    )
+    # The first move to reintegration; the entry point of the arrival (the largest, should a case have
+    # arrived twice), read only when grouped by it (it parses each arrival's details).
+    reached = _moves(Stage.REINTEGRATION, sa.func.min(ev.occurred_at), "reached")
+    entry = _moves(Stage.ARRIVED, sa.func.max(ev.details["entry_point"].as_string()), "entry_point")
     closed_reintegrated = c.closure_reason == ClosureReason.REINTEGRATED.value
-    reintegrated_at = sa.func.coalesce(reached_reintegration, sa.case((closed_reintegrated, c.closed_at)))
+    reintegrated_at = sa.func.coalesce(reached.c.reached, sa.case((closed_reintegrated, c.closed_at)))
     accepted = sa.and_(r.status == ReferralStatus.ACCEPTED.value, r.case_id.is_not(None))
-    joins = [(Case.__table__, c.id == r.case_id)]
-    types = None
     if dialect == "postgresql":
         types = sa.func.json_array_elements_text(r.exploitation_types).table_valued("value").alias("et")
     else:
         types = sa.func.json_each(r.exploitation_types).table_valued("value").alias("et")
     dims = {
-        "year": sa.extract("year", r.submitted_at),
+        "year": sa.cast(sa.extract("year", r.submitted_at), sa.Integer),
         "identified_country": r.identified_country,
         "exploitation_type": types.c.value,
         "sex": r.sex,
         "age_band": r.age_band,
         "source": r.source,
-        "entry_point": entry_point,
+        "entry_point": entry.c.entry_point,
     }
-    facts = {
-        "case_id": sa.case((accepted, r.case_id)),
-        "arrived": sa.case((sa.and_(accepted, c.arrived_on.is_not(None)), c.id)),
-        "reintegrated": sa.case((sa.and_(accepted, reintegrated_at.is_not(None)), c.id)),
-        "to_acceptance": sa.case((accepted, _days(dialect, r.decided_at, r.submitted_at))),
-        "to_arrival": sa.case((accepted, _days(dialect, c.arrived_on, r.submitted_at, later_is_date=True))),
-        "to_reintegration": sa.case((accepted, _days(dialect, reintegrated_at, r.submitted_at))),
-    }
-    return dims, facts, types, joins
-
-
-def _base(query: SummaryQuery, parts: tuple, selected: list[Any]) -> sa.Select:
-    _dims, _facts, types, joins = parts
-    r = Referral.__table__.c
-    stmt = sa.select(*selected).select_from(Referral.__table__)
-    for table, on in joins:
-        stmt = stmt.outerjoin(table, on)
-    if "exploitation_type" in query.group_by:
-        stmt = stmt.join(types, sa.true())
-    if query.date_from is not None:
-        stmt = stmt.where(r.submitted_at >= datetime.combine(query.date_from, time(), UTC))
-    if query.date_to is not None:
-        stmt = stmt.where(r.submitted_at < datetime.combine(query.date_to + timedelta(days=1), time(), UTC))
+    stmt = sa.select(
+        *(dims[d].label(f"g_{d}") for d in group_by),
+        r.id.label("referral_id"),
+        sa.case((accepted, r.case_id)).label("case_id"),
+        sa.case((sa.and_(accepted, c.arrived_on.is_not(None)), c.id)).label("arrived"),
+        sa.case((sa.and_(accepted, reintegrated_at.is_not(None)), c.id)).label("reintegrated"),
+        sa.case((accepted, _days(dialect, r.decided_at, r.submitted_at))).label("to_acceptance"),
+        sa.case((accepted, _days(dialect, c.arrived_on, r.submitted_at, later_is_date=True))).label(
+            "to_arrival"
+        ),
+        sa.case((accepted, _days(dialect, reintegrated_at, r.submitted_at))).label("to_reintegration"),
+    )
+    joined = Referral.__table__.outerjoin(Case.__table__, c.id == r.case_id).outerjoin(
+        reached, reached.c.case_id == c.id
+    )
+    if "entry_point" in group_by:
+        joined = joined.outerjoin(entry, entry.c.case_id == c.id)
+    if explode:
+        # Each type its own row; a referral without a type keeps one row (type NULL) for the total.
+        joined = joined.outerjoin(types, sa.true())
+    stmt = stmt.select_from(joined)
+    if "date_from" in bounds:
+        stmt = stmt.where(r.submitted_at >= sa.bindparam("date_from", type_=r.submitted_at.type))
+    if "date_to" in bounds:
+        stmt = stmt.where(r.submitted_at < sa.bindparam("date_to", type_=r.submitted_at.type))
     return stmt
 
 
@@ -129,56 +157,132 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def _grouped(session: Session, query: SummaryQuery) -> dict[tuple, dict[str, Any]]:
-    """One entry per group: the raw counts and, per duration, (n, median, p90)."""
-    dialect = session.get_bind().dialect.name
-    parts = _columns(dialect)
-    dims, facts = parts[0], parts[1]
-    keys = [dims[d].label(f"g_{d}") for d in query.group_by]
-    counts = [
+def _aggregates(f: Any) -> list[Any]:
+    out = [
         sa.func.count().label("referrals"),
-        sa.func.count(sa.distinct(facts["case_id"])).label("accepted_cases"),
-        sa.func.count(sa.distinct(facts["arrived"])).label("repatriated"),
-        sa.func.count(sa.distinct(facts["reintegrated"])).label("reintegrated"),
+        sa.func.count(sa.distinct(f.c.case_id)).label("accepted_cases"),
+        sa.func.count(sa.distinct(f.c.arrived)).label("repatriated"),
+        sa.func.count(sa.distinct(f.c.reintegrated)).label("reintegrated"),
     ]
-    group_cols = [dims[d] for d in query.group_by]
-    out: dict[tuple, dict[str, Any]] = {}
-    if dialect == "postgresql":
-        durations = []
-        for name in DURATIONS:
-            durations.append(sa.func.count(facts[name]).label(f"{name}_n"))
-            for label, fraction in PERCENTILES:
-                durations.append(
-                    sa.func.percentile_cont(fraction).within_group(facts[name]).label(f"{name}_{label}")
-                )
-        stmt = _base(query, parts, [*keys, *counts, *durations]).group_by(*group_cols)
-        for row in session.execute(stmt).mappings():
-            key = tuple(_value(d, row[f"g_{d}"]) for d in query.group_by)
-            out[key] = {
-                **{c: row[c] for c in COUNTS},
-                **{n: (row[f"{n}_n"], row[f"{n}_median"], row[f"{n}_p90"]) for n in DURATIONS},
-            }
-        return out
-    stmt = _base(query, parts, [*keys, *counts]).group_by(*group_cols)
-    for row in session.execute(stmt).mappings():
-        key = tuple(_value(d, row[f"g_{d}"]) for d in query.group_by)
-        out[key] = {c: row[c] for c in COUNTS}
-    days: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    numbers = [facts[n].label(n) for n in DURATIONS]
-    for row in session.execute(_base(query, parts, [*keys, *numbers])).mappings():
-        key = tuple(_value(d, row[f"g_{d}"]) for d in query.group_by)
+    for name in DURATIONS:
+        out.append(sa.func.count(f.c[name]).label(f"{name}_n"))
+        for label, fraction in PERCENTILES:
+            out.append(sa.func.percentile_cont(fraction).within_group(f.c[name]).label(f"{name}_{label}"))
+    return out
+
+
+def _entry(row: Any) -> dict[str, Any]:
+    return {
+        **{c: row[c] for c in COUNTS},
+        **{n: (row[f"{n}_n"], row[f"{n}_median"], row[f"{n}_p90"]) for n in DURATIONS},
+    }
+
+
+@functools.lru_cache(maxsize=256)
+def _statement(dialect: str, group_by: tuple[str, ...], bounds: tuple[str, ...], kind: str) -> sa.Select:
+    """The report's statements, built once per shape (building one costs more than PostgreSQL's plan):
+    `grouped` (the groups and the total, `is_total`, by GROUPING SETS), `by_type` (the groups only: a
+    referral is a row per type there), `total`, and `facts` (the rows SQLite's path sums)."""
+    if kind == "facts":
+        return _facts(dialect, group_by, bounds, explode="exploitation_type" in group_by)
+    f = _facts(dialect, group_by, bounds, explode=kind == "by_type").subquery("f")
+    keys = [f.c[f"g_{d}"] for d in group_by]
+    if kind == "total":
+        return sa.select(*_aggregates(f))
+    if kind == "by_type":
+        stmt = sa.select(*keys, *_aggregates(f), sa.literal(0).label("is_total"))
+        return stmt.where(f.c.g_exploitation_type.is_not(None)).group_by(*keys)
+    stmt = sa.select(*keys, *_aggregates(f), sa.func.grouping(*keys).label("is_total"))
+    return stmt.group_by(sa.func.grouping_sets(sa.tuple_(*keys), sa.tuple_()))
+
+
+def grouped_statement(query: SummaryQuery) -> tuple[sa.Select, dict[str, datetime]]:
+    """PostgreSQL's one statement for a report grouped by anything but the type, and its parameters."""
+    params = _params(query)
+    return _statement("postgresql", query.group_by, tuple(sorted(params)), "grouped"), params
+
+
+def plan(session: Session, query: SummaryQuery) -> str:
+    """EXPLAIN (ANALYZE, BUFFERS) of `grouped_statement(query)` as the report runs it (for the bench and
+    the plan test; PostgreSQL only)."""
+    session.execute(sa.text(f"SET LOCAL work_mem = '{_WORK_MEM}'"))
+    stmt, params = grouped_statement(query)
+    compiled = stmt.compile(dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True})
+    rows = session.connection().exec_driver_sql(
+        "EXPLAIN (ANALYZE, BUFFERS) " + str(compiled), {**compiled.params, **params}
+    )
+    return "\n".join(row[0] for row in rows)
+
+
+def _aggregate_postgresql(session: Session, query: SummaryQuery) -> tuple[dict[tuple, dict], dict | None]:
+    """One statement (`grouped_statement`); grouped by type, the total is a second statement."""
+    session.execute(sa.text(f"SET LOCAL work_mem = '{_WORK_MEM}'"))
+    params = _params(query)
+    bounds = tuple(sorted(params))
+    rows: dict[tuple, dict[str, Any]] = {}
+    total = None
+    if not query.group_by or "exploitation_type" in query.group_by:
+        whole = _statement("postgresql", (), bounds, "total")
+        total = _entry(session.execute(whole, params).mappings().one())
+        if not query.group_by:
+            return rows, total
+    kind = "by_type" if "exploitation_type" in query.group_by else "grouped"
+    for row in session.execute(_statement("postgresql", query.group_by, bounds, kind), params).mappings():
+        if row["is_total"]:
+            total = _entry(row)
+        else:
+            rows[tuple(_value(d, row[f"g_{d}"]) for d in query.group_by)] = _entry(row)
+    return rows, total
+
+
+class _Tally:
+    """One group's counts and day numbers, summed in Python (SQLite has no percentile aggregate)."""
+
+    def __init__(self) -> None:
+        self.referrals = 0
+        self.cases: dict[str, set] = {"accepted_cases": set(), "repatriated": set(), "reintegrated": set()}
+        self.days: dict[str, list[float]] = {name: [] for name in DURATIONS}
+
+    def add(self, row: Any) -> None:
+        self.referrals += 1
+        for metric, column in (("accepted_cases", "case_id"), ("repatriated", "arrived"),
+                               ("reintegrated", "reintegrated")):
+            if row[column] is not None:
+                self.cases[metric].add(row[column])
         for name in DURATIONS:
             if row[name] is not None:
-                days[key][name].append(float(row[name]))
-    for key, entry in out.items():
-        for name in DURATIONS:
-            values = days[key][name]
-            entry[name] = (
-                (len(values), *(_percentile(values, f) for _, f in PERCENTILES))
-                if values
-                else (0, None, None)
-            )
-    return out
+                self.days[name].append(float(row[name]))
+
+    def entry(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"referrals": self.referrals, **{m: len(v) for m, v in self.cases.items()}}
+        for name, values in self.days.items():
+            quantiles = tuple(_percentile(values, f) for _, f in PERCENTILES) if values else (None, None)
+            out[name] = (len(values), *quantiles)
+        return out
+
+
+def _aggregate_python(session: Session, query: SummaryQuery) -> tuple[dict[tuple, dict], dict | None]:
+    """The same in one pass over the narrow facts (numbers and group values only, nothing personal)."""
+    dialect = session.get_bind().dialect.name
+    explode = "exploitation_type" in query.group_by
+    groups: dict[tuple, _Tally] = defaultdict(_Tally)
+    total, seen = _Tally(), set()
+    params = _params(query)
+    facts = _statement(dialect, query.group_by, tuple(sorted(params)), "facts")
+    for row in session.execute(facts, params).mappings():
+        if row["referral_id"] not in seen:  # the total counts each referral once, whatever its types
+            seen.add(row["referral_id"])
+            total.add(row)
+        if query.group_by and not (explode and row["g_exploitation_type"] is None):
+            groups[tuple(_value(d, row[f"g_{d}"]) for d in query.group_by)].add(row)
+    return {key: tally.entry() for key, tally in groups.items()}, (total.entry() if seen else None)
+
+
+def _aggregate(session: Session, query: SummaryQuery) -> tuple[dict[tuple, dict], dict | None]:
+    """Per group, and for the total: the raw counts and, per duration, (n, median, p90)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return _aggregate_postgresql(session, query)
+    return _aggregate_python(session, query)
 
 
 def _value(dimension: str, value: Any) -> Any:
@@ -206,8 +310,7 @@ def _durations(entry: dict[str, Any], k: int) -> dict[str, Any]:
 
 def summary(session: Session, query: SummaryQuery, *, k: int) -> dict[str, Any]:
     """The report: suppressed cells read `null` and are named in the cell's `suppressed` list."""
-    rows = _grouped(session, query) if query.group_by else {}
-    total_entry = _grouped(session, SummaryQuery((), query.date_from, query.date_to)).get(())
+    rows, total_entry = _aggregate(session, query)
     if total_entry is None:
         total_entry = {**dict.fromkeys(COUNTS, 0), **dict.fromkeys(DURATIONS, (0, None, None))}
     hidden: dict[str, set[tuple]] = {}

@@ -1,0 +1,169 @@
+"""Writers of the audit trail do not wait on each other (PostgreSQL): eight transactions append at the
+same time with no lock wait, a commit never waits for the chain head, and whatever was left unsealed is
+sealed later into one linear, verified chain. Timing-free: a writer that waited would never reach
+the barrier (the barrier's timeout turns that into a failure)."""
+
+from __future__ import annotations
+
+import threading
+from types import SimpleNamespace
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import sessionmaker
+
+from referral_api import audit, dbmigrate
+from referral_api.audit import AuditAction
+from referral_api.audit.models import AuditEvent
+from referral_api.audit.services import _CHAIN_LOCK
+from referral_api.db import Database, make_engine
+from tests.conftest import throwaway_database
+
+WRITERS = 8
+
+# Sessions waiting on a lock of any kind in this database, and locks asked for but not granted.
+WAITING = """
+SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock')
+     + (SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+        WHERE d.datname = current_database() AND NOT l.granted)
+"""
+
+
+def _record(session, n: int) -> None:
+    audit.record(session, actor=SimpleNamespace(client_id=f"w{n}"), action=AuditAction.AUTH_TOKEN_ISSUE,
+                 resource_type="token", details={"writer": n})
+
+
+@pytest.fixture
+def pg_database(backend, tmp_path):
+    if backend != "postgresql":
+        pytest.skip("needs PostgreSQL (advisory locks, pg_locks)")
+    with throwaway_database(backend, tmp_path) as url:
+        db = Database(url)
+        dbmigrate.upgrade(db)
+        try:
+            yield url, db
+        finally:
+            db.engine.dispose()
+
+
+def test_eight_writers_append_at_once_and_none_waits(pg_database):
+    url, db = pg_database
+    engine = make_engine(url, pool_size=WRITERS + 1, max_overflow=0)
+    sessions = sessionmaker(bind=engine)
+    appended = threading.Barrier(WRITERS + 1, timeout=30)
+    release = threading.Barrier(WRITERS + 1, timeout=30)
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            with sessions() as s:
+                _record(s, n)
+                s.flush()  # the INSERT is sent: this transaction holds its row, uncommitted
+                appended.wait()  # all eight transactions have appended and are open together
+                release.wait()
+                s.commit()
+        except BaseException as exc:  # noqa: BLE001  (reported by the main thread)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(WRITERS)]
+    for t in threads:
+        t.start()
+    try:
+        appended.wait()
+        with engine.connect() as conn:
+            waiting = conn.scalar(sa.text(WAITING))
+            open_writers = conn.scalar(sa.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND state = 'idle in transaction'"))
+        release.wait()
+    finally:
+        for t in threads:
+            t.join(timeout=60)
+        engine.dispose()
+    assert not errors, errors
+    assert waiting == 0 and open_writers == WRITERS
+    with db.sessionmaker() as s:
+        result = audit.verify(s)
+        seqs = s.scalars(sa.select(AuditEvent.seq).order_by(AuditEvent.seq)).all()
+    assert result.ok and result.checked == WRITERS and result.unsealed == 0, result
+    assert seqs == list(range(1, WRITERS + 1))
+
+
+def test_a_commit_does_not_wait_for_a_busy_head_and_is_sealed_later(pg_database):
+    url, db = pg_database
+    engine = make_engine(url)
+    try:
+        with engine.connect() as holder, db.sessionmaker() as writer:
+            holder.execute(sa.select(sa.func.pg_advisory_lock(_CHAIN_LOCK)))  # a sealer at work
+            # A commit that waited for the head would fail here instead of hanging.
+            writer.execute(sa.text("SET lock_timeout = '1s'"))
+            _record(writer, 1)
+            writer.commit()
+            assert writer.scalar(sa.select(AuditEvent.seq)) is None  # committed, not sealed yet
+            holder.execute(sa.select(sa.func.pg_advisory_unlock(_CHAIN_LOCK)))
+            holder.commit()
+            _record(writer, 2)  # the next writer to get the head seals the first one too
+            writer.commit()
+            query = sa.select(AuditEvent.seq, AuditEvent.details).order_by(AuditEvent.seq)
+            rows = writer.execute(query).all()
+        assert [(seq, d["writer"]) for seq, d in rows] == [(1, 1), (2, 2)]
+        with db.sessionmaker() as s:
+            result = audit.verify(s)
+        assert result.ok and result.checked == 2 and result.unsealed == 0
+    finally:
+        engine.dispose()
+
+
+def test_verify_reports_unsealed_events_and_seal_seals_them(pg_database):
+    url, db = pg_database
+    engine = make_engine(url)
+    try:
+        with engine.connect() as holder, db.sessionmaker() as writer:
+            _record(writer, 1)
+            writer.commit()
+            holder.execute(sa.select(sa.func.pg_advisory_lock(_CHAIN_LOCK)))
+            _record(writer, 2)
+            writer.commit()
+            with db.sessionmaker() as s:
+                # a read-only walk checks the sealed chain and counts the unsealed event
+                result = audit.verify(s, seal=False)
+                assert (result.ok, result.checked, result.unsealed) == (True, 1, 1), result
+                s.execute(sa.text("SET lock_timeout = '1s'"))
+                # sealing waits for the head (here: until the lock timeout)
+                with pytest.raises(sa.exc.OperationalError):
+                    audit.verify(s)
+            holder.execute(sa.select(sa.func.pg_advisory_unlock(_CHAIN_LOCK)))
+            holder.commit()
+        with db.sessionmaker() as s:
+            assert audit.seal_pending(s) == 1
+            result = audit.verify(s)
+        assert result.ok and result.checked == 2 and result.unsealed == 0
+    finally:
+        engine.dispose()
+
+
+def test_the_trigger_lets_only_a_seal_through(pg_database):
+    url, db = pg_database
+    engine = make_engine(url)
+    events = AuditEvent.__table__
+    try:
+        with engine.connect() as holder, db.sessionmaker() as writer:
+            holder.execute(sa.select(sa.func.pg_advisory_lock(_CHAIN_LOCK)))
+            _record(writer, 1)
+            writer.commit()  # unsealed: the head was busy
+            holder.execute(sa.select(sa.func.pg_advisory_unlock(_CHAIN_LOCK)))
+            holder.commit()
+            seal = {"seq": 1, "prev_hash": "0" * 64, "hash": "a" * 64}
+            for change in ({**seal, "outcome": "denied"}, {**seal, "details": {"writer": 2}},
+                           {"seq": 1}, {"client_id": "someone"}):
+                with pytest.raises(sa.exc.DBAPIError, match="append-only"), writer.begin_nested():
+                    writer.execute(sa.update(events).where(events.c.seq.is_(None)).values(**change))
+            assert audit.seal_pending(writer) == 1
+            sealed = {"seq": 1, "prev_hash": "0" * 64, "hash": "b" * 64}
+            with pytest.raises(sa.exc.DBAPIError, match="append-only"), writer.begin_nested():
+                writer.execute(sa.update(events).values(**sealed))  # a seal is set once
+        with db.sessionmaker() as s:
+            assert audit.verify(s).checked == 1
+    finally:
+        engine.dispose()
