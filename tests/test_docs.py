@@ -197,7 +197,8 @@ def test_the_link_check_finds_a_broken_link(tmp_path):
 
 
 DESIGN_NAMES = ("DOMAIN", "API", "SECURITY", "CONSOLE", "ARCHITECTURE")
-DESIGN = re.compile(r"\b(?:" + "|".join(DESIGN_NAMES) + r")\.md\b|shared/design|shared/context")
+# Built from parts, so that this file does not point to the folder itself.
+DESIGN = re.compile(r"\b(?:" + "|".join(DESIGN_NAMES) + r")\.md\b|" + "shared" + r"/(?:design|context)\b")
 
 
 def test_no_shipped_file_points_to_the_design_folder():
