@@ -13,10 +13,12 @@ from pathlib import Path
 
 import marshmallow as ma
 import pytest
+from werkzeug.http import HTTP_STATUS_CODES
 
 from referral_api.access import ALL_SCOPES, CLIENT_CREDENTIALS_SCOPES, ROLE_SCOPES, Role
 from referral_api.cases import stages
 from referral_api.cases.models import ServiceKind, ServiceStatus
+from referral_api.errors import DomainError
 from referral_api.events import EventType
 from referral_api.referrals import vocab
 from referral_api.referrals.schemas import SHAREABLE_KINDS
@@ -130,6 +132,24 @@ def test_scopes_table_says_which_scopes_client_credentials_and_each_role_may_hol
     for scope, (client_credentials, *by_role) in documented.items():
         assert client_credentials == (scope in CLIENT_CREDENTIALS_SCOPES), scope
         assert by_role == [scope in ROLE_SCOPES[Role(r)] for r in roles], scope
+
+
+def _problem_codes() -> set[str]:
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    werkzeug = {name.lower().replace(" ", "_").replace("'", "") for name in HTTP_STATUS_CODES.values()}
+    return {cls.code for cls in subclasses(DomainError)} | werkzeug | {"invalid_token", "insufficient_scope"}
+
+
+def test_documented_error_types_are_codes_the_service_answers_with():
+    rows = [row.split("|")[1:3] for row in _block(DOCS / "api.md", "errors").splitlines()[2:]]
+    documented = {code for _, cell in rows for code in re.findall(r"`([a-z_]+)`", cell)}
+    statuses = {int(status.strip(" `")) for status, _ in rows}
+    assert documented and documented <= _problem_codes(), documented - _problem_codes()
+    assert {400, 401, 403, 404, 409, 412, 415, 422, 429, 503} <= statuses
 
 
 def test_webhook_events_listed_are_the_codes():
