@@ -17,10 +17,13 @@ $(BIN)/referral-api: setup.cfg pyproject.toml sdk/python/pyproject.toml
 install: $(BIN)/referral-api
 
 ## run: install, migrate the embedded SQLite database, seed demo data, serve on http://127.0.0.1:$(PORT)
+## with the webhook worker beside the server (Ctrl-C or SIGTERM stops both); receivers on loopback are
+## allowed (development only; set WEBHOOKS_ALLOW_HTTP_LOOPBACK=false to refuse them)
+run: export WEBHOOKS_ALLOW_HTTP_LOOPBACK ?= true
 run: install
 	$(BIN)/referral-api db upgrade
 	$(BIN)/referral-api demo seed
-	$(BIN)/referral-api serve --host 127.0.0.1 --port $(PORT) --workers 2
+	$(BIN)/referral-api serve --host 127.0.0.1 --port $(PORT) --workers 2 --with-worker
 
 seed: install
 	$(BIN)/referral-api db upgrade

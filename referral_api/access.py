@@ -1,4 +1,4 @@
-"""Who is calling: the Actor behind a token, the scopes of API.md, and the scope check of every route.
+"""Who is calling: the Actor behind a token, the scopes of docs/api.md, and the scope check of every route.
 
 The token itself is validated by the OAuth part (auth/), which registers a function under
 `app.extensions["referral_api.authenticate"]`; this kernel module never imports auth/.

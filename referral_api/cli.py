@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -93,15 +96,76 @@ def gunicorn_args(*, host: str, port: int, workers: int) -> list[str]:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int)
-def serve(host: str, port: int, workers: int) -> None:
-    """Serve the API with gunicorn (gevent workers)."""
+@click.option("--with-worker", is_flag=True,
+              help="Run the webhook worker beside the server (as `make run` does): both are children of "
+                   "this command; SIGTERM or Ctrl-C stops both, and when one ends the other is stopped.")
+def serve(host: str, port: int, workers: int, with_worker: bool) -> None:
+    """Serve the API with gunicorn (gevent workers), with --with-worker the webhook worker too."""
     import os
 
     from .metrics.multiproc import prepare
 
     prepare(os.environ, port=port)  # the workers' shared metrics folder, emptied (docs/deploy.md)
     args = gunicorn_args(host=host, port=port, workers=workers)
-    os.execv(args[0], args)  # noqa: S606  (replaces this process with gunicorn, fixed arguments)
+    if not with_worker:
+        os.execv(args[0], args)  # noqa: S606  (replaces this process with gunicorn, fixed arguments)
+    worker = [sys.executable, "-c", "from referral_api.cli import main; main()", "webhooks", "work"]
+    click.echo(f"serving http://{host}:{port}/ with the webhook worker beside it; Ctrl-C stops both",
+               err=True)
+    sys.exit(supervise({"server": args, "webhook worker": worker}))
+
+
+def _die_with_parent(parent: int) -> None:
+    """In a child, before exec: on Linux, be sent SIGTERM when the supervising process dies (even by
+    SIGKILL), so no server or worker outlives it."""
+    import ctypes
+    import os
+
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before prctl
+        os._exit(1)
+
+
+def supervise(commands: dict[str, list[str]], *, grace: float = 30.0, poll: float = 0.2) -> int:
+    """Run the commands side by side as child processes until one ends or SIGTERM, SIGINT or SIGHUP
+    arrives; then send SIGTERM to the others, wait up to `grace` seconds (then SIGKILL) and return
+    0 after a signal, else the exit status of the child that ended first (1 when that was 0).
+
+    The children run in their own session, so a Ctrl-C on the terminal reaches this process only, and
+    it stops them in order; they also receive SIGTERM if this process dies (`_die_with_parent`)."""
+    import functools
+    import os
+
+    received: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, _frame: received.append(signum))
+                for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    procs: dict[str, subprocess.Popen] = {}
+    try:
+        for name, command in commands.items():
+            procs[name] = subprocess.Popen(command, start_new_session=True,  # noqa: S603 (our own commands)
+                                           preexec_fn=functools.partial(_die_with_parent, os.getpid()))
+        while not received and all(p.poll() is None for p in procs.values()):
+            time.sleep(poll)
+    finally:
+        ended = [(name, p.returncode) for name, p in procs.items() if p.poll() is not None]
+        for p in procs.values():
+            if p.poll() is None:
+                p.terminate()
+        deadline = time.monotonic() + grace
+        for p in procs.values():
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if received or not ended:
+        return 0
+    name, status = ended[0]
+    click.echo(f"the {name} ended (exit status {status}); stopped the others", err=True)
+    return status or 1
 
 
 @cli.group("db")
@@ -177,4 +241,4 @@ def main() -> None:
     cli.main(prog_name="referral-api", obj=ScriptInfo(create_app=_create_app, set_debug_flag=False))
 
 
-__all__ = ["cli", "gunicorn_args", "main", "openapi_document"]
+__all__ = ["cli", "gunicorn_args", "main", "openapi_document", "supervise"]

@@ -148,17 +148,21 @@ def demo_group() -> None:
 
 
 @demo_group.command("seed")
+@click.option("--reissue-secrets", is_flag=True,
+              help="Lost the demo credentials? Give every demo client a new secret and every demo person "
+                   "a new password (and TOTP URI where they have one), and print them; the old ones stop "
+                   "working.")
 @json_option
 @domain_command
-def seed(as_json: bool) -> None:
+def seed(reissue_secrets: bool, as_json: bool) -> None:
     """Create MGEC, an embassy, a foreign police force, an IOM mission and an NGO, one client each,
     an MGEC coordinator, an officer each at the embassy, the police and the NGO, three open referrals,
     shelters in Ulaanbaatar and Zamiin-Uud, and cases at several stages (idempotent; credentials are
-    printed only when created)."""
+    printed only when created, or again, new, with --reissue-secrets)."""
     from .auth.docs_ui import docs_redirect_uri, register_docs_client
     from .console.oauth import register_client
     from .demo_cases import seed_cases, seed_shelters
-    from .demo_people import officers_text, seed_officers
+    from .demo_people import officers_text, reissue_credentials, seed_officers
 
     with for_command("demo seed", as_json=as_json, unit="steps") as progress:
         progress.start(9)
@@ -181,6 +185,8 @@ def seed(as_json: bool) -> None:
         docs_uris = [docs_redirect_uri(origin) for origin in DEMO_DOCS_ORIGINS]
         docs = register_docs_client(get_session(), redirect_uris=docs_uris)
         progress.advance()
+    if reissue_secrets:
+        reissue_credentials(clients, [coordinator, *officers.values()])
     payload = {
         "organisations": {kind: {"id": str(o.id), "name": o.name} for kind, o in orgs.items()},
         "clients": clients,

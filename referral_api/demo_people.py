@@ -51,3 +51,16 @@ def officers_text(officers: dict[str, dict[str, Any]]) -> str:
         totp = f"\n            totp_uri {o['totp_uri']}" if o["totp_uri"] else " (no TOTP code)"
         lines.append(f"{kind} officer {o['email']}  password {o['password']}{totp}")
     return "\n".join(lines)
+
+
+def reissue_credentials(clients: dict[str, dict[str, Any]], people: list[dict[str, Any]]) -> None:
+    """`demo seed --reissue-secrets`: new secrets for the demo clients, new passwords (and TOTP URIs,
+    where the person has a second factor) for the demo people, filled into the dicts `demo seed`
+    prints. The old ones stop working at once; each change is audited as the admin commands' are."""
+    session = get_session()
+    for client in clients.values():
+        client["client_secret"] = auth_services.rotate_secret(session, client["client_id"]).client_secret
+    for person in people:
+        person["password"] = auth_services.reset_password(session, person["email"])
+        has_totp = auth_services.find_user(session, person["email"]).totp_secret is not None
+        person["totp_uri"] = auth_services.reset_totp(session, person["email"]).totp_uri if has_totp else None

@@ -1,4 +1,4 @@
-"""`Idempotency-Key` on POSTs that create or move something (API.md, Conventions).
+"""`Idempotency-Key` on POSTs that create or move something (docs/api.md).
 
 A key belongs to the principal that used it: organisation, client and person. The same key and body
 from the same principal within IDEMPOTENCY_TTL_HOURS gets the first answer again without a second

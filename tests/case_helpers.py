@@ -8,7 +8,7 @@ from referral_api.cases.stages import MOVES, Stage
 from tests.referral_data import referral_body
 
 TODAY = datetime.now(UTC).date().isoformat()
-# One valid value of every detail of DOMAIN.md's stage table.
+# One valid value of every detail of docs/domain.md's stage table.
 SAMPLE_DETAILS = {
     "verified_on": TODAY,
     "method": "passport",

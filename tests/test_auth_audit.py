@@ -1,4 +1,4 @@
-"""What SECURITY.md asks to audit and was not (issue 11, point 13): clients, people, tokens, exports."""
+"""What docs/security.md asks to audit and was not (issue 11, point 13): clients, people, tokens, exports."""
 
 from __future__ import annotations
 

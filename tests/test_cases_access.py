@@ -1,4 +1,4 @@
-"""Every case route x organisation kind x scope (DOMAIN.md, What each party may see).
+"""Every case route x organisation kind x scope (docs/domain.md, Who sees what).
 
 The scene: a case referred by the police, with the embassy added as a participant and one service;
 IOM and the NGO take no part. MGEC is the hotline's system (client credentials). A non-participant

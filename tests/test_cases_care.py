@@ -1,4 +1,4 @@
-"""Services and shelters of a case (DOMAIN.md, Services): providers, capacity, occupancy."""
+"""Services and shelters of a case (docs/domain.md, Services): providers, capacity, occupancy."""
 
 from __future__ import annotations
 

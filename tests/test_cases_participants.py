@@ -1,4 +1,4 @@
-"""A participant's role must fit its organisation's kind (DOMAIN.md, Organisation kinds, Participants)."""
+"""A participant's role must fit its organisation's kind (docs/domain.md, Participants)."""
 
 from __future__ import annotations
 

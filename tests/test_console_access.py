@@ -1,5 +1,5 @@
 """The console's access table: every console page x every role, the status each gets and the personal
-fields each is shown (DOMAIN.md's visibility: MGEC staff see the person; an embassy sees the identity
+fields each is shown (docs/domain.md's visibility: MGEC staff see the person; an embassy sees the identity
 fields its consent covers; a participant the consent does not cover sees the progress only)."""
 
 from __future__ import annotations

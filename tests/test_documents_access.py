@@ -1,11 +1,11 @@
-"""Every document route x kind of caller x consent (DOMAIN.md, What each party may see).
+"""Every document route x kind of caller x consent (docs/domain.md, Who sees what).
 
 The scene: a case referred by the police with the embassy as participant (IOM and the NGO take no
 part), holding a passport copy (personal) and a police report; and an open referral of the police
 holding the passport copy the police sent and a medical report MGEC added. MGEC is the hotline's
 system. The person's consent (`share_with`) is one of three: embassy and IOM, the police, nobody.
 A personal document is shown only where the parent's view allows it and consent covers the caller's
-kind (the referring partner also sees what it sent itself, DOMAIN.md); an unseen record is 404.
+kind (the referring partner also sees what it sent itself, docs/domain.md); an unseen record is 404.
 """
 
 from __future__ import annotations

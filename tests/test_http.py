@@ -1,4 +1,4 @@
-"""The HTTP conventions every answer follows (API.md, Conventions)."""
+"""The HTTP conventions every answer follows (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Referrals through HTTP with real tokens: intake, review, information, decisions (DOMAIN.md)."""
+"""Referrals through HTTP with real tokens: intake, review, information, decisions (docs/domain.md)."""
 
 from __future__ import annotations
 

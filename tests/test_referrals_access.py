@@ -1,4 +1,4 @@
-"""Who may do what to a referral: every route, organisation and scope, as a table (DOMAIN.md, SECURITY.md)."""
+"""Who may do what to a referral: every route, organisation and scope, as a table (docs/domain.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bad input gets a problem+json answer naming the field, and nothing is written (SECURITY.md)."""
+"""Bad input gets a problem+json answer naming the field, and nothing is written (docs/security.md)."""
 
 from __future__ import annotations
 

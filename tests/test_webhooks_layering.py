@@ -1,4 +1,4 @@
-"""webhooks/ stands below referrals/, cases/ and reports/: it never imports them (ARCHITECTURE.md)."""
+"""webhooks/ stands below referrals/, cases/ and reports/: it never imports them (docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -30,6 +30,7 @@ class AuditAction(StrEnum):
     AUTH_CLIENT_ROTATE_SECRET = "auth:client:rotate_secret"
     AUTH_USER_CREATE = "auth:user:create"
     AUTH_USER_DEACTIVATE = "auth:user:deactivate"
+    AUTH_USER_RESET_PASSWORD = "auth:user:reset_password"
     # any part: a request refused at the edge (scope, object access)
     HTTP_REQUEST_DENY = "http:request:deny"
     # organisations/

@@ -1,4 +1,4 @@
-"""The grants of SECURITY.md: client credentials, authorization code with PKCE S256 only, and
+"""The grants of docs/security.md: client credentials, authorization code with PKCE S256 only, and
 refresh tokens rotated on use; codes and refresh tokens are claimed atomically, and a replay
 revokes what they issued."""
 

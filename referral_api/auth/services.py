@@ -142,6 +142,18 @@ def deactivate_user(session: Session, ref: str) -> User:
     return user
 
 
+def reset_password(session: Session, ref: str) -> str:
+    """A new random password for a person, returned once; the old one stops working and the person's
+    tokens are revoked (whoever knew the old password may hold one)."""
+    user = find_user(session, ref)
+    password = secrets.token_urlsafe(12)
+    user.password_hash = _hasher.hash(password)
+    revoke_tokens(session, Token.user_id == user.id)
+    trail.record(session, AuditAction.AUTH_USER_RESET_PASSWORD, resource_type="user", resource_id=user.id)
+    session.commit()
+    return password
+
+
 def reset_totp(session: Session, ref: str) -> IssuedUser:
     """A new TOTP secret for a person (the old one stops working); the URI is returned once."""
     user = find_user(session, ref)

@@ -198,7 +198,7 @@ class CaseTransitions(Resource):
     @require_scope(Scope.CASES_UPDATE)
     @arguments(ns, TransitionInSchema, "CaseTransition")
     def post(self, ref, data):
-        """Move the case to another stage (details as in DOMAIN.md's stage table)."""
+        """Move the case to another stage (details as in docs/domain.md's stage table)."""
         return _written(moves.transition, ref, data)
 
 

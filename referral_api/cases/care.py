@@ -1,4 +1,4 @@
-"""Services given to the person of a case (DOMAIN.md, Services).
+"""Services given to the person of a case (docs/domain.md, Services).
 
 MGEC staff record any service; a `service_provider` participant records and reads only those it
 provides. A shelter placement takes a bed while it is planned or under way; the shelter row is locked

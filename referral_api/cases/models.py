@@ -1,4 +1,4 @@
-"""Cases: one person's way home and back into life in Mongolia (DOMAIN.md, Case).
+"""Cases: one person's way home and back into life in Mongolia (docs/domain.md, Case).
 
 Opened when a referral is accepted. The case shares the person's data key with the referral that
 opened it (the key is shared, not copied), so crypto-shredding one erases the person everywhere:

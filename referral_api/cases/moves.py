@@ -1,4 +1,4 @@
-"""Moves of a case along the stage table, holds and resumptions (DOMAIN.md, Case). Each commits once."""
+"""Moves of a case along the stage table, holds and resumptions (docs/domain.md, Case). Each commits once."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""A case's participants (DOMAIN.md, Participants): added and removed by MGEC staff. Each commits once."""
+"""A case's participants (docs/domain.md, Participants): added and removed by MGEC staff.
+
+Each commits once."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from .services import commit, load, participants_of, prepare, staff_only
 from .stages import ParticipantRole
 from .visibility import organisations_visible_to
 
-# Which roles an organisation of each kind may take in a case (DOMAIN.md, Organisation kinds and
+# Which roles an organisation of each kind may take in a case (docs/domain.md, Organisation kinds and
 # Participants): any partner may have referred the person; only an embassy acts as the embassy and
 # only IOM as IOM; those that shelter, treat, counsel or train are service providers. MGEC runs every
 # case and never takes part in one.

@@ -20,7 +20,7 @@ from .models import Case
 PersonProvider = Callable[[Session, uuid.UUID], dict[str, Any] | None]
 _provider: list[PersonProvider] = []
 
-# DOMAIN.md, What each party may see: an embassy participant sees name, date of birth and documents.
+# docs/domain.md, Who sees what: an embassy participant sees name, date of birth and documents.
 EMBASSY_FIELDS = (
     "family_name",
     "given_name",

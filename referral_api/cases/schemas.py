@@ -1,4 +1,4 @@
-"""What comes in to a case and what each audience is shown of one (DOMAIN.md, Case)."""
+"""What comes in to a case and what each audience is shown of one (docs/domain.md, Case)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class TransitionInSchema(StrictSchema):
     details = ma.fields.Dict(
         keys=ma.fields.String(),
         load_default=dict,
-        metadata={"description": "what the move records, as DOMAIN.md's stage table names it"},
+        metadata={"description": "what the move records, as docs/domain.md's stage table names it"},
     )
 
 
@@ -160,9 +160,9 @@ class CaseStatusSchema(ma.Schema):
 _PERSON = ma.fields.Dict(
     allow_none=True,
     metadata={
-        "description": "the person (DOMAIN.md field names) as far as the caller may see it: MGEC staff all; "
-        "a participant only if the person's consent covers its kind of organisation (an embassy: name, "
-        "date of birth and documents); otherwise null. Absent from lists."
+        "description": "the person (field names of docs/domain.md) as far as the caller may see it: "
+        "MGEC staff all; a participant only if the person's consent covers its kind of organisation "
+        "(an embassy: name, date of birth and documents); otherwise null. Absent from lists."
     },
 )
 

@@ -1,4 +1,4 @@
-"""Shelters (DOMAIN.md, Services): MGEC admins add, rename, resize and close them; staff see occupancy.
+"""Shelters (docs/domain.md, Services): MGEC admins add, rename, resize and close them; staff see occupancy.
 
 A bed is taken by a shelter placement that is planned or under way. The shelter row is locked for
 every count that decides something (a placement, a smaller capacity, a closing), so a placement and

@@ -1,4 +1,4 @@
-"""The stage machine of DOMAIN.md (Case: repatriation and reintegration) as one table of allowed moves.
+"""The stage machine of docs/domain.md (Case: repatriation and reintegration) as one table of allowed moves.
 
 Each row: from which stage, to which, what kind of move it is, who besides MGEC staff may make it
 (by participant role), and the `details` schema the move records. MGEC staff may make any move but
@@ -152,7 +152,7 @@ _MGEC: frozenset[ParticipantRole] = frozenset()
 _EMBASSY = frozenset({ParticipantRole.EMBASSY})
 _TRAVEL = frozenset({ParticipantRole.EMBASSY, ParticipantRole.IOM})
 
-# Moves into a stage record the outcome of the work just finished (DOMAIN.md's stage table).
+# Moves into a stage record the outcome of the work just finished (docs/domain.md's stage table).
 _FORWARD: dict[Stage, tuple[frozenset[ParticipantRole], type[ma.Schema]]] = {
     Stage.TRAVEL_DOCUMENTS: (_EMBASSY, VerifiedDetails),
     Stage.TRAVEL_PLANNING: (_EMBASSY, TravelDocumentDetails),

@@ -1,4 +1,4 @@
-"""Who sees what of a case (DOMAIN.md, What each party may see), as checks and as query filters.
+"""Who sees what of a case (docs/domain.md, Who sees what), as checks and as query filters.
 
 MGEC staff see everything; a participant (the referrer included) sees the case's stage and key
 dates, and of the services only those it provides; anyone else gets 404, because even the

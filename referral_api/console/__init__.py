@@ -1,4 +1,4 @@
-"""The people's pages: server-rendered HTML on the same domain services as the API (CONSOLE.md)."""
+"""The people's pages: server-rendered HTML on the same domain services as the API (README.md)."""
 
 from __future__ import annotations
 

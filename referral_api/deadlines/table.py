@@ -60,7 +60,7 @@ class Subject(StrEnum):
 
 
 class Told(StrEnum):
-    """Who hears of an overdue item: always within who may see the record (DOMAIN.md)."""
+    """Who hears of an overdue item: always within who may see the record (docs/domain.md)."""
 
     MGEC = "mgec"
     SUBMITTER = "submitter"  # the referring partner, and MGEC

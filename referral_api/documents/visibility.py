@@ -70,7 +70,7 @@ def consent_covers(actor: Actor, parent: Parent) -> bool:
 def may_see(actor: Actor, parent: Parent, kind: DocumentKind, *, uploaded_by: uuid.UUID) -> bool:
     """A document of `kind` on `parent`: the parent's view allows it, and consent for personal kinds.
 
-    On a referral the submitter sees what it sent (DOMAIN.md), so its own personal documents too.
+    On a referral the submitter sees what it sent (docs/domain.md), so its own personal documents too.
     """
     if parent.staff:
         return True

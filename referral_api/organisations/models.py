@@ -1,4 +1,4 @@
-"""Organisations: MGEC and the partners that refer, repatriate and serve (DOMAIN.md, Organisation kinds)."""
+"""Organisations: MGEC and the partners that refer, repatriate and serve (docs/domain.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The referral: a partner's request that MGEC take on a person (DOMAIN.md, Referral).
+"""The referral: a partner's request that MGEC take on a person (docs/domain.md, Referral).
 
 Personal and sensitive fields are encrypted under the record's own data key (privacy/); the plain
 columns are what filters, access rules and anonymised reports need, nothing more.

@@ -1,4 +1,4 @@
-"""What a partner sends with a referral, and what each audience is shown of one (DOMAIN.md)."""
+"""What a partner sends with a referral, and what each audience is shown of one (docs/domain.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The referral state machine of DOMAIN.md (Referral states) as one table of allowed moves."""
+"""The referral state machine of docs/domain.md (Referral states) as one table of allowed moves."""
 
 from __future__ import annotations
 

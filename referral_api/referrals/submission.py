@@ -22,7 +22,7 @@ from .states import ReferralStatus
 from .trail import audit_referral
 from .vocab import ConsentMethod, LegalBasis
 
-# Without consent a referral keeps only what its legal basis needs (DOMAIN.md, Referral: consent).
+# Without consent a referral keeps only what its legal basis needs (docs/domain.md, Referral: consent).
 _IDENTITY = frozenset(
     {
         "family_name",

@@ -1,4 +1,4 @@
-"""Who sees what of a referral (DOMAIN.md, What each party may see), as checks and as query filters.
+"""Who sees what of a referral (docs/domain.md, Who sees what), as checks and as query filters.
 
 MGEC staff see everything; the referring organisation sees what it sent while the referral is open,
 then its status only; anyone else gets 404, because even the existence of a record is personal data.

@@ -1,4 +1,4 @@
-"""The enumerations of a referral (DOMAIN.md, Referral): stored as their values, spelled as in the design."""
+"""The enumerations of a referral (docs/domain.md, Vocabularies): stored as their values."""
 
 from __future__ import annotations
 

@@ -5,9 +5,9 @@ key of every other referral linked to the case, and marks the case and those ref
 plain facts (status, stage, dates, country, types, sex, age band) stay: reports still count them.
 Audit events name the record, the reason code and the keys' count; never anything personal.
 
-Retention (SECURITY.md, Data at rest): rejected and withdrawn referrals whose final status is older
+Retention (docs/security.md, Data at rest): rejected and withdrawn referrals whose final status is older
 than RETENTION_REJECTED_DAYS, and closed cases closed more than RETENTION_CLOSED_YEARS ago.
-This module sits above referrals/ and cases/ (ARCHITECTURE.md), so it may read both.
+This module sits above referrals/ and cases/ (docs/architecture.md), so it may read both.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ imported:
     from referral_api.webhooks import visibility
 
     def _case_audience(session, case_id) -> set[uuid.UUID]:
-        ...  # MGEC's id and the participants' ids, as DOMAIN.md's visibility table says
+        ...  # MGEC's id and the participants' ids, as docs/domain.md's visibility table says
     visibility.register("case", _case_audience)
 
 An event is offered to the subscriptions of exactly the organisations the rule of its
