@@ -10,8 +10,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -19,6 +22,8 @@ from sqlalchemy.orm import Session
 
 from ..db import utcnow
 from ..errors import InvalidPayload
+from .actions import AuditAction
+from .models import AuditEvent
 from .services import head
 
 STATEMENT_TYPE = "referral-api audit checkpoint"
@@ -65,3 +70,31 @@ def read_checkpoint(doc: Any, signing_key: bytes) -> tuple[int, str]:
     except InvalidSignature:
         raise InvalidPayload("The checkpoint's signature does not verify: it was altered.") from None
     return seq, head_hash
+
+
+@dataclass(frozen=True)
+class LastCheckpoint:
+    """The last `audit checkpoint` as the chain noted it: when, the head it signed, whether that head is
+    still in the chain as it was (the signed document itself is kept off the database)."""
+
+    made_at: datetime
+    seq: int
+    head_hash: str
+    head_still_there: bool
+
+
+def last_checkpoint(session: Session) -> LastCheckpoint | None:
+    """The newest checkpoint the chain records (None when none was ever made)."""
+    noted = session.scalar(
+        sa.select(AuditEvent)
+        .where(AuditEvent.action == AuditAction.AUDIT_CHECKPOINT_CREATE.value)
+        .order_by(AuditEvent.seq.desc())
+        .limit(1)
+    )
+    if noted is None:
+        return None
+    details = noted.details or {}
+    seq, head_hash = int(details.get("seq", 0)), str(details.get("head_hash", ""))
+    signed = session.scalar(sa.select(AuditEvent.hash).where(AuditEvent.seq == seq))
+    still_there = signed == head_hash or (seq == 0 and signed is None)
+    return LastCheckpoint(noted.occurred_at, seq, head_hash, still_there)

@@ -16,6 +16,14 @@ WORDS: dict[str, dict[str, Any]] = {
         "rejected": _l("Rejected"),
         "withdrawn": _l("Withdrawn"),
     },
+    "erasure_reason": {
+        "person_request": _l("The person asked for it"),
+        "consent_withdrawn": _l("The person withdrew their consent"),
+        "unlawful_processing": _l("The data was processed unlawfully"),
+        "legal_obligation": _l("A legal obligation"),
+        "retention": _l("Its retention period is over"),
+    },
+    "outcome": {"success": _l("Done"), "denied": _l("Refused"), "failure": _l("Failed")},
     "urgency": {"routine": _l("Routine"), "urgent": _l("Urgent"), "emergency": _l("Emergency")},
     "source": {
         "police": _l("Police"),
