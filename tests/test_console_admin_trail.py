@@ -20,7 +20,8 @@ SUSPEND = AuditAction.ORGANISATION_SUSPEND.value
 def _rows(html: str) -> list[tuple[int, str]]:
     """(seq, action) of each row of the events table."""
     table = html.split('id="events"', 1)[1].split("</table>", 1)[0] if 'id="events"' in html else ""
-    return [(int(s), a) for s, a in re.findall(r"<tr><td>(\d+)</td><td>[^<]*</td><td><code>([^<]+)</code>", table)]
+    row = r"<tr><td>(\d+)</td><td>[^<]*</td><td><code>([^<]+)</code>"
+    return [(int(s), a) for s, a in re.findall(row, table)]
 
 
 def _events(session, action: AuditAction) -> list[AuditEvent]:
@@ -33,8 +34,9 @@ def _suspend_and_activate(http, partners, times: int) -> None:
     token = c.csrf_of(http.get("/console/admin/organisations").get_data(as_text=True))
     ngo = partners.orgs["ngo"].id
     for _ in range(times):
-        assert http.post(f"/console/admin/organisations/{ngo}/suspend", data={"csrf_token": token}).status_code == 303
-        assert http.post(f"/console/admin/organisations/{ngo}/activate", data={"csrf_token": token}).status_code == 303
+        for action in ("suspend", "activate"):
+            answer = http.post(f"/console/admin/organisations/{ngo}/{action}", data={"csrf_token": token})
+            assert answer.status_code == 303
 
 
 def test_the_trail_filters_by_action_record_and_actor_and_each_read_is_audited(app, session, partners):
@@ -42,7 +44,8 @@ def test_the_trail_filters_by_action_record_and_actor_and_each_read_is_audited(a
     _suspend_and_activate(http, partners, 2)
     admin_id = str(partners.people["admin"][0].id)
     every = _rows(http.get("/console/admin/audit").get_data(as_text=True))
-    assert len({a for _s, a in every}) > 2 and [s for s, _a in every] == sorted((s for s, _a in every), reverse=True)
+    seqs = [s for s, _a in every]
+    assert len({a for _s, a in every}) > 2 and seqs == sorted(seqs, reverse=True)
     suspended = _rows(http.get(f"/console/admin/audit?action={SUSPEND}").get_data(as_text=True))
     assert len(suspended) == 2 and {a for _s, a in suspended} == {SUSPEND}
     by_record = _rows(http.get(
@@ -115,7 +118,8 @@ def test_the_last_checkpoint_and_a_pasted_one_checked_by_its_signature(app, sess
     assert f"event {seq}" in page and doc["statement"]["head_hash"][:16] in page
     assert re.search(r'id="checkpoint-head">Unchanged<', page)
     token = c.csrf_of(page)
-    extended = http.post("/console/admin/audit/verify", data={"csrf_token": token, "checkpoint": made.output.strip()})
+    pasted = {"csrf_token": token, "checkpoint": made.output.strip()}
+    extended = http.post("/console/admin/audit/verify", data=pasted)
     assert f"still extends the checkpoint at event {seq}" in extended.get_data(as_text=True)
     assert _events(session, AuditAction.AUDIT_CHAIN_VERIFY)[-1].details["checkpoint_seq"] == seq
     forged = json.dumps({**doc, "statement": {**doc["statement"], "seq": seq + 1}})
