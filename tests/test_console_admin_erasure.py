@@ -46,7 +46,7 @@ def test_retention_shows_the_dry_run_and_runs_only_once_confirmed(app, client, s
     page = http.get("/console/admin/retention").get_data(as_text=True)
     assert re.search(r'id="due-referrals">1<', page) and re.search(r'id="due-cases">0<', page)
     assert old["reference"] in page
-    assert _events(session, AuditAction.PRIVACY_RETENTION_RUN) == []  # a dry run is not audited (nor the CLI's)
+    assert _events(session, AuditAction.PRIVACY_RETENTION_RUN) == []  # as the CLI's dry run
     token = c.csrf_of(page)
     unconfirmed = http.post("/console/admin/retention", data={"csrf_token": token})
     assert unconfirmed.status_code == 422 and 'id="error-confirm"' in unconfirmed.get_data(as_text=True)
@@ -76,8 +76,8 @@ def test_erasure_on_request_asks_for_a_reason_code_and_a_confirmation(app, clien
     free_text = http.post("/console/admin/erasure",
                           data={"csrf_token": token, "kind": "case", "reference": ref, "reason": "because"})
     assert free_text.status_code == 422 and 'id="error-reason"' in free_text.get_data(as_text=True)
-    asked = http.post("/console/admin/erasure",
-                      data={"csrf_token": token, "kind": "case", "reference": ref, "reason": "person_request"})
+    request = {"csrf_token": token, "kind": "case", "reference": ref, "reason": "person_request"}
+    asked = http.post("/console/admin/erasure", data=request)
     assert asked.status_code == 200 and 'id="confirm-erasure"' in asked.get_data(as_text=True)
     session.expire_all()
     assert session.get(Case, uuid.UUID(str(partners.ours))).erased_at is None  # not before the confirmation
@@ -93,9 +93,8 @@ def test_erasure_on_request_asks_for_a_reason_code_and_a_confirmation(app, clien
     again = http.post("/console/admin/erasure", data={"csrf_token": token, "kind": "case", "reference": ref,
                                                      "reason": "person_request", "confirm": "yes"})
     assert again.status_code == 409 and 'id="error-reference"' in again.get_data(as_text=True)
-    unknown = http.post("/console/admin/erasure", data={"csrf_token": token, "kind": "referral",
-                                                       "reference": "MGEC-R-NOPE", "reason": "legal_obligation",
-                                                       "confirm": "yes"})
+    nobody = {**request, "kind": "referral", "reference": "MGEC-R-NOPE", "reason": "legal_obligation"}
+    unknown = http.post("/console/admin/erasure", data={**nobody, "confirm": "yes"})
     assert unknown.status_code == 404 and 'id="error-reference"' in unknown.get_data(as_text=True)
 
 
@@ -121,6 +120,7 @@ def test_partners_and_coordinators_cannot_erase(app, session, partners):
             "csrf_token": token, "kind": "referral", "reference": partners.referral.reference,
             "reason": "person_request", "confirm": "yes"})
         assert answer.status_code == 403
-        assert http.post("/console/admin/retention", data={"csrf_token": token, "confirm": "yes"}).status_code == 403
+        run = http.post("/console/admin/retention", data={"csrf_token": token, "confirm": "yes"})
+        assert run.status_code == 403
     session.expire_all()
     assert session.get(Referral, partners.referral.id).erased_at is None
