@@ -39,8 +39,8 @@ def test_client_and_people_actions_name_the_signed_in_admin(app, session, partne
     http.post(f"/console/admin/clients/{client_id}/rotate", data={"csrf_token": token})
     http.post(f"/console/admin/clients/{client_id}/revoke", data={"csrf_token": token})
     person = http.post("/console/admin/people", data={
-        "csrf_token": token, "organisation": str(partners.orgs["embassy"].id), "email": "consul-3@example.org",
-        "role": "partner_officer"})
+        "csrf_token": token, "organisation": str(partners.orgs["embassy"].id),
+        "email": "consul-3@example.org", "role": "partner_officer"})
     assert person.status_code == 201
     user = auth_services.find_user(session, "consul-3@example.org")
     http.post(f"/console/admin/people/{user.id}/reset-totp", data={"csrf_token": token})
@@ -56,7 +56,8 @@ def test_client_and_people_actions_name_the_signed_in_admin(app, session, partne
     for (action, resource_id), count in expected.items():
         events = _by(session, action, resource_id)
         assert len(events) == count, action
-        assert {(e.user_id, e.organisation_id) for e in events} == {(str(admin.id), admin.organisation_id)}, action
+        who = {(e.user_id, e.organisation_id) for e in events}
+        assert who == {(str(admin.id), admin.organisation_id)}, action
 
 
 def test_the_command_line_stays_the_actor_of_its_own_actions(session, partners):

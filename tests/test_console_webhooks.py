@@ -99,7 +99,8 @@ def test_send_again_queues_the_delivery_and_only_for_its_own_organisation(app, s
     assert (queued.status, queued.attempt_count, queued.completed_at) == (DeliveryStatus.PENDING, 0, None)
     assert queued.next_attempt_at >= before - timedelta(seconds=1)  # the worker picks it up now
     audited = session.scalars(sa.select(AuditEvent).where(
-        AuditEvent.action == AuditAction.WEBHOOK_DELIVERY_REDELIVER, AuditEvent.resource_id == str(delivery.id)
+        AuditEvent.action == AuditAction.WEBHOOK_DELIVERY_REDELIVER,
+        AuditEvent.resource_id == str(delivery.id),
     )).all()
     assert [e.user_id for e in audited] == [str(partners.people["police_officer"][0].id)]
     pending = http.get("/console/partner/webhooks").get_data(as_text=True)
