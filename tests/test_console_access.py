@@ -56,6 +56,13 @@ TABLE: dict[str, tuple[dict[str, int], dict[str, tuple[tuple[str, ...], tuple[st
     "/console/admin/organisations": (_all(403, but={"admin": 200}), {}),
     "/console/admin/clients": (_all(403, but={"admin": 200}), {}),
     "/console/admin/people": (_all(403, but={"admin": 200}), {}),
+    # the trail shows ids, actions and counts, never a person's data (the audit part keeps none)
+    "/console/admin/audit": (
+        _all(403, but={"admin": 200}),
+        {"admin": (("<code>auth:login:succeed</code>",), (NAME, PASSPORT, PHONE))},
+    ),
+    "/console/admin/retention": (_all(403, but={"admin": 200}), {}),
+    "/console/admin/erasure": (_all(403, but={"admin": 200}), {"admin": (("person_request",), (NAME,))}),
     # a download through the documents service (MGEC pages only); a document nobody has is not found
     "/console/documents/{document}/content": (_staff_only(**dict.fromkeys(STAFF, 404)), {}),
 }
