@@ -16,10 +16,11 @@ from flask_babel import lazy_gettext as _l
 
 from ..access import Scope
 from ..audit import services as audit_services
+from ..auth import services as auth_services
 from ..audit.actions import AuditAction
 from ..audit.checkpoints import last_checkpoint, read_checkpoint
 from ..db import get_session
-from ..errors import InvalidPayload
+from ..errors import InvalidPayload, NotFound
 from ..organisations import services as org_services
 from ..privacy import get_privacy
 from .forms import field_errors, load_form
@@ -51,9 +52,21 @@ def _start_of(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=LOCAL_TIME)
 
 
+def _actor_id(text: str) -> str:
+    """A person's e-mail as their id (the trail names people by id); anything else as it is."""
+    if "@" not in text:
+        return text
+    try:
+        return str(auth_services.find_user(get_session(), text).id)
+    except NotFound:
+        return text  # matches no event
+
+
 def _read_args(loaded: dict[str, Any]) -> dict[str, Any]:
     """The filters as audit.services.read_page takes them."""
     args: dict[str, Any] = {"limit": PAGE_SIZE, "cursor": loaded.get("cursor")}
+    if loaded.get("actor"):
+        loaded = {**loaded, "actor": _actor_id(loaded["actor"])}
     for ours, theirs in (("action", "action"), ("actor", "actor_id"), ("resource_type", "resource_type"),
                          ("resource_id", "resource_id")):
         if loaded.get(ours):
@@ -89,6 +102,8 @@ def trail_page(*, verified: audit_services.VerifyResult | None = None, status: i
         more_args={k: v for k, v in shown.items() if v},
         actions=[a.value for a in AuditAction],
         names={o.id: o.name for o in org_services.list_all(session)},
+        people={str(u.id): u.email for u in auth_services.list_users(session)},
+        clients={cl.client_id: cl.name for cl in auth_services.list_clients(session)},
         checkpoint=last_checkpoint(session),
         can_sign=get_privacy().audit_signing_key is not None,
         verified=verified,
