@@ -16,9 +16,9 @@ from flask_babel import lazy_gettext as _l
 
 from ..access import Scope
 from ..audit import services as audit_services
-from ..auth import services as auth_services
 from ..audit.actions import AuditAction
 from ..audit.checkpoints import last_checkpoint, read_checkpoint
+from ..auth import services as auth_services
 from ..db import get_session
 from ..errors import InvalidPayload, NotFound
 from ..organisations import services as org_services
