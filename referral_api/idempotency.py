@@ -129,6 +129,12 @@ def idempotent(
     return _replay(winner, fingerprint, replay)
 
 
+def count_expired(session: Session, *, now: datetime) -> int:
+    """How many keys purge_expired() would delete now (the retention dry run)."""
+    expired = sa.select(sa.func.count()).select_from(IdempotencyKey).where(IdempotencyKey.expires_at <= now)
+    return session.scalar(expired) or 0
+
+
 def purge_expired(session: Session, *, now: datetime) -> int:
     """Delete the keys past their expiry (the retention run calls it; the caller commits)."""
     return session.execute(sa.delete(IdempotencyKey).where(IdempotencyKey.expires_at <= now)).rowcount

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from referral_api.audit.actions import AuditAction
 from referral_api.audit.models import AuditEvent
 from referral_api.cases.models import Case
+from referral_api.idempotency import IdempotencyKey
 from referral_api.referrals.models import Referral
 from referral_api.reports.retention import REQUEST_REASONS
 from tests import console_helpers as c
@@ -42,9 +43,13 @@ def _rejected_long_ago(client, world, session) -> dict:
 
 def test_retention_shows_the_dry_run_and_runs_only_once_confirmed(app, client, session, partners):
     old = _rejected_long_ago(client, partners, session)
+    session.add(IdempotencyKey(principal="cl_police", key="k-1", fingerprint="0" * 64,
+                               expires_at=datetime.now(UTC) - timedelta(hours=1)))
+    session.commit()
     http = sign_in_as(app, session, partners, "admin")
     page = http.get("/console/admin/retention").get_data(as_text=True)
     assert re.search(r'id="due-referrals">1<', page) and re.search(r'id="due-cases">0<', page)
+    assert re.search(r'id="due-idempotency-keys">1<', page)
     assert old["reference"] in page
     assert _events(session, AuditAction.PRIVACY_RETENTION_RUN) == []  # as the CLI's dry run
     token = c.csrf_of(page)
@@ -55,14 +60,15 @@ def test_retention_shows_the_dry_run_and_runs_only_once_confirmed(app, client, s
     ran = http.post("/console/admin/retention", data={"csrf_token": token, "confirm": "yes"})
     html = ran.get_data(as_text=True)
     assert ran.status_code == 200 and re.search(r'id="erased-referrals">1<', html)
-    assert re.search(r'id="due-referrals">0<', html)
+    assert re.search(r'id="due-referrals">0<', html) and re.search(r'id="due-idempotency-keys">0<', html)
     session.expire_all()
     assert session.get(Referral, uuid.UUID(old["id"])).erased_at is not None
     admin_id = str(partners.people["admin"][0].id)
     (run,) = _events(session, AuditAction.PRIVACY_RETENTION_RUN)
     assert run.user_id == admin_id
     assert set(run.details) == {"now", "referrals", "cases", "keys_shredded", "idempotency_keys_deleted"}
-    assert (run.details["referrals"], run.details["cases"]) == (1, 0)
+    counted = (run.details["referrals"], run.details["cases"], run.details["idempotency_keys_deleted"])
+    assert counted == (1, 0, 1)
     erased = [e for e in _events(session, AuditAction.PRIVACY_RECORD_ERASE) if e.resource_id == old["id"]]
     assert [(e.user_id, e.details["reason"]) for e in erased] == [(admin_id, "retention")]
 

@@ -32,5 +32,6 @@ def run(dry_run: bool, now_text: str | None, as_json: bool) -> None:
     emit(
         report,
         as_json=as_json,
-        text=f"{verb}: {len(report['referrals'])} referrals, {len(report['cases'])} cases",
+        text=f"{verb}: {len(report['referrals'])} referrals, {len(report['cases'])} cases"
+        + (f"; {report['idempotency_keys_expired']} expired idempotency keys" if dry_run else ""),
     )

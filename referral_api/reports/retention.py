@@ -184,6 +184,7 @@ def run(session: Session, *, now: datetime, limits: Limits, dry_run: bool = Fals
         "keys_shredded": 0,
     }
     if dry_run:
+        report["idempotency_keys_expired"] = idempotency.count_expired(session, now=now)
         return report
     for case in cases:
         report["keys_shredded"] += _erase_case(session, case, ErasureReason.RETENTION, actor, now)[
