@@ -17,7 +17,9 @@ def retention_group() -> None:
 
 
 @retention_group.command("run")
-@click.option("--dry-run", is_flag=True, help="List what would be erased (references only); erase nothing.")
+@click.option("--dry-run", is_flag=True,
+              help="List what would be erased (references only) and count the expired idempotency keys; "
+              "erase nothing.")
 @click.option("--now", "now_text", help="Take this ISO time as now (tests, catching up).")
 @json_option
 @domain_command
