@@ -52,6 +52,8 @@ def test_the_trail_filters_by_action_record_and_actor_and_each_read_is_audited(a
         f"/console/admin/audit?resource_type=organisation&resource_id={partners.orgs['ngo'].id}"
     ).get_data(as_text=True))
     assert len(by_record) == 4
+    assert 'selected>Organisation</option>' in http.get(
+        "/console/admin/audit?resource_type=organisation").get_data(as_text=True)  # record types in words
     by_admin = _rows(http.get(f"/console/admin/audit?actor={admin_id}").get_data(as_text=True))
     mine = {e.seq for e in session.scalars(sa.select(AuditEvent).where(AuditEvent.user_id == admin_id))}
     assert by_admin and {s for s, _a in by_admin} <= mine
@@ -59,9 +61,10 @@ def test_the_trail_filters_by_action_record_and_actor_and_each_read_is_audited(a
     assert _rows(http.get(f"/console/admin/audit?actor={email}").get_data(as_text=True))[1:] == by_admin
     assert email in http.get("/console/admin/audit").get_data(as_text=True)  # people named by e-mail
     reads = _events(session, AuditAction.AUDIT_EVENT_LIST)
-    assert [e.user_id for e in reads] == [admin_id] * 6
+    assert [e.user_id for e in reads] == [admin_id] * 7
     assert reads[1].details == {"count": 2, "filters": ["action"]}
     assert reads[2].details["filters"] == ["resource_id", "resource_type"]
+    assert reads[3].details["filters"] == ["resource_type"]
 
 
 def test_the_date_range_is_of_ulaanbaatar_days_and_a_bad_filter_is_named(app, session, partners):

@@ -25,6 +25,7 @@ from ..organisations import services as org_services
 from ..privacy import get_privacy
 from .forms import field_errors, load_form
 from .i18n import LOCAL_TIME
+from .labels import WORDS
 from .shell import actor, bp, page, render
 
 PAGE_SIZE = 50
@@ -101,6 +102,7 @@ def trail_page(*, verified: audit_services.VerifyResult | None = None, status: i
         filters=shown,
         more_args={k: v for k, v in shown.items() if v},
         actions=[a.value for a in AuditAction],
+        record_types=sorted(WORDS["record_type"], key=lambda t: str(WORDS["record_type"][t])),
         names={o.id: o.name for o in org_services.list_all(session)},
         people={str(u.id): u.email for u in auth_services.list_users(session)},
         clients={cl.client_id: cl.name for cl in auth_services.list_clients(session)},
