@@ -20,7 +20,8 @@ SUSPEND = AuditAction.ORGANISATION_SUSPEND.value
 def _rows(html: str) -> list[tuple[int, str]]:
     """(seq, action) of each row of the events table."""
     table = html.split('id="events"', 1)[1].split("</table>", 1)[0] if 'id="events"' in html else ""
-    row = r'<tr><td>(\d+)</td><td class="when">[^<]*</td><td class="action"><code class="action">([^<]+)</code>'
+    row = (r'<tr><td>(\d+)</td><td class="when">[^<]*</td>'
+           r'<td class="action"><code class="action">([^<]+)</code>')
     return [(int(s), a) for s, a in re.findall(row, table)]
 
 
