@@ -60,7 +60,7 @@ TABLE: dict[str, tuple[dict[str, int], dict[str, tuple[tuple[str, ...], tuple[st
     # the trail shows ids, actions and counts, never a person's data (the audit part keeps none)
     "/console/admin/audit": (
         _all(403, but={"admin": 200}),
-        {"admin": (("<code>auth:login:succeed</code>",), (NAME, PASSPORT, PHONE))},
+        {"admin": (("<code class=\"action\">auth:login:succeed</code>",), (NAME, PASSPORT, PHONE))},
     ),
     "/console/admin/retention": (_all(403, but={"admin": 200}), {}),
     "/console/admin/erasure": (_all(403, but={"admin": 200}), {"admin": (("person_request",), (NAME,))}),
