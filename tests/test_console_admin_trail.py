@@ -3,12 +3,16 @@ API's read is."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from referral_api.audit import services as audit_services
 from referral_api.audit.actions import AuditAction
+from referral_api.audit.checkpoints import noted_details
 from referral_api.audit.models import AuditEvent
 from referral_api.console import trail
 from tests import console_helpers as c
@@ -124,6 +128,7 @@ def test_the_last_checkpoint_and_a_pasted_one_checked_by_its_signature(app, sess
     seq = doc["statement"]["seq"]
     assert f"event {seq}" in page and doc["statement"]["head_hash"][:16] in page
     assert re.search(r'id="checkpoint-head">Unchanged<', page)
+    assert 'id="checkpoint-signature" data-status="valid"' in page
     token = c.csrf_of(page)
     pasted = {"csrf_token": token, "checkpoint": made.output.strip()}
     extended = http.post("/console/admin/audit/verify", data=pasted)
@@ -142,3 +147,22 @@ def test_only_an_mgec_admin_opens_the_trail(app, session, partners):
         token = c.csrf_of(http.get(home).get_data(as_text=True))
         assert http.post("/console/admin/audit/verify", data={"csrf_token": token}).status_code == 403
     assert _events(session, AuditAction.AUDIT_CHAIN_VERIFY) == []
+
+
+def test_the_last_checkpoints_signature_is_checked_as_the_chain_noted_it(app, session, partners, run_cli):
+    http = sign_in_as(app, session, partners, "admin")
+    doc = json.loads(run_cli("audit", "checkpoint").output)
+    noted = noted_details(doc)
+
+    def status_after(details: dict) -> str:
+        audit_services.record(session, actor=None, action=AuditAction.AUDIT_CHECKPOINT_CREATE,
+                              resource_type="audit_chain", resource_id=str(details["seq"]), details=details)
+        session.commit()
+        page = http.get("/console/admin/audit").get_data(as_text=True)
+        return re.search(r'id="checkpoint-signature" data-status="([a-z_]+)"', page).group(1)
+
+    assert status_after(noted) == "valid"
+    assert status_after({**noted, "seq": noted["seq"] - 1}) == "invalid"  # altered after signing
+    other = base64.b64encode(Ed25519PrivateKey.generate().public_key().public_bytes_raw()).decode()
+    assert status_after({**noted, "public_key": other}) == "invalid"  # another deployment's key
+    assert status_after({"seq": noted["seq"], "head_hash": noted["head_hash"]}) == "not_noted"
