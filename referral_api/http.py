@@ -20,6 +20,7 @@ from . import errors
 from .validators import FreeText, control_character_message
 
 API_PREFIX = "/api/v1"
+CONSOLE_PREFIX = "/console/"
 MAX_JSON_DEPTH = 32  # no input is nested half as deep; a deeper body is refused before anything reads it
 
 
@@ -304,23 +305,27 @@ def check_request_text() -> None:
     in_path = _refused_text((request.view_args or {}).items())
     if in_path:
         raise errors.NotFound("No record has such an id.", errors=in_path)
-    sources = [*request.args.items(multi=True)]
+    refused = _refused_text(request.args.items(multi=True))
     # an upload route parses its own multipart body (its fields go through its schema's load())
     form = request.mimetype in {"application/x-www-form-urlencoded", "multipart/form-data"}
     if form and _upload_limit() is None:
-        sources += request.form.items(multi=True)
-    refused = _refused_text(sources)
+        # A console page's form may hold several lines (a narrative, a note): tab and line breaks pass
+        # here, and its schema's load() refuses them, named, in a one-line field. Nowhere else.
+        several_lines = request.path.startswith(CONSOLE_PREFIX)
+        for name, messages in _refused_text(request.form.items(multi=True), free_text=several_lines).items():
+            refused.setdefault(name, []).extend(messages)
     if refused and request.path.startswith(API_PREFIX):
         raise errors.InvalidPayload(errors=refused)
     if refused:  # the OAuth endpoints: an RFC 6749 invalid_request (400)
         raise errors.MalformedRequest(errors=refused, extra={"error": "invalid_request"})
 
 
-def _refused_text(items: Any) -> dict[str, list[str]]:
+def _refused_text(items: Any, *, free_text: bool = False) -> dict[str, list[str]]:
     refused: dict[str, list[str]] = {}
     for name, value in items:
-        for text in (str(name), value) if isinstance(value, str) else (str(name),):
-            message = control_character_message(text)
+        checks = [(str(name), False), *([(value, free_text)] if isinstance(value, str) else [])]
+        for text, lines in checks:
+            message = control_character_message(text, free_text=lines)
             if message:
                 refused.setdefault(str(name), []).append(message)
     return refused

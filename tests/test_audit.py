@@ -165,7 +165,8 @@ def test_checkpoint_proves_the_log_still_extends_it(session, run_cli, tmp_path):
     # The checkpoint is itself noted in the chain, right after the head it signs.
     noted = session.execute(sa.select(events).where(events.c.seq == 4)).mappings().one()
     assert noted["action"] == "audit:checkpoint:create"
-    assert noted["details"] == {"seq": 3, "head_hash": signed}
+    assert noted["details"] == {"seq": 3, "head_hash": signed, "created_at": doc["statement"]["created_at"],
+                                "public_key": doc["statement"]["public_key"], "signature": doc["signature"]}
     _write(session, 2)
     ok = run_cli("audit", "verify", "--checkpoint", tmp_path / "cp.json", "--json")
     assert ok.exit_code == 0 and json.loads(ok.output)["checkpoint_seq"] == 3

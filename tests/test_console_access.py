@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from referral_api.console.shell import bp
+from tests.console_helpers import csrf_of
 from tests.partner_helpers import PEOPLE, partners, sign_in_as  # noqa: F401  (the fixture)
 
 STAFF = ("coordinator", "caseworker", "admin")
@@ -56,6 +57,13 @@ TABLE: dict[str, tuple[dict[str, int], dict[str, tuple[tuple[str, ...], tuple[st
     "/console/admin/organisations": (_all(403, but={"admin": 200}), {}),
     "/console/admin/clients": (_all(403, but={"admin": 200}), {}),
     "/console/admin/people": (_all(403, but={"admin": 200}), {}),
+    # the trail shows ids, actions and counts, never a person's data (the audit part keeps none)
+    "/console/admin/audit": (
+        _all(403, but={"admin": 200}),
+        {"admin": (("<code class=\"action\">auth:login:succeed</code>",), (NAME, PASSPORT, PHONE))},
+    ),
+    "/console/admin/retention": (_all(403, but={"admin": 200}), {}),
+    "/console/admin/erasure": (_all(403, but={"admin": 200}), {"admin": (("person_request",), (NAME,))}),
     # a download through the documents service (MGEC pages only); a document nobody has is not found
     "/console/documents/{document}/content": (_staff_only(**dict.fromkeys(STAFF, 404)), {}),
 }
@@ -94,3 +102,58 @@ def test_every_console_page_for_every_role(app, session, partners, who):
             assert text in html, (who, path, text)
         for text in hidden:
             assert text not in html, (who, path, text)
+
+
+ADMIN = ("admin",)
+_UUID = "5b1e0c2a-0000-4000-8000-000000000000"
+# every form a console page posts to -> who may post it; everyone else gets 403 before anything is read
+POSTS: dict[str, tuple[str, ...]] = {
+    "/console/referrals/{referral}/accept": ("coordinator", "admin"),
+    "/console/referrals/{referral}/documents": STAFF,
+    "/console/cases/{ours}/move": STAFF,
+    "/console/cases/{ours}/documents": STAFF,
+    "/console/cases/{ours}/documents/{document}/delete": STAFF,
+    "/console/partner/cases/{ours}/move": PARTNERS,
+    "/console/partner/referrals/new": PARTNERS,
+    "/console/partner/referrals/{referral}/withdraw": PARTNERS,
+    "/console/partner/webhooks": PARTNERS,
+    "/console/partner/webhooks/{document}/rotate": PARTNERS,
+    "/console/partner/webhooks/deliveries/{document}/redeliver": PARTNERS,
+    "/console/admin/organisations": ADMIN,
+    "/console/admin/organisations/{ours}/require-totp": ADMIN,
+    "/console/admin/clients": ADMIN,
+    "/console/admin/clients/cl_nobody/revoke": ADMIN,
+    "/console/admin/people": ADMIN,
+    "/console/admin/people/{ours}/deactivate": ADMIN,
+    "/console/admin/audit/verify": ADMIN,
+    "/console/admin/retention": ADMIN,
+    "/console/admin/erasure": ADMIN,
+}
+
+
+def test_the_post_table_names_every_console_form(app):
+    """A new console form cannot be added without its row here."""
+    endpoints = {
+        rule.endpoint
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith(f"{bp.name}.") and "POST" in rule.methods
+        and getattr(app.view_functions[rule.endpoint], "__console_scopes__", None) is not None
+        and rule.endpoint != "console.logout"
+    }
+    adapter = app.url_map.bind("localhost")
+    named = {adapter.match(path.format(referral="r", ours="o", document=_UUID), method="POST")[0]
+             for path in POSTS}
+    assert endpoints == named
+
+
+@pytest.mark.parametrize("who", list(PEOPLE))
+def test_no_console_form_is_open_to_a_role_it_is_not_for(app, session, partners, who):
+    http = sign_in_as(app, session, partners, who)
+    home = "/console/partner/cases" if who in PARTNERS else "/console/queue"
+    token = csrf_of(http.get(home).get_data(as_text=True))
+    values = {"referral": partners.referral.id, "ours": partners.ours, "document": _UUID}
+    for template, allowed in POSTS.items():
+        if who in allowed:
+            continue
+        answer = http.post(template.format(**values), data={"csrf_token": token, "confirm": "yes"})
+        assert answer.status_code == 403, (who, template)

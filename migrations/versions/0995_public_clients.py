@@ -1,7 +1,7 @@
 """Public OAuth clients (token_endpoint_auth_method 'none'): the docs client of Swagger UI
 
 Revision ID: 0995
-Revises: 0985
+Revises: 0990
 Create Date: 2026-11-29 12:00:00
 
 Review before merging: two CHECK constraints of oauth_clients replaced (a batch copy of the table on
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 
 revision = '0995'
-down_revision = '0985'
+down_revision = '0990'
 branch_labels = None
 depends_on = None
 

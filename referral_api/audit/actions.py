@@ -37,6 +37,7 @@ class AuditAction(StrEnum):
     ORGANISATION_CREATE = "organisations:organisation:create"
     ORGANISATION_SUSPEND = "organisations:organisation:suspend"
     ORGANISATION_ACTIVATE = "organisations:organisation:activate"
+    ORGANISATION_REQUIRE_TOTP = "organisations:organisation:require_totp"
     # referrals/
     REFERRAL_SUBMIT = "referrals:referral:submit"
     REFERRAL_READ = "referrals:referral:read"

@@ -14,7 +14,7 @@ from ..privacy import get_privacy
 from ..progress import for_command
 from . import services
 from .actions import AuditAction
-from .checkpoints import make_checkpoint, read_checkpoint
+from .checkpoints import make_checkpoint, noted_details, read_checkpoint
 from .schemas import VerifyResultSchema
 
 
@@ -89,11 +89,12 @@ def checkpoint(output: str | None, as_json: bool) -> None:
         raise DomainError(f"The chain is broken at event {result.first_bad_seq} ({result.problem}): "
                           "no checkpoint signed.")
     doc = make_checkpoint(session, key)
-    # Noted in the chain itself (after the head it signs), so that monitoring sees when the last was made.
+    # Noted in the chain itself (after the head it signs), so that monitoring sees when the last was made
+    # and the console can check its signature (checkpoints.last_checkpoint); a signature is no secret.
     services.record(session, actor=None, action=AuditAction.AUDIT_CHECKPOINT_CREATE,
                     resource_type="audit_chain",
                     resource_id=str(doc["statement"]["seq"]),
-                    details={"seq": doc["statement"]["seq"], "head_hash": doc["statement"]["head_hash"]})
+                    details=noted_details(doc))
     session.commit()
     text = json.dumps(doc, sort_keys=True)
     if output:

@@ -332,11 +332,14 @@ def read_page(session: Session, actor: Any, args: dict[str, Any]) -> tuple[list[
     return items, next_cursor
 
 
-def verify_as(session: Session, actor: Any) -> VerifyResult:
-    """Verify the chain for the API, and audit that it was verified and how it came out."""
-    result = verify(session)
+def verify_as(session: Session, actor: Any, *, checkpoint: tuple[int, str] | None = None) -> VerifyResult:
+    """Verify the chain for the API and the console (against a checkpoint read by
+    checkpoints.read_checkpoint, when given), and audit that it was verified and how it came out."""
+    result = verify(session, checkpoint=checkpoint)
+    details: dict[str, Any] = {"ok": result.ok, "checked": result.checked}
+    if checkpoint is not None:
+        details["checkpoint_seq"] = checkpoint[0]
     record(session, actor=actor, action=AuditAction.AUDIT_CHAIN_VERIFY, resource_type="audit_event",
-           outcome=Outcome.SUCCESS if result.ok else Outcome.FAILURE,
-           details={"ok": result.ok, "checked": result.checked})
+           outcome=Outcome.SUCCESS if result.ok else Outcome.FAILURE, details=details)
     session.commit()
     return result

@@ -91,8 +91,10 @@ def create_client(
     require_private_key_jwt: bool = False,
     require_dpop: bool = False,
     dpop_nonce: bool = False,
+    actor: Any = None,
 ) -> IssuedClient:
-    """Register a client of `organisation` (id or name); a secret client's secret is returned once."""
+    """Register a client of `organisation` (id or name); a secret client's secret is returned once.
+    `actor`: the admin who acts in the console (None: the command line)."""
     org = org_services.find(session, organisation)
     grant_types = grant_types or ["client_credentials"]
     redirect_uris = redirect_uris or []
@@ -123,7 +125,8 @@ def create_client(
     trail.record(session, AuditAction.AUTH_CLIENT_CREATE, resource_type="client", resource_id=client.id,
                  details={"client_id": client.client_id, "organisation_id": org.id,
                           "auth_method": auth_method.value, "scope": client.scope,
-                          "grant_types": client.grant_types, "require_dpop": client.require_dpop})
+                          "grant_types": client.grant_types, "require_dpop": client.require_dpop},
+                 actor=actor)
     session.commit()
     return IssuedClient(client, secret)
 
@@ -152,18 +155,18 @@ def revoke_tokens(session: Session, where: Any) -> None:
                     .values(refresh_revoked_at=now))
 
 
-def revoke_client(session: Session, client_id: str) -> Client:
+def revoke_client(session: Session, client_id: str, *, actor: Any = None) -> Client:
     """Revoke a client: it cannot authenticate, and its tokens stop working at the next request."""
     client = find_client(session, client_id)
     client.revoked_at = client.revoked_at or utcnow()
     revoke_tokens(session, Token.client_pk == client.id)
     trail.record(session, AuditAction.AUTH_CLIENT_REVOKE, resource_type="client", resource_id=client.id,
-                 details={"client_id": client.client_id})
+                 details={"client_id": client.client_id}, actor=actor)
     session.commit()
     return client
 
 
-def rotate_secret(session: Session, client_id: str) -> IssuedClient:
+def rotate_secret(session: Session, client_id: str, *, actor: Any = None) -> IssuedClient:
     """Give a secret client a new secret (shown once); the old one stops working at once."""
     client = find_client(session, client_id)
     if client.token_endpoint_auth_method not in SECRET_METHODS:
@@ -173,6 +176,6 @@ def rotate_secret(session: Session, client_id: str) -> IssuedClient:
     secret = secrets.token_urlsafe(32)
     client.client_secret_hash = secret_hash(secret)
     trail.record(session, AuditAction.AUTH_CLIENT_ROTATE_SECRET, resource_type="client",
-                 resource_id=client.id, details={"client_id": client.client_id})
+                 resource_id=client.id, details={"client_id": client.client_id}, actor=actor)
     session.commit()
     return IssuedClient(client, secret)

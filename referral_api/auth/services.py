@@ -22,6 +22,7 @@ from ..audit.actions import AuditAction, Outcome
 from ..db import utcnow
 from ..errors import Conflict, InvalidPayload, NotFound
 from ..organisations import services as org_services
+from ..organisations.models import Organisation
 from . import trail
 from .clients import (  # noqa: F401  (the clients' use cases, kept importable from here)
     IssuedClient,
@@ -63,9 +64,10 @@ def _totp_uri(user: User, secret: str) -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=TOTP_ISSUER)
 
 
-def needs_totp(role: Role, organisation_kind: str) -> bool:
-    """Whether a person must log in with a TOTP code: MGEC's admins and coordinators, embassy officers."""
-    return role in TOTP_ROLES or (role is Role.PARTNER_OFFICER and organisation_kind == "embassy")
+def needs_totp(role: Role, organisation: Organisation) -> bool:
+    """Whether a person must log in with a TOTP code: MGEC's admins and coordinators, and the officers of
+    an organisation that requires it (every embassy; others as an admin sets it)."""
+    return role in TOTP_ROLES or (role is Role.PARTNER_OFFICER and organisation.requires_totp)
 
 
 def create_user(
@@ -77,6 +79,7 @@ def create_user(
     password: str,
     name: str = "",
     totp: bool = False,
+    actor: Any = None,
 ) -> IssuedUser:
     """Create a person; with a second factor (needs_totp(), or `totp` asked for a partner officer), the
     TOTP provisioning URI is returned once."""
@@ -96,23 +99,23 @@ def create_user(
         raise InvalidPayload(errors=problems)
     if session.scalar(sa.select(User.id).where(User.email == email)):
         raise Conflict(f"A user with e-mail {email!r} exists already.", errors={"email": ["taken"]})
-    with_totp = needs_totp(role, org.kind.value) or (totp and role is Role.PARTNER_OFFICER)
+    with_totp = needs_totp(role, org) or (totp and role is Role.PARTNER_OFFICER)
     totp_secret = pyotp.random_base32() if with_totp else None
     user = User(organisation_id=org.id, email=email, name=name, role=role,
                 password_hash=_hasher.hash(password), totp_secret=totp_secret)
     session.add(user)
     session.flush()
     trail.record(session, AuditAction.AUTH_USER_CREATE, resource_type="user", resource_id=user.id,
-                 details={"organisation_id": org.id, "role": role.value})
+                 details={"organisation_id": org.id, "role": role.value}, actor=actor)
     if totp_secret:
-        _audit_enrol(session, user)
+        _audit_enrol(session, user, actor)
     session.commit()
     return IssuedUser(user, _totp_uri(user, totp_secret) if totp_secret else None)
 
 
-def _audit_enrol(session: Session, user: User) -> None:
+def _audit_enrol(session: Session, user: User, actor: Any = None) -> None:
     trail.record(session, AuditAction.AUTH_TOTP_ENROL, resource_type="user", resource_id=user.id,
-                 details={"role": user.role.value})
+                 details={"role": user.role.value}, actor=actor)
 
 
 def find_user(session: Session, ref: str) -> User:
@@ -132,12 +135,13 @@ def list_users(session: Session) -> list[User]:
     return list(session.scalars(sa.select(User).order_by(User.organisation_id, User.email)))
 
 
-def deactivate_user(session: Session, ref: str) -> User:
+def deactivate_user(session: Session, ref: str, *, actor: Any = None) -> User:
     """Deactivate a person: their tokens stop working at the next request."""
     user = find_user(session, ref)
     user.active = False
     revoke_tokens(session, Token.user_id == user.id)
-    trail.record(session, AuditAction.AUTH_USER_DEACTIVATE, resource_type="user", resource_id=user.id)
+    trail.record(session, AuditAction.AUTH_USER_DEACTIVATE, resource_type="user", resource_id=user.id,
+                 actor=actor)
     session.commit()
     return user
 
@@ -154,14 +158,14 @@ def reset_password(session: Session, ref: str) -> str:
     return password
 
 
-def reset_totp(session: Session, ref: str) -> IssuedUser:
+def reset_totp(session: Session, ref: str, *, actor: Any = None) -> IssuedUser:
     """A new TOTP secret for a person (the old one stops working); the URI is returned once."""
     user = find_user(session, ref)
-    if not (user.totp_secret or needs_totp(user.role, user.organisation.kind.value)):
+    if not (user.totp_secret or needs_totp(user.role, user.organisation)):
         raise Conflict(f"This {user.role.value} logs in without a TOTP code.")
     user.totp_secret = pyotp.random_base32()
     user.totp_last_step = None
-    _audit_enrol(session, user)
+    _audit_enrol(session, user, actor)
     session.commit()
     return IssuedUser(user, _totp_uri(user, user.totp_secret))
 
@@ -257,7 +261,7 @@ def login(session: Session, *, email: str, password: str, guard: LoginGuard, tot
     if address_locked:
         raise _refuse(session, user, "account locked")
     # Enrolled people always give a code; a role or an embassy that needs one cannot skip enrolment.
-    required = bool(user.totp_secret) or needs_totp(user.role, user.organisation.kind.value)
+    required = bool(user.totp_secret) or needs_totp(user.role, user.organisation)
     totp_problem = _totp_problem(user, totp_code, now) if password_ok and required else None
     if not password_ok or totp_problem:
         user.failed_logins += 1

@@ -11,6 +11,7 @@ def init_app(app: Flask) -> None:
         admin,
         cases,
         documents,
+        erasure,
         intake,
         login,
         partner,
@@ -18,6 +19,7 @@ def init_app(app: Flask) -> None:
         queue,
         reports,
         shell,
+        trail,
         webhooks,
     )
 

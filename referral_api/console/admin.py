@@ -6,9 +6,11 @@ it is checked and audited as the CLI's; a new secret is shown once, on the answe
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from flask import Response, current_app, redirect, url_for
+from flask_babel import lazy_gettext as _l
 
 from ..access import ALL_SCOPES, CLIENT_CREDENTIALS_SCOPES, Scope
 from ..auth import services as auth_services
@@ -21,6 +23,7 @@ from ..organisations.schemas import OrganisationInSchema
 from .forms import field_errors, load_form, posted
 from .shell import actor, bp, page, render
 
+TOTP_ALWAYS = _l("An embassy's officers always sign in with an authenticator code.")
 CLIENT_FIELDS = ("organisation", "name", "scopes", "auth_method", "jwks_uri")
 
 
@@ -62,11 +65,22 @@ def admin_organisation_create() -> Response:
 @bp.route("/admin/organisations/<ref>/<action>", methods=["POST"])
 @page(Scope.ADMIN)
 def admin_organisation_action(ref: str, action: str) -> Response:
-    """Suspend (its tokens stop working) or activate an organisation."""
-    services = {"suspend": org_services.suspend, "activate": org_services.activate}
+    """Suspend (its tokens stop working) or activate an organisation; require a TOTP code at its people's
+    sign-in, or make it optional (never for an embassy: 409)."""
+    session = get_session()
+    services = {
+        "suspend": org_services.suspend,
+        "activate": org_services.activate,
+        "require-totp": functools.partial(org_services.require_totp, required=True),
+        "totp-optional": functools.partial(org_services.require_totp, required=False),
+    }
     if action not in services:
         return organisations_page(status=404)
-    services[action](get_session(), ref, actor=actor())
+    try:
+        services[action](session, ref, actor=actor())
+    except Conflict as refused:
+        session.rollback()
+        return organisations_page(status=refused.status, errors={"totp_required": str(TOTP_ALWAYS)})
     return redirect(url_for("console.admin_organisations"), code=303)
 
 
@@ -130,7 +144,7 @@ def admin_client_create() -> Response:
     session, form = get_session(), posted()
     form = {k: v for k, v in form.items() if k in CLIENT_FIELDS}
     try:
-        issued = auth_services.create_client(session, **_client_args(form))
+        issued = auth_services.create_client(session, **_client_args(form), actor=actor())
     except (InvalidPayload, Conflict) as refused:
         session.rollback()
         return clients_page(status=refused.status, errors=field_errors(refused.errors), form=form)
@@ -143,8 +157,8 @@ def admin_client_action(client_id: str, action: str) -> Response:
     """Revoke a client (its tokens stop working), or rotate its secret (the new one shown once)."""
     session = get_session()
     if action == "revoke":
-        auth_services.revoke_client(session, client_id)
+        auth_services.revoke_client(session, client_id, actor=actor())
         return redirect(url_for("console.admin_clients"), code=303)
     if action == "rotate":
-        return clients_page(issued=auth_services.rotate_secret(session, client_id))
+        return clients_page(issued=auth_services.rotate_secret(session, client_id, actor=actor()))
     return clients_page(status=404)

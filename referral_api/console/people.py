@@ -18,7 +18,7 @@ from ..db import get_session
 from ..errors import Conflict, InvalidPayload
 from ..organisations import services as org_services
 from .forms import field_errors, posted
-from .shell import bp, page, render
+from .shell import actor, bp, page, render
 
 
 def enrolment(totp_uri: str | None) -> str | None:
@@ -74,6 +74,7 @@ def admin_person_create() -> Response:
             password=password,
             name=form.get("name", ""),
             totp=form.get("totp") == "yes",
+            actor=actor(),
         )
     except (InvalidPayload, Conflict) as refused:
         session.rollback()
@@ -93,10 +94,10 @@ def admin_person_action(ref: str, action: str) -> Response:
     """Deactivate a person (their tokens stop working), or give them a new TOTP secret (QR shown once)."""
     session = get_session()
     if action == "deactivate":
-        auth_services.deactivate_user(session, ref)
+        auth_services.deactivate_user(session, ref, actor=actor())
         return redirect(url_for("console.admin_people"), code=303)
     if action == "reset-totp":
-        issued = auth_services.reset_totp(session, ref)
+        issued = auth_services.reset_totp(session, ref, actor=actor())
         shown = {
             "user": issued.user,
             "password": None,

@@ -61,3 +61,16 @@ def activate(org: str, as_json: bool) -> None:
     """Re-activate a suspended ORG (id or exact name)."""
     o = services.activate(get_session(), org)
     emit(_out.dump(o), as_json=as_json, text=f"activated {o.name}")
+
+
+@orgs_group.command("require-totp")
+@click.argument("org")
+@click.option("--required/--optional", default=True, show_default=True,
+              help="Whether ORG's partner officers must sign in with a TOTP code (an embassy's always must).")
+@json_option
+@domain_command
+def require_totp(org: str, required: bool, as_json: bool) -> None:
+    """Make a TOTP code required (or optional) at sign-in for ORG's people (id or exact name)."""
+    o = services.require_totp(get_session(), org, required)
+    emit({**_out.dump(o), "totp_required": o.requires_totp}, as_json=as_json,
+         text=f"{o.name}: TOTP {'required' if o.requires_totp else 'optional'}")

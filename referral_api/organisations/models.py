@@ -34,6 +34,10 @@ class Organisation(IdMixin, TimestampMixin, Base):
     status: Mapped[OrganisationStatus] = mapped_column(
         enum_column(OrganisationStatus, "status"), nullable=False, default=OrganisationStatus.ACTIVE
     )
+    # Whether its partner officers sign in with a TOTP code; an embassy's always do (requires_totp).
+    totp_required: Mapped[bool] = mapped_column(
+        sa.Boolean, nullable=False, default=False, server_default=sa.false()
+    )
 
     __table_args__ = (
         sa.CheckConstraint("length(country) = 2 AND upper(country) = country", name="country_alpha2"),
@@ -50,6 +54,11 @@ class Organisation(IdMixin, TimestampMixin, Base):
     @property
     def is_active(self) -> bool:
         return self.status is OrganisationStatus.ACTIVE
+
+    @property
+    def requires_totp(self) -> bool:
+        """Whether its people must sign in with a TOTP code: always for an embassy, else as set."""
+        return self.kind is OrganisationKind.EMBASSY or bool(self.totp_required)
 
     def suspend(self) -> None:
         self.status = OrganisationStatus.SUSPENDED

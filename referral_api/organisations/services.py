@@ -76,10 +76,22 @@ def activate(session: Session, ref: str, *, actor: Any = None) -> Organisation:
     return org
 
 
-def _record(session: Session, actor: Any, action: AuditAction, org: Organisation) -> None:
+def require_totp(session: Session, ref: str, required: bool, *, actor: Any = None) -> Organisation:
+    """Whether the organisation's people must sign in with a TOTP code; an embassy's always must."""
+    org = find(session, ref)
+    if org.kind is OrganisationKind.EMBASSY and not required:
+        raise Conflict("An embassy's officers always sign in with a TOTP code.",
+                       errors={"totp_required": ["always required for an embassy"]})
+    org.totp_required = required
+    _record(session, actor, AuditAction.ORGANISATION_REQUIRE_TOTP, org, totp_required=required)
+    session.commit()
+    return org
+
+
+def _record(session: Session, actor: Any, action: AuditAction, org: Organisation, **more: Any) -> None:
     # An organisation's name is not personal data; its kind and country help read the trail.
     record(session, actor=actor, action=action, resource_type="organisation", resource_id=org.id,
-           details={"kind": str(org.kind), "country": org.country})
+           details={"kind": str(org.kind), "country": org.country, **more})
 
 
 def search(

@@ -170,8 +170,9 @@ def due(session: Session, now: datetime, limits: Limits) -> tuple[list[Referral]
 
 
 def run(session: Session, *, now: datetime, limits: Limits, dry_run: bool = False,
-        progress: Progress | None = None) -> dict[str, Any]:
-    """Erase what is past its retention period (or, with `dry_run`, list it); safe to run again."""
+        progress: Progress | None = None, actor: Actor | None = None) -> dict[str, Any]:
+    """Erase what is past its retention period (or, with `dry_run`, list it); safe to run again.
+    `actor`: the admin who ran it in the console (None: the command line or a scheduler)."""
     referrals, cases = due(session, now, limits)
     progress = progress or Progress()
     progress.start(0 if dry_run else len(cases) + len(referrals))
@@ -185,19 +186,18 @@ def run(session: Session, *, now: datetime, limits: Limits, dry_run: bool = Fals
     if dry_run:
         return report
     for case in cases:
-        report["keys_shredded"] += _erase_case(session, case, ErasureReason.RETENTION, None, now)[
+        report["keys_shredded"] += _erase_case(session, case, ErasureReason.RETENTION, actor, now)[
             "keys_shredded"
         ]
         progress.advance()
     for referral in referrals:
         if referral.erased_at is None:
-            report["keys_shredded"] += _erase_referral(session, referral, ErasureReason.RETENTION, None, now)[
-                "keys_shredded"
-            ]
+            erased = _erase_referral(session, referral, ErasureReason.RETENTION, actor, now)
+            report["keys_shredded"] += erased["keys_shredded"]
         progress.advance()
     audit.record(
         session,
-        actor=None,
+        actor=actor,
         action=AuditAction.PRIVACY_RETENTION_RUN,
         resource_type="retention",
         details={

@@ -92,9 +92,20 @@ def _seed(session, base):
             ("embassy", "embassy", Role.PARTNER_OFFICER),
             ("ngo", "ngo", Role.PARTNER_OFFICER),
             ("admin", "mgec", Role.MGEC_ADMIN),
+            ("trail_admin", "mgec", Role.MGEC_ADMIN),  # another admin: a TOTP code is taken once
         ):
             facts["people"][(who, lang)] = _person(session, orgs[org], f"{who}-{lang}@partner.example", role)
     facts["police_id"] = str(orgs["police"].id)
+    facts["erasable"] = {
+        lang: c.submit(
+            session,
+            c.partner_actor(orgs["police"], "cl_police"),
+            external_reference=f"MO-ERASE-{lang}",
+            person__passport_number=f"E33000{n}0",
+            person__national_id=f"УБ330{n}0000",
+        ).reference
+        for n, lang in enumerate(LANGS)
+    }
     return facts
 
 
@@ -233,6 +244,7 @@ def test_an_admin_registers_a_police_client_then_revokes_it(site, browser, lang)
     assert visit.context.request.get(base + "/api/v1/referrals", headers=bearer).status == 401
     _look(visit, "admin-clients")
     page.click(f"nav >> text={ {'en': 'People', 'mn': 'Хэрэглэгчид'}[lang] }")
+    page.wait_for_url(re.compile(r".*/console/admin/people$"))
     page.select_option("#field-organisation", label="Embassy of Mongolia in Seoul")
     page.fill("#field-email", f"consul-{lang}@embassy-seoul.example")
     page.select_option("#field-role", "partner_officer")
@@ -240,4 +252,43 @@ def test_an_admin_registers_a_police_client_then_revokes_it(site, browser, lang)
     assert page.locator("#issued-qr").is_visible()  # an embassy officer enrols an authenticator
     assert page.evaluate("document.querySelector('#issued-qr').naturalWidth") > 0  # the SVG renders
     _look(visit, "admin-people")
+    visit.context.close()
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_an_admin_reads_the_trail_runs_retention_and_erases_on_request(site, browser, lang):
+    base, facts = site
+    visit = Visit(browser, base, lang)
+    _sign_in(visit, *facts["people"][("trail_admin", lang)], "/console/queue")
+    page = visit.page
+    page.click(f"nav >> text={ {'en': 'Audit trail', 'mn': 'Хяналтын бүртгэл'}[lang] }")
+    page.select_option("#field-action", "auth:login:succeed")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_url(re.compile(r".*action=auth%3Alogin%3Asucceed.*"))
+    actions = page.locator("#events tbody tr td:nth-child(3)").all_inner_texts()
+    assert actions and set(actions) == {"auth:login:succeed"}
+    page.click("form[action$='/admin/audit/verify'] button[type=submit]")
+    page.locator("#verify-result").wait_for()
+    assert {"en": "Intact", "mn": "Бүрэн бүтэн"}[lang] in page.inner_text("#verify-result")
+    _look(visit, "admin-audit")
+    visit.go("/console/admin/retention")
+    assert page.inner_text("#due-referrals") == "0"
+    page.click("form[action$='/admin/retention'] button[type=submit]")  # not confirmed: refused
+    page.locator("#error-confirm").wait_for()
+    page.check("#field-confirm")
+    page.click("form[action$='/admin/retention'] button[type=submit]")
+    page.locator("#retention-report").wait_for()
+    _look(visit, "admin-retention")
+    visit.go("/console/admin/erasure")
+    page.check("input[name=kind][value=referral]")
+    page.fill("#field-reference", facts["erasable"][lang])
+    page.select_option("#field-reason", "person_request")
+    page.click("form[action$='/admin/erasure'] button[type=submit]")
+    page.locator("#confirm-erasure").wait_for()
+    _look(visit, "admin-erasure-confirm")
+    page.click("#confirm-erasure button[type=submit]")
+    page.locator("#erased").wait_for()
+    assert facts["erasable"][lang] in page.inner_text("#erased-referrals")
+    _look(visit, "admin-erasure")
+    assert visit.csp_reports == [], visit.csp_reports
     visit.context.close()
