@@ -17,9 +17,7 @@ def retention_group() -> None:
 
 
 @retention_group.command("run")
-@click.option("--dry-run", is_flag=True,
-              help="List what would be erased (references only) and count the expired idempotency keys; "
-              "erase nothing.")
+@click.option("--dry-run", is_flag=True, help="List what would be erased (references only); erase nothing.")
 @click.option("--now", "now_text", help="Take this ISO time as now (tests, catching up).")
 @json_option
 @domain_command
@@ -34,6 +32,5 @@ def run(dry_run: bool, now_text: str | None, as_json: bool) -> None:
     emit(
         report,
         as_json=as_json,
-        text=f"{verb}: {len(report['referrals'])} referrals, {len(report['cases'])} cases"
-        + (f"; {report['idempotency_keys_expired']} expired idempotency keys" if dry_run else ""),
+        text=f"{verb}: {len(report['referrals'])} referrals, {len(report['cases'])} cases",
     )
