@@ -6,13 +6,13 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import events
 from ..access import Actor
 from ..audit.actions import AuditAction
-from ..db import utcnow
+from ..db import commit_last, utcnow
 from ..errors import Conflict, InvalidPayload
 from ..records import settle
 from ..references import next_reference
@@ -129,17 +129,17 @@ def event_data(referral: Referral, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _refuse_reused_external_reference(session: Session, actor: Actor, external_reference: str | None) -> None:
-    if external_reference and session.scalar(
-        sa.select(Referral.id).where(
-            Referral.submitted_by_organisation_id == actor.organisation_id,
-            Referral.external_reference == external_reference,
-        )
-    ):
+def _insert(session: Session) -> None:
+    """Flush the new referral; its organisation's external_reference taken already (before, or by a
+    concurrent submission) is a 409 naming the field. The unique key checks it: no read beforehand."""
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
         raise Conflict(
             "Your organisation has submitted a referral with this external_reference already.",
             errors={"external_reference": ["already used by your organisation"]},
-        )
+        ) from None
 
 
 def _new_referral(
@@ -151,6 +151,7 @@ def _new_referral(
     minor: bool | None,
     band: Any,
     dropped: list[str],
+    possible_duplicates: int,
 ) -> Referral:
     consent = data["consent"]
     referral = Referral(
@@ -175,27 +176,33 @@ def _new_referral(
         consent_obtained_on=consent.get("obtained_on"),
         consent_obtained_by=consent.get("obtained_by"),
         consent_language=consent.get("language"),
+        possible_duplicates=possible_duplicates,
+        messages=[],  # new: no read of its (empty) thread when it is rendered
     )
     apply_person_and_situation(referral, data["person"], data["situation"])
     return referral
 
 
 def submit(session: Session, actor: Actor, *, data: dict[str, Any]) -> Referral:
-    """A partner submits a referral; duplicates are looked for at once, through blind indexes only."""
+    """A partner submits a referral; duplicates are looked for at once, through blind indexes only.
+
+    Round trips: the reference, the duplicate count (before the INSERT: every sharer is another
+    referral), the data key and the referral, its match keys in one INSERT, the audit entry and the
+    outbox event; one commit (inside a unit of work, the unit's)."""
     person, situation = data["person"], data["situation"]
     minor, band = minor_and_band(person, situation["identified_on"])
     check_consent(data, minor)
     dropped = minimise(data)
-    _refuse_reused_external_reference(session, actor, data.get("external_reference"))
-    referral = _new_referral(session, actor, data, now=utcnow(), minor=minor, band=band, dropped=dropped)
+    keys = matching.match_keys(session, {**person, "identified_on": situation["identified_on"]})
+    referral = _new_referral(
+        session, actor, data, now=utcnow(), minor=minor, band=band, dropped=dropped,
+        possible_duplicates=matching.count_candidates(session, None, keys),
+    )
     session.add(referral)
     # The INSERT, explicitly and here: the flush creates the person's data key and encrypts the
-    # personal fields (privacy's before_flush hook), and matching below needs the stored row. A
-    # concurrent submission with the same external_reference fails on the unique key at this point,
-    # mapped to a 409 naming the field, never a 500 from the autoflush of the next query.
-    settle(session, what="referral", step=Session.flush, field="external_reference")
-    keys = matching.store_keys(session, referral, {**person, "identified_on": situation["identified_on"]})
-    referral.possible_duplicates = matching.count_candidates(session, referral.id, keys)
+    # personal fields (privacy's before_flush hook), and the match keys below refer to the row.
+    _insert(session)
+    matching.add_keys(session, referral.id, keys)
     audit_referral(
         session,
         actor,
@@ -210,5 +217,5 @@ def submit(session: Session, actor: Actor, *, data: dict[str, Any]) -> Referral:
         resource_id=referral.id,
         data=event_data(referral),
     )
-    settle(session, what="referral", field="external_reference")
+    settle(session, what="referral", step=commit_last)
     return referral
