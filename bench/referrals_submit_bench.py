@@ -115,7 +115,7 @@ function request()
     ["@DOB@"] = string.format("%%04d-%%02d-%%02d", math.random(1970, 2005), math.random(1, 12),
                               math.random(1, 28)),
     ["@PASSPORT@"] = string.format("E%%07d", math.random(0, 9999999)),
-    ["@NATIONAL@"] = string.format("UB%%08d", math.random(0, 99999999)),
+    ["@NATIONAL@"] = string.format("УБ%%08d", math.random(0, 99999999)),
   }
   local body = (string.gsub(template, "@%%u+@", values))
   wrk.headers["Idempotency-Key"] = ref
@@ -201,7 +201,7 @@ def _setup(url: str, instance: str) -> tuple[str, str]:
 def _one_body(n: str) -> dict:
     text = body_template()
     values = {"@REF@": f"COUNT-{n}", "@FAMILY@": "Dorj", "@GIVEN@": "Batbayar", "@DOB@": "1999-04-12",
-              "@PASSPORT@": f"E{n[:7]}", "@NATIONAL@": f"UB{n[:8]}"}
+              "@PASSPORT@": f"E{n[:7]}", "@NATIONAL@": f"УБ{n[:8]}"}
     for marker, value in values.items():
         text = text.replace(marker, value)
     return json.loads(text)
@@ -265,7 +265,7 @@ def main() -> None:
         env = {**os.environ, "BENCH_DATABASE_URL": url, "BENCH_INSTANCE_PATH": tmp}
         os.environ.update(BENCH_DATABASE_URL=url, BENCH_INSTANCE_PATH=tmp)
         script = Path(tmp) / "submit.lua"
-        script.write_text(lua_script())
+        script.write_text(lua_script(), encoding="utf-8")
         with wrk.serve("bench.referrals_submit_bench:bare_app()", env) as bare, \
                 wrk.serve("bench.referrals_submit_bench:full_app()", env) as full:
             token = requests.post(
