@@ -186,9 +186,9 @@ def _new_referral(
 def submit(session: Session, actor: Actor, *, data: dict[str, Any]) -> Referral:
     """A partner submits a referral; duplicates are looked for at once, through blind indexes only.
 
-    Round trips: the reference, the duplicate count (before the INSERT: every sharer is another
-    referral), the data key and the referral, its match keys in one INSERT, the audit entry and the
-    outbox event; one commit (inside a unit of work, the unit's)."""
+    Round trips: the duplicate count (before the INSERT: every sharer is another referral), the
+    reference, the data key and the referral, its match keys in one INSERT, the outbox event, the
+    audit entry; one commit (inside a unit of work, the unit's)."""
     person, situation = data["person"], data["situation"]
     minor, band = minor_and_band(person, situation["identified_on"])
     check_consent(data, minor)
@@ -203,19 +203,21 @@ def submit(session: Session, actor: Actor, *, data: dict[str, Any]) -> Referral:
     # personal fields (privacy's before_flush hook), and the match keys below refer to the row.
     _insert(session)
     matching.add_keys(session, referral.id, keys)
-    audit_referral(
-        session,
-        actor,
-        AuditAction.REFERRAL_SUBMIT,
-        referral,
-        details={"possible_duplicates": referral.possible_duplicates, "minimised": len(dropped)},
-    )
     events.publish(
         session,
         events.EventType.REFERRAL_SUBMITTED,
         resource_type="referral",
         resource_id=referral.id,
         data=event_data(referral),
+    )
+    # The audit entry last: the chain's head is held from its append to the commit, so the fewer
+    # statements after it, the shorter other writers wait (the outbox INSERT is flushed before it).
+    audit_referral(
+        session,
+        actor,
+        AuditAction.REFERRAL_SUBMIT,
+        referral,
+        details={"possible_duplicates": referral.possible_duplicates, "minimised": len(dropped)},
     )
     settle(session, what="referral", step=commit_last)
     return referral
