@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from .. import events
 from ..access import Actor
 from ..audit.actions import AuditAction
-from ..db import commit_last, utcnow
+from ..db import commit_last, pipelined, utcnow
 from ..errors import Conflict, InvalidPayload
 from ..records import settle
 from ..references import next_reference
@@ -129,11 +129,16 @@ def event_data(referral: Referral, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _insert(session: Session) -> None:
-    """Flush the new referral; its organisation's external_reference taken already (before, or by a
-    concurrent submission) is a 409 naming the field. The unique key checks it: no read beforehand."""
+def _insert(session: Session, referral: Referral, keys: set[tuple[str, str]]) -> None:
+    """Store the new referral, its data key and its match keys in one round trip. The flush creates the
+    person's data key and seals the personal fields (privacy's before_flush hook). The organisation's
+    external_reference taken already (before, or by a concurrent submission) is a 409 naming the
+    field: the unique key checks it, with no read beforehand."""
+    session.add(referral)
     try:
-        session.flush()
+        with pipelined(session):
+            session.flush()
+            matching.add_keys(session, referral.id, keys)
     except IntegrityError:
         session.rollback()
         raise Conflict(
@@ -187,8 +192,9 @@ def submit(session: Session, actor: Actor, *, data: dict[str, Any]) -> Referral:
     """A partner submits a referral; duplicates are looked for at once, through blind indexes only.
 
     Round trips: the duplicate count (before the INSERT: every sharer is another referral), the
-    reference, the data key and the referral, its match keys in one INSERT, the outbox event, the
-    audit entry; one commit (inside a unit of work, the unit's)."""
+    reference, the data key with the referral and its match keys (one INSERT of them all; the three
+    in one pipeline on PostgreSQL), the outbox event, the audit entry; one commit (inside a unit of
+    work, the unit's)."""
     person, situation = data["person"], data["situation"]
     minor, band = minor_and_band(person, situation["identified_on"])
     check_consent(data, minor)
@@ -198,11 +204,7 @@ def submit(session: Session, actor: Actor, *, data: dict[str, Any]) -> Referral:
         session, actor, data, now=utcnow(), minor=minor, band=band, dropped=dropped,
         possible_duplicates=matching.count_candidates(session, None, keys),
     )
-    session.add(referral)
-    # The INSERT, explicitly and here: the flush creates the person's data key and encrypts the
-    # personal fields (privacy's before_flush hook), and the match keys below refer to the row.
-    _insert(session)
-    matching.add_keys(session, referral.id, keys)
+    _insert(session, referral, keys)
     events.publish(
         session,
         events.EventType.REFERRAL_SUBMITTED,
