@@ -1,7 +1,7 @@
 """Submitting referrals under load, as a ratio to a bare route inserting the same JSON as one row.
 
-    .venv/bin/python bench/referrals_submit_bench.py [--rounds 3] [--seconds 10]
-                                                     [--database-url postgresql://.../scratch]
+    .venv/bin/python bench/referrals_submit_bench.py --database-url postgresql://.../scratch
+                                                     [--rounds 3] [--seconds 10]
 
 Both targets run the same way (bench/wrk.py): gunicorn, 2 sync workers each, on 127.0.0.1, against
 the same database; only one is loaded at a time, by `wrk -t2 -c32` for --seconds, in --rounds
@@ -15,9 +15,9 @@ same JSON and inserts it as one row (a JSON column) with one commit, without aut
 
 Before the load, one request of each runs in-process and the statements and commits it sends to the
 database are counted (SQLAlchemy engine events) and printed. Then every round, the best and median of
-each target and the ratios (goal: throughput at least 0.25x). Without --database-url a temporary
-SQLite file is used; the goal is measured on a scratch PostgreSQL database (its public schema is
-migrated to head and used as is).
+each target and the ratios (goal: throughput at least 0.25x). --database-url names a scratch
+PostgreSQL database (its public schema is migrated to head and used as is); it is required: SQLite
+has one writer at a time, and 32 concurrent submissions on it answer 503s when it is busy.
 """
 
 from __future__ import annotations
@@ -259,8 +259,10 @@ def main() -> None:
     wrk.add_arguments(parser)
     args = parser.parse_args()
     rounds, seconds = wrk.bounded(args)
+    if not args.database_url.startswith(("postgresql", "postgres:")):
+        parser.error("--database-url: a scratch PostgreSQL database (SQLite has one writer at a time)")
     with tempfile.TemporaryDirectory() as tmp:
-        url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
+        url = args.database_url
         client_id, secret = _setup(url, tmp)
         env = {**os.environ, "BENCH_DATABASE_URL": url, "BENCH_INSTANCE_PATH": tmp}
         os.environ.update(BENCH_DATABASE_URL=url, BENCH_INSTANCE_PATH=tmp)
