@@ -1,7 +1,7 @@
 """Listing pages and the duplicate check at 100,000 stored referrals, as a ratio to 1,000.
 
     .venv/bin/python bench/referrals_bench.py [--sizes 1000,100000] [--reps 30]
-        [--database-url postgresql://postgres@127.0.0.1:5432/postgres]
+        [--database-url postgresql://postgres@127.0.0.1:5432/postgres] [--database-prefix referral_bench]
 
 For each size a throwaway PostgreSQL database is created (through the admin connection of
 --database-url), migrated to head, seeded and VACUUM ANALYZEd; all are dropped at the end. Measured,
@@ -404,9 +404,9 @@ def medians_ms(ops: dict[int, dict[str, Callable[[], int]]], reps: int) -> dict[
 
 
 @contextmanager
-def throwaway(admin_url: str, size: int) -> Iterator[str]:
+def throwaway(admin_url: str, size: int, prefix: str = "referral_bench") -> Iterator[str]:
     base = sa.make_url(admin_url)
-    name = f"referral_bench_{size}_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}_{size}_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
@@ -418,10 +418,10 @@ def throwaway(admin_url: str, size: int) -> Iterator[str]:
         admin.dispose()
 
 
-def operations(stack: ExitStack, admin_url: str, size: int) -> dict[str, Callable[[], int]]:
+def operations(stack: ExitStack, admin_url: str, size: int, prefix: str) -> dict[str, Callable[[], int]]:
     """A seeded database of `size` referrals (dropped when `stack` closes) and the operations to time."""
     tmp = stack.enter_context(tempfile.TemporaryDirectory())
-    url = stack.enter_context(throwaway(admin_url, size))
+    url = stack.enter_context(throwaway(admin_url, size, prefix))
     app = create_app({"database_url": url, "instance_path": tmp, "TESTING": True})
     stack.callback(database(app).engine.dispose)
     dbmigrate.upgrade(database(app))
@@ -450,14 +450,17 @@ def main() -> None:
         default="postgresql://postgres@127.0.0.1:5432/postgres",
         help="admin connection to PostgreSQL; the bench creates and drops its own databases",
     )
+    parser.add_argument("--database-prefix", default="referral_bench",
+                        help="names of the bench's databases: <prefix>_<size>_<random>")
     args = parser.parse_args()
+    prefix = args.database_prefix if args.database_prefix.replace("_", "").isalnum() else "referral_bench"
     sizes = sorted({max(100, min(int(s), 200_000)) for s in args.sizes.split(",") if s.strip()})
     reps = max(1, min(args.reps, 200))
     url = args.database_url
     if url.startswith(("postgres://", "postgresql://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     with ExitStack() as stack:
-        results = medians_ms({size: operations(stack, url, size) for size in sizes}, reps)
+        results = medians_ms({size: operations(stack, url, size, prefix) for size in sizes}, reps)
     low, high = sizes[0], sizes[-1]
     print(
         f"\nmedian of {reps} runs, ms   " + "".join(f"{s:>12,}" for s in sizes) + f"   ratio {high:,}/{low:,}"

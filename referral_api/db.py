@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -211,3 +212,32 @@ def commit(session: Session) -> None:
         session.commit()
     else:
         unit.checkpoint()
+
+
+def commit_last(session: Session) -> None:
+    """End a service whose commit is its very last step: commit, or inside a unit of work only flush.
+
+    No checkpoint (a SAVEPOINT and its release, two round trips): nothing of the service follows to be
+    undone apart from it, and if the request fails later the unit rolls the whole change back."""
+    if UNIT_OF_WORK in session.info:
+        session.flush()
+    else:
+        session.commit()
+
+
+@contextlib.contextmanager
+def pipelined(session: Session) -> Iterator[None]:
+    """Send the block's statements without waiting for each answer (psycopg's pipeline mode): writes
+    whose results nobody reads travel in one round trip. Only statements that return no rows belong
+    in the block (not a SELECT, not an INSERT with RETURNING). A failure of any of them (a unique key
+    taken) raises at the end of the block as SQLAlchemy's error of its kind. Elsewhere a plain block."""
+    connection = session.connection()
+    if connection.dialect.driver != "psycopg":
+        yield
+        return
+    dbapi = connection.dialect.loaded_dbapi
+    try:
+        with connection.connection.dbapi_connection.pipeline():
+            yield
+    except dbapi.Error as error:
+        raise sa.exc.DBAPIError.instance(None, None, error, dbapi.Error) from error

@@ -15,12 +15,13 @@ import contextlib
 import hashlib
 import json
 import re
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import Response, current_app, request
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .access import Actor
@@ -93,6 +94,21 @@ def _ttl() -> timedelta:
     return timedelta(hours=current_app.config["SETTINGS"].idempotency_ttl_hours)
 
 
+def _reserve(session: Session, *, principal: str, key: str, fingerprint: str,
+             now: datetime) -> uuid.UUID | None:
+    """Take the (principal, key) row in the change's own transaction: its id, or None when the key is
+    taken. One statement: a concurrent request with the same key waits here until the other commits
+    (then finds it taken and replays) or rolls back (then takes it)."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    return session.execute(
+        insert(IdempotencyKey)
+        .values(id=uuid.uuid4(), principal=principal, key=key, fingerprint=fingerprint, created_at=now,
+                expires_at=now + _ttl())
+        .on_conflict_do_nothing(index_elements=["principal", "key"])
+        .returning(IdempotencyKey.id)
+    ).scalar_one_or_none()
+
+
 def idempotent(
     session: Session, *, actor: Actor, handler: Handler, replay: Replay, key: str | None = None
 ) -> Response:
@@ -105,32 +121,22 @@ def idempotent(
     if not _VALID_KEY.match(key):
         raise InvalidPayload(errors={HEADER: ["1 to 255 visible ASCII characters"]})
     fingerprint, principal = _fingerprint(), principal_of(actor)
-    existing = _find(session, principal, key)
-    now = utcnow()
-    if existing is not None and existing.expires_at > now:
-        return _replay(existing, fingerprint, replay)
-    with UnitOfWork(session) as unit:
+    while True:
+        now = utcnow()
+        with UnitOfWork(session) as unit:
+            reservation = _reserve(session, principal=principal, key=key, fingerprint=fingerprint, now=now)
+            if reservation is not None:
+                return _run(session, unit, reservation, handler)
+        existing = _find(session, principal, key)
+        if existing is not None and existing.expires_at > now:
+            return _replay(existing, fingerprint, replay)
         if existing is not None:  # expired: the key is new again
             session.execute(sa.delete(IdempotencyKey).where(IdempotencyKey.id == existing.id))
-        reservation = IdempotencyKey(principal=principal, key=key, fingerprint=fingerprint, created_at=now,
-                                     expires_at=now + _ttl())
-        session.add(reservation)
-        try:
-            # Flushed now so that the unique (principal, key) row is taken inside the change's own
-            # transaction: a concurrent request with the same key waits here, then fails and replays.
-            session.flush()
-        except IntegrityError:
-            session.rollback()
-        else:
-            return _run(session, unit, reservation, handler)
-    winner = _find(session, principal, key)
-    if winner is None:  # the other request failed and rolled back: nothing was changed, go ahead
-        return idempotent(session, actor=actor, handler=handler, replay=replay, key=key)
-    return _replay(winner, fingerprint, replay)
+        # else the request that held it failed and rolled back meanwhile: nothing was changed, go ahead
 
 
 
-def _run(session: Session, unit: UnitOfWork, reservation: IdempotencyKey, handler: Handler) -> Response:
+def _run(session: Session, unit: UnitOfWork, reservation: uuid.UUID, handler: Handler) -> Response:
     """The change and the key's answer in one commit; on failure the key is not kept."""
     try:
         resource_id, response = handler()
@@ -138,14 +144,16 @@ def _run(session: Session, unit: UnitOfWork, reservation: IdempotencyKey, handle
         # What the service committed before failing (an audited denial) stays; the key does not, so that
         # a corrected retry can use it.
         if unit.keep_checkpointed():
-            session.execute(sa.delete(IdempotencyKey).where(IdempotencyKey.id == reservation.id))
+            session.execute(sa.delete(IdempotencyKey).where(IdempotencyKey.id == reservation))
             session.commit()
         raise
     if 200 <= response.status_code < 300:
-        reservation.status_code = response.status_code
-        reservation.resource_id = str(resource_id)
-        reservation.location = response.headers.get("Location")
+        session.execute(
+            sa.update(IdempotencyKey).where(IdempotencyKey.id == reservation).values(
+                status_code=response.status_code, resource_id=str(resource_id),
+                location=response.headers.get("Location"))
+        )
     else:
-        session.delete(reservation)
+        session.execute(sa.delete(IdempotencyKey).where(IdempotencyKey.id == reservation))
     session.commit()
     return response

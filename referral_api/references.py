@@ -1,7 +1,13 @@
-"""Human references (`REF-2026-000123`, `CASE-2026-000042`): one counter row per prefix and year.
+"""Human references (`REF-2026-000123`, `CASE-2026-000042`): a number per prefix, the year in the text.
 
-The counter row is locked by the UPDATE for the rest of the transaction, so two concurrent
-transactions never get the same number; a rolled-back transaction may leave a gap, which is fine.
+On PostgreSQL the number comes from one sequence per prefix (`nextval`: no row lock held until the
+transaction ends, one round trip). Numbers never repeat within a prefix and do not restart with the
+year: a reference is unique as a whole. Migration 0980 starts each sequence after the largest number
+the counter table gave, so existing references never come again. A rolled-back transaction leaves a
+gap, which is fine.
+
+On SQLite (one writer at a time) the number comes from one counter row per prefix and year, locked by
+the UPDATE for the rest of the transaction, so two transactions never get the same number.
 """
 
 from __future__ import annotations
@@ -9,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .db import Base, utcnow
@@ -23,20 +29,32 @@ class ReferenceCounter(Base):
     last: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
 
 
-def next_reference(session: Session, prefix: str, *, now: datetime | None = None) -> str:
-    """The next reference for `prefix` in the current year, e.g. REF-2026-000124."""
-    year = (now or utcnow()).year
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+# PostgreSQL's numbers, one sequence per prefix (created by migration 0980).
+SEQUENCES = {
+    prefix: sa.Sequence(f"reference_{prefix.lower()}_seq", metadata=Base.metadata)
+    for prefix in ("REF", "CASE")
+}
+
+
+def _counted(session: Session, prefix: str, year: int) -> int:
     session.execute(
-        insert(ReferenceCounter)
+        sqlite.insert(ReferenceCounter)
         .values(prefix=prefix, year=year, last=0)
         .on_conflict_do_nothing(index_elements=["prefix", "year"])
     )
-    number = session.execute(
+    return session.execute(
         sa.update(ReferenceCounter)
         .where(ReferenceCounter.prefix == prefix, ReferenceCounter.year == year)
         .values(last=ReferenceCounter.last + 1)
         .returning(ReferenceCounter.last)
     ).scalar_one()
+
+
+def next_reference(session: Session, prefix: str, *, now: datetime | None = None) -> str:
+    """The next reference for `prefix` (REF or CASE) in the current year, e.g. REF-2026-000124."""
+    year = (now or utcnow()).year
+    if session.get_bind().dialect.name == "postgresql":
+        number = session.execute(sa.select(SEQUENCES[prefix].next_value())).scalar_one()
+    else:
+        number = _counted(session, prefix, year)
     return f"{prefix}-{year}-{number:06d}"

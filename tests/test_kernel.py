@@ -49,12 +49,48 @@ def test_outbox_order_is_insertion_order(session):
     assert stored == ids
 
 
-def test_references_count_per_prefix_and_year(session):
+def _number(reference: str) -> int:
+    return int(reference.rsplit("-", 1)[1])
+
+
+def test_references_count_per_prefix_and_year(backend, session):
     now = datetime(2026, 5, 1, tzinfo=UTC)
-    assert next_reference(session, "REF", now=now) == "REF-2026-000001"
-    assert next_reference(session, "REF", now=now) == "REF-2026-000002"
-    assert next_reference(session, "CASE", now=now) == "CASE-2026-000001"
-    assert next_reference(session, "REF", now=datetime(2027, 1, 1, tzinfo=UTC)) == "REF-2027-000001"
+    first, second = next_reference(session, "REF", now=now), next_reference(session, "REF", now=now)
+    case = next_reference(session, "CASE", now=now)
+    next_year = next_reference(session, "REF", now=datetime(2027, 1, 1, tzinfo=UTC))
+    assert first.startswith("REF-2026-") and case.startswith("CASE-2026-")
+    assert next_year.startswith("REF-2027-")
+    assert _number(second) == _number(first) + 1
+    if backend == "sqlite":  # one counter per prefix and year
+        assert (first, second, case, next_year) == ("REF-2026-000001", "REF-2026-000002", "CASE-2026-000001",
+                                                    "REF-2027-000001")
+    else:  # one sequence per prefix: the year does not restart it, no number comes twice
+        assert _number(next_year) == _number(second) + 1
+
+
+@pytest.mark.postgres_only
+def test_the_sequences_start_after_the_counters_and_hand_back_on_downgrade(backend, tmp_path):
+    with throwaway_database(backend, tmp_path) as url:
+        app = create_app({"database_url": url, "instance_path": str(tmp_path)})
+        db = database(app)
+        dbmigrate.upgrade(db, "0970")
+        counters = [("REF", 2025, 97), ("REF", 2026, 41), ("CASE", 2026, 5)]
+        with db.engine.begin() as conn:
+            for prefix, year, last in counters:
+                conn.execute(sa.text("INSERT INTO reference_counters VALUES (:p, :y, :n)"),
+                             {"p": prefix, "y": year, "n": last})
+        dbmigrate.upgrade(db)
+        with db.sessionmaker() as s:
+            now = datetime(2026, 5, 1, tzinfo=UTC)
+            assert next_reference(s, "REF", now=now) == "REF-2026-000098"
+            assert next_reference(s, "CASE", now=now) == "CASE-2026-000006"
+            s.commit()
+        dbmigrate.downgrade(db, "0970")
+        with db.engine.connect() as conn:  # the counters carry on after what the sequences gave
+            query = sa.text("SELECT prefix, last FROM reference_counters WHERE year = :y")
+            counted = dict(conn.execute(query, {"y": datetime.now(UTC).year}).all())
+        assert counted == {"REF": 98, "CASE": 6}
+        db.engine.dispose()
 
 
 @pytest.mark.postgres_only

@@ -44,6 +44,9 @@ _ERRORS = {
     409: "The move is not allowed from the current state (allowed_actions says which are)",
 }
 _LIST_ARGS = doc_query(ReferralListArgs)
+# One instance for every submission: a schema keeps no state between loads, and building one (its
+# nested schemas and copied fields) for each request costs more than the load itself.
+_SUBMISSION = ReferralInSchema()
 
 
 def _answer(referral, seen, status=200, headers=None):
@@ -79,7 +82,7 @@ class ReferralList(Resource):
     def post(self):
         """Submit a referral (person, situation, consent); duplicates are looked for at once."""
         actor, session = current_actor(), get_session()
-        data = load(ReferralInSchema())
+        data = load(_SUBMISSION)
 
         def handler():
             referral = services.submit(session, actor, data=data)

@@ -80,11 +80,18 @@ def person_values(referral: Referral) -> dict:
     }
 
 
+def add_keys(session: Session, referral_id: uuid.UUID, keys: set[tuple[str, str]]) -> None:
+    """Store a new referral's match keys: one INSERT of all the rows (the referral is flushed already)."""
+    if keys:
+        rows = [{"referral_id": referral_id, "kind": k, "digest": d} for k, d in sorted(keys)]
+        session.execute(sa.insert(MatchKey).values(rows))
+
+
 def store_keys(session: Session, referral: Referral, values: dict) -> set[tuple[str, str]]:
-    """Replace a referral's match keys with those of `values`."""
+    """Replace a stored referral's match keys with those of `values` (a changed person)."""
     keys = match_keys(session, values)
     session.execute(sa.delete(MatchKey).where(MatchKey.referral_id == referral.id))
-    session.add_all(MatchKey(referral_id=referral.id, kind=k, digest=d) for k, d in sorted(keys))
+    add_keys(session, referral.id, keys)
     return keys
 
 
@@ -134,16 +141,12 @@ def candidates(
     return sorted(matches, key=lambda m: (-m.score, m.referral.submitted_at, str(m.referral.id)))
 
 
-def count_candidates(session: Session, referral_id: uuid.UUID, keys: set[tuple[str, str]]) -> int:
-    """How many other referrals share a blind index (reads only the index)."""
+def count_candidates(session: Session, referral_id: uuid.UUID | None, keys: set[tuple[str, str]]) -> int:
+    """How many other referrals share a blind index (reads only the index); `referral_id` None: a
+    referral not stored yet, so every sharer is another."""
     if not keys:
         return 0
-    condition = _sharing(keys)
-    return (
-        session.scalar(
-            sa.select(sa.func.count(sa.distinct(MatchKey.referral_id))).where(
-                condition, MatchKey.referral_id != referral_id
-            )
-        )
-        or 0
-    )
+    query = sa.select(sa.func.count(sa.distinct(MatchKey.referral_id))).where(_sharing(keys))
+    if referral_id is not None:
+        query = query.where(MatchKey.referral_id != referral_id)
+    return session.scalar(query) or 0

@@ -6,13 +6,13 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import events
 from ..access import Actor
 from ..audit.actions import AuditAction
-from ..db import utcnow
+from ..db import commit_last, pipelined, utcnow
 from ..errors import Conflict, InvalidPayload
 from ..records import settle
 from ..references import next_reference
@@ -134,17 +134,22 @@ def event_data(referral: Referral, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _refuse_reused_external_reference(session: Session, actor: Actor, external_reference: str | None) -> None:
-    if external_reference and session.scalar(
-        sa.select(Referral.id).where(
-            Referral.submitted_by_organisation_id == actor.organisation_id,
-            Referral.external_reference == external_reference,
-        )
-    ):
+def _insert(session: Session, referral: Referral, keys: set[tuple[str, str]]) -> None:
+    """Store the new referral, its data key and its match keys in one round trip. The flush creates the
+    person's data key and seals the personal fields (privacy's before_flush hook). The organisation's
+    external_reference taken already (before, or by a concurrent submission) is a 409 naming the
+    field: the unique key checks it, with no read beforehand."""
+    session.add(referral)
+    try:
+        with pipelined(session):
+            session.flush()
+            matching.add_keys(session, referral.id, keys)
+    except IntegrityError:
+        session.rollback()
         raise Conflict(
             "Your organisation has submitted a referral with this external_reference already.",
             errors={"external_reference": ["already used by your organisation"]},
-        )
+        ) from None
 
 
 def _new_referral(
@@ -156,6 +161,7 @@ def _new_referral(
     minor: bool | None,
     band: Any,
     dropped: list[str],
+    possible_duplicates: int,
 ) -> Referral:
     consent = data["consent"]
     referral = Referral(
@@ -180,34 +186,30 @@ def _new_referral(
         consent_obtained_on=consent.get("obtained_on"),
         consent_obtained_by=consent.get("obtained_by"),
         consent_language=consent.get("language"),
+        possible_duplicates=possible_duplicates,
+        messages=[],  # new: no read of its (empty) thread when it is rendered
     )
     apply_person_and_situation(referral, data["person"], data["situation"])
     return referral
 
 
 def submit(session: Session, actor: Actor, *, data: dict[str, Any]) -> Referral:
-    """A partner submits a referral; duplicates are looked for at once, through blind indexes only."""
+    """A partner submits a referral; duplicates are looked for at once, through blind indexes only.
+
+    Round trips: the duplicate count (before the INSERT: every sharer is another referral), the
+    reference, the data key with the referral and its match keys (one INSERT of them all; the three
+    in one pipeline on PostgreSQL), the outbox event, the audit entry; one commit (inside a unit of
+    work, the unit's)."""
     person, situation = data["person"], data["situation"]
     minor, band = minor_and_band(person, situation["identified_on"])
     check_consent(data, minor)
     dropped = minimise(data)
-    _refuse_reused_external_reference(session, actor, data.get("external_reference"))
-    referral = _new_referral(session, actor, data, now=utcnow(), minor=minor, band=band, dropped=dropped)
-    session.add(referral)
-    # The INSERT, explicitly and here: the flush creates the person's data key and encrypts the
-    # personal fields (privacy's before_flush hook), and matching below needs the stored row. A
-    # concurrent submission with the same external_reference fails on the unique key at this point,
-    # mapped to a 409 naming the field, never a 500 from the autoflush of the next query.
-    settle(session, what="referral", step=Session.flush, field="external_reference")
-    keys = matching.store_keys(session, referral, {**person, "identified_on": situation["identified_on"]})
-    referral.possible_duplicates = matching.count_candidates(session, referral.id, keys)
-    audit_referral(
-        session,
-        actor,
-        AuditAction.REFERRAL_SUBMIT,
-        referral,
-        details={"possible_duplicates": referral.possible_duplicates, "minimised": len(dropped)},
+    keys = matching.match_keys(session, {**person, "identified_on": situation["identified_on"]})
+    referral = _new_referral(
+        session, actor, data, now=utcnow(), minor=minor, band=band, dropped=dropped,
+        possible_duplicates=matching.count_candidates(session, None, keys),
     )
+    _insert(session, referral, keys)
     events.publish(
         session,
         events.EventType.REFERRAL_SUBMITTED,
@@ -215,5 +217,14 @@ def submit(session: Session, actor: Actor, *, data: dict[str, Any]) -> Referral:
         resource_id=referral.id,
         data=event_data(referral),
     )
-    settle(session, what="referral", field="external_reference")
+    # The audit entry last: the chain's head is held from its append to the commit, so the fewer
+    # statements after it, the shorter other writers wait (the outbox INSERT is flushed before it).
+    audit_referral(
+        session,
+        actor,
+        AuditAction.REFERRAL_SUBMIT,
+        referral,
+        details={"possible_duplicates": referral.possible_duplicates, "minimised": len(dropped)},
+    )
+    settle(session, what="referral", step=commit_last)
     return referral
