@@ -1,7 +1,7 @@
 """audit events are sealed when their transaction commits: seq and hashes NULL until then
 
 Revision ID: 0985
-Revises: 0970
+Revises: 0980
 Create Date: 2026-11-29 12:00:00
 
 Writers no longer queue on the chain head: an event is inserted unsealed and a sealer (the committing
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 
 revision = '0985'
-down_revision = '0970'
+down_revision = '0980'
 branch_labels = None
 depends_on = None
 
