@@ -1,17 +1,16 @@
 """The case status view under load, as a ratio to a bare Flask route reading the same row.
 
-    .venv/bin/python bench/cases_status_bench.py [--requests 3000] [--concurrency 8] [--rounds 3]
-                                                 [--database-url ...]
+    .venv/bin/python bench/cases_status_bench.py [--rounds 3] [--seconds 10]
+                                                 [--database-url postgresql://.../scratch]
 
-Both targets run the same way: gunicorn, 2 sync workers each, on 127.0.0.1, against the same
-database; both servers are up, and only one is loaded at a time. The status view is the real one
-(`GET /api/v1/cases/{id}/status` with an embassy's bearer token: token check, case and participant
-in one query, dump, access log line). The bare route reads the same
-case row by primary key and returns the same JSON without auth. The load generator sends a fixed
-number of requests from --concurrency threads (one requests.Session each) and prints, for each target,
-throughput, p50 and p99 latency of each of --rounds alternating rounds and of the best round, then
-the ratio of the best throughputs (goal: at least 0.5).
-The default database is a temporary SQLite file; --database-url takes a scratch PostgreSQL database.
+Both targets run the same way (bench/wrk.py): gunicorn, 2 sync workers each, on 127.0.0.1, against
+the same database; both servers are up, and only one is loaded at a time, by `wrk -t2 -c32` for
+--seconds, in --rounds alternating rounds. The status view is the real one (`GET
+/api/v1/cases/{id}/status` with an embassy's bearer token: token check, case and participant in one
+query, dump, access log line). The bare route reads the same case row by primary key and returns the
+same JSON without auth. Prints every round, the best and median of each, and the ratios (goal:
+throughput at least 0.6x, p99 at most 2x). Without --database-url a temporary SQLite file is used;
+the goal is measured on a scratch PostgreSQL database.
 """
 
 from __future__ import annotations
@@ -19,13 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
-import statistics
-import subprocess  # nosec B404 - starts gunicorn, a fixed argument list
 import sys
 import tempfile
-import threading
-import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +29,8 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 # Under gunicorn this module is imported from ROOT (`bench.cases_status_bench:...`).
 sys.path.insert(0, str(ROOT))
+
+from bench import wrk  # noqa: E402  (after the path above)
 
 
 def bare_app():
@@ -117,132 +113,31 @@ def _setup(url: str, instance: str) -> tuple[str, str, str]:
     return str(case.id), issued.client.client_id, issued.client_secret
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _serve(target: str, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    proc = subprocess.Popen(  # nosec B603 - fixed argument list, no shell
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "-w",
-            "2",
-            "-b",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-            f"bench.cases_status_bench:{target}()",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc, base
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit(f"gunicorn ({target}) did not start")
-
-
-def _load(url: str, headers: dict[str, str], total: int, concurrency: int) -> tuple[float, list[float]]:
-    """Send `total` GETs from `concurrency` threads; the wall time and every latency (seconds)."""
-    latencies: list[float] = []
-    lock = threading.Lock()
-    counter = iter(range(total))
-
-    def worker():
-        session, mine = requests.Session(), []
-        while True:
-            with lock:
-                if next(counter, None) is None:
-                    break
-            started = time.perf_counter()
-            response = session.get(url, headers=headers, timeout=30)
-            mine.append(time.perf_counter() - started)
-            if response.status_code != 200:
-                raise SystemExit(f"{url}: {response.status_code} {response.text[:200]}")
-        with lock:
-            latencies.extend(mine)
-
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return time.perf_counter() - started, latencies
-
-
-def _measure(url: str, headers: dict[str, str], total: int, concurrency: int) -> tuple[float, float, float]:
-    """Throughput (requests per second), p50 and p99 latency (ms) of one round."""
-    wall, latencies = _load(url, headers, total, concurrency)
-    q = statistics.quantiles(latencies, n=100)
-    return len(latencies) / wall, q[49] * 1000, q[98] * 1000
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--requests", type=int, default=3000, help="requests per target and round (100-100000)"
-    )
-    parser.add_argument("--concurrency", type=int, default=8, help="client threads (1-64)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; each target's best counts")
-    parser.add_argument("--database-url", default="", help="default: a temporary SQLite file")
+    wrk.add_arguments(parser)
     args = parser.parse_args()
-    total = max(100, min(args.requests, 100_000))
-    concurrency = max(1, min(args.concurrency, 64))
-    rounds = max(1, min(args.rounds, 10))
+    rounds, seconds = wrk.bounded(args)
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
         case_id, client_id, secret = _setup(url, tmp)
         env = {**os.environ, "BENCH_DATABASE_URL": url, "BENCH_INSTANCE_PATH": tmp}
-        servers = {target: _serve(target, env) for target in ("bare_app", "full_app")}
-        try:
+        with wrk.serve("bench.cases_status_bench:bare_app()", env) as bare, \
+                wrk.serve("bench.cases_status_bench:full_app()", env) as full:
             token = requests.post(
-                servers["full_app"][1] + "/oauth/token",
-                auth=(client_id, secret),
-                timeout=60,
+                full + "/oauth/token", auth=(client_id, secret), timeout=60,
                 data={"grant_type": "client_credentials", "scope": "cases:status"},
             ).json()["access_token"]
             targets = {
-                "bare route": (servers["bare_app"][1] + f"/bare/{case_id}", {}),
-                "status view": (
-                    servers["full_app"][1] + f"/api/v1/cases/{case_id}/status",
-                    {"Authorization": f"Bearer {token}"},
-                ),
+                "bare route": wrk.Target(bare + f"/bare/{case_id}"),
+                "status view": wrk.Target(full + f"/api/v1/cases/{case_id}/status",
+                                          headers={"Authorization": f"Bearer {token}"}),
             }
-            answers = [requests.get(u, headers=h, timeout=60).json() for u, h in targets.values()]
+            answers = [requests.get(t.url, headers=t.headers, timeout=60).json() for t in targets.values()]
             assert answers[0] == answers[1], "the two routes must answer the same JSON"
-            for u, h in targets.values():
-                _load(u, h, min(total, 300), concurrency)  # warm up
-            # Alternating rounds, the best of each target: background load on the machine drifts.
-            best: dict[str, tuple[float, float, float]] = {}
-            for n in range(1, rounds + 1):
-                for label, (u, h) in targets.items():
-                    rate, p50, p99 = _measure(u, h, total, concurrency)
-                    print(f"round {n}  {label:<12} {rate:7.0f} req/s   p50 {p50:7.2f} ms   p99 {p99:7.2f} ms")
-                    if label not in best or rate > best[label][0]:
-                        best[label] = (rate, p50, p99)
-        finally:
-            for proc, _base in servers.values():
-                proc.terminate()
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-        for label, (rate, p50, p99) in best.items():
-            print(f"best    {label:<12} {rate:7.0f} req/s   p50 {p50:7.2f} ms   p99 {p99:7.2f} ms")
-        ratio = best["status view"][0] / best["bare route"][0]
-        print(
-            f"{total} requests a round, {rounds} rounds, {concurrency} client threads, gunicorn -w 2, "
-            f"{url.split(':', 1)[0]}; throughput ratio status/bare {ratio:.2f} (goal >= 0.5)"
-        )
+            results = wrk.compare(targets, rounds=rounds, seconds=seconds)
+        wrk.report(results, baseline="bare route", goal=0.6, p99_goal=2.0)
+        print(f"database: {url.split(':', 1)[0]}")
 
 
 if __name__ == "__main__":
