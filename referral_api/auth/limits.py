@@ -20,19 +20,20 @@ from joserfc.errors import JoseError
 
 from .. import errors
 
-# Overridable through the Flask config (upper-case keys of create_app's mapping).
-DEFAULT_LIMITS = {
-    "AUTH_RATELIMIT_TOKEN_PER_CLIENT": "60/minute",
-    "AUTH_RATELIMIT_TOKEN_PER_ADDRESS": "120/minute",
-    "AUTH_RATELIMIT_TOKEN_FAILURES_PER_ADDRESS": "30/minute",
-    "AUTH_RATELIMIT_TOKEN_FAILURES_PER_CLIENT_ADDRESS": "10/minute",
-    "AUTH_RATELIMIT_LOGIN_PER_ADDRESS": "20/minute",
+# Each limit is the setting (environment variable) of the same name; the Flask config (upper-case keys
+# of create_app's mapping) overrides it.
+SETTING_OF = {
+    "AUTH_RATELIMIT_TOKEN_PER_CLIENT": "ratelimit_token_per_client",
+    "AUTH_RATELIMIT_TOKEN_PER_ADDRESS": "ratelimit_token_per_address",
+    "AUTH_RATELIMIT_TOKEN_FAILURES_PER_ADDRESS": "ratelimit_token_failures_per_address",
+    "AUTH_RATELIMIT_TOKEN_FAILURES_PER_CLIENT_ADDRESS": "ratelimit_token_failures_per_client_address",
+    "AUTH_RATELIMIT_LOGIN_PER_ADDRESS": "ratelimit_login_per_address",
 }
 AUTHENTICATED = "referral_api_authenticated_client"
 
 
 def _limit(name: str):
-    return lambda: current_app.config.get(name, DEFAULT_LIMITS[name])
+    return lambda: current_app.config.get(name) or getattr(current_app.config["SETTINGS"], SETTING_OF[name])
 
 
 def client_key() -> str:
