@@ -156,7 +156,8 @@ def _lazy_begin(conn: sa.Connection, cursor: Any, statement: str, _params: Any, 
     before the first write see what they would have seen inside the transaction; psycopg's commit and
     rollback send nothing when no transaction was opened."""
     dbapi_connection = cursor.connection
-    if not dbapi_connection.autocommit or dbapi_connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+    idle = dbapi_connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    if not (dbapi_connection.autocommit and idle):
         return
     if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
         return
