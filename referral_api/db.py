@@ -150,20 +150,36 @@ def _readable(fd: int) -> bool:
 
 
 def _lazy_begin(conn: sa.Connection, cursor: Any, statement: str, _params: Any, context: Any,
-                _executemany: bool) -> None:
+                executemany: bool) -> None:
     """Open the transaction at the first statement that needs one: a read-only request sends neither
     BEGIN nor ROLLBACK. Under READ COMMITTED every statement reads its own snapshot, so plain reads
     before the first write see what they would have seen inside the transaction; psycopg's commit and
-    rollback send nothing when no transaction was opened."""
+    rollback send nothing when no transaction was opened. The BEGIN travels with the statement (one
+    round trip, see _begin_with) unless the statement is an executemany or a server-side cursor's."""
     dbapi_connection = cursor.connection
     idle = dbapi_connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     if not (dbapi_connection.autocommit and idle):
         return
     if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
         return
-    if is_plain_read(statement) and not isinstance(cursor, psycopg.ServerCursor):
+    server_side = isinstance(cursor, psycopg.ServerCursor)
+    if is_plain_read(statement) and not server_side:
         return
-    dbapi_connection.execute("BEGIN")
+    if executemany or server_side or context is None:
+        dbapi_connection.execute("BEGIN")
+    else:
+        context.referral_api_begin = True
+
+
+def _begin_with(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+    """BEGIN and the statement that needs it in one pipeline: one round trip instead of two."""
+    if not getattr(context, "referral_api_begin", False):
+        return False
+    context.referral_api_begin = False
+    with cursor.connection.pipeline():
+        cursor.connection.execute("BEGIN")
+        cursor.execute(statement, parameters)
+    return True
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -184,6 +200,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if engine.dialect.driver == "psycopg":
         event.listen(engine, "checkout", _checkout)
         event.listen(engine, "before_cursor_execute", _lazy_begin)
+        event.listen(engine, "do_execute", _begin_with)
     return engine
 
 

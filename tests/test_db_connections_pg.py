@@ -121,3 +121,12 @@ def test_what_counts_as_a_plain_read():
                       "SELECT * FROM t FOR SHARE", "SELECT pg_advisory_xact_lock(1)", "SELECT nextval('s')",
                       "SELECT set_config('a', 'b', true)", "SELECT * INTO t2 FROM t"):
         assert not is_plain_read(statement), statement
+
+
+def test_a_first_write_that_fails_raises_at_once_and_rolls_back(engine):
+    with Session(engine) as session:
+        with pytest.raises(sa.exc.ProgrammingError, match="no_such_table"):
+            session.execute(sa.text("INSERT INTO no_such_table VALUES (1)"))  # BEGIN travels with it
+        session.rollback()
+        assert _status(session) == IDLE
+        assert session.scalar(sa.text("SELECT 1")) == 1
