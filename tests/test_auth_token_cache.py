@@ -192,3 +192,47 @@ def test_token_cache_seconds_is_a_setting_of_at_most_a_minute():
         Settings.from_env({"TOKEN_CACHE_SECONDS": "61"}).check()
     with pytest.raises(ConfigError, match="TOKEN_CACHE_SECONDS"):
         Settings.from_env({"TOKEN_CACHE_SECONDS": "-1"})
+
+
+def _issue(client, c) -> object:
+    return client.post("/oauth/token", data={"grant_type": "client_credentials"},
+                       headers=h.basic(c.client_id, c.secret))
+
+
+def test_a_client_revoked_elsewhere_gets_no_usable_token_and_none_after_the_bound(app, client, session,
+                                                                                  connection, clock):
+    from referral_api.auth import token_cache
+
+    _org, c, _token = _client_token(client, session)  # the client is now remembered
+    generation = token_cache._generation
+    assert _issue(client, c).status_code == 200
+    assert token_cache._generation == generation  # issuing a token changes no client, token or person
+    _elsewhere(connection, Client, Client.__table__.c.id == c.id, revoked_at=utcnow())
+    clock.now += _bound(app) - 0.5
+    within = _issue(client, c)
+    assert within.status_code == 200  # the remembered client, within the bound ...
+    assert _me(client, within.get_json()["access_token"]) == 401  # ... but its token is refused at once
+    clock.now += 0.5
+    after = _issue(client, c)
+    assert after.status_code == 401 and after.get_json()["error"] == "invalid_client"
+
+
+def test_a_remembered_client_costs_no_query_and_this_processs_changes_are_seen_at_once(
+        app, client, session, clock, run_cli):
+    from referral_api.db import database
+
+    org, c, _token = _client_token(client, session)
+    statements = []
+
+    def seen(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    engine = database(app).engine
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert _issue(client, c).status_code == 200
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+    assert not [s for s in statements if "FROM oauth_clients" in s]
+    assert run_cli("orgs", "suspend", str(org.id)).exit_code == 0
+    assert _issue(client, c).status_code == 401

@@ -1,4 +1,5 @@
-"""Validated bearer tokens, remembered by each worker process for at most TOKEN_CACHE_SECONDS.
+"""Validated bearer tokens and clients, remembered by each worker process for at most
+TOKEN_CACHE_SECONDS.
 
 A request whose access token this process validated less than the bound ago is answered from memory,
 without reading the token, its client, organisation and person. The bound is what a change made
@@ -7,6 +8,11 @@ person deactivated by another process (another worker, node or command) is refus
 most TOKEN_CACHE_SECONDS later. A change made by this process (any update or delete of a token,
 client, organisation or person, through the ORM or a bulk statement) empties its cache at once. An
 expired token is refused at its expiry, cached or not. TOKEN_CACHE_SECONDS=0 turns the cache off.
+
+The token endpoint's client lookup is remembered the same way (ClientCache): a client revoked, its
+secret rotated or its organisation suspended elsewhere may still be issued a token for up to the
+bound, and that token is refused at its first use (a token not yet validated is read with its
+client and organisation from the database).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from ..access import Actor
 from ..db import utcnow
@@ -76,14 +82,55 @@ class TokenCache:
         return len(self._entries)
 
 
+class ClientCache:
+    """Per process: client_id -> the column values of the client and of its organisation, as read;
+    `attach` rebuilds them into the caller's session without a query."""
+
+    def __init__(self, tokens: TokenCache) -> None:
+        self.tokens = tokens  # its bound and clock
+        self._entries: dict[str, tuple[dict, dict, float, int]] = {}
+
+    def remember(self, client: Any) -> None:
+        if self.tokens.seconds <= 0:
+            return
+        now = self.tokens.clock()
+        if len(self._entries) >= self.tokens.max_entries:
+            self._entries.clear()
+        self._entries[client.client_id] = (_columns(client), _columns(client.organisation),
+                                           now + self.tokens.seconds, _generation)
+
+    def attach(self, session: Session, client_id: str, client_class: type) -> Any:
+        entry = self._entries.get(client_id)
+        if entry is None:
+            return None
+        client_values, org_values, until, generation = entry
+        if until <= self.tokens.clock() or generation != _generation:
+            self._entries.pop(client_id, None)
+            return None
+        organisation = client_class.organisation.property.mapper.class_(**org_values)
+        client = client_class(**client_values, organisation=organisation)
+        make_transient_to_detached(organisation)
+        make_transient_to_detached(client)  # as if just read: no history, nothing to flush
+        return session.merge(client, load=False)  # and its organisation: into the session, no query
+
+
+def _columns(obj: Any) -> dict[str, Any]:
+    return {attr.key: getattr(obj, attr.key) for attr in type(obj).__mapper__.column_attrs}
+
+
 def init_app(app: Flask) -> TokenCache:
     cache = TokenCache(app.config["SETTINGS"].token_cache_seconds)
     app.extensions["referral_api.token_cache"] = cache
+    app.extensions["referral_api.client_cache"] = ClientCache(cache)
     return cache
 
 
 def current() -> TokenCache:
     return current_app.extensions["referral_api.token_cache"]
+
+
+def clients() -> ClientCache:
+    return current_app.extensions["referral_api.client_cache"]
 
 
 def invalidate_all() -> None:
