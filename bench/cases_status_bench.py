@@ -34,16 +34,17 @@ from bench import wrk  # noqa: E402  (after the path above)
 
 
 def bare_app():
-    """The baseline: Flask, one engine, the case row by primary key, the status JSON. No auth."""
+    """The baseline: Flask, one SQLAlchemy engine as create_engine() makes it, the case row by primary
+    key, the status JSON. No auth."""
     import sqlalchemy as sa
     from flask import Flask, Response
 
     from referral_api.cases.models import Case
     from referral_api.cases.views import status_document
-    from referral_api.db import make_engine
+    from referral_api.config import _db_url
     from referral_api.http import etag_of
 
-    engine = make_engine(os.environ["BENCH_DATABASE_URL"])
+    engine = sa.create_engine(_db_url("BENCH_DATABASE_URL", os.environ["BENCH_DATABASE_URL"]))
     app = Flask("bare")
 
     @app.get("/bare/<uuid:case_id>")

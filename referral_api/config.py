@@ -90,6 +90,17 @@ def _ratelimit_uri(name: str, raw: str) -> str:
     return value
 
 
+def _rates(name: str, raw: str) -> str:
+    from limits import parse_many
+
+    try:
+        parse_many(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be rates such as 600/minute or 600/minute;20/second; "
+                          f"got {raw!r}") from None
+    return raw.strip()
+
+
 def _networks(name: str, raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     try:
         return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in raw.split(",") if p.strip())
@@ -118,6 +129,16 @@ class Settings:
     trusted_proxy_count: int = _setting("TRUSTED_PROXY_COUNT", _non_negative_int, 0)
     ratelimit_storage_uri: str = _setting("RATELIMIT_STORAGE_URI", _ratelimit_uri, "memory://")
     access_token_ttl: int = _setting("ACCESS_TOKEN_TTL", _positive_int, 900)
+    # How long a worker remembers a validated access token (auth/token_cache.py); 0 is never, at most 60.
+    token_cache_seconds: int = _setting("TOKEN_CACHE_SECONDS", _non_negative_int, 5)
+    # Rate limits of /oauth/token and the login form (auth/limits.py; README, Sizing the rate limits).
+    ratelimit_token_per_client: str = _setting("AUTH_RATELIMIT_TOKEN_PER_CLIENT", _rates, "60/minute")
+    ratelimit_token_per_address: str = _setting("AUTH_RATELIMIT_TOKEN_PER_ADDRESS", _rates, "120/minute")
+    ratelimit_token_failures_per_address: str = _setting(
+        "AUTH_RATELIMIT_TOKEN_FAILURES_PER_ADDRESS", _rates, "30/minute")
+    ratelimit_token_failures_per_client_address: str = _setting(
+        "AUTH_RATELIMIT_TOKEN_FAILURES_PER_CLIENT_ADDRESS", _rates, "10/minute")
+    ratelimit_login_per_address: str = _setting("AUTH_RATELIMIT_LOGIN_PER_ADDRESS", _rates, "20/minute")
     require_private_key_jwt: bool = _setting("OAUTH_REQUIRE_PRIVATE_KEY_JWT", _bool, False)
     dpop_nonce_required: bool = _setting("DPOP_NONCE_REQUIRED", _bool, False)
     dpop_proof_max_age_seconds: int = _setting("DPOP_PROOF_MAX_AGE_SECONDS", _positive_int, 60)
@@ -186,6 +207,9 @@ class Settings:
             raise ConfigError(
                 f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {self.log_level!r}"
             )
+        if self.token_cache_seconds > 60:
+            raise ConfigError("TOKEN_CACHE_SECONDS must be at most 60 (it bounds how late a revocation "
+                              f"is seen), got {self.token_cache_seconds}")
         if self.deadline_information_escalation_days <= self.deadline_information_reminder_days:
             raise ConfigError(
                 "DEADLINE_INFORMATION_ESCALATION_DAYS must be greater than DEADLINE_INFORMATION_REMINDER_DAYS"

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import re
+import select
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from flask import Flask, g
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -118,8 +122,72 @@ def _create_private_file(path: str) -> None:
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
+# A statement that may run outside a transaction: a plain SELECT, without row locks, advisory locks,
+# sequences or settings. Anything else (DML, DDL, SAVEPOINT, SET, a locking SELECT) opens one first.
+_PLAIN_READ = re.compile(r"\s*SELECT\b", re.I)
+_NOT_PLAIN = re.compile(r"\bFOR\s+(UPDATE|SHARE|NO\s+KEY\s+UPDATE|KEY\s+SHARE)\b|pg_advisory|nextval|setval"
+                        r"|set_config|\bINTO\b", re.I)
+POOL_RECYCLE_SECONDS = 1800
+
+
+@functools.lru_cache(maxsize=4096)  # statements are the engine's compiled, cached strings
+def is_plain_read(statement: str) -> bool:
+    return bool(_PLAIN_READ.match(statement)) and not _NOT_PLAIN.search(statement)
+
+
+def _checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """No ping: a connection whose socket has something to read while idle was closed or terminated by
+    the server (pg_terminate_backend, a restart sends its FATAL and EOF), so the pool opens another.
+    Then reads begin without a transaction (see _lazy_begin)."""
+    if dbapi_connection.closed or _readable(dbapi_connection.fileno()):
+        raise exc.DisconnectionError("the server closed this pooled connection")
+    dbapi_connection.autocommit = True
+
+
+def _readable(fd: int) -> bool:
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(0))
+
+
+def _lazy_begin(conn: sa.Connection, cursor: Any, statement: str, _params: Any, context: Any,
+                executemany: bool) -> None:
+    """Open the transaction at the first statement that needs one: a read-only request sends neither
+    BEGIN nor ROLLBACK. Under READ COMMITTED every statement reads its own snapshot, so plain reads
+    before the first write see what they would have seen inside the transaction; psycopg's commit and
+    rollback send nothing when no transaction was opened. The BEGIN travels with the statement (one
+    round trip, see _begin_with) unless the statement is an executemany or a server-side cursor's."""
+    dbapi_connection = cursor.connection
+    idle = dbapi_connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    if not (dbapi_connection.autocommit and idle):
+        return
+    if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        return
+    server_side = isinstance(cursor, psycopg.ServerCursor)
+    if is_plain_read(statement) and not server_side:
+        return
+    if executemany or server_side or context is None:
+        dbapi_connection.execute("BEGIN")
+    else:
+        context.referral_api_begin = True
+
+
+def _begin_with(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+    """BEGIN and the statement that needs it in one pipeline: one round trip instead of two."""
+    if not getattr(context, "referral_api_begin", False):
+        return False
+    context.referral_api_begin = False
+    with cursor.connection.pipeline():
+        cursor.connection.execute("BEGIN")
+        cursor.execute(statement, parameters)
+    return True
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine that survives a database restart (pre-ping) and behaves on SQLite as on PostgreSQL."""
+    """An engine that behaves on SQLite as on PostgreSQL. On PostgreSQL (psycopg): no ping per checkout
+    (a connection the server closed is seen on its socket, a broken one is invalidated when it fails,
+    and connections are recycled after POOL_RECYCLE_SECONDS), and transactions begin at the first
+    statement that needs one."""
     sa_url = sa.make_url(url)
     if sa_url.get_backend_name() == "sqlite":
         _create_private_file(sa_url.database or "")
@@ -127,9 +195,14 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_recycle", POOL_RECYCLE_SECONDS)
     kwargs.setdefault("connect_args", {"connect_timeout": 5})
-    return sa.create_engine(sa_url, **kwargs)
+    engine = sa.create_engine(sa_url, **kwargs)
+    if engine.dialect.driver == "psycopg":
+        event.listen(engine, "checkout", _checkout)
+        event.listen(engine, "before_cursor_execute", _lazy_begin)
+        event.listen(engine, "do_execute", _begin_with)
+    return engine
 
 
 class Database:

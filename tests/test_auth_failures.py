@@ -147,3 +147,28 @@ def test_a_refresh_asking_for_more_scope_is_refused_before_the_token_is_spent(cl
     again = refresh()
     assert again.status_code == 200, again.get_json()
     assert again.get_json()["scope"] == "referrals:read"
+
+
+def test_memory_rate_limits_start_no_thread_per_request(app, monkeypatch):
+    import threading
+    import time
+
+    from referral_api.auth.limits import ProcessMemoryStorage
+
+    storage = app.extensions["referral_api.limiter"]._storage
+    assert isinstance(storage, ProcessMemoryStorage)  # what RATELIMIT_STORAGE_URI=memory:// gives
+    fresh = ProcessMemoryStorage()
+    started = []
+    original_start = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start", lambda t: (started.append(t.name), original_start(t))[1])
+    for _ in range(20):
+        assert fresh.acquire_entry("k", 100, 60)
+        time.sleep(0.015)  # longer than limits' own 10 ms expiry timer, which would start a thread
+    assert started == ["ratelimit-expiry"]
+    assert fresh.get_moving_window("k", 100, 60)[1] == 20
+    fresh.events["k"][-1].expiry = time.time() - 1  # the oldest entry is due: the expiry thread drops it
+    fresh.EXPIRE_EVERY = 0.01
+    deadline = time.monotonic() + 5
+    while len(fresh.events.get("k", [])) == 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(fresh.events["k"]) == 19

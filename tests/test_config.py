@@ -66,3 +66,21 @@ def test_postgres_url_uses_psycopg3_driver():
 def test_describe_hides_secrets():
     s = Settings.from_env({"DATABASE_URL": "postgresql://u:hunter2@h/db"})
     assert "hunter2" not in str(s.describe())
+
+
+def test_rate_limits_are_settings_and_the_flask_config_overrides_them(tmp_path):
+    from referral_api import create_app
+    from referral_api.auth.limits import _limit
+
+    s = Settings.from_env({"AUTH_RATELIMIT_TOKEN_PER_CLIENT": "600/minute;30/second"})
+    assert s.ratelimit_token_per_client == "600/minute;30/second"
+    assert Settings.from_env({}).ratelimit_token_per_address == "120/minute"
+    with pytest.raises(ConfigError, match="AUTH_RATELIMIT_LOGIN_PER_ADDRESS"):
+        Settings.from_env({"AUTH_RATELIMIT_LOGIN_PER_ADDRESS": "many"})
+    app = create_app({"database_url": f"sqlite:///{tmp_path / 'x.sqlite3'}", "instance_path": str(tmp_path),
+                      "ratelimit_token_per_client": "7/minute",
+                      "AUTH_RATELIMIT_TOKEN_PER_ADDRESS": "9/minute"})
+    with app.app_context():
+        assert _limit("AUTH_RATELIMIT_TOKEN_PER_CLIENT")() == "7/minute"
+        assert _limit("AUTH_RATELIMIT_TOKEN_PER_ADDRESS")() == "9/minute"
+        assert _limit("AUTH_RATELIMIT_TOKEN_FAILURES_PER_ADDRESS")() == "30/minute"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 
 from flask import Flask, Response, current_app, g, request
@@ -17,22 +18,51 @@ from flask_limiter import Limiter, RequestLimit
 from flask_limiter.util import get_remote_address
 from joserfc import jws
 from joserfc.errors import JoseError
+from limits.storage import MemoryStorage
 
 from .. import errors
 
-# Overridable through the Flask config (upper-case keys of create_app's mapping).
-DEFAULT_LIMITS = {
-    "AUTH_RATELIMIT_TOKEN_PER_CLIENT": "60/minute",
-    "AUTH_RATELIMIT_TOKEN_PER_ADDRESS": "120/minute",
-    "AUTH_RATELIMIT_TOKEN_FAILURES_PER_ADDRESS": "30/minute",
-    "AUTH_RATELIMIT_TOKEN_FAILURES_PER_CLIENT_ADDRESS": "10/minute",
-    "AUTH_RATELIMIT_LOGIN_PER_ADDRESS": "20/minute",
+# Each limit is the setting (environment variable) of the same name; the Flask config (upper-case keys
+# of create_app's mapping) overrides it.
+SETTING_OF = {
+    "AUTH_RATELIMIT_TOKEN_PER_CLIENT": "ratelimit_token_per_client",
+    "AUTH_RATELIMIT_TOKEN_PER_ADDRESS": "ratelimit_token_per_address",
+    "AUTH_RATELIMIT_TOKEN_FAILURES_PER_ADDRESS": "ratelimit_token_failures_per_address",
+    "AUTH_RATELIMIT_TOKEN_FAILURES_PER_CLIENT_ADDRESS": "ratelimit_token_failures_per_client_address",
+    "AUTH_RATELIMIT_LOGIN_PER_ADDRESS": "ratelimit_login_per_address",
 }
 AUTHENTICATED = "referral_api_authenticated_client"
+PROCESS_MEMORY = "referral-api-memory://"
+
+
+class ProcessMemoryStorage(MemoryStorage):
+    """What `memory://` means here: limits' in-memory counters, expired by one daemon thread per
+    process once a second. (limits' own MemoryStorage starts a new threading.Timer whenever its last
+    expiry pass has ended: under load, a thread per request.) Expiry only frees memory: a count is
+    right whether or not its old entries were dropped yet."""
+
+    STORAGE_SCHEME = [PROCESS_MEMORY.removesuffix("://")]
+    EXPIRE_EVERY = 1.0
+
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, **options: str) -> None:
+        self._expirer: threading.Thread | None = None
+        super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+
+    def _MemoryStorage__schedule_expiry(self) -> None:  # replaces the Timer per pass
+        if self._expirer is None or not self._expirer.is_alive():  # none yet, or not after a fork
+            self._expirer = threading.Thread(target=self._expire_forever, name="ratelimit-expiry",
+                                             daemon=True)
+            self._expirer.start()
+
+    def _expire_forever(self) -> None:
+        pause = threading.Event()  # never set: a pause that no patched time.sleep sees
+        while True:
+            pause.wait(self.EXPIRE_EVERY)
+            self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
 
 
 def _limit(name: str):
-    return lambda: current_app.config.get(name, DEFAULT_LIMITS[name])
+    return lambda: current_app.config.get(name) or getattr(current_app.config["SETTINGS"], SETTING_OF[name])
 
 
 def client_key() -> str:
@@ -80,10 +110,11 @@ def _too_many(limit: RequestLimit) -> Response:
 
 def init_app(app: Flask) -> Limiter:
     """A limiter of this app, its storage from RATELIMIT_STORAGE_URI; limits the OAuth views."""
+    uri = app.config["SETTINGS"].ratelimit_storage_uri
     limiter = Limiter(
         address_key,
         app=app,
-        storage_uri=app.config["SETTINGS"].ratelimit_storage_uri,
+        storage_uri=PROCESS_MEMORY if uri.startswith("memory://") else uri,
         strategy="moving-window",
         key_prefix="referral_api",
         on_breach=_too_many,

@@ -17,7 +17,7 @@ from flask import Flask, current_app, g, request
 
 from ..access import ALL_SCOPES, Actor, OrganisationRef
 from ..db import get_session
-from . import dpop
+from . import dpop, token_cache
 from .client_auth import AUTH_METHODS, PrivateKeyJWT
 from .endpoints import Introspection, Revocation
 from .failures import audit_token_failure
@@ -92,6 +92,12 @@ def authenticate_request() -> Actor:
         token = _dpop_token(credential.strip())
         g.log_client_id = token.client.client_id
         return actor_of(token)
+    cache = token_cache.current()
+    digest = secret_hash(credential.strip()) if scheme.lower() == "bearer" else ""
+    cached = cache.get(digest) if digest else None
+    if cached is not None:
+        g.log_client_id = cached.client_id
+        return cached.actor
     try:
         token = _protector.validate_request(scopes=None, request=FlaskJsonRequest(request))
     except InvalidTokenError:
@@ -100,7 +106,10 @@ def authenticate_request() -> Actor:
         raise InvalidTokenError(description="Send a bearer token in the Authorization header.",
                                 realm=REALM) from None
     g.log_client_id = token.client.client_id
-    return actor_of(token)
+    actor = actor_of(token)
+    cache.put(token.access_token_hash, actor=actor, client_id=token.client.client_id,
+              expires_at=token.expires_at)
+    return actor
 
 
 def actor_of(token: Token) -> Actor:
@@ -141,6 +150,7 @@ def create_server(app: Flask) -> AuthorizationServer:
             server.register_client_auth_method(method, _refuse_secret)
     server.register_endpoint(Revocation)
     server.register_endpoint(Introspection)
+    token_cache.init_app(app)
     app.extensions["referral_api.oauth_server"] = server
     app.extensions["referral_api.authenticate"] = authenticate_request
     return server

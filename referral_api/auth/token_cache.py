@@ -1,0 +1,165 @@
+"""Validated bearer tokens and clients, remembered by each worker process for at most
+TOKEN_CACHE_SECONDS.
+
+A request whose access token this process validated less than the bound ago is answered from memory,
+without reading the token, its client, organisation and person. The bound is what a change made
+elsewhere may take to be seen: a token revoked, a client revoked, an organisation suspended or a
+person deactivated by another process (another worker, node or command) is refused by this one at
+most TOKEN_CACHE_SECONDS later. A change made by this process (any update or delete of a token,
+client, organisation or person, through the ORM or a bulk statement) empties its cache at once. An
+expired token is refused at its expiry, cached or not. TOKEN_CACHE_SECONDS=0 turns the cache off.
+
+The token endpoint's client lookup is remembered the same way (ClientCache): a client revoked, its
+secret rotated or its organisation suspended elsewhere may still be issued a token for up to the
+bound, and that token is refused at its first use (a token not yet validated is read with its
+client and organisation from the database).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, current_app
+from sqlalchemy import event
+from sqlalchemy.orm import Session, make_transient_to_detached
+
+from ..access import Actor
+from ..db import utcnow
+
+MAX_ENTRIES = 10_000
+# The tables whose rows decide whether a token may act (auth/store.token_is_live).
+WATCHED_TABLES = frozenset({"oauth_tokens", "oauth_clients", "organisations", "users"})
+_generation = 0  # bumped by every change to a watched table made in this process
+
+
+@dataclass(frozen=True)
+class Entry:
+    actor: Actor
+    client_id: str
+    expires_at: datetime  # the token's own expiry (wall clock)
+    until: float  # the cache's bound (the cache's clock)
+    generation: int
+
+
+class TokenCache:
+    """Per process: access-token hash -> the Actor it stood for when validated. `clock` (monotonic
+    seconds) may be replaced, e.g. by a test driving time."""
+
+    def __init__(self, seconds: int, *, max_entries: int = MAX_ENTRIES,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self.max_entries = max_entries
+        self.clock = clock
+        self._entries: dict[str, Entry] = {}
+
+    def get(self, digest: str) -> Entry | None:
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        if entry.until <= self.clock() or entry.generation != _generation or entry.expires_at <= utcnow():
+            self._entries.pop(digest, None)
+            return None
+        return entry
+
+    def put(self, digest: str, *, actor: Actor, client_id: str, expires_at: datetime) -> None:
+        if self.seconds <= 0:
+            return
+        now = self.clock()
+        if len(self._entries) >= self.max_entries:
+            self._entries = {k: e for k, e in self._entries.items() if e.until > now}
+            while len(self._entries) >= self.max_entries:  # still full: the oldest go first
+                self._entries.pop(next(iter(self._entries)))
+        self._entries[digest] = Entry(actor, client_id, expires_at, now + self.seconds, _generation)
+
+    def forget(self, digest: str) -> None:
+        self._entries.pop(digest, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class ClientCache:
+    """Per process: client_id -> the column values of the client and of its organisation, as read;
+    `attach` rebuilds them into the caller's session without a query."""
+
+    def __init__(self, tokens: TokenCache) -> None:
+        self.tokens = tokens  # its bound and clock
+        self._entries: dict[str, tuple[dict, dict, float, int]] = {}
+
+    def remember(self, client: Any) -> None:
+        if self.tokens.seconds <= 0:
+            return
+        now = self.tokens.clock()
+        if len(self._entries) >= self.tokens.max_entries:
+            self._entries.clear()
+        self._entries[client.client_id] = (_columns(client), _columns(client.organisation),
+                                           now + self.tokens.seconds, _generation)
+
+    def attach(self, session: Session, client_id: str, client_class: type) -> Any:
+        entry = self._entries.get(client_id)
+        if entry is None:
+            return None
+        client_values, org_values, until, generation = entry
+        if until <= self.tokens.clock() or generation != _generation:
+            self._entries.pop(client_id, None)
+            return None
+        organisation = client_class.organisation.property.mapper.class_(**org_values)
+        client = client_class(**client_values, organisation=organisation)
+        make_transient_to_detached(organisation)
+        make_transient_to_detached(client)  # as if just read: no history, nothing to flush
+        return session.merge(client, load=False)  # and its organisation: into the session, no query
+
+
+def _columns(obj: Any) -> dict[str, Any]:
+    return {attr.key: getattr(obj, attr.key) for attr in type(obj).__mapper__.column_attrs}
+
+
+def init_app(app: Flask) -> TokenCache:
+    cache = TokenCache(app.config["SETTINGS"].token_cache_seconds)
+    app.extensions["referral_api.token_cache"] = cache
+    app.extensions["referral_api.client_cache"] = ClientCache(cache)
+    return cache
+
+
+def current() -> TokenCache:
+    return current_app.extensions["referral_api.token_cache"]
+
+
+def clients() -> ClientCache:
+    return current_app.extensions["referral_api.client_cache"]
+
+
+def invalidate_all() -> None:
+    """Every entry of every cache of this process is stale from now on."""
+    global _generation  # one counter per process, read by every cache
+    _generation += 1
+
+
+def _watched(instances: Any) -> bool:
+    return any(getattr(obj, "__tablename__", None) in WATCHED_TABLES for obj in instances)
+
+
+@event.listens_for(Session, "after_flush")
+def _after_flush(session: Session, _context: Any) -> None:
+    if _watched(session.dirty) or _watched(session.deleted):
+        session.info["referral_api.auth_changed"] = True
+        invalidate_all()
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    # Again at commit: another greenlet of this process may have cached the rows before they changed.
+    if session.info.pop("referral_api.auth_changed", False):
+        invalidate_all()
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _bulk_change(state: Any) -> None:
+    table = getattr(state.statement, "table", None)
+    if (state.is_update or state.is_delete) and getattr(table, "name", None) in WATCHED_TABLES:
+        state.session.info["referral_api.auth_changed"] = True
+        invalidate_all()
