@@ -98,6 +98,7 @@ def authenticate_request() -> Actor:
     if cached is not None:
         g.log_client_id = cached.client_id
         return cached.actor
+    generation = token_cache.generation()  # before the rows are read: a change after it refuses the put
     try:
         token = _protector.validate_request(scopes=None, request=FlaskJsonRequest(request))
     except InvalidTokenError:
@@ -108,7 +109,7 @@ def authenticate_request() -> Actor:
     g.log_client_id = token.client.client_id
     actor = actor_of(token)
     cache.put(token.access_token_hash, actor=actor, client_id=token.client.client_id,
-              expires_at=token.expires_at)
+              expires_at=token.expires_at, generation=generation)
     return actor
 
 

@@ -12,7 +12,7 @@ from flask import current_app, g, request
 from ..audit.actions import AuditAction
 from ..db import get_session, utcnow
 from ..validators import control_character
-from . import token_cache, trail
+from . import trail
 from .models import AuthorizationCode, Client, Token, User, secret_hash
 
 REFRESH_TOKEN_TTL = timedelta(hours=12)
@@ -29,18 +29,12 @@ def endpoint_url(path: str) -> str:
 
 
 def query_client(client_id: str) -> Client | None:
-    """A client that may act now: not revoked, and its organisation not suspended (as read by this
-    process at most TOKEN_CACHE_SECONDS ago, see token_cache.ClientCache)."""
+    """A client that may act now: not revoked, and its organisation not suspended."""
     # A client id from a form is checked on the way in (http.check_request_text); one from an
     # Authorization header is checked here: with a NUL, PostgreSQL would fail the query.
     if not isinstance(client_id, str) or len(client_id) > 64 or control_character(client_id):
         return None
-    session, cache = get_session(), token_cache.clients()
-    client = cache.attach(session, client_id, Client)
-    if client is None:
-        client = session.scalar(sa.select(Client).where(Client.client_id == client_id))
-        if client is not None:
-            cache.remember(client)
+    client = get_session().scalar(sa.select(Client).where(Client.client_id == client_id))
     if client is None or client.is_revoked or not client.organisation.is_active:
         return None
     g.log_client_id = client.client_id

@@ -1,5 +1,4 @@
-"""Validated bearer tokens and clients, remembered by each worker process for at most
-TOKEN_CACHE_SECONDS.
+"""Validated bearer tokens, remembered by each worker process for at most TOKEN_CACHE_SECONDS.
 
 A request whose access token this process validated less than the bound ago is answered from memory,
 without reading the token, its client, organisation and person. The bound is what a change made
@@ -8,11 +7,6 @@ person deactivated by another process (another worker, node or command) is refus
 most TOKEN_CACHE_SECONDS later. A change made by this process (any update or delete of a token,
 client, organisation or person, through the ORM or a bulk statement) empties its cache at once. An
 expired token is refused at its expiry, cached or not. TOKEN_CACHE_SECONDS=0 turns the cache off.
-
-The token endpoint's client lookup is remembered the same way (ClientCache): a client revoked, its
-secret rotated or its organisation suspended elsewhere may still be issued a token for up to the
-bound, and that token is refused at its first use (a token not yet validated is read with its
-client and organisation from the database).
 """
 
 from __future__ import annotations
@@ -25,7 +19,7 @@ from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy import event
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 
 from ..access import Actor
 from ..db import utcnow
@@ -65,15 +59,18 @@ class TokenCache:
             return None
         return entry
 
-    def put(self, digest: str, *, actor: Actor, client_id: str, expires_at: datetime) -> None:
-        if self.seconds <= 0:
+    def put(self, digest: str, *, actor: Actor, client_id: str, expires_at: datetime,
+            generation: int) -> None:
+        """Remember a token validated from rows read at `generation()` = `generation` (read before
+        the rows): refused when a change of this process came in between, which the rows may miss."""
+        if self.seconds <= 0 or generation != _generation:
             return
         now = self.clock()
         if len(self._entries) >= self.max_entries:
             self._entries = {k: e for k, e in self._entries.items() if e.until > now}
             while len(self._entries) >= self.max_entries:  # still full: the oldest go first
                 self._entries.pop(next(iter(self._entries)))
-        self._entries[digest] = Entry(actor, client_id, expires_at, now + self.seconds, _generation)
+        self._entries[digest] = Entry(actor, client_id, expires_at, now + self.seconds, generation)
 
     def forget(self, digest: str) -> None:
         self._entries.pop(digest, None)
@@ -82,46 +79,9 @@ class TokenCache:
         return len(self._entries)
 
 
-class ClientCache:
-    """Per process: client_id -> the column values of the client and of its organisation, as read;
-    `attach` rebuilds them into the caller's session without a query."""
-
-    def __init__(self, tokens: TokenCache) -> None:
-        self.tokens = tokens  # its bound and clock
-        self._entries: dict[str, tuple[dict, dict, float, int]] = {}
-
-    def remember(self, client: Any) -> None:
-        if self.tokens.seconds <= 0:
-            return
-        now = self.tokens.clock()
-        if len(self._entries) >= self.tokens.max_entries:
-            self._entries.clear()
-        self._entries[client.client_id] = (_columns(client), _columns(client.organisation),
-                                           now + self.tokens.seconds, _generation)
-
-    def attach(self, session: Session, client_id: str, client_class: type) -> Any:
-        entry = self._entries.get(client_id)
-        if entry is None:
-            return None
-        client_values, org_values, until, generation = entry
-        if until <= self.tokens.clock() or generation != _generation:
-            self._entries.pop(client_id, None)
-            return None
-        organisation = client_class.organisation.property.mapper.class_(**org_values)
-        client = client_class(**client_values, organisation=organisation)
-        make_transient_to_detached(organisation)
-        make_transient_to_detached(client)  # as if just read: no history, nothing to flush
-        return session.merge(client, load=False)  # and its organisation: into the session, no query
-
-
-def _columns(obj: Any) -> dict[str, Any]:
-    return {attr.key: getattr(obj, attr.key) for attr in type(obj).__mapper__.column_attrs}
-
-
 def init_app(app: Flask) -> TokenCache:
     cache = TokenCache(app.config["SETTINGS"].token_cache_seconds)
     app.extensions["referral_api.token_cache"] = cache
-    app.extensions["referral_api.client_cache"] = ClientCache(cache)
     return cache
 
 
@@ -129,8 +89,9 @@ def current() -> TokenCache:
     return current_app.extensions["referral_api.token_cache"]
 
 
-def clients() -> ClientCache:
-    return current_app.extensions["referral_api.client_cache"]
+def generation() -> int:
+    """This process's count of changes to the watched tables: read it before reading the rows."""
+    return _generation
 
 
 def invalidate_all() -> None:
