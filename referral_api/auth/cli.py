@@ -96,7 +96,8 @@ def list_(org: str | None, as_json: bool) -> None:
 @json_option
 @domain_command
 def revoke(client_id: str, as_json: bool) -> None:
-    """Revoke CLIENT_ID: it cannot get tokens, and its tokens stop working at the next request."""
+    """Revoke CLIENT_ID: it cannot get tokens, and its tokens stop working
+    within TOKEN_CACHE_SECONDS (default 5 s)."""
     client = services.revoke_client(get_session(), client_id)
     emit(_client_out.dump(client), as_json=as_json, text=f"revoked {client.client_id}")
 
@@ -173,7 +174,8 @@ def create_user(org: str, email: str, role: str, name: str, totp: bool, as_json:
 @json_option
 @domain_command
 def deactivate(user: str, as_json: bool) -> None:
-    """Deactivate USER (id or e-mail): their tokens stop working at the next request."""
+    """Deactivate USER (id or e-mail): their tokens stop working within
+    TOKEN_CACHE_SECONDS (default 5 s)."""
     u = services.deactivate_user(get_session(), user)
     emit(_user_out.dump(u), as_json=as_json, text=f"deactivated {u.email}")
 

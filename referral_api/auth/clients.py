@@ -156,7 +156,8 @@ def revoke_tokens(session: Session, where: Any) -> None:
 
 
 def revoke_client(session: Session, client_id: str, *, actor: Any = None) -> Client:
-    """Revoke a client: it cannot authenticate, and its tokens stop working at the next request."""
+    """Revoke a client: it cannot authenticate, and its tokens stop
+    working within TOKEN_CACHE_SECONDS (default 5 s)."""
     client = find_client(session, client_id)
     client.revoked_at = client.revoked_at or utcnow()
     revoke_tokens(session, Token.client_pk == client.id)

@@ -136,7 +136,8 @@ def list_users(session: Session) -> list[User]:
 
 
 def deactivate_user(session: Session, ref: str, *, actor: Any = None) -> User:
-    """Deactivate a person: their tokens stop working at the next request."""
+    """Deactivate a person: their tokens stop working within TOKEN_CACHE_SECONDS
+    (default 5 s)."""
     user = find_user(session, ref)
     user.active = False
     revoke_tokens(session, Token.user_id == user.id)

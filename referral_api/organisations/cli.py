@@ -48,7 +48,8 @@ def list_(as_json: bool) -> None:
 @json_option
 @domain_command
 def suspend(org: str, as_json: bool) -> None:
-    """Suspend ORG (id or exact name): its tokens stop working at the next request."""
+    """Suspend ORG (id or exact name): its tokens stop working within
+    TOKEN_CACHE_SECONDS (default 5 s)."""
     o = services.suspend(get_session(), org)
     emit(_out.dump(o), as_json=as_json, text=f"suspended {o.name}")
 

@@ -59,7 +59,8 @@ def mgec(session: Session) -> Organisation | None:
 
 
 def suspend(session: Session, ref: str, *, actor: Any = None) -> Organisation:
-    """Suspend an organisation: its tokens stop working at the next request."""
+    """Suspend an organisation: its tokens stop working within
+    TOKEN_CACHE_SECONDS (default 5 s)."""
     org = find(session, ref)
     org.suspend()
     _record(session, actor, AuditAction.ORGANISATION_SUSPEND, org)
