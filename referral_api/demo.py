@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 import sqlalchemy as sa
+from flask import current_app
 
 from .access import ALL_SCOPES, CLIENT_CREDENTIALS_SCOPES, Actor, OrganisationRef, Role, Scope
 from .auth import services as auth_services
@@ -183,7 +184,8 @@ def seed(reissue_secrets: bool, as_json: bool) -> None:
         console_client = register_client(get_session(), redirect_uris=DEMO_CONSOLE_CALLBACKS)
         progress.advance()
         docs_uris = [docs_redirect_uri(origin) for origin in DEMO_DOCS_ORIGINS]
-        docs = register_docs_client(get_session(), redirect_uris=docs_uris)
+        docs = register_docs_client(get_session(), redirect_uris=docs_uris,
+                                    require_private_key_jwt=current_app.config["SETTINGS"].require_private_key_jwt)
         progress.advance()
     if reissue_secrets:
         reissue_credentials(clients, [coordinator, *officers.values()])

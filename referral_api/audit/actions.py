@@ -26,6 +26,7 @@ class AuditAction(StrEnum):
     AUTH_ACCOUNT_LOCK = "auth:account:lock"
     AUTH_TOTP_ENROL = "auth:totp:enrol"
     AUTH_CLIENT_CREATE = "auth:client:create"
+    AUTH_CLIENT_UPDATE = "auth:client:update"
     AUTH_CLIENT_REVOKE = "auth:client:revoke"
     AUTH_CLIENT_ROTATE_SECRET = "auth:client:rotate_secret"
     AUTH_USER_CREATE = "auth:user:create"

@@ -122,7 +122,8 @@ def docs_client(origins: tuple[str, ...], as_json: bool) -> None:
     add origins to it; its redirect URI is each origin's /swaggerui/oauth2-redirect.html."""
     from .docs_ui import docs_redirect_uri, register_docs_client
 
-    client = register_docs_client(get_session(), redirect_uris=[docs_redirect_uri(o) for o in origins])
+    client = register_docs_client(get_session(), redirect_uris=[docs_redirect_uri(o) for o in origins],
+                                  require_private_key_jwt=current_app.config["SETTINGS"].require_private_key_jwt)
     emit(_client_out.dump(client), as_json=as_json,
          text=f"docs client {client.client_id}  redirect URIs {client.redirect_uris}")
 

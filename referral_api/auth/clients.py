@@ -6,6 +6,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -23,6 +24,26 @@ from .models import GRANT_TYPES, SECRET_METHODS, Client, ClientAuthMethod, Token
 class IssuedClient:
     client: Client
     client_secret: str | None
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def redirect_uri_problem(uri: str) -> str | None:
+    """What is wrong with a redirect URI (None: nothing): https to any host, or http to a loopback
+    host exactly (http://localhost.evil.org is not loopback); no fragment (RFC 6749, 3.1.2)."""
+    try:
+        parts = urlsplit(uri)
+        host, _port = parts.hostname, parts.port  # a malformed port raises here
+    except ValueError:
+        return f"{uri!r} is not a URL"
+    if parts.username is not None or parts.password is not None:
+        return f"{uri!r} must not carry a user name or password"
+    if not (parts.scheme == "https" and host) and not (parts.scheme == "http" and host in LOOPBACK_HOSTS):
+        return f"{uri!r} must be https (or http on 127.0.0.1, localhost or [::1])"
+    if parts.fragment or uri.endswith("#"):
+        return f"{uri!r} must have no fragment"
+    return None
 
 
 def _check_jwks(jwks: str | None) -> None:
@@ -61,8 +82,8 @@ def _client_problems(*, scopes: list[str], grant_types: list[str], redirect_uris
     if "authorization_code" in grant_types and not redirect_uris:
         problems["redirect_uris"] = ["an authorization_code client needs at least one redirect URI"]
     for uri in redirect_uris:
-        if not uri.startswith(("https://", "http://127.0.0.1", "http://localhost")):
-            problems.setdefault("redirect_uris", []).append(f"{uri!r} must be https (or loopback http)")
+        if problem := redirect_uri_problem(uri):
+            problems.setdefault("redirect_uris", []).append(problem)
     if auth_method is ClientAuthMethod.NONE and set(grant_types) != {"authorization_code"}:
         problems["grant_types"] = ["a public client (auth method none) takes the authorization code only"]
     if auth_method is ClientAuthMethod.PRIVATE_KEY_JWT:
@@ -71,7 +92,10 @@ def _client_problems(*, scopes: list[str], grant_types: list[str], redirect_uris
         if jwks_uri and not jwks_uri.startswith("https://"):
             problems["jwks_uri"] = ["must be an https:// URL"]
     elif require_private_key_jwt:
-        problems["auth_method"] = ["this deployment requires private_key_jwt (OAUTH_REQUIRE_PRIVATE_KEY_JWT)"]
+        public = auth_method is ClientAuthMethod.NONE
+        kind = "a public client (auth method none)" if public else "a secret client"
+        problems["auth_method"] = [
+            f"this deployment requires private_key_jwt (OAUTH_REQUIRE_PRIVATE_KEY_JWT): {kind} is refused"]
     elif jwks or jwks_uri:
         problems["jwks"] = ["a JWKS is only for private_key_jwt clients"]
     return problems
@@ -129,6 +153,23 @@ def create_client(
                  actor=actor)
     session.commit()
     return IssuedClient(client, secret)
+
+
+def add_redirect_uris(session: Session, client: Client, redirect_uris: list[str], *,
+                      actor: Any = None) -> Client:
+    """Add redirect URIs to a client (those it has are skipped), checked as at registration and
+    audited with the URIs before and after; commits. Adding nothing records nothing."""
+    if problems := [p for uri in redirect_uris if (p := redirect_uri_problem(uri))]:
+        raise InvalidPayload(errors={"redirect_uris": problems})
+    before = client.redirect_uris.split()
+    after = before + [u for u in dict.fromkeys(redirect_uris) if u not in before]
+    if after != before:
+        client.redirect_uris = " ".join(after)
+        trail.record(session, AuditAction.AUTH_CLIENT_UPDATE, resource_type="client", resource_id=client.id,
+                     details={"client_id": client.client_id, "redirect_uris_before": before,
+                              "redirect_uris_after": after}, actor=actor)
+    session.commit()
+    return client
 
 
 def find_client(session: Session, client_id: str) -> Client:

@@ -146,8 +146,9 @@ def create_server(app: Flask) -> AuthorizationServer:
     server.register_grant(RefreshTokenGrant)
     server.register_client_auth_method("private_key_jwt", PrivateKeyJWT())
     if app.config["SETTINGS"].require_private_key_jwt:
-        # The deployment requires private_key_jwt: the secret methods find no client, ever.
-        for method in SECRET_AUTH_METHODS:
+        # The deployment requires private_key_jwt: the secret methods and `none` (a public client,
+        # e.g. the docs client) find no client, ever.
+        for method in (*SECRET_AUTH_METHODS, "none"):
             server.register_client_auth_method(method, _refuse_secret)
     server.register_endpoint(Revocation)
     server.register_endpoint(Introspection)

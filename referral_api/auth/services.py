@@ -26,6 +26,7 @@ from ..organisations.models import Organisation
 from . import trail
 from .clients import (  # noqa: F401  (the clients' use cases, kept importable from here)
     IssuedClient,
+    add_redirect_uris,
     create_client,
     find_client,
     list_clients,

@@ -20,7 +20,7 @@ from werkzeug.wrappers import Request
 
 from ..access import ALL_SCOPES
 from ..auth.models import Client, ClientAuthMethod, secret_hash
-from ..auth.services import create_client
+from ..auth.services import add_redirect_uris, create_client
 from ..errors import InvalidPayload
 from ..organisations import services as org_services
 from ..privacy import get_privacy
@@ -74,8 +74,7 @@ def register_client(session: Session, *, redirect_uris: list[str]) -> Client:
             auth_method=ClientAuthMethod.CLIENT_SECRET_POST,
         ).client
     else:
-        known = client.redirect_uris.split()
-        client.redirect_uris = " ".join(known + [u for u in redirect_uris if u not in known])
+        add_redirect_uris(session, client, redirect_uris)
     # The random secret create_client() made is dropped: the console derives its own.
     client.client_secret_hash = secret_hash(client_secret(client.client_id))
     session.commit()
