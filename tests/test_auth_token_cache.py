@@ -242,3 +242,22 @@ def test_an_organisation_suspended_elsewhere_gets_no_token_at_once(client, sessi
                status="suspended")
     after = _issue(client, c)
     assert after.status_code == 401 and after.get_json()["error"] == "invalid_client"
+
+
+def test_a_jwks_replaced_elsewhere_is_used_at_once_at_the_token_endpoint(client, session, connection, clock):
+    import json
+
+    org = h.organisation(session)
+    old_key, new_key = h.ec_key(), h.ec_key()
+    jc = h.jwt_client(session, org, old_key)
+
+    def issue(key):
+        return client.post("/oauth/token", data={"grant_type": "client_credentials",
+                                                 **h.assertion_form(jc.client_id, key, aud="http://localhost")})
+
+    assert issue(old_key).status_code == 200  # this process has just read the client
+    _elsewhere(connection, Client, Client.__table__.c.id == jc.id,
+               jwks=json.dumps({"keys": [new_key.as_dict(private=False)]}))
+    refused = issue(old_key)
+    assert refused.status_code in {400, 401} and refused.get_json()["error"] == "invalid_client"
+    assert issue(new_key).status_code == 200
