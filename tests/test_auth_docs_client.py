@@ -122,3 +122,19 @@ def test_a_deployment_requiring_private_key_jwt_refuses_a_public_client_at_the_t
     assert relaxed.get_json()["error"] == "invalid_grant"  # the client is known there; the code is not
     created = strict.test_cli_runner().invoke(cli, ["clients", "docs-client", "--origin", "https://b.example"])
     assert created.exit_code == 1 and "public client (auth method none)" in created.output
+
+
+def test_a_deployment_requiring_private_key_jwt_refuses_a_public_client_at_authorize(app, session, tmp_path):
+    from referral_api import create_app
+    from referral_api.db import database
+
+    h.organisation(session, OrganisationKind.MGEC)
+    docs = docs_ui.register_docs_client(session, redirect_uris=[GOOD])
+    strict = create_app({"database_url": database(app).url, "instance_path": str(tmp_path),
+                         "require_private_key_jwt": True, "TESTING": True})
+    database(strict).sessionmaker = database(app).sessionmaker
+    _verifier, challenge = h.pkce_pair()
+    params = {**h.authorize_params(docs.client_id, challenge, scope="referrals:read"), "redirect_uri": GOOD}
+    answer = strict.test_client().get("/oauth/authorize", query_string=params)
+    assert answer.status_code == 302 and "error=unauthorized_client" in answer.headers["Location"]
+    assert app.test_client().get("/oauth/authorize", query_string=params).status_code == 200  # the form

@@ -9,16 +9,22 @@ from typing import Any
 
 import sqlalchemy as sa
 from authlib.oauth2.rfc6749 import grants
-from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
+from authlib.oauth2.rfc6749.errors import (
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    UnauthorizedClientError,
+)
 from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc7636 import CodeChallenge
+from flask import current_app
 
 from ..access import ALL_SCOPES, PERSON_ONLY_SCOPES, effective_scopes
 from ..audit.actions import AuditAction, Outcome
 from ..db import get_session, utcnow
 from . import dpop, trail
 from .client_auth import AUTH_METHODS
-from .models import AuthorizationCode, Client, Token, User, secret_hash
+from .models import AuthorizationCode, Client, ClientAuthMethod, Token, User, secret_hash
 from .store import revoke_family, user_may_act
 
 CODE_TTL = 60
@@ -87,6 +93,18 @@ class S256CodeChallenge(CodeChallenge):
 class AuthorizationCodeGrant(DPoPBinding, grants.AuthorizationCodeGrant):
     # "none": a public client (the docs client) proves itself with its PKCE verifier alone.
     TOKEN_ENDPOINT_AUTH_METHODS = [*AUTH_METHODS, "none"]
+
+    def validate_authorization_request(self) -> Any:
+        """Authlib's checks; where OAUTH_REQUIRE_PRIVATE_KEY_JWT is set, a public client is refused
+        here already (its code could never be exchanged: the token endpoint refuses `none`)."""
+        redirect_uri = super().validate_authorization_request()
+        client: Client = self.request.client
+        if client.token_endpoint_auth_method is ClientAuthMethod.NONE and \
+                current_app.config["SETTINGS"].require_private_key_jwt:
+            raise UnauthorizedClientError(
+                "This deployment requires private_key_jwt (OAUTH_REQUIRE_PRIVATE_KEY_JWT): public clients "
+                "are refused.", redirect_uri=redirect_uri)
+        return redirect_uri
 
     def save_authorization_code(self, code: str, oauth_request: Any) -> None:
         client: Client = oauth_request.client
