@@ -73,8 +73,9 @@ def test_a_sqlite_batch_migration_keeps_the_rows_pointing_at_the_table_it_copies
         dbmigrate.upgrade(db, "0990")
         with db.engine.begin() as conn:
             conn.exec_driver_sql(
-                "INSERT INTO organisations (id, name, kind, country, status, totp_required, created_at, updated_at)"
-                " VALUES ('o1', 'Police', 'police', 'MO', 'active', 0, '2026-01-01', '2026-01-01')")
+                "INSERT INTO organisations (id, name, kind, country, status, totp_required, created_at,"
+                " updated_at) VALUES ('o1', 'Police', 'police', 'MO', 'active', 0, '2026-01-01',"
+                " '2026-01-01')")
             conn.exec_driver_sql(
                 "INSERT INTO oauth_clients (id, client_id, name, organisation_id, client_secret_hash,"
                 " token_endpoint_auth_method, scope, grant_types, redirect_uris, require_dpop, created_at,"
