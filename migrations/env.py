@@ -19,6 +19,13 @@ def _configure(connection) -> None:
     )
 
 
+def _sqlite_foreign_keys(connection, *, on: bool) -> None:
+    """A batch migration copies a SQLite table and drops the old one: with foreign keys on, the drop
+    would delete (ON DELETE CASCADE) every row pointing at it, e.g. all tokens of `oauth_clients`.
+    They are off while migrating and checked after (`PRAGMA foreign_key_check`)."""
+    connection.connection.driver_connection.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+
+
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is not None:
@@ -28,10 +35,22 @@ def run_migrations_online() -> None:
         return
     engine = config.attributes["engine"]
     with engine.connect() as connection:
-        _configure(connection)
-        with context.begin_transaction():
-            context.run_migrations()
-        connection.commit()
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:  # before SQLAlchemy's BEGIN: SQLite ignores the pragma inside a transaction
+            _sqlite_foreign_keys(connection, on=False)
+        try:
+            _configure(connection)
+            with context.begin_transaction():
+                context.run_migrations()
+            connection.commit()
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                connection.rollback()
+                if broken:
+                    raise RuntimeError(f"the migration left rows pointing nowhere: {broken[:5]}")
+        finally:
+            if sqlite:
+                _sqlite_foreign_keys(connection, on=True)
 
 
 if context.is_offline_mode():

@@ -125,8 +125,8 @@ def _create_private_file(path: str) -> None:
 # A statement that may run outside a transaction: a plain SELECT, without row locks, advisory locks,
 # sequences or settings. Anything else (DML, DDL, SAVEPOINT, SET, a locking SELECT) opens one first.
 _PLAIN_READ = re.compile(r"\s*SELECT\b", re.I)
-_NOT_PLAIN = re.compile(r"\bFOR\s+(UPDATE|SHARE|NO\s+KEY\s+UPDATE|KEY\s+SHARE)\b|pg_advisory|nextval|setval"
-                        r"|set_config|\bINTO\b", re.I)
+_NOT_PLAIN = re.compile(r"\bFOR\s+(UPDATE|SHARE|NO\s+KEY\s+UPDATE|KEY\s+SHARE)\b|pg_(try_)?advisory"
+                        r"|nextval|setval|set_config|\bINTO\b", re.I)
 POOL_RECYCLE_SECONDS = 1800
 
 

@@ -46,3 +46,24 @@ def test_other_control_characters_are_refused_on_every_console_form(app, session
     refused = admin.post("/console/admin/erasure", data={"csrf_token": token, "kind": "case",
                                                         "reference": "CASE\x07", "reason": "person_request"})
     assert refused.status_code == 400
+
+
+def test_a_line_break_in_a_name_or_e_mail_of_the_admin_forms_is_refused_by_name(app, session, partners):
+    """Forms no schema loads (people, clients) are one line in every field: nothing is stored."""
+    from referral_api.auth.models import Client, User
+
+    admin = sign_in_as(app, session, partners, "admin")
+    police = str(partners.orgs["police"].id)
+    token = c.csrf_of(admin.get("/console/admin/people").get_data(as_text=True))
+    person = admin.post("/console/admin/people", data={
+        "csrf_token": token, "organisation": police, "role": "partner_officer",
+        "email": "leong\n@example.org", "name": "Leong\r\nKa Man"})
+    body = person.get_data(as_text=True)
+    assert person.status_code == 422 and 'id="error-email"' in body and 'id="error-name"' in body
+    client = admin.post("/console/admin/clients", data={
+        "csrf_token": token, "organisation": police, "name": "Macau\ncase system",
+        "scopes": ["referrals:read"], "auth_method": "client_secret_basic"})
+    assert client.status_code == 422 and 'id="error-name"' in client.get_data(as_text=True)
+    session.expire_all()
+    assert session.scalar(sa.select(User).where(User.email.like("leong%"))) is None
+    assert session.scalar(sa.select(Client).where(Client.name.like("Macau%"))) is None

@@ -118,7 +118,8 @@ def test_what_counts_as_a_plain_read():
     for statement in ("INSERT INTO t VALUES (1)", "UPDATE t SET a = 1", "DELETE FROM t", "SAVEPOINT s",
                       "WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x", "SET LOCAL lock_timeout = 1",
                       "SELECT * FROM t FOR UPDATE", "SELECT * FROM t FOR NO KEY UPDATE SKIP LOCKED",
-                      "SELECT * FROM t FOR SHARE", "SELECT pg_advisory_xact_lock(1)", "SELECT nextval('s')",
+                      "SELECT * FROM t FOR SHARE", "SELECT pg_advisory_xact_lock(1)",
+                      "SELECT pg_try_advisory_xact_lock(1)", "SELECT nextval('s')",
                       "SELECT set_config('a', 'b', true)", "SELECT * INTO t2 FROM t"):
         assert not is_plain_read(statement), statement
 

@@ -64,3 +64,29 @@ def test_downgrade_to_base_and_back(backend, tmp_path):
             assert schema_diff(db.engine, Base.metadata) == []
         finally:
             db.engine.dispose()
+
+
+def test_a_sqlite_batch_migration_keeps_the_rows_pointing_at_the_table_it_copies(tmp_path):
+    """0995 copies `oauth_clients` (batch mode): the tokens and codes pointing at it stay."""
+    db = Database(f"sqlite:///{tmp_path / 'kept.sqlite3'}")
+    try:
+        dbmigrate.upgrade(db, "0990")
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO organisations (id, name, kind, country, status, totp_required, created_at,"
+                " updated_at) VALUES ('o1', 'Police', 'police', 'MO', 'active', 0, '2026-01-01',"
+                " '2026-01-01')")
+            conn.exec_driver_sql(
+                "INSERT INTO oauth_clients (id, client_id, name, organisation_id, client_secret_hash,"
+                " token_endpoint_auth_method, scope, grant_types, redirect_uris, require_dpop, created_at,"
+                " updated_at) VALUES ('c1', 'cl_1', 'System', 'o1', 'x', 'client_secret_basic',"
+                " 'referrals:read', 'client_credentials', '[]', 0, '2026-01-01', '2026-01-01')")
+            conn.exec_driver_sql(
+                "INSERT INTO oauth_tokens (id, access_token_hash, client_pk, scope, issued_at, expires_in)"
+                " VALUES ('t1', 'h1', 'c1', 'referrals:read', '2026-01-01', 900)")
+        dbmigrate.upgrade(db)
+        with db.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM oauth_tokens").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1  # on again for the app
+    finally:
+        db.engine.dispose()

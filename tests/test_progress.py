@@ -53,7 +53,7 @@ def seeded(tmp_path_factory) -> dict[str, str]:
 def test_demo_seed_and_audit_verify_show_progress_on_a_terminal(seeded):
     code, out = _under_pty(["demo", "seed"], seeded)
     assert code == 0, out
-    assert "demo seed  8/8 steps (100%)" in out and _REDRAW.search(out)
+    assert "demo seed  9/9 steps (100%)" in out and _REDRAW.search(out)
     code, out = _under_pty(["audit", "verify"], seeded)
     assert code == 0, out
     lines = list(_LINE.finditer(out))

@@ -368,3 +368,24 @@ def test_the_due_total_is_counted_only_for_a_line_someone_sees(ctx, orgs, monkey
         shown.progress = TerminalProgress("deliveries", stream=stream)
         assert shown.step() == 1
     assert len(counted) == 1 and shown.progress.total == 1
+
+
+def test_the_worker_seals_audit_events_a_busy_head_left_unsealed(app, ctx):
+    """An event committed without its seal (its commit lost the head's try-lock) is sealed by the
+    worker's periodic step; the trail then lists it and the chain verifies."""
+    from referral_api.audit import services as audit_services
+    from referral_api.audit.models import AuditEvent
+    from referral_api.webhooks.worker import periodic_tasks
+
+    event_id = uuid.uuid4()
+    ctx.execute(sa.insert(AuditEvent).values(  # as a commit that lost the try-lock leaves it
+        id=event_id, occurred_at=T0, action="audit:checkpoint:create", resource_type="test",
+        resource_id="seal-me", outcome="success", details={}))
+    ctx.commit()
+    assert ctx.get(AuditEvent, event_id).seq is None
+    tasks = {task.name: task for task in periodic_tasks(app.config["SETTINGS"])}
+    assert tasks["audit-seal"].every == 10.0
+    tasks["audit-seal"].run(ctx, T0)
+    ctx.expire_all()
+    assert ctx.get(AuditEvent, event_id).seq is not None
+    assert audit_services.verify(ctx).ok

@@ -120,7 +120,9 @@ def last_checkpoint(session: Session, signing_key: bytes | None) -> LastCheckpoi
     noted = session.scalar(
         sa.select(AuditEvent)
         .where(AuditEvent.action == AuditAction.AUDIT_CHECKPOINT_CREATE.value)
-        .order_by(AuditEvent.seq.desc())
+        # by time, not seq: a checkpoint not yet sealed has no seq (NULL sorts first on PostgreSQL,
+        # last on SQLite)
+        .order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
         .limit(1)
     )
     if noted is None:

@@ -17,7 +17,7 @@ from ..auth import services as auth_services
 from ..db import get_session
 from ..errors import Conflict, InvalidPayload
 from ..organisations import services as org_services
-from .forms import field_errors, posted
+from .forms import field_errors, one_line, posted
 from .shell import actor, bp, page, render
 
 
@@ -64,6 +64,7 @@ def admin_person_create() -> Response:
     session, form = get_session(), posted()
     password = secrets.token_urlsafe(12)
     try:
+        one_line(form)
         if form.get("role") not in {r.value for r in Role}:
             raise InvalidPayload(errors={"role": ["Must be one of the roles."]})
         issued = auth_services.create_user(

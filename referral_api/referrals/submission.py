@@ -217,8 +217,8 @@ def submit(session: Session, actor: Actor, *, data: dict[str, Any]) -> Referral:
         resource_id=referral.id,
         data=event_data(referral),
     )
-    # The audit entry last: the chain's head is held from its append to the commit, so the fewer
-    # statements after it, the shorter other writers wait (the outbox INSERT is flushed before it).
+    # The audit entry last (it is sealed at the commit without waiting for the chain's head: see
+    # audit/services.py).
     audit_referral(
         session,
         actor,

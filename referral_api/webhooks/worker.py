@@ -27,6 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..audit import services as audit_services
 from ..config import Settings
 from ..db import utcnow
 from ..progress import Progress
@@ -150,3 +151,19 @@ class Worker:
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
+
+
+AUDIT_SEAL_SECONDS = 10.0
+
+
+def _audit_seal(_settings: Settings) -> PeriodicTask:
+    """Seal the audit events whose commit found the chain head busy (audit/services.py): on a quiet
+    system no later commit would, and the trail lists sealed events only. Every AUDIT_SEAL_SECONDS."""
+
+    def step(session: Session, _now: datetime) -> None:
+        audit_services.seal_pending(session)
+
+    return PeriodicTask("audit-seal", AUDIT_SEAL_SECONDS, step)
+
+
+register_periodic("audit-seal", _audit_seal)

@@ -89,7 +89,10 @@ def test_swagger_ui_authorizes_with_client_credentials_and_lists_referrals(brows
 
     assert _execute_list_referrals(page) == "200"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "docs-authorized-list-referrals.png"))
+    # the curl example and the request headers carry the bearer token: masked in the picture
+    secrets_shown = [page.locator(".curl-command"), page.locator(".request-url")]
+    page.screenshot(path=str(SCREENSHOTS / "docs-authorized-list-referrals.png"), mask=secrets_shown,
+                    mask_color="#333333")
     context.close()
 
 

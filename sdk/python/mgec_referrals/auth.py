@@ -149,7 +149,8 @@ class TokenSource:
             return
         if error is not None:
             body = _json(response)
-            raise TokenError(response.status_code, error, body.get("error_description"))
+            raise TokenError(response.status_code, error, body.get("error_description"),
+                             retry_after=response.headers.get("Retry-After"))
         body = response.json()
         self._token = body["access_token"]
         self._expires_at = time.monotonic() + float(body.get("expires_in", 300))

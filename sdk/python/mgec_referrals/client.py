@@ -12,7 +12,7 @@ from typing import Any
 import requests
 
 from .auth import TokenSource
-from .errors import from_response
+from .errors import TokenError, from_response
 
 RETRY_STATUSES = frozenset({429, 503})
 
@@ -101,7 +101,14 @@ class ReferralClient:
         url = self.base_url + path
         attempt, renewed, resigned = 0, False, False
         while True:
-            response = self._send(method, url, json=json, params=params, headers=extra)
+            try:
+                response = self._send(method, url, json=json, params=params, headers=extra)
+            except TokenError as refused:  # the token endpoint busy (429/503) is retried as a call is
+                if refused.status not in RETRY_STATUSES or attempt >= self.max_retries:
+                    raise
+                self.sleep(self._delay(attempt, refused.retry_after))
+                attempt += 1
+                continue
             signer = self.tokens.dpop
             if signer is not None and signer.learn_nonce(response) and not resigned:
                 resigned = True
@@ -111,7 +118,7 @@ class ReferralClient:
                 self.tokens.invalidate()
                 continue
             if response.status_code in RETRY_STATUSES and attempt < self.max_retries:
-                self.sleep(self._delay(attempt, response))
+                self.sleep(self._delay(attempt, response.headers.get("Retry-After")))
                 attempt += 1
                 continue
             if response.status_code >= 400:
@@ -125,8 +132,8 @@ class ReferralClient:
             headers["DPoP"] = self.tokens.dpop.proof(method, url, access_token=token)
         return self.http.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
 
-    def _delay(self, attempt: int, response: requests.Response) -> float:
-        told = retry_after(response.headers.get("Retry-After"))
+    def _delay(self, attempt: int, retry_after_header: str | None) -> float:
+        told = retry_after(retry_after_header)
         if told is not None:
             return min(told, self.max_backoff)
         return min(self.max_backoff, self.backoff * (2 ** attempt)) * (0.5 + random.random() / 2)  # noqa: S311

@@ -57,10 +57,12 @@ class ServerError(ApiError):
 class TokenError(Exception):
     """The token endpoint refused: `error` is RFC 6749's code (invalid_client, invalid_scope, ...)."""
 
-    def __init__(self, status: int, error: str, description: str | None = None) -> None:
+    def __init__(self, status: int, error: str, description: str | None = None,
+                 retry_after: str | None = None) -> None:
         self.status = status
         self.error = error
         self.description = description
+        self.retry_after = retry_after  # the Retry-After header of a 429 or 503, as sent
         super().__init__(f"{status} {error}: {description or ''}".strip())
 
 

@@ -52,6 +52,7 @@ class FailingProxy:
         self.upstream = upstream
         self.fail_first = fail_first
         self.retry_after = retry_after
+        self.fail_token = 0  # the first token requests answered 503 (not forwarded): a busy server
         self.seen: list[tuple[str, str, str | None]] = []
         self.http = requests.Session()
         self.http.trust_env = False
@@ -61,6 +62,11 @@ class FailingProxy:
 
         request = Request(environ)
         self.seen.append((request.method, request.path, request.headers.get("Idempotency-Key")))
+        if request.path == "/oauth/token" and self.fail_token > 0:
+            self.fail_token -= 1
+            busy = Response('{"error": "temporarily_unavailable"}', status=503, mimetype="application/json")
+            busy.headers["Retry-After"] = "2"
+            return busy(environ, start_response)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
         answer = self.http.request(request.method, self.upstream + request.full_path.rstrip("?"),
                                    headers=headers, data=request.get_data(), timeout=30)

@@ -134,6 +134,18 @@ def test_retry_after_a_lost_answer_reuses_the_idempotency_key(api, failing_proxy
     assert len(mine) == 1 and len(list(direct.referrals())) == 1
 
 
+def test_a_busy_token_endpoint_is_retried_after_its_retry_after(api, failing_proxy):
+    _base, session = api
+    proxy_url, proxy = failing_proxy
+    proxy.fail_first, proxy.fail_token = 0, 2
+    h, _d, _r = _helpers()
+    c, secret = h.secret_client(session, _partner(session))
+    waits: list[float] = []
+    client = _client(proxy_url, c.client_id, secret, sleep=waits.append)
+    assert client.me()["client_id"] == c.client_id
+    assert waits == [2.0, 2.0] and [p for _m, p, _k in proxy.seen].count("/oauth/token") == 3
+
+
 def test_retries_give_up_with_a_typed_error(api, failing_proxy):
     _base, session = api
     proxy_url, proxy = failing_proxy
