@@ -33,6 +33,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.scratch import scratch_database  # noqa: E402
 from referral_api import create_app, dbmigrate  # noqa: E402
 from referral_api.audit.models import GENESIS_HASH, canonical  # noqa: E402
 from referral_api.cli import cli  # noqa: E402
@@ -151,28 +152,16 @@ def main() -> None:
     parser.add_argument("--database-url", default="")
     args = parser.parse_args()
     deadline = time.monotonic() + args.max_seconds
-    admin, name = None, ""
-    url = args.database_url
-    if not url:
-        base = sa.make_url("postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-        name = f"audit_bench_{uuid.uuid4().hex[:8]}"
-        admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        url = base.set(database=name).render_as_string(hide_password=False)
-    dsn = sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    db = Database(url)
-    try:
-        dbmigrate.upgrade(db)
-        with tempfile.TemporaryDirectory() as instance:
-            app = create_app({"database_url": url, "instance_path": instance, "TESTING": True})
-            measure(dsn, app.test_cli_runner(), args, deadline)
-    finally:
-        db.engine.dispose()
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+    with scratch_database("audit_bench", args.database_url) as url:
+        dsn = sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        db = Database(url)
+        try:
+            dbmigrate.upgrade(db)
+            with tempfile.TemporaryDirectory() as instance:
+                app = create_app({"database_url": url, "instance_path": instance, "TESTING": True})
+                measure(dsn, app.test_cli_runner(), args, deadline)
+        finally:
+            db.engine.dispose()
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.scratch import scratch_database  # noqa: E402
 from referral_api import dbmigrate  # noqa: E402
 from referral_api.config import Settings  # noqa: E402
 from referral_api.db import Database  # noqa: E402
@@ -117,51 +118,41 @@ def main() -> None:
     parser.add_argument("--database-url", default="")
     args = parser.parse_args()
     stop_at = time.monotonic() + args.max_seconds
-    admin, name, url = None, "", args.database_url
-    if not url:
-        base = sa.make_url("postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-        name = f"deadlines_bench_{uuid.uuid4().hex[:8]}"
-        admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        url = base.set(database=name).render_as_string(hide_password=False)
-    db = Database(url)
-    settings = Settings.from_env({})
-    now = datetime.now(UTC)
-    try:
-        dbmigrate.upgrade(db)
-        started = time.perf_counter()
-        seed(db, args.cases, now=now)
-        print(f"seeded {args.cases} open cases in {time.perf_counter() - started:.1f} s")
-        with db.sessionmaker() as session:
-            session.execute(sa.text("SET statement_timeout = '120s'"))
-            overdue = bare_count(session, now=now, settings=settings)
-            first, report = timed(lambda: evaluate.run(session, now=now, settings=settings))
-            print(f"overdue cases (bare count): {overdue}")
-            print(f"first evaluation: raised {len(report['raised'])} items (events, audit) in {first:.2f} s")
-            session.commit()
-            vacuum(db)
-            best = {"evaluation": float("inf"), "count": float("inf")}
-            for _ in range(args.rounds):
-                if time.monotonic() > stop_at:
-                    print("stopped early: --max-seconds reached")
-                    break
-                spent, report = timed(lambda: evaluate.run(session, now=now, settings=settings))
-                assert not report["raised"], "the steady state raises nothing"
-                best["evaluation"] = min(best["evaluation"], spent)
-                spent, _ = timed(
-                    lambda: (bare_count(session, now=now, settings=settings), session.rollback())
-                )
-                best["count"] = min(best["count"], spent)
-        print(f"evaluation (steady state): best {best['evaluation'] * 1000:.1f} ms")
-        print(f"bare count of the same rows: best {best['count'] * 1000:.1f} ms")
-        print(f"ratio: {best['evaluation'] / best['count']:.3f}")
-    finally:
-        db.engine.dispose()
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+    with scratch_database("deadlines_bench", args.database_url) as url:
+        db = Database(url)
+        settings = Settings.from_env({})
+        now = datetime.now(UTC)
+        try:
+            dbmigrate.upgrade(db)
+            started = time.perf_counter()
+            seed(db, args.cases, now=now)
+            print(f"seeded {args.cases} open cases in {time.perf_counter() - started:.1f} s")
+            with db.sessionmaker() as session:
+                session.execute(sa.text("SET statement_timeout = '120s'"))
+                overdue = bare_count(session, now=now, settings=settings)
+                first, report = timed(lambda: evaluate.run(session, now=now, settings=settings))
+                print(f"overdue cases (bare count): {overdue}")
+                raised = len(report["raised"])
+                print(f"first evaluation: raised {raised} items (events, audit) in {first:.2f} s")
+                session.commit()
+                vacuum(db)
+                best = {"evaluation": float("inf"), "count": float("inf")}
+                for _ in range(args.rounds):
+                    if time.monotonic() > stop_at:
+                        print("stopped early: --max-seconds reached")
+                        break
+                    spent, report = timed(lambda: evaluate.run(session, now=now, settings=settings))
+                    assert not report["raised"], "the steady state raises nothing"
+                    best["evaluation"] = min(best["evaluation"], spent)
+                    spent, _ = timed(
+                        lambda: (bare_count(session, now=now, settings=settings), session.rollback())
+                    )
+                    best["count"] = min(best["count"], spent)
+            print(f"evaluation (steady state): best {best['evaluation'] * 1000:.1f} ms")
+            print(f"bare count of the same rows: best {best['count'] * 1000:.1f} ms")
+            print(f"ratio: {best['evaluation'] / best['count']:.3f}")
+        finally:
+            db.engine.dispose()
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.scratch import scratch_database  # noqa: E402
 from referral_api import dbmigrate  # noqa: E402
 from referral_api.db import Database  # noqa: E402
 from referral_api.reports import summary  # noqa: E402
@@ -155,54 +156,42 @@ def main() -> None:
     parser.add_argument("--database-url", default="")
     args = parser.parse_args()
     deadline = time.monotonic() + args.max_seconds
-    admin = None
-    url = args.database_url
-    if not url:
-        base = sa.make_url("postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-        name = f"reports_bench_{uuid.uuid4().hex[:8]}"
-        admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        url = base.set(database=name).render_as_string(hide_password=False)
-    db = Database(url)
-    try:
-        dbmigrate.upgrade(db)
-        started = time.perf_counter()
-        seed(db, args.cases)
-        print(f"seeded {args.cases} cases and referrals in {time.perf_counter() - started:.1f} s")
-        query = summary.SummaryQuery(("year", "identified_country"))
-        best = {"report": float("inf"), "hand": float("inf")}
-        with db.sessionmaker() as session:
-            session.execute(sa.text("SET statement_timeout = '60s'"))
-            # k=1: nothing suppressed, so every count can be compared with the hand-written one
-            assert report_counts(summary.summary(session, query, k=1)) == hand_counts(session)
-            session.commit()
-            groups = len(summary.summary(session, query, k=11)["rows"])
-            session.commit()
-            rounds = 0
-            for _ in range(args.rounds):
-                if time.monotonic() > deadline:
-                    print("stopped early: --max-seconds reached")
-                    break
-                best["report"] = min(best["report"], timed(lambda: summary.summary(session, query, k=11)))
+    with scratch_database("reports_bench", args.database_url) as url:
+        db = Database(url)
+        try:
+            dbmigrate.upgrade(db)
+            started = time.perf_counter()
+            seed(db, args.cases)
+            print(f"seeded {args.cases} cases and referrals in {time.perf_counter() - started:.1f} s")
+            query = summary.SummaryQuery(("year", "identified_country"))
+            best = {"report": float("inf"), "hand": float("inf")}
+            with db.sessionmaker() as session:
+                session.execute(sa.text("SET statement_timeout = '60s'"))
+                # k=1: nothing suppressed, so every count can be compared with the hand-written one
+                assert report_counts(summary.summary(session, query, k=1)) == hand_counts(session)
                 session.commit()
-                best["hand"] = min(best["hand"], timed(lambda: hand_counts(session)))
+                groups = len(summary.summary(session, query, k=11)["rows"])
                 session.commit()
-                rounds += 1
-            text = summary.plan(session, query)
-            session.commit()
-        print(f"groups: {groups} (year x identified_country); {rounds} alternating rounds, best of each")
-        print(f"report (GET /reports/summary's service call): best {best['report'] * 1000:.1f} ms")
-        print(f"hand-written GROUP BY, same counts:          best {best['hand'] * 1000:.1f} ms")
-        print(f"ratio report / hand: {best['report'] / best['hand']:.2f} (goal <= 1.5)")
-        print("EXPLAIN (ANALYZE, BUFFERS) of the report's statement:")
-        print(text)
-    finally:
-        db.engine.dispose()
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+                rounds = 0
+                for _ in range(args.rounds):
+                    if time.monotonic() > deadline:
+                        print("stopped early: --max-seconds reached")
+                        break
+                    best["report"] = min(best["report"], timed(lambda: summary.summary(session, query, k=11)))
+                    session.commit()
+                    best["hand"] = min(best["hand"], timed(lambda: hand_counts(session)))
+                    session.commit()
+                    rounds += 1
+                text = summary.plan(session, query)
+                session.commit()
+            print(f"groups: {groups} (year x identified_country); {rounds} alternating rounds, best of each")
+            print(f"report (GET /reports/summary's service call): best {best['report'] * 1000:.1f} ms")
+            print(f"hand-written GROUP BY, same counts:          best {best['hand'] * 1000:.1f} ms")
+            print(f"ratio report / hand: {best['report'] / best['hand']:.2f} (goal <= 1.5)")
+            print("EXPLAIN (ANALYZE, BUFFERS) of the report's statement:")
+            print(text)
+        finally:
+            db.engine.dispose()
 
 
 if __name__ == "__main__":
