@@ -146,7 +146,14 @@ def count_candidates(session: Session, referral_id: uuid.UUID | None, keys: set[
     referral not stored yet, so every sharer is another."""
     if not keys:
         return 0
+    return session.scalar(sa.select(count_sharing(referral_id, keys))) or 0
+
+
+def count_sharing(referral_id: uuid.UUID | None, keys: set[tuple[str, str]]) -> sa.ColumnElement[int]:
+    """count_candidates' count as a scalar subquery, to read with another value in one statement."""
+    if not keys:
+        return sa.literal(0)
     query = sa.select(sa.func.count(sa.distinct(MatchKey.referral_id))).where(_sharing(keys))
     if referral_id is not None:
         query = query.where(MatchKey.referral_id != referral_id)
-    return session.scalar(query) or 0
+    return query.scalar_subquery()

@@ -15,7 +15,7 @@ from ..audit.actions import AuditAction
 from ..db import commit_last, pipelined, utcnow
 from ..errors import Conflict, InvalidPayload
 from ..records import settle
-from ..references import next_reference
+from ..references import next_reference_with
 from . import matching
 from .models import Referral, age_band, age_on
 from .states import ReferralStatus
@@ -161,12 +161,16 @@ def _new_referral(
     minor: bool | None,
     band: Any,
     dropped: list[str],
-    possible_duplicates: int,
+    keys: set[tuple[str, str]],
 ) -> Referral:
     consent = data["consent"]
+    # The duplicate count (before the INSERT: every sharer is another referral) with the reference.
+    reference, possible_duplicates = next_reference_with(
+        session, "REF", matching.count_sharing(None, keys), now=now
+    )
     referral = Referral(
         id=uuid.uuid4(),
-        reference=next_reference(session, "REF", now=now),
+        reference=reference,
         status=ReferralStatus.SUBMITTED,
         concern=data["concern"],
         source=data["source"],
@@ -196,35 +200,33 @@ def _new_referral(
 def submit(session: Session, actor: Actor, *, data: dict[str, Any]) -> Referral:
     """A partner submits a referral; duplicates are looked for at once, through blind indexes only.
 
-    Round trips: the duplicate count (before the INSERT: every sharer is another referral), the
-    reference, the data key with the referral and its match keys (one INSERT of them all; the three
-    in one pipeline on PostgreSQL), the outbox event, the audit entry; one commit (inside a unit of
-    work, the unit's)."""
+    Round trips: the duplicate count with the reference (one statement on PostgreSQL), the data key
+    with the referral, the audit entry and the match keys (one INSERT of them all; in one pipeline on
+    PostgreSQL), the outbox event; one commit (inside a unit of work, the unit's)."""
     person, situation = data["person"], data["situation"]
     minor, band = minor_and_band(person, situation["identified_on"])
     check_consent(data, minor)
     dropped = minimise(data)
     keys = matching.match_keys(session, {**person, "identified_on": situation["identified_on"]})
-    referral = _new_referral(
-        session, actor, data, now=utcnow(), minor=minor, band=band, dropped=dropped,
-        possible_duplicates=matching.count_candidates(session, None, keys),
-    )
-    _insert(session, referral, keys)
-    events.publish(
-        session,
-        events.EventType.REFERRAL_SUBMITTED,
-        resource_type="referral",
-        resource_id=referral.id,
-        data=event_data(referral),
-    )
-    # The audit entry last (it is sealed at the commit without waiting for the chain's head: see
-    # audit/services.py).
+    referral = _new_referral(session, actor, data, now=utcnow(), minor=minor, band=band, dropped=dropped,
+                             keys=keys)
+    # The audit entry travels with the referral's INSERT (it is sealed at the commit without waiting
+    # for the chain's head: see audit/services.py); a refused external_reference rolls both back.
     audit_referral(
         session,
         actor,
         AuditAction.REFERRAL_SUBMIT,
         referral,
         details={"possible_duplicates": referral.possible_duplicates, "minimised": len(dropped)},
+    )
+    _insert(session, referral, keys)
+    # Not in the pipeline: the outbox INSERT reads its sequence number back (RETURNING).
+    events.publish(
+        session,
+        events.EventType.REFERRAL_SUBMITTED,
+        resource_type="referral",
+        resource_id=referral.id,
+        data=event_data(referral),
     )
     settle(session, what="referral", step=commit_last)
     return referral
