@@ -62,8 +62,7 @@ def next_reference_with(session: Session, prefix: str, column: sa.ColumnElement[
     None): on PostgreSQL one statement and one round trip for both."""
     year = (now or utcnow()).year
     if session.get_bind().dialect.name == "postgresql":
-        columns = [SEQUENCES[prefix].next_value()] if column is None else [SEQUENCES[prefix].next_value(), column]
-        row = session.execute(sa.select(*columns)).one()
+        row = session.execute(sa.select(SEQUENCES[prefix].next_value(), column)).one()
         number, value = row[0], (row[1] if column is not None else None)
     else:
         number = _counted(session, prefix, year)
