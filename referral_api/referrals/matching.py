@@ -84,7 +84,12 @@ def add_keys(session: Session, referral_id: uuid.UUID, keys: set[tuple[str, str]
     """Store a new referral's match keys: one INSERT of all the rows (the referral is flushed already)."""
     if keys:
         rows = [{"referral_id": referral_id, "kind": k, "digest": d} for k, d in sorted(keys)]
-        session.execute(sa.insert(MatchKey).values(rows))
+        # An executemany of one compiled statement (a multi-row VALUES is compiled anew each time):
+        # psycopg sends its rows in one round trip.
+        session.execute(_INSERT_KEY, rows)
+
+
+_INSERT_KEY = MatchKey.__table__.insert()
 
 
 def store_keys(session: Session, referral: Referral, values: dict) -> set[tuple[str, str]]:
