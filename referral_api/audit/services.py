@@ -47,13 +47,25 @@ _SEAL_BATCH = 1000
 _VERIFY_BATCH = 2000
 
 
+# Built once (statements constructed per commit cost more than sending them).
+_TAKE_HEAD = sa.select(sa.func.pg_advisory_xact_lock(_CHAIN_LOCK))
+_TRY_HEAD = sa.select(sa.func.pg_try_advisory_xact_lock(_CHAIN_LOCK))
+_NEWEST = sa.select(sa.func.max(AuditEvent.seq)).scalar_subquery()
+_HEAD_AND_UNSEALED = (  # one round trip: the head, and the unsealed events after it
+    sa.select(AuditEvent)
+    .where(sa.or_(AuditEvent.seq.is_(None), AuditEvent.seq == _NEWEST))
+    .order_by(AuditEvent.seq.is_(None), AuditEvent.occurred_at, AuditEvent.id)
+    .limit(_SEAL_BATCH + 1)
+)
+
+
 def _lock_chain_head(session: Session, *, wait: bool) -> bool:
     """Take the head for this transaction: True when taken (always on SQLite and with `wait`)."""
     if session.get_bind().dialect.name == "postgresql":
         if wait:
-            session.execute(sa.select(sa.func.pg_advisory_xact_lock(_CHAIN_LOCK)))
+            session.execute(_TAKE_HEAD)
             return True
-        return bool(session.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(_CHAIN_LOCK))))
+        return bool(session.scalar(_TRY_HEAD))
     # SQLite has one writer at a time: a (no-op) write takes the database write lock now, before the
     # head is read, so two sealers cannot both build on the same head.
     session.execute(sa.text("UPDATE audit_events SET seq = seq WHERE 0 = 1"))
@@ -63,15 +75,8 @@ def _lock_chain_head(session: Session, *, wait: bool) -> bool:
 def _seal(session: Session, own: list[AuditEvent]) -> list[AuditEvent]:
     """Under the head's lock: chain the committed unsealed events (oldest first, at most a batch), then
     `own` in the order they were recorded. The caller's flush writes the seals. Returns the others."""
-    newest = sa.select(sa.func.max(AuditEvent.seq)).scalar_subquery()
-    query = (  # one round trip: the head, and the unsealed events after it
-        sa.select(AuditEvent)
-        .where(sa.or_(AuditEvent.seq.is_(None), AuditEvent.seq == newest))
-        .order_by(AuditEvent.seq.is_(None), AuditEvent.occurred_at, AuditEvent.id)
-        .limit(_SEAL_BATCH + 1)
-    )
     with session.no_autoflush:
-        found = session.scalars(query).all()
+        found = session.scalars(_HEAD_AND_UNSEALED).all()
     mine = {id(e) for e in own}
     head = next((e for e in found if e.seq is not None), None)
     others = [e for e in found if e.seq is None and id(e) not in mine][:_SEAL_BATCH]
