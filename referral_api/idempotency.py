@@ -168,9 +168,11 @@ def _run(session: Session, unit: UnitOfWork, reservation: uuid.UUID, handler: Ha
             session.commit()
         raise
     if 200 <= response.status_code < 300:
-        session.execute(_ANSWER, {"reservation": reservation, "status_code": response.status_code,
-                                  "resource_id": str(resource_id),
-                                  "location": response.headers.get("Location")})
+        # On the session's connection: no autoflush, so what the change left pending (an audit entry)
+        # is flushed by the commit, after the audit chain's head is taken (inserted sealed).
+        answer = {"reservation": reservation, "status_code": response.status_code,
+                  "resource_id": str(resource_id), "location": response.headers.get("Location")}
+        session.connection().execute(_ANSWER, answer)
     else:
         session.execute(sa.delete(IdempotencyKey).where(IdempotencyKey.id == reservation))
     session.commit()

@@ -96,8 +96,11 @@ def _seal_on_commit(session: Session) -> None:
     if not pending or session.in_nested_transaction():
         return
     own = [e for e in pending if e in session and e.seq is None]
-    if own and _lock_chain_head(session, wait=False):
-        _seal(session, own)
+    # No autoflush before the seal: own events still pending are then inserted sealed (no UPDATE,
+    # and never an entry of the unsealed index).
+    with session.no_autoflush:
+        if own and _lock_chain_head(session, wait=False):
+            _seal(session, own)
 
 
 @sa_event.listens_for(Session, "after_transaction_end")

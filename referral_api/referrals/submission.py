@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from .. import events
 from ..access import Actor
 from ..audit.actions import AuditAction
-from ..db import commit_last, pipelined, utcnow
+from ..db import commit_at_end, pipelined, utcnow
 from ..errors import Conflict, InvalidPayload
 from ..records import settle
 from ..references import next_reference_with
@@ -201,8 +201,8 @@ def submit(session: Session, actor: Actor, *, data: dict[str, Any]) -> Referral:
     """A partner submits a referral; duplicates are looked for at once, through blind indexes only.
 
     Round trips: the duplicate count with the reference (one statement on PostgreSQL), the data key
-    with the referral, the audit entry and the match keys (one INSERT of them all; in one pipeline on
-    PostgreSQL), the outbox event; one commit (inside a unit of work, the unit's)."""
+    with the referral and its match keys (one INSERT of them all; in one pipeline on PostgreSQL);
+    at the commit (inside a unit of work, the unit's) the outbox event and the sealed audit entry."""
     person, situation = data["person"], data["situation"]
     minor, band = minor_and_band(person, situation["identified_on"])
     check_consent(data, minor)
@@ -210,17 +210,7 @@ def submit(session: Session, actor: Actor, *, data: dict[str, Any]) -> Referral:
     keys = matching.match_keys(session, {**person, "identified_on": situation["identified_on"]})
     referral = _new_referral(session, actor, data, now=utcnow(), minor=minor, band=band, dropped=dropped,
                              keys=keys)
-    # The audit entry travels with the referral's INSERT (it is sealed at the commit without waiting
-    # for the chain's head: see audit/services.py); a refused external_reference rolls both back.
-    audit_referral(
-        session,
-        actor,
-        AuditAction.REFERRAL_SUBMIT,
-        referral,
-        details={"possible_duplicates": referral.possible_duplicates, "minimised": len(dropped)},
-    )
     _insert(session, referral, keys)
-    # Not in the pipeline: the outbox INSERT reads its sequence number back (RETURNING).
     events.publish(
         session,
         events.EventType.REFERRAL_SUBMITTED,
@@ -228,5 +218,15 @@ def submit(session: Session, actor: Actor, *, data: dict[str, Any]) -> Referral:
         resource_id=referral.id,
         data=event_data(referral),
     )
-    settle(session, what="referral", step=commit_last)
+    # The outbox event and the audit entry stay pending until the commit (the unit's, inside one):
+    # the entry is then inserted sealed when the chain's head is free, never updated (see
+    # audit/services.py). Neither has a key another request could take: no 409 to map there.
+    audit_referral(
+        session,
+        actor,
+        AuditAction.REFERRAL_SUBMIT,
+        referral,
+        details={"possible_duplicates": referral.possible_duplicates, "minimised": len(dropped)},
+    )
+    settle(session, what="referral", step=commit_at_end)
     return referral
