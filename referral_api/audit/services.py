@@ -50,11 +50,12 @@ _VERIFY_BATCH = 2000
 # Built once (statements constructed per commit cost more than sending them).
 _TAKE_HEAD = sa.select(sa.func.pg_advisory_xact_lock(_CHAIN_LOCK))
 _TRY_HEAD = sa.select(sa.func.pg_try_advisory_xact_lock(_CHAIN_LOCK))
-_NEWEST = sa.select(sa.func.max(AuditEvent.seq)).scalar_subquery()
-_HEAD_AND_UNSEALED = (  # one round trip: the head, and the unsealed events after it
-    sa.select(AuditEvent)
-    .where(sa.or_(AuditEvent.seq.is_(None), AuditEvent.seq == _NEWEST))
-    .order_by(AuditEvent.seq.is_(None), AuditEvent.occurred_at, AuditEvent.id)
+_EVENTS = AuditEvent.__table__
+_NEWEST = sa.select(sa.func.max(_EVENTS.c.seq)).scalar_subquery()
+_HEAD_AND_UNSEALED = (  # one round trip: the head, and the unsealed events after it (narrow rows)
+    sa.select(_EVENTS.c.seq, _EVENTS.c.hash, _EVENTS.c.id)
+    .where(sa.or_(_EVENTS.c.seq.is_(None), _EVENTS.c.seq == _NEWEST))
+    .order_by(_EVENTS.c.seq.is_(None), _EVENTS.c.occurred_at, _EVENTS.c.id)
     .limit(_SEAL_BATCH + 1)
 )
 
@@ -76,10 +77,15 @@ def _seal(session: Session, own: list[AuditEvent]) -> list[AuditEvent]:
     """Under the head's lock: chain the committed unsealed events (oldest first, at most a batch), then
     `own` in the order they were recorded. The caller's flush writes the seals. Returns the others."""
     with session.no_autoflush:
-        found = session.scalars(_HEAD_AND_UNSEALED).all()
-    mine = {id(e) for e in own}
-    head = next((e for e in found if e.seq is not None), None)
-    others = [e for e in found if e.seq is None and id(e) not in mine][:_SEAL_BATCH]
+        found = session.execute(_HEAD_AND_UNSEALED).all()
+        mine = {e.id for e in own}
+        head = next((row for row in found if row.seq is not None), None)
+        todo = [row.id for row in found if row.seq is None and row.id not in mine][:_SEAL_BATCH]
+        # Usually none: a committing writer inserts its own events sealed. Those of writers that found
+        # the head taken are read whole (their canonical columns are hashed) in a second statement.
+        loaded = {e.id: e for e in session.scalars(sa.select(AuditEvent).where(AuditEvent.id.in_(todo)))} \
+            if todo else {}
+    others = [loaded[i] for i in todo]
     seq, prev_hash = (head.seq, head.hash) if head is not None else (0, GENESIS_HASH)
     for event in [*others, *own]:
         seq += 1
