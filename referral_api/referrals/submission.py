@@ -135,15 +135,22 @@ def event_data(referral: Referral, **extra: Any) -> dict[str, Any]:
 
 
 def _insert(session: Session, referral: Referral, keys: set[tuple[str, str]]) -> None:
-    """Store the new referral, its data key and its match keys in one round trip. The flush creates the
-    person's data key and seals the personal fields (privacy's before_flush hook). The organisation's
-    external_reference taken already (before, or by a concurrent submission) is a 409 naming the
-    field: the unique key checks it, with no read beforehand."""
+    """Store the new referral, its data key, its match keys and its outbox event in one round trip. The
+    flush creates the person's data key and seals the personal fields (privacy's before_flush hook).
+    The organisation's external_reference taken already (before, or by a concurrent submission) is a
+    409 naming the field: the unique key checks it, with no read beforehand."""
     session.add(referral)
     try:
         with pipelined(session):
             session.flush()
             matching.add_keys(session, referral.id, keys)
+            events.publish_row(
+                session,
+                events.EventType.REFERRAL_SUBMITTED,
+                resource_type="referral",
+                resource_id=referral.id,
+                data=event_data(referral),
+            )
     except IntegrityError:
         session.rollback()
         raise Conflict(
@@ -201,8 +208,8 @@ def submit(session: Session, actor: Actor, *, data: dict[str, Any]) -> Referral:
     """A partner submits a referral; duplicates are looked for at once, through blind indexes only.
 
     Round trips: the duplicate count with the reference (one statement on PostgreSQL), the data key
-    with the referral and its match keys (one INSERT of them all; in one pipeline on PostgreSQL);
-    at the commit (inside a unit of work, the unit's) the outbox event and the sealed audit entry."""
+    with the referral, its match keys and its outbox event (in one pipeline on PostgreSQL); at the
+    commit (inside a unit of work, the unit's) the sealed audit entry."""
     person, situation = data["person"], data["situation"]
     minor, band = minor_and_band(person, situation["identified_on"])
     check_consent(data, minor)
@@ -211,16 +218,8 @@ def submit(session: Session, actor: Actor, *, data: dict[str, Any]) -> Referral:
     referral = _new_referral(session, actor, data, now=utcnow(), minor=minor, band=band, dropped=dropped,
                              keys=keys)
     _insert(session, referral, keys)
-    events.publish(
-        session,
-        events.EventType.REFERRAL_SUBMITTED,
-        resource_type="referral",
-        resource_id=referral.id,
-        data=event_data(referral),
-    )
-    # The outbox event and the audit entry stay pending until the commit (the unit's, inside one):
-    # the entry is then inserted sealed when the chain's head is free, never updated (see
-    # audit/services.py). Neither has a key another request could take: no 409 to map there.
+    # The audit entry stays pending until the commit (the unit's, inside one): it is then inserted
+    # sealed when the chain's head is free, never updated (see audit/services.py).
     audit_referral(
         session,
         actor,
