@@ -50,14 +50,19 @@ _VERIFY_BATCH = 2000
 # Built once (statements constructed per commit cost more than sending them).
 _TAKE_HEAD = sa.select(sa.func.pg_advisory_xact_lock(_CHAIN_LOCK))
 _TRY_HEAD = sa.select(sa.func.pg_try_advisory_xact_lock(_CHAIN_LOCK))
-_EVENTS = AuditEvent.__table__
-_NEWEST = sa.select(sa.func.max(_EVENTS.c.seq)).scalar_subquery()
-_HEAD_AND_UNSEALED = (  # one round trip: the head, and the unsealed events after it (narrow rows)
-    sa.select(_EVENTS.c.seq, _EVENTS.c.hash, _EVENTS.c.id)
-    .where(sa.or_(_EVENTS.c.seq.is_(None), _EVENTS.c.seq == _NEWEST))
-    .order_by(_EVENTS.c.seq.is_(None), _EVENTS.c.occurred_at, _EVENTS.c.id)
-    .limit(_SEAL_BATCH + 1)
-)
+def _head_and_unsealed() -> sa.Select[Any]:
+    """One round trip: the head, and the unsealed events after it (narrow rows, Core)."""
+    column = AuditEvent.__table__.c
+    newest = sa.select(sa.func.max(column.seq)).scalar_subquery()
+    return (
+        sa.select(column.seq, column.hash, column.id)
+        .where(sa.or_(column.seq.is_(None), column.seq == newest))
+        .order_by(column.seq.is_(None), column.occurred_at, column.id)
+        .limit(_SEAL_BATCH + 1)
+    )
+
+
+_HEAD_AND_UNSEALED = _head_and_unsealed()
 
 
 def _lock_chain_head(session: Session, *, wait: bool) -> bool:
