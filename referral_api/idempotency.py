@@ -122,8 +122,9 @@ def _reserve(session: Session, *, principal: str, key: str, fingerprint: str,
     """Take the (principal, key) row in the change's own transaction: its id, or None when the key is
     taken. One statement: a concurrent request with the same key waits here until the other commits
     (then finds it taken and replays) or rolls back (then takes it)."""
-    return session.execute(
-        _RESERVE[session.get_bind().dialect.name],
+    connection = session.connection()  # Core on the session's connection: no ORM execution layer
+    return connection.execute(
+        _RESERVE[connection.dialect.name],
         {"id": uuid.uuid4(), "principal": principal, "key": key, "fingerprint": fingerprint,
          "created_at": now, "expires_at": now + _ttl()},
     ).scalar_one_or_none()

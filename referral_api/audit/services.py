@@ -71,7 +71,7 @@ def _lock_chain_head(session: Session, *, wait: bool) -> bool:
         if wait:
             session.execute(_TAKE_HEAD)
             return True
-        return bool(session.scalar(_TRY_HEAD))
+        return bool(session.connection().scalar(_TRY_HEAD))
     # SQLite has one writer at a time: a (no-op) write takes the database write lock now, before the
     # head is read, so two sealers cannot both build on the same head.
     session.execute(sa.text("UPDATE audit_events SET seq = seq WHERE 0 = 1"))
