@@ -298,6 +298,14 @@ def commit_last(session: Session) -> None:
         session.commit()
 
 
+def commit_at_end(session: Session) -> None:
+    """End a service whose last steps may wait for the commit: commit, or inside a unit of work
+    nothing (the unit's commit flushes what is still pending; an audit entry still pending then is
+    inserted sealed when the chain's head is free, with no UPDATE: see audit/services.py)."""
+    if UNIT_OF_WORK not in session.info:
+        session.commit()
+
+
 @contextlib.contextmanager
 def pipelined(session: Session) -> Iterator[None]:
     """Send the block's statements without waiting for each answer (psycopg's pipeline mode): writes

@@ -114,3 +114,28 @@ def publish(
     )
     session.add(event)
     return event
+
+
+_INSERT = OutboxEvent.__table__.insert().inline()  # inline: no implicit RETURNING of the sequence number
+
+
+def publish_row(
+    session: Session,
+    type_: EventType,
+    *,
+    resource_type: str,
+    resource_id: uuid.UUID,
+    data: dict[str, Any],
+    occurred_at: datetime | None = None,
+) -> None:
+    """`publish()` as one INSERT on the session's connection, for a caller that does not need the event
+    back: nothing to read back (no RETURNING of its sequence number), so it may travel in a pipeline
+    (`db.pipelined`) with the change it announces."""
+    session.connection().execute(_INSERT, {
+        "id": uuid.uuid4(),
+        "type": type_,
+        "resource_type": resource_type,
+        "resource_id": resource_id,
+        "payload": _thin({"id": str(resource_id), **data}),
+        "occurred_at": occurred_at or utcnow(),
+    })

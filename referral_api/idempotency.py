@@ -94,18 +94,39 @@ def _ttl() -> timedelta:
     return timedelta(hours=current_app.config["SETTINGS"].idempotency_ttl_hours)
 
 
+def _reserve_statement(dialect: str) -> sa.Insert:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    names = ("id", "principal", "key", "fingerprint", "created_at", "expires_at")
+    table = IdempotencyKey.__table__
+    return (
+        insert(table)
+        .values({name: sa.bindparam(name) for name in names})
+        .on_conflict_do_nothing(index_elements=["principal", "key"])
+        .returning(table.c.id)
+    )
+
+
+# Built once, on the table (Core: the row is never loaded into the session, nothing to synchronise):
+# a statement constructed per request costs more than sending it.
+_RESERVE = {dialect: _reserve_statement(dialect) for dialect in ("postgresql", "sqlite")}
+_ANSWER = (
+    sa.update(IdempotencyKey.__table__)
+    .where(IdempotencyKey.__table__.c.id == sa.bindparam("reservation"))
+    .values(status_code=sa.bindparam("status_code"), resource_id=sa.bindparam("resource_id"),
+            location=sa.bindparam("location"))
+)
+
+
 def _reserve(session: Session, *, principal: str, key: str, fingerprint: str,
              now: datetime) -> uuid.UUID | None:
     """Take the (principal, key) row in the change's own transaction: its id, or None when the key is
     taken. One statement: a concurrent request with the same key waits here until the other commits
     (then finds it taken and replays) or rolls back (then takes it)."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    return session.execute(
-        insert(IdempotencyKey)
-        .values(id=uuid.uuid4(), principal=principal, key=key, fingerprint=fingerprint, created_at=now,
-                expires_at=now + _ttl())
-        .on_conflict_do_nothing(index_elements=["principal", "key"])
-        .returning(IdempotencyKey.id)
+    connection = session.connection()  # Core on the session's connection: no ORM execution layer
+    return connection.execute(
+        _RESERVE[connection.dialect.name],
+        {"id": uuid.uuid4(), "principal": principal, "key": key, "fingerprint": fingerprint,
+         "created_at": now, "expires_at": now + _ttl()},
     ).scalar_one_or_none()
 
 
@@ -148,11 +169,11 @@ def _run(session: Session, unit: UnitOfWork, reservation: uuid.UUID, handler: Ha
             session.commit()
         raise
     if 200 <= response.status_code < 300:
-        session.execute(
-            sa.update(IdempotencyKey).where(IdempotencyKey.id == reservation).values(
-                status_code=response.status_code, resource_id=str(resource_id),
-                location=response.headers.get("Location"))
-        )
+        # On the session's connection: no autoflush, so what the change left pending (an audit entry)
+        # is flushed by the commit, after the audit chain's head is taken (inserted sealed).
+        answer = {"reservation": reservation, "status_code": response.status_code,
+                  "resource_id": str(resource_id), "location": response.headers.get("Location")}
+        session.connection().execute(_ANSWER, answer)
     else:
         session.execute(sa.delete(IdempotencyKey).where(IdempotencyKey.id == reservation))
     session.commit()

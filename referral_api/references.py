@@ -13,6 +13,7 @@ the UPDATE for the rest of the transaction, so two transactions never get the sa
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
@@ -52,9 +53,18 @@ def _counted(session: Session, prefix: str, year: int) -> int:
 
 def next_reference(session: Session, prefix: str, *, now: datetime | None = None) -> str:
     """The next reference for `prefix` (REF or CASE) in the current year, e.g. REF-2026-000124."""
+    return next_reference_with(session, prefix, None, now=now)[0]
+
+
+def next_reference_with(session: Session, prefix: str, column: sa.ColumnElement[Any] | None, *,
+                        now: datetime | None = None) -> tuple[str, Any]:
+    """The next reference, and the value of the scalar `column` (a read the caller needs anyway, or
+    None): on PostgreSQL one statement and one round trip for both."""
     year = (now or utcnow()).year
     if session.get_bind().dialect.name == "postgresql":
-        number = session.execute(sa.select(SEQUENCES[prefix].next_value())).scalar_one()
+        row = session.execute(sa.select(SEQUENCES[prefix].next_value(), column)).one()
+        number, value = row[0], (row[1] if column is not None else None)
     else:
         number = _counted(session, prefix, year)
-    return f"{prefix}-{year}-{number:06d}"
+        value = None if column is None else session.scalar(sa.select(column))
+    return f"{prefix}-{year}-{number:06d}", value

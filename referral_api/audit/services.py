@@ -47,13 +47,31 @@ _SEAL_BATCH = 1000
 _VERIFY_BATCH = 2000
 
 
+# Built once (statements constructed per commit cost more than sending them).
+_TAKE_HEAD = sa.select(sa.func.pg_advisory_xact_lock(_CHAIN_LOCK))
+_TRY_HEAD = sa.select(sa.func.pg_try_advisory_xact_lock(_CHAIN_LOCK))
+def _head_and_unsealed() -> sa.Select[Any]:
+    """One round trip: the head, and the unsealed events after it (narrow rows, Core)."""
+    column = AuditEvent.__table__.c
+    newest = sa.select(sa.func.max(column.seq)).scalar_subquery()
+    return (
+        sa.select(column.seq, column.hash, column.id)
+        .where(sa.or_(column.seq.is_(None), column.seq == newest))
+        .order_by(column.seq.is_(None), column.occurred_at, column.id)
+        .limit(_SEAL_BATCH + 1)
+    )
+
+
+_HEAD_AND_UNSEALED = _head_and_unsealed()
+
+
 def _lock_chain_head(session: Session, *, wait: bool) -> bool:
     """Take the head for this transaction: True when taken (always on SQLite and with `wait`)."""
     if session.get_bind().dialect.name == "postgresql":
         if wait:
-            session.execute(sa.select(sa.func.pg_advisory_xact_lock(_CHAIN_LOCK)))
+            session.execute(_TAKE_HEAD)
             return True
-        return bool(session.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(_CHAIN_LOCK))))
+        return bool(session.connection().scalar(_TRY_HEAD))
     # SQLite has one writer at a time: a (no-op) write takes the database write lock now, before the
     # head is read, so two sealers cannot both build on the same head.
     session.execute(sa.text("UPDATE audit_events SET seq = seq WHERE 0 = 1"))
@@ -63,18 +81,16 @@ def _lock_chain_head(session: Session, *, wait: bool) -> bool:
 def _seal(session: Session, own: list[AuditEvent]) -> list[AuditEvent]:
     """Under the head's lock: chain the committed unsealed events (oldest first, at most a batch), then
     `own` in the order they were recorded. The caller's flush writes the seals. Returns the others."""
-    newest = sa.select(sa.func.max(AuditEvent.seq)).scalar_subquery()
-    query = (  # one round trip: the head, and the unsealed events after it
-        sa.select(AuditEvent)
-        .where(sa.or_(AuditEvent.seq.is_(None), AuditEvent.seq == newest))
-        .order_by(AuditEvent.seq.is_(None), AuditEvent.occurred_at, AuditEvent.id)
-        .limit(_SEAL_BATCH + 1)
-    )
     with session.no_autoflush:
-        found = session.scalars(query).all()
-    mine = {id(e) for e in own}
-    head = next((e for e in found if e.seq is not None), None)
-    others = [e for e in found if e.seq is None and id(e) not in mine][:_SEAL_BATCH]
+        found = session.execute(_HEAD_AND_UNSEALED).all()
+        mine = {e.id for e in own}
+        head = next((row for row in found if row.seq is not None), None)
+        todo = [row.id for row in found if row.seq is None and row.id not in mine][:_SEAL_BATCH]
+        # Usually none: a committing writer inserts its own events sealed. Those of writers that found
+        # the head taken are read whole (their canonical columns are hashed) in a second statement.
+        loaded = {e.id: e for e in session.scalars(sa.select(AuditEvent).where(AuditEvent.id.in_(todo)))} \
+            if todo else {}
+    others = [loaded[i] for i in todo]
     seq, prev_hash = (head.seq, head.hash) if head is not None else (0, GENESIS_HASH)
     for event in [*others, *own]:
         seq += 1
@@ -91,8 +107,11 @@ def _seal_on_commit(session: Session) -> None:
     if not pending or session.in_nested_transaction():
         return
     own = [e for e in pending if e in session and e.seq is None]
-    if own and _lock_chain_head(session, wait=False):
-        _seal(session, own)
+    # No autoflush before the seal: own events still pending are then inserted sealed (no UPDATE,
+    # and never an entry of the unsealed index).
+    with session.no_autoflush:
+        if own and _lock_chain_head(session, wait=False):
+            _seal(session, own)
 
 
 @sa_event.listens_for(Session, "after_transaction_end")

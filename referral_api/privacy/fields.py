@@ -17,6 +17,7 @@ attribute itself reads as plaintext and encrypts on write:
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any
 
@@ -98,7 +99,9 @@ def has_sealed(record: Any, name: str) -> bool:
     return name in record.__dict__.get(_PENDING, {}) or getattr(record, field.storage) is not None
 
 
+@functools.cache
 def encrypted_fields(cls: type) -> dict[str, EncryptedField]:
+    """The encrypted attributes of a model class (walked once per class: classes do not change)."""
     out: dict[str, EncryptedField] = {}
     for klass in reversed(cls.__mro__):
         out.update({k: v for k, v in vars(klass).items() if isinstance(v, EncryptedField)})

@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 from .. import events
 from ..access import Actor
 from ..audit.actions import AuditAction
-from ..db import commit_last, pipelined, utcnow
+from ..db import commit_at_end, pipelined, utcnow
 from ..errors import Conflict, InvalidPayload
 from ..records import settle
-from ..references import next_reference
+from ..references import next_reference_with
 from . import matching
 from .models import Referral, age_band, age_on
 from .states import ReferralStatus
@@ -135,15 +135,22 @@ def event_data(referral: Referral, **extra: Any) -> dict[str, Any]:
 
 
 def _insert(session: Session, referral: Referral, keys: set[tuple[str, str]]) -> None:
-    """Store the new referral, its data key and its match keys in one round trip. The flush creates the
-    person's data key and seals the personal fields (privacy's before_flush hook). The organisation's
-    external_reference taken already (before, or by a concurrent submission) is a 409 naming the
-    field: the unique key checks it, with no read beforehand."""
+    """Store the new referral, its data key, its match keys and its outbox event in one round trip. The
+    flush creates the person's data key and seals the personal fields (privacy's before_flush hook).
+    The organisation's external_reference taken already (before, or by a concurrent submission) is a
+    409 naming the field: the unique key checks it, with no read beforehand."""
     session.add(referral)
     try:
         with pipelined(session):
             session.flush()
             matching.add_keys(session, referral.id, keys)
+            events.publish_row(
+                session,
+                events.EventType.REFERRAL_SUBMITTED,
+                resource_type="referral",
+                resource_id=referral.id,
+                data=event_data(referral),
+            )
     except IntegrityError:
         session.rollback()
         raise Conflict(
@@ -161,12 +168,16 @@ def _new_referral(
     minor: bool | None,
     band: Any,
     dropped: list[str],
-    possible_duplicates: int,
+    keys: set[tuple[str, str]],
 ) -> Referral:
     consent = data["consent"]
+    # The duplicate count (before the INSERT: every sharer is another referral) with the reference.
+    reference, possible_duplicates = next_reference_with(
+        session, "REF", matching.count_sharing(None, keys), now=now
+    )
     referral = Referral(
         id=uuid.uuid4(),
-        reference=next_reference(session, "REF", now=now),
+        reference=reference,
         status=ReferralStatus.SUBMITTED,
         concern=data["concern"],
         source=data["source"],
@@ -196,29 +207,19 @@ def _new_referral(
 def submit(session: Session, actor: Actor, *, data: dict[str, Any]) -> Referral:
     """A partner submits a referral; duplicates are looked for at once, through blind indexes only.
 
-    Round trips: the duplicate count (before the INSERT: every sharer is another referral), the
-    reference, the data key with the referral and its match keys (one INSERT of them all; the three
-    in one pipeline on PostgreSQL), the outbox event, the audit entry; one commit (inside a unit of
-    work, the unit's)."""
+    Round trips: the duplicate count with the reference (one statement on PostgreSQL), the data key
+    with the referral, its match keys and its outbox event (in one pipeline on PostgreSQL); at the
+    commit (inside a unit of work, the unit's) the sealed audit entry."""
     person, situation = data["person"], data["situation"]
     minor, band = minor_and_band(person, situation["identified_on"])
     check_consent(data, minor)
     dropped = minimise(data)
     keys = matching.match_keys(session, {**person, "identified_on": situation["identified_on"]})
-    referral = _new_referral(
-        session, actor, data, now=utcnow(), minor=minor, band=band, dropped=dropped,
-        possible_duplicates=matching.count_candidates(session, None, keys),
-    )
+    referral = _new_referral(session, actor, data, now=utcnow(), minor=minor, band=band, dropped=dropped,
+                             keys=keys)
     _insert(session, referral, keys)
-    events.publish(
-        session,
-        events.EventType.REFERRAL_SUBMITTED,
-        resource_type="referral",
-        resource_id=referral.id,
-        data=event_data(referral),
-    )
-    # The audit entry last (it is sealed at the commit without waiting for the chain's head: see
-    # audit/services.py).
+    # The audit entry stays pending until the commit (the unit's, inside one): it is then inserted
+    # sealed when the chain's head is free, never updated (see audit/services.py).
     audit_referral(
         session,
         actor,
@@ -226,5 +227,5 @@ def submit(session: Session, actor: Actor, *, data: dict[str, Any]) -> Referral:
         referral,
         details={"possible_duplicates": referral.possible_duplicates, "minimised": len(dropped)},
     )
-    settle(session, what="referral", step=commit_last)
+    settle(session, what="referral", step=commit_at_end)
     return referral
