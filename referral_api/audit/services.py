@@ -110,7 +110,7 @@ def _link(events: list[AuditEvent], seq: int, prev_hash: str) -> None:
 def _seal_on_commit(session: Session) -> None:
     """At the outermost commit of a transaction that recorded events: seal, if the head is free now.
     On psycopg the lock and the head are one round trip read with the driver (nothing is autoflushed
-    unsealed); after `commit_pipelined` the flush is one more."""
+    unsealed); after `commit_pipelined` the flush and the COMMIT are one more."""
     pending = session.info.get(_PENDING)
     if not pending or session.in_nested_transaction():
         return
@@ -124,19 +124,22 @@ def _seal_on_commit(session: Session) -> None:
     locked, found = _try_head(session)
     if locked and (found is None or not all(e in session.new for e in own)):
         _seal(session, own)  # others wait unsealed, or own events were flushed already: the full seal
-    elif session.info.pop(_FLUSH_PIPELINED, False):  # only INSERTs to flush: one round trip
+    elif session.info.pop(_FLUSH_PIPELINED, False):  # only INSERTs: they and COMMIT in one round trip
         if locked:
             _link(own, *found)
+        connection = session.connection()
         with pipelined(session):
             session.flush()
+            if not connection.in_nested_transaction():  # not a session joined to an outer transaction
+                connection.connection.dbapi_connection.execute("COMMIT")  # then the driver's is a no-op
     elif locked:
         _link(own, *found)
 
 
 def commit_pipelined(session: Session) -> None:
-    """Commit a session whose pending changes are INSERTs needing no RETURNING (ids set in Python):
-    on psycopg they and the sealed events travel in one pipeline round trip. Inside a unit of work only
-    a flush, as db.commit_last does."""
+    """Commit a session whose pending changes are INSERTs needing no RETURNING (ids set in Python) and
+    no reads while flushed: on psycopg they, the sealed events and the COMMIT travel in one pipeline
+    round trip (a failure raises from here, as from a commit). In a unit of work only a flush."""
     if UNIT_OF_WORK in session.info:
         session.flush()
         return
