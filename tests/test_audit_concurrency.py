@@ -167,3 +167,62 @@ def test_the_trigger_lets_only_a_seal_through(pg_database):
             assert audit.verify(s).checked == 1
     finally:
         engine.dispose()
+
+
+def test_commit_pipelined_seals_and_commits_what_it_sends(pg_database):
+    """The token endpoint's commit: head read with the lock, INSERTs and COMMIT pipelined."""
+    _url, db = pg_database
+    with db.sessionmaker() as writer:
+        _record(writer, 1)
+        _record(writer, 2)
+        audit.commit_pipelined(writer)
+    with db.sessionmaker() as s:  # committed: another session sees both, sealed in order
+        rows = s.execute(sa.select(AuditEvent.seq, AuditEvent.details).order_by(AuditEvent.seq)).all()
+        assert [(seq, d["writer"]) for seq, d in rows] == [(1, 1), (2, 2)]
+        result = audit.verify(s)
+    assert result.ok and result.checked == 2 and result.unsealed == 0
+
+
+def test_commit_pipelined_does_not_wait_for_a_busy_head(pg_database):
+    url, db = pg_database
+    engine = make_engine(url)
+    try:
+        with engine.connect() as holder, db.sessionmaker() as writer:
+            holder.execute(sa.select(sa.func.pg_advisory_lock(_CHAIN_LOCK)))  # a sealer at work
+            writer.execute(sa.text("SET lock_timeout = '1s'"))
+            _record(writer, 1)
+            audit.commit_pipelined(writer)
+            with db.sessionmaker() as s:  # committed, not sealed yet
+                assert s.execute(sa.select(AuditEvent.seq)).all() == [(None,)]
+            holder.execute(sa.select(sa.func.pg_advisory_unlock(_CHAIN_LOCK)))
+            holder.commit()
+            _record(writer, 2)  # the next commit that gets the head seals the first one too
+            audit.commit_pipelined(writer)
+        with db.sessionmaker() as s:
+            rows = s.execute(sa.select(AuditEvent.seq, AuditEvent.details).order_by(AuditEvent.seq)).all()
+            result = audit.verify(s)
+        assert [(seq, d["writer"]) for seq, d in rows] == [(1, 1), (2, 2)]
+        assert result.ok and result.checked == 2 and result.unsealed == 0
+    finally:
+        engine.dispose()
+
+
+def test_commit_pipelined_failure_raises_and_commits_nothing(pg_database):
+    _url, db = pg_database
+    with db.sessionmaker() as writer:
+        first = audit.record(writer, actor=None, action=AuditAction.AUTH_TOKEN_ISSUE, resource_type="token")
+        audit.commit_pipelined(writer)
+        writer.expunge(first)
+        _record(writer, 2)
+        clash = audit.record(writer, actor=None, action=AuditAction.AUTH_TOKEN_ISSUE, resource_type="token")
+        clash.id = first.id  # a unique key taken: the pipelined INSERT fails
+        with pytest.raises(sa.exc.IntegrityError):
+            audit.commit_pipelined(writer)
+        writer.rollback()
+        _record(writer, 3)
+        audit.commit_pipelined(writer)  # the session goes on
+    with db.sessionmaker() as s:
+        rows = s.execute(sa.select(AuditEvent.seq, AuditEvent.details).order_by(AuditEvent.seq)).all()
+        result = audit.verify(s)
+    assert [(seq, (d or {}).get("writer")) for seq, d in rows] == [(1, None), (2, 3)]
+    assert result.ok and result.checked == 2

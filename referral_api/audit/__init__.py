@@ -1,7 +1,7 @@
 """The hash-chained audit trail: `record()` in the caller's transaction, `verify()`, signed checkpoints."""
 
 from .actions import AuditAction, Outcome
-from .services import VerifyResult, list_events, record, record_many, seal_pending, verify
+from .services import VerifyResult, commit_pipelined, list_events, record, record_many, seal_pending, verify
 
-__all__ = ["AuditAction", "Outcome", "VerifyResult", "list_events", "record", "record_many", "seal_pending",
-           "verify"]
+__all__ = ["AuditAction", "Outcome", "VerifyResult", "commit_pipelined", "list_events", "record",
+           "record_many", "seal_pending", "verify"]

@@ -28,12 +28,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from flask import g, has_request_context
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
-from ..db import utcnow
+from ..db import UNIT_OF_WORK, pipelined, utcnow
 from ..errors import InvalidPayload
 from ..paging import decode_cursor, page
 from ..progress import Progress
@@ -43,6 +44,7 @@ from .models import CANONICAL_COLUMNS, GENESIS_HASH, AuditEvent, canonical
 # pg_advisory_xact_lock key of the chain head ("audit" in ASCII): held by the one sealer at a time.
 _CHAIN_LOCK = 0x6175646974
 _PENDING = "referral_api.audit.pending"
+_FLUSH_PIPELINED = "referral_api.audit.flush_pipelined"
 _SEAL_BATCH = 1000
 _VERIFY_BATCH = 2000
 
@@ -91,27 +93,80 @@ def _seal(session: Session, own: list[AuditEvent]) -> list[AuditEvent]:
         loaded = {e.id: e for e in session.scalars(sa.select(AuditEvent).where(AuditEvent.id.in_(todo)))} \
             if todo else {}
     others = [loaded[i] for i in todo]
-    seq, prev_hash = (head.seq, head.hash) if head is not None else (0, GENESIS_HASH)
-    for event in [*others, *own]:
+    _link([*others, *own], *((head.seq, head.hash) if head is not None else (0, GENESIS_HASH)))
+    return others
+
+
+def _try_head(session: Session) -> tuple[bool, tuple[int, str] | None]:
+    """psycopg, one round trip (with the BEGIN if none was sent): try the head's lock, then read the
+    head in a new statement (its snapshot taken after the lock). (locked, head); head None when
+    committed events wait unsealed."""
+    dbapi_connection = session.connection().connection.dbapi_connection
+    lock, head = dbapi_connection.cursor(), dbapi_connection.cursor()
+    with dbapi_connection.pipeline():
+        if dbapi_connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            dbapi_connection.execute("BEGIN")
+        lock.execute("SELECT pg_try_advisory_xact_lock(%s)", (_CHAIN_LOCK,))
+        head.execute("SELECT seq, hash FROM audit_events WHERE seq = (SELECT max(seq) FROM audit_events)"
+                     " UNION ALL (SELECT NULL, NULL FROM audit_events WHERE seq IS NULL LIMIT 1)")
+    locked, rows = bool(lock.fetchone()[0]), head.fetchall()
+    if any(seq is None for seq, _hash in rows):
+        return locked, None
+    return locked, (rows[0][0], rows[0][1]) if rows else (0, GENESIS_HASH)
+
+
+def _link(events: list[AuditEvent], seq: int, prev_hash: str) -> None:
+    for event in events:
         seq += 1
         event.seq, event.prev_hash = seq, prev_hash
-        event.hash = event.compute_hash()
-        prev_hash = event.hash
-    return others
+        event.hash = prev_hash = event.compute_hash()
 
 
 @sa_event.listens_for(Session, "before_commit")
 def _seal_on_commit(session: Session) -> None:
-    """At the outermost commit of a transaction that recorded events: seal, if the head is free now."""
+    """At the outermost commit of a transaction that recorded events: seal, if the head is free now.
+    On psycopg the lock and the head are one round trip read with the driver (nothing is autoflushed
+    unsealed); after `commit_pipelined` the flush and the COMMIT are one more."""
     pending = session.info.get(_PENDING)
     if not pending or session.in_nested_transaction():
         return
     own = [e for e in pending if e in session and e.seq is None]
-    # No autoflush before the seal: own events still pending are then inserted sealed (no UPDATE,
-    # and never an entry of the unsealed index).
-    with session.no_autoflush:
-        if own and _lock_chain_head(session, wait=False):
-            _seal(session, own)
+    if not own:
+        return
+    if session.get_bind().dialect.driver != "psycopg":
+        # No autoflush before the seal: own events still pending are then inserted sealed (no UPDATE,
+        # and never an entry of the unsealed index).
+        with session.no_autoflush:
+            if _lock_chain_head(session, wait=False):
+                _seal(session, own)
+        return
+    locked, found = _try_head(session)
+    if locked and (found is None or not all(e in session.new for e in own)):
+        _seal(session, own)  # others wait unsealed, or own events were flushed already: the full seal
+    elif session.info.pop(_FLUSH_PIPELINED, False):  # only INSERTs: they and COMMIT in one round trip
+        if locked:
+            _link(own, *found)
+        connection = session.connection()
+        with pipelined(session):
+            session.flush()
+            if not connection.in_nested_transaction():  # not a session joined to an outer transaction
+                connection.connection.dbapi_connection.execute("COMMIT")  # then the driver's is a no-op
+    elif locked:
+        _link(own, *found)
+
+
+def commit_pipelined(session: Session) -> None:
+    """Commit a session whose pending changes are INSERTs needing no RETURNING (ids set in Python) and
+    no reads while flushed: on psycopg they, the sealed events and the COMMIT travel in one pipeline
+    round trip (a failure raises from here, as from a commit). In a unit of work only a flush."""
+    if UNIT_OF_WORK in session.info:
+        session.flush()
+        return
+    session.info[_FLUSH_PIPELINED] = True
+    try:
+        session.commit()
+    finally:
+        session.info.pop(_FLUSH_PIPELINED, None)
 
 
 @sa_event.listens_for(Session, "after_transaction_end")

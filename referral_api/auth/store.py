@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app, g, request
 
+from .. import audit
 from ..audit.actions import AuditAction
 from ..db import get_session, utcnow
 from ..validators import control_character
@@ -58,6 +59,7 @@ def save_token(token: dict[str, Any], oauth_request: Any) -> None:
     now = utcnow()
     refresh = token.get("refresh_token")
     row = Token(
+        id=uuid.uuid4(),  # set here: the INSERT needs no RETURNING, and travels with the audit event's
         access_token_hash=secret_hash(token["access_token"]),
         refresh_token_hash=secret_hash(refresh) if refresh else None,
         client_pk=oauth_request.client.id,
@@ -71,13 +73,12 @@ def save_token(token: dict[str, Any], oauth_request: Any) -> None:
         dpop_jkt=getattr(oauth_request, "dpop_jkt", None),
     )
     session.add(row)
-    session.flush()
     action = AuditAction.AUTH_TOKEN_REFRESH if previous is not None else AuditAction.AUTH_TOKEN_ISSUE
     trail.record(session, action, resource_type="token", resource_id=row.id, client=oauth_request.client,
                  user=oauth_request.user,
                  details={"grant_type": oauth_request.payload.grant_type, "scope": row.scope,
                           "dpop": row.dpop_jkt is not None})
-    session.commit()
+    audit.commit_pipelined(session)
 
 
 def revoke_family(session: Any, *, family_id: uuid.UUID | None = None,
