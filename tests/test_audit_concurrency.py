@@ -15,7 +15,7 @@ from sqlalchemy.orm import sessionmaker
 from referral_api import audit, dbmigrate
 from referral_api.audit import AuditAction
 from referral_api.audit.models import AuditEvent
-from referral_api.audit.services import _CHAIN_LOCK
+from referral_api.audit.sealing import CHAIN_LOCK
 from referral_api.db import Database, make_engine
 from tests.conftest import throwaway_database
 
@@ -95,13 +95,13 @@ def test_a_commit_does_not_wait_for_a_busy_head_and_is_sealed_later(pg_database)
     engine = make_engine(url)
     try:
         with engine.connect() as holder, db.sessionmaker() as writer:
-            holder.execute(sa.select(sa.func.pg_advisory_lock(_CHAIN_LOCK)))  # a sealer at work
+            holder.execute(sa.select(sa.func.pg_advisory_lock(CHAIN_LOCK)))  # a sealer at work
             # A commit that waited for the head would fail here instead of hanging.
             writer.execute(sa.text("SET lock_timeout = '1s'"))
             _record(writer, 1)
             writer.commit()
             assert writer.scalar(sa.select(AuditEvent.seq)) is None  # committed, not sealed yet
-            holder.execute(sa.select(sa.func.pg_advisory_unlock(_CHAIN_LOCK)))
+            holder.execute(sa.select(sa.func.pg_advisory_unlock(CHAIN_LOCK)))
             holder.commit()
             _record(writer, 2)  # the next writer to get the head seals the first one too
             writer.commit()
@@ -122,7 +122,7 @@ def test_verify_reports_unsealed_events_and_seal_seals_them(pg_database):
         with engine.connect() as holder, db.sessionmaker() as writer:
             _record(writer, 1)
             writer.commit()
-            holder.execute(sa.select(sa.func.pg_advisory_lock(_CHAIN_LOCK)))
+            holder.execute(sa.select(sa.func.pg_advisory_lock(CHAIN_LOCK)))
             _record(writer, 2)
             writer.commit()
             with db.sessionmaker() as s:
@@ -133,7 +133,7 @@ def test_verify_reports_unsealed_events_and_seal_seals_them(pg_database):
                 # sealing waits for the head (here: until the lock timeout)
                 with pytest.raises(sa.exc.OperationalError):
                     audit.verify(s)
-            holder.execute(sa.select(sa.func.pg_advisory_unlock(_CHAIN_LOCK)))
+            holder.execute(sa.select(sa.func.pg_advisory_unlock(CHAIN_LOCK)))
             holder.commit()
         with db.sessionmaker() as s:
             assert audit.seal_pending(s) == 1
@@ -149,10 +149,10 @@ def test_the_trigger_lets_only_a_seal_through(pg_database):
     events = AuditEvent.__table__
     try:
         with engine.connect() as holder, db.sessionmaker() as writer:
-            holder.execute(sa.select(sa.func.pg_advisory_lock(_CHAIN_LOCK)))
+            holder.execute(sa.select(sa.func.pg_advisory_lock(CHAIN_LOCK)))
             _record(writer, 1)
             writer.commit()  # unsealed: the head was busy
-            holder.execute(sa.select(sa.func.pg_advisory_unlock(_CHAIN_LOCK)))
+            holder.execute(sa.select(sa.func.pg_advisory_unlock(CHAIN_LOCK)))
             holder.commit()
             seal = {"seq": 1, "prev_hash": "0" * 64, "hash": "a" * 64}
             for change in ({**seal, "outcome": "denied"}, {**seal, "details": {"writer": 2}},
@@ -188,13 +188,13 @@ def test_commit_pipelined_does_not_wait_for_a_busy_head(pg_database):
     engine = make_engine(url)
     try:
         with engine.connect() as holder, db.sessionmaker() as writer:
-            holder.execute(sa.select(sa.func.pg_advisory_lock(_CHAIN_LOCK)))  # a sealer at work
+            holder.execute(sa.select(sa.func.pg_advisory_lock(CHAIN_LOCK)))  # a sealer at work
             writer.execute(sa.text("SET lock_timeout = '1s'"))
             _record(writer, 1)
             audit.commit_pipelined(writer)
             with db.sessionmaker() as s:  # committed, not sealed yet
                 assert s.execute(sa.select(AuditEvent.seq)).all() == [(None,)]
-            holder.execute(sa.select(sa.func.pg_advisory_unlock(_CHAIN_LOCK)))
+            holder.execute(sa.select(sa.func.pg_advisory_unlock(CHAIN_LOCK)))
             holder.commit()
             _record(writer, 2)  # the next commit that gets the head seals the first one too
             audit.commit_pipelined(writer)

@@ -1,7 +1,8 @@
 """The hash-chained audit trail: `record()` in the caller's transaction, `verify()`, signed checkpoints."""
 
 from .actions import AuditAction, Outcome
-from .services import VerifyResult, commit_pipelined, list_events, record, record_many, seal_pending, verify
+from .sealing import commit_pipelined, seal_pending
+from .services import VerifyResult, list_events, record, record_many, verify
 
 __all__ = ["AuditAction", "Outcome", "VerifyResult", "commit_pipelined", "list_events", "record",
            "record_many", "seal_pending", "verify"]

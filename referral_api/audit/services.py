@@ -2,12 +2,14 @@
 
 Writers do not queue on the chain head. `record()` adds the event to the caller's transaction
 unsealed (no seq, prev_hash, hash) and takes no lock. When the transaction commits (the outermost
-commit), `_seal_on_commit` tries the head's lock without waiting (`pg_try_advisory_xact_lock`): the one
+commit), `sealing._seal_on_commit` tries the head's lock without waiting
+(`pg_try_advisory_xact_lock`; on psycopg with the head read in the same round trip): the one
 transaction that gets it reads the head and seals, in order, the committed events still unsealed
 (others' transactions that did not get the lock) and then its own, which are inserted sealed; the
 lock ends with its commit. A transaction that does not get it commits its events unsealed and moves
 on: the next sealer seals them (under load, the next commit; otherwise `audit seal`, `audit verify`
-or `audit checkpoint`, which wait for the lock and seal everything committed). On SQLite, which
+or `audit checkpoint`, which wait for the lock and seal everything committed, and the webhook
+worker every 10 s). On SQLite, which
 has one writer at a time, the committing transaction takes the write lock and always seals.
 
 A seal is set once: on PostgreSQL the append-only trigger lets through only an update from NULL that
@@ -28,168 +30,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import psycopg
 import sqlalchemy as sa
 from flask import g, has_request_context
-from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
-from ..db import UNIT_OF_WORK, pipelined, utcnow
+from ..db import utcnow
 from ..errors import InvalidPayload
 from ..paging import decode_cursor, page
 from ..progress import Progress
 from .actions import AuditAction, Outcome
 from .models import CANONICAL_COLUMNS, GENESIS_HASH, AuditEvent, canonical
+from .sealing import PENDING, seal_pending
 
-# pg_advisory_xact_lock key of the chain head ("audit" in ASCII): held by the one sealer at a time.
-_CHAIN_LOCK = 0x6175646974
-_PENDING = "referral_api.audit.pending"
-_FLUSH_PIPELINED = "referral_api.audit.flush_pipelined"
-_SEAL_BATCH = 1000
 _VERIFY_BATCH = 2000
-
-
-# Built once (statements constructed per commit cost more than sending them).
-_TAKE_HEAD = sa.select(sa.func.pg_advisory_xact_lock(_CHAIN_LOCK))
-_TRY_HEAD = sa.select(sa.func.pg_try_advisory_xact_lock(_CHAIN_LOCK))
-def _head_and_unsealed() -> sa.Select[Any]:
-    """One round trip: the head, and the unsealed events after it (narrow rows, Core)."""
-    column = AuditEvent.__table__.c
-    newest = sa.select(sa.func.max(column.seq)).scalar_subquery()
-    return (
-        sa.select(column.seq, column.hash, column.id)
-        .where(sa.or_(column.seq.is_(None), column.seq == newest))
-        .order_by(column.seq.is_(None), column.occurred_at, column.id)
-        .limit(_SEAL_BATCH + 1)
-    )
-
-
-_HEAD_AND_UNSEALED = _head_and_unsealed()
-
-
-def _lock_chain_head(session: Session, *, wait: bool) -> bool:
-    """Take the head for this transaction: True when taken (always on SQLite and with `wait`)."""
-    if session.get_bind().dialect.name == "postgresql":
-        if wait:
-            session.execute(_TAKE_HEAD)
-            return True
-        return bool(session.connection().scalar(_TRY_HEAD))
-    # SQLite has one writer at a time: a (no-op) write takes the database write lock now, before the
-    # head is read, so two sealers cannot both build on the same head.
-    session.execute(sa.text("UPDATE audit_events SET seq = seq WHERE 0 = 1"))
-    return True
-
-
-def _seal(session: Session, own: list[AuditEvent]) -> list[AuditEvent]:
-    """Under the head's lock: chain the committed unsealed events (oldest first, at most a batch), then
-    `own` in the order they were recorded. The caller's flush writes the seals. Returns the others."""
-    with session.no_autoflush:
-        found = session.execute(_HEAD_AND_UNSEALED).all()
-        mine = {e.id for e in own}
-        head = next((row for row in found if row.seq is not None), None)
-        todo = [row.id for row in found if row.seq is None and row.id not in mine][:_SEAL_BATCH]
-        # Usually none: a committing writer inserts its own events sealed. Those of writers that found
-        # the head taken are read whole (their canonical columns are hashed) in a second statement.
-        loaded = {e.id: e for e in session.scalars(sa.select(AuditEvent).where(AuditEvent.id.in_(todo)))} \
-            if todo else {}
-    others = [loaded[i] for i in todo]
-    _link([*others, *own], *((head.seq, head.hash) if head is not None else (0, GENESIS_HASH)))
-    return others
-
-
-def _try_head(session: Session) -> tuple[bool, tuple[int, str] | None]:
-    """psycopg, one round trip (with the BEGIN if none was sent): try the head's lock, then read the
-    head in a new statement (its snapshot taken after the lock). (locked, head); head None when
-    committed events wait unsealed."""
-    dbapi_connection = session.connection().connection.dbapi_connection
-    lock, head = dbapi_connection.cursor(), dbapi_connection.cursor()
-    with dbapi_connection.pipeline():
-        if dbapi_connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-            dbapi_connection.execute("BEGIN")
-        lock.execute("SELECT pg_try_advisory_xact_lock(%s)", (_CHAIN_LOCK,))
-        head.execute("SELECT seq, hash FROM audit_events WHERE seq = (SELECT max(seq) FROM audit_events)"
-                     " UNION ALL (SELECT NULL, NULL FROM audit_events WHERE seq IS NULL LIMIT 1)")
-    locked, rows = bool(lock.fetchone()[0]), head.fetchall()
-    if any(seq is None for seq, _hash in rows):
-        return locked, None
-    return locked, (rows[0][0], rows[0][1]) if rows else (0, GENESIS_HASH)
-
-
-def _link(events: list[AuditEvent], seq: int, prev_hash: str) -> None:
-    for event in events:
-        seq += 1
-        event.seq, event.prev_hash = seq, prev_hash
-        event.hash = prev_hash = event.compute_hash()
-
-
-@sa_event.listens_for(Session, "before_commit")
-def _seal_on_commit(session: Session) -> None:
-    """At the outermost commit of a transaction that recorded events: seal, if the head is free now.
-    On psycopg the lock and the head are one round trip read with the driver (nothing is autoflushed
-    unsealed); after `commit_pipelined` the flush and the COMMIT are one more."""
-    pending = session.info.get(_PENDING)
-    if not pending or session.in_nested_transaction():
-        return
-    own = [e for e in pending if e in session and e.seq is None]
-    if not own:
-        return
-    if session.get_bind().dialect.driver != "psycopg":
-        # No autoflush before the seal: own events still pending are then inserted sealed (no UPDATE,
-        # and never an entry of the unsealed index).
-        with session.no_autoflush:
-            if _lock_chain_head(session, wait=False):
-                _seal(session, own)
-        return
-    locked, found = _try_head(session)
-    if locked and (found is None or not all(e in session.new for e in own)):
-        _seal(session, own)  # others wait unsealed, or own events were flushed already: the full seal
-    elif session.info.pop(_FLUSH_PIPELINED, False):  # only INSERTs: they and COMMIT in one round trip
-        if locked:
-            _link(own, *found)
-        connection = session.connection()
-        with pipelined(session):
-            session.flush()
-            if not connection.in_nested_transaction():  # not a session joined to an outer transaction
-                connection.connection.dbapi_connection.execute("COMMIT")  # then the driver's is a no-op
-    elif locked:
-        _link(own, *found)
-
-
-def commit_pipelined(session: Session) -> None:
-    """Commit a session whose pending changes are INSERTs needing no RETURNING (ids set in Python) and
-    no reads while flushed: on psycopg they, the sealed events and the COMMIT travel in one pipeline
-    round trip (a failure raises from here, as from a commit). In a unit of work only a flush."""
-    if UNIT_OF_WORK in session.info:
-        session.flush()
-        return
-    session.info[_FLUSH_PIPELINED] = True
-    try:
-        session.commit()
-    finally:
-        session.info.pop(_FLUSH_PIPELINED, None)
-
-
-@sa_event.listens_for(Session, "after_transaction_end")
-def _forget_pending(session: Session, transaction: Any) -> None:
-    if transaction.parent is None:
-        session.info.pop(_PENDING, None)
-
-
-def seal_pending(session: Session) -> int:
-    """Seal every committed event still unsealed, a batch per transaction (waits for the head's lock).
-    Commits the session: call it on a session without work of its own. Returns how many were sealed."""
-    total = 0
-    while session.scalar(sa.select(AuditEvent.id).where(AuditEvent.seq.is_(None)).limit(1)) is not None:
-        _lock_chain_head(session, wait=True)
-        sealed = _seal(session, [])
-        session.commit()
-        for event in sealed:  # the session's map stays small
-            session.expunge(event)
-        total += len(sealed)
-        if not sealed:
-            break
-    return total
-
 
 def _actor_ids(actor: Any) -> tuple[uuid.UUID | None, str | None, str | None]:
     if actor is None:
@@ -226,7 +79,7 @@ def record_many(session: Session, entries: list[dict[str, Any]]) -> list[AuditEv
     of their own; they are inserted with the caller's next flush and sealed at its commit."""
     made = [_event(**entry) for entry in entries]
     session.add_all(made)
-    session.info.setdefault(_PENDING, []).extend(made)
+    session.info.setdefault(PENDING, []).extend(made)
     return made
 
 
@@ -311,7 +164,7 @@ def verify(session: Session, *, checkpoint: tuple[int, str] | None = None,
 
     First seals what is committed and unsealed (not with `seal=False`, a read-only walk, nor when the
     session has events of its own to commit); unsealed events are counted in `unsealed`, not checked."""
-    if seal and not session.info.get(_PENDING):
+    if seal and not session.info.get(PENDING):
         seal_pending(session)
     expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
     cp_seen = checkpoint is None or checkpoint[0] == 0

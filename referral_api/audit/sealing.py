@@ -1,0 +1,163 @@
+"""Sealing the audit chain: at commit without waiting for the head, or later (see services.py's
+docstring for the design). `record()` in services.py queues events under PENDING; the session hooks
+here seal them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session
+
+from ..db import UNIT_OF_WORK, pipelined
+from .models import GENESIS_HASH, AuditEvent
+
+# pg_advisory_xact_lock key of the chain head ("audit" in ASCII): held by the one sealer at a time.
+CHAIN_LOCK = 0x6175646974
+PENDING = "referral_api.audit.pending"
+_FLUSH_PIPELINED = "referral_api.audit.flush_pipelined"
+_SEAL_BATCH = 1000
+
+
+# Built once (statements constructed per commit cost more than sending them).
+_TAKE_HEAD = sa.select(sa.func.pg_advisory_xact_lock(CHAIN_LOCK))
+_TRY_HEAD = sa.select(sa.func.pg_try_advisory_xact_lock(CHAIN_LOCK))
+def _head_and_unsealed() -> sa.Select[Any]:
+    """One round trip: the head, and the unsealed events after it (narrow rows, Core)."""
+    column = AuditEvent.__table__.c
+    newest = sa.select(sa.func.max(column.seq)).scalar_subquery()
+    return (
+        sa.select(column.seq, column.hash, column.id)
+        .where(sa.or_(column.seq.is_(None), column.seq == newest))
+        .order_by(column.seq.is_(None), column.occurred_at, column.id)
+        .limit(_SEAL_BATCH + 1)
+    )
+
+
+_HEAD_AND_UNSEALED = _head_and_unsealed()
+
+
+def _lock_chain_head(session: Session, *, wait: bool) -> bool:
+    """Take the head for this transaction: True when taken (always on SQLite and with `wait`)."""
+    if session.get_bind().dialect.name == "postgresql":
+        if wait:
+            session.execute(_TAKE_HEAD)
+            return True
+        return bool(session.connection().scalar(_TRY_HEAD))
+    # SQLite has one writer at a time: a (no-op) write takes the database write lock now, before the
+    # head is read, so two sealers cannot both build on the same head.
+    session.execute(sa.text("UPDATE audit_events SET seq = seq WHERE 0 = 1"))
+    return True
+
+
+def _seal(session: Session, own: list[AuditEvent]) -> list[AuditEvent]:
+    """Under the head's lock: chain the committed unsealed events (oldest first, at most a batch), then
+    `own` in the order they were recorded. The caller's flush writes the seals. Returns the others."""
+    with session.no_autoflush:
+        found = session.execute(_HEAD_AND_UNSEALED).all()
+        mine = {e.id for e in own}
+        head = next((row for row in found if row.seq is not None), None)
+        todo = [row.id for row in found if row.seq is None and row.id not in mine][:_SEAL_BATCH]
+        # Usually none: a committing writer inserts its own events sealed. Those of writers that found
+        # the head taken are read whole (their canonical columns are hashed) in a second statement.
+        loaded = {e.id: e for e in session.scalars(sa.select(AuditEvent).where(AuditEvent.id.in_(todo)))} \
+            if todo else {}
+    others = [loaded[i] for i in todo]
+    _link([*others, *own], *((head.seq, head.hash) if head is not None else (0, GENESIS_HASH)))
+    return others
+
+
+def _try_head(session: Session) -> tuple[bool, tuple[int, str] | None]:
+    """psycopg, one round trip (with the BEGIN if none was sent): try the head's lock, then read the
+    head in a new statement (its snapshot taken after the lock). (locked, head); head None when
+    committed events wait unsealed."""
+    dbapi_connection = session.connection().connection.dbapi_connection
+    lock, head = dbapi_connection.cursor(), dbapi_connection.cursor()
+    with dbapi_connection.pipeline():
+        if dbapi_connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            dbapi_connection.execute("BEGIN")
+        lock.execute("SELECT pg_try_advisory_xact_lock(%s)", (CHAIN_LOCK,))
+        head.execute("SELECT seq, hash FROM audit_events WHERE seq = (SELECT max(seq) FROM audit_events)"
+                     " UNION ALL (SELECT NULL, NULL FROM audit_events WHERE seq IS NULL LIMIT 1)")
+    locked, rows = bool(lock.fetchone()[0]), head.fetchall()
+    if any(seq is None for seq, _hash in rows):
+        return locked, None
+    return locked, (rows[0][0], rows[0][1]) if rows else (0, GENESIS_HASH)
+
+
+def _link(events: list[AuditEvent], seq: int, prev_hash: str) -> None:
+    for event in events:
+        seq += 1
+        event.seq, event.prev_hash = seq, prev_hash
+        event.hash = prev_hash = event.compute_hash()
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _seal_on_commit(session: Session) -> None:
+    """At the outermost commit of a transaction that recorded events: seal, if the head is free now.
+    On psycopg the lock and the head are one round trip read with the driver (nothing is autoflushed
+    unsealed); after `commit_pipelined` the flush and the COMMIT are one more."""
+    pending = session.info.get(PENDING)
+    if not pending or session.in_nested_transaction():
+        return
+    own = [e for e in pending if e in session and e.seq is None]
+    if not own:
+        return
+    if session.get_bind().dialect.driver != "psycopg":
+        # No autoflush before the seal: own events still pending are then inserted sealed (no UPDATE,
+        # and never an entry of the unsealed index).
+        with session.no_autoflush:
+            if _lock_chain_head(session, wait=False):
+                _seal(session, own)
+        return
+    locked, found = _try_head(session)
+    if locked and (found is None or not all(e in session.new for e in own)):
+        _seal(session, own)  # others wait unsealed, or own events were flushed already: the full seal
+    elif session.info.pop(_FLUSH_PIPELINED, False):  # only INSERTs: they and COMMIT in one round trip
+        if locked:
+            _link(own, *found)
+        connection = session.connection()
+        with pipelined(session):
+            session.flush()
+            if not connection.in_nested_transaction():  # not a session joined to an outer transaction
+                connection.connection.dbapi_connection.execute("COMMIT")  # then the driver's is a no-op
+    elif locked:
+        _link(own, *found)
+
+
+def commit_pipelined(session: Session) -> None:
+    """Commit a session whose pending changes are INSERTs needing no RETURNING (ids set in Python) and
+    no reads while flushed: on psycopg they, the sealed events and the COMMIT travel in one pipeline
+    round trip (a failure raises from here, as from a commit). In a unit of work only a flush."""
+    if UNIT_OF_WORK in session.info:
+        session.flush()
+        return
+    session.info[_FLUSH_PIPELINED] = True
+    try:
+        session.commit()
+    finally:
+        session.info.pop(_FLUSH_PIPELINED, None)
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _forget_pending(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(PENDING, None)
+
+
+def seal_pending(session: Session) -> int:
+    """Seal every committed event still unsealed, a batch per transaction (waits for the head's lock).
+    Commits the session: call it on a session without work of its own. Returns how many were sealed."""
+    total = 0
+    while session.scalar(sa.select(AuditEvent.id).where(AuditEvent.seq.is_(None)).limit(1)) is not None:
+        _lock_chain_head(session, wait=True)
+        sealed = _seal(session, [])
+        session.commit()
+        for event in sealed:  # the session's map stays small
+            session.expunge(event)
+        total += len(sealed)
+        if not sealed:
+            break
+    return total
