@@ -95,6 +95,18 @@ def _thin(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _row(type_: EventType, resource_type: str, resource_id: uuid.UUID, data: dict[str, Any],
+         occurred_at: datetime | None) -> dict[str, Any]:
+    """The outbox row of a thin event (the resource's id and what `data` adds, no personal data)."""
+    return {
+        "type": type_,
+        "resource_type": resource_type,
+        "resource_id": resource_id,
+        "payload": _thin({"id": str(resource_id), **data}),
+        "occurred_at": occurred_at or utcnow(),
+    }
+
+
 def publish(
     session: Session,
     type_: EventType,
@@ -105,13 +117,7 @@ def publish(
     occurred_at: datetime | None = None,
 ) -> OutboxEvent:
     """Add a thin event to the outbox in the caller's transaction (the caller commits)."""
-    event = OutboxEvent(
-        type=type_,
-        resource_type=resource_type,
-        resource_id=resource_id,
-        payload=_thin({"id": str(resource_id), **data}),
-        occurred_at=occurred_at or utcnow(),
-    )
+    event = OutboxEvent(**_row(type_, resource_type, resource_id, data, occurred_at))
     session.add(event)
     return event
 
@@ -131,11 +137,5 @@ def publish_row(
     """`publish()` as one INSERT on the session's connection, for a caller that does not need the event
     back: nothing to read back (no RETURNING of its sequence number), so it may travel in a pipeline
     (`db.pipelined`) with the change it announces."""
-    session.connection().execute(_INSERT, {
-        "id": uuid.uuid4(),
-        "type": type_,
-        "resource_type": resource_type,
-        "resource_id": resource_id,
-        "payload": _thin({"id": str(resource_id), **data}),
-        "occurred_at": occurred_at or utcnow(),
-    })
+    row = _row(type_, resource_type, resource_id, data, occurred_at)
+    session.connection().execute(_INSERT, {"id": uuid.uuid4(), **row})
