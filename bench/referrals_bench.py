@@ -28,6 +28,7 @@ import functools
 import json
 import random
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -35,12 +36,16 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.orm import Session
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.scratch import new_database
 from referral_api import create_app, dbmigrate
 from referral_api.access import MGEC_KIND, Actor, OrganisationRef, Role, Scope
 from referral_api.db import database
@@ -405,17 +410,8 @@ def medians_ms(ops: dict[int, dict[str, Callable[[], int]]], reps: int) -> dict[
 
 @contextmanager
 def throwaway(admin_url: str, size: int, prefix: str = "referral_bench") -> Iterator[str]:
-    base = sa.make_url(admin_url)
-    name = f"{prefix}_{size}_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with new_database(admin_url, f"{prefix}_{size}_{uuid.uuid4().hex[:8]}") as url:
+        yield url
 
 
 def operations(stack: ExitStack, admin_url: str, size: int, prefix: str) -> dict[str, Callable[[], int]]:

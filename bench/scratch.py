@@ -12,14 +12,10 @@ SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
 @contextlib.contextmanager
-def scratch_database(prefix: str, url: str = "") -> Iterator[str]:
-    """Yield `url` as it is when given (the caller's database, kept); else create `<prefix>_<hex>` on
-    the local server, yield its URL and drop it afterwards (WITH (FORCE): the bench's connections too)."""
-    if url:
-        yield url
-        return
-    base = sa.make_url(SERVER)
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+def new_database(server_url: str, name: str) -> Iterator[str]:
+    """Create database `name` on the server of `server_url` (an admin connection), yield its URL, drop it
+    afterwards (WITH (FORCE): its connections too). The benches' and the tests' throwaway databases."""
+    base = sa.make_url(server_url)
     admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
@@ -29,3 +25,14 @@ def scratch_database(prefix: str, url: str = "") -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextlib.contextmanager
+def scratch_database(prefix: str, url: str = "") -> Iterator[str]:
+    """Yield `url` as it is when given (the caller's database, kept); else a new `<prefix>_<hex>` on the
+    local server, dropped afterwards."""
+    if url:
+        yield url
+        return
+    with new_database(SERVER, f"{prefix}_{uuid.uuid4().hex[:8]}") as made:
+        yield made

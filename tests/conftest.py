@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from bench.scratch import new_database
 from referral_api import create_app, dbmigrate
 from referral_api.db import database
 
@@ -43,17 +44,8 @@ def throwaway_database(backend: str, tmp_path: Path) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path / f'empty-{uuid.uuid4().hex[:8]}.sqlite3'}"
         return
-    base = sa.make_url(_pg_url())
-    name = f"referral_tmp_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with new_database(_pg_url(), f"referral_tmp_{uuid.uuid4().hex[:10]}") as url:
+        yield url
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
