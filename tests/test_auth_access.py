@@ -235,7 +235,7 @@ def test_rate_limit_storage_can_be_redis(tmp_path):
                       "AUTH_RATELIMIT_TOKEN_PER_ADDRESS": "2/minute"})
     dbmigrate.upgrade(database(app))
     limiter = app.extensions["referral_api.limiter"]
-    limiter._key_prefix = f"test-{uuid.uuid4().hex}"  # this test's own counters in the shared Redis
+    limiter.key_prefix = f"test-{uuid.uuid4().hex}"  # this test's own counters in the shared Redis
     http = app.test_client()
     statuses = [http.post("/oauth/token", data={"grant_type": "client_credentials"}).status_code
                 for _ in range(3)]

@@ -155,7 +155,7 @@ def test_memory_rate_limits_start_no_thread_per_request(app, monkeypatch):
 
     from referral_api.auth.limits import ProcessMemoryStorage
 
-    storage = app.extensions["referral_api.limiter"]._storage
+    storage = app.extensions["referral_api.limiter"].storage
     assert isinstance(storage, ProcessMemoryStorage)  # what RATELIMIT_STORAGE_URI=memory:// gives
     fresh = ProcessMemoryStorage()
     started = []

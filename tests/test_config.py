@@ -69,8 +69,10 @@ def test_describe_hides_secrets():
 
 
 def test_rate_limits_are_settings_and_the_flask_config_overrides_them(tmp_path):
+    from limits import parse
+
     from referral_api import create_app
-    from referral_api.auth.limits import _limit
+    from referral_api.auth.limits import _items
 
     s = Settings.from_env({"AUTH_RATELIMIT_TOKEN_PER_CLIENT": "600/minute;30/second"})
     assert s.ratelimit_token_per_client == "600/minute;30/second"
@@ -81,6 +83,6 @@ def test_rate_limits_are_settings_and_the_flask_config_overrides_them(tmp_path):
                       "ratelimit_token_per_client": "7/minute",
                       "AUTH_RATELIMIT_TOKEN_PER_ADDRESS": "9/minute"})
     with app.app_context():
-        assert _limit("AUTH_RATELIMIT_TOKEN_PER_CLIENT")() == "7/minute"
-        assert _limit("AUTH_RATELIMIT_TOKEN_PER_ADDRESS")() == "9/minute"
-        assert _limit("AUTH_RATELIMIT_TOKEN_FAILURES_PER_ADDRESS")() == "30/minute"
+        assert _items("AUTH_RATELIMIT_TOKEN_PER_CLIENT") == (parse("7/minute"),)
+        assert _items("AUTH_RATELIMIT_TOKEN_PER_ADDRESS") == (parse("9/minute"),)
+        assert _items("AUTH_RATELIMIT_TOKEN_FAILURES_PER_ADDRESS") == (parse("30/minute"),)

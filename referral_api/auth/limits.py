@@ -1,24 +1,31 @@
-"""Rate limits (Flask-Limiter) on the token endpoint and the login form.
+"""Rate limits on the token endpoint and the login form, counted with `limits` (moving windows).
 
 Only what a caller proves can cost a client its quota: the per-client limit of /oauth/token counts
 requests whose client authenticated; failed authentications count against their address and their
 (client, address) pair, so that an attacker naming a client id is refused while the client is not.
 The login form, which every person shares through one first-party client, is limited by address.
+
+Every limit is checked before its view runs and counted after it, only when its condition holds; no
+other route pays anything for them (the limits are on these two views, not in a hook of every request).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from flask import Flask, Response, current_app, g, request
-from flask_limiter import Limiter, RequestLimit
-from flask_limiter.util import get_remote_address
 from joserfc import jws
 from joserfc.errors import JoseError
-from limits.storage import MemoryStorage
+from limits import RateLimitItem, parse_many
+from limits.storage import MemoryStorage, Storage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
 
 from .. import errors
 
@@ -61,8 +68,15 @@ class ProcessMemoryStorage(MemoryStorage):
             self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
 
 
-def _limit(name: str):
-    return lambda: current_app.config.get(name) or getattr(current_app.config["SETTINGS"], SETTING_OF[name])
+@functools.lru_cache(maxsize=64)
+def _parsed(rates: str) -> tuple[RateLimitItem, ...]:
+    return tuple(parse_many(rates))
+
+
+def _items(name: str) -> tuple[RateLimitItem, ...]:
+    """The rates of a limit: the Flask config's value, else the setting's (read at each request, as tests
+    and a reloaded config may change it; parsed once per value)."""
+    return _parsed(current_app.config.get(name) or getattr(current_app.config["SETTINGS"], SETTING_OF[name]))
 
 
 def client_key() -> str:
@@ -81,7 +95,7 @@ def client_key() -> str:
 
 
 def address_key() -> str:
-    return "address:" + (get_remote_address() or "-")
+    return "address:" + (request.remote_addr or "-")
 
 
 def client_address_key() -> str:
@@ -101,37 +115,89 @@ def _failed(_response: Response) -> bool:
     return g.get(AUTHENTICATED) is None
 
 
-def _too_many(limit: RequestLimit) -> Response:
-    retry_after = max(1, math.ceil(limit.reset_at - time.time()))
+@dataclass(frozen=True)
+class Rule:
+    """One limit of a view: its setting, whose key it counts, and when a request counts (None: always,
+    counted before the view, as a request refused by it must be)."""
+
+    setting: str
+    key: Callable[[], str]
+    scope: str
+    counts: Callable[[Response], bool] | None = None
+
+
+TOKEN_RULES = (
+    Rule("AUTH_RATELIMIT_TOKEN_PER_ADDRESS", address_key, "token-address"),
+    Rule("AUTH_RATELIMIT_TOKEN_FAILURES_PER_ADDRESS", address_key, "token-fail-address", _failed),
+    Rule("AUTH_RATELIMIT_TOKEN_FAILURES_PER_CLIENT_ADDRESS", client_address_key, "token-fail-client-address",
+         _failed),
+    Rule("AUTH_RATELIMIT_TOKEN_PER_CLIENT", client_key, "token-client", _authenticated),
+)
+LOGIN_RULES = (Rule("AUTH_RATELIMIT_LOGIN_PER_ADDRESS", address_key, "login-address"),)
+
+
+class RateLimits:
+    """The counters (storage from RATELIMIT_STORAGE_URI) and the moving-window strategy over them."""
+
+    def __init__(self, uri: str, key_prefix: str = "referral_api") -> None:
+        self.storage: Storage = storage_from_string(PROCESS_MEMORY if uri.startswith("memory://") else uri)
+        self.limiter = MovingWindowRateLimiter(self.storage)
+        self.key_prefix = key_prefix
+
+    def reset(self) -> None:
+        self.storage.reset()
+
+    def refusal(self, rules: tuple[Rule, ...]) -> Response | None:
+        """429 for the first limit this request would exceed; else counts the unconditional ones."""
+        for rule in rules:
+            key = rule.key()
+            for item in _items(rule.setting):
+                identifiers = (self.key_prefix, rule.scope, key)
+                allowed = self.limiter.hit(item, *identifiers) if rule.counts is None \
+                    else self.limiter.test(item, *identifiers)
+                if not allowed:
+                    return _too_many(item, self.limiter.get_window_stats(item, *identifiers).reset_time)
+        return None
+
+    def count(self, rules: tuple[Rule, ...], response: Response) -> None:
+        for rule in rules:
+            if rule.counts is not None and rule.counts(response):
+                key = rule.key()
+                for item in _items(rule.setting):
+                    self.limiter.hit(item, self.key_prefix, rule.scope, key)
+
+
+def _too_many(item: RateLimitItem, reset_at: float) -> Response:
+    retry_after = max(1, math.ceil(reset_at - time.time()))
     return errors.problem(429, title="Too many requests", code="too_many_requests",
-                          detail=f"Rate limit of {limit.limit} exceeded; retry in {retry_after} seconds.",
+                          detail=f"Rate limit of {item} exceeded; retry in {retry_after} seconds.",
                           headers={"Retry-After": str(retry_after)})
 
 
-def init_app(app: Flask) -> Limiter:
-    """A limiter of this app, its storage from RATELIMIT_STORAGE_URI; limits the OAuth views."""
-    uri = app.config["SETTINGS"].ratelimit_storage_uri
-    limiter = Limiter(
-        address_key,
-        app=app,
-        storage_uri=PROCESS_MEMORY if uri.startswith("memory://") else uri,
-        strategy="moving-window",
-        key_prefix="referral_api",
-        on_breach=_too_many,
-    )
-    token = app.view_functions["oauth.token"]
-    # Checked before the request, counted after it: a request counts only when its predicate holds.
-    for setting, key_func, scope, deduct_when in (
-        ("AUTH_RATELIMIT_TOKEN_PER_CLIENT", client_key, "token-client", _authenticated),
-        ("AUTH_RATELIMIT_TOKEN_FAILURES_PER_CLIENT_ADDRESS", client_address_key, "token-fail-client-address",
-         _failed),
-        ("AUTH_RATELIMIT_TOKEN_FAILURES_PER_ADDRESS", address_key, "token-fail-address", _failed),
-        ("AUTH_RATELIMIT_TOKEN_PER_ADDRESS", address_key, "token-address", None),
-    ):
-        token = limiter.limit(_limit(setting), key_func=key_func, scope=scope, deduct_when=deduct_when)(token)
-    app.view_functions["oauth.token"] = token
-    app.view_functions["oauth.authorize"] = limiter.limit(
-        _limit("AUTH_RATELIMIT_LOGIN_PER_ADDRESS"), key_func=address_key, methods=["POST"],
-        scope="login-address")(app.view_functions["oauth.authorize"])
-    app.extensions["referral_api.limiter"] = limiter
-    return limiter
+def limited(view: Callable[..., Any], rules: tuple[Rule, ...], methods: frozenset[str] | None = None
+            ) -> Callable[..., Any]:
+    """The view behind its limits (on `methods` only, when given)."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if methods is not None and request.method not in methods:
+            return view(*args, **kwargs)
+        limits: RateLimits = current_app.extensions["referral_api.limiter"]
+        refused = limits.refusal(rules)
+        if refused is not None:
+            return refused
+        response = current_app.make_response(view(*args, **kwargs))
+        limits.count(rules, response)
+        return response
+
+    return wrapper
+
+
+def init_app(app: Flask) -> RateLimits:
+    """The app's counters, from RATELIMIT_STORAGE_URI; limits the OAuth token and login views."""
+    limits = RateLimits(app.config["SETTINGS"].ratelimit_storage_uri)
+    app.view_functions["oauth.token"] = limited(app.view_functions["oauth.token"], TOKEN_RULES)
+    app.view_functions["oauth.authorize"] = limited(app.view_functions["oauth.authorize"], LOGIN_RULES,
+                                                    frozenset({"POST"}))
+    app.extensions["referral_api.limiter"] = limits
+    return limits
