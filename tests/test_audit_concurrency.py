@@ -14,7 +14,7 @@ from sqlalchemy.orm import sessionmaker
 
 from referral_api import audit, dbmigrate
 from referral_api.audit import AuditAction
-from referral_api.audit.models import AuditEvent
+from referral_api.audit.models import GENESIS_HASH, AuditEvent
 from referral_api.audit.sealing import CHAIN_LOCK
 from referral_api.db import Database, make_engine
 from tests.conftest import throwaway_database
@@ -226,3 +226,36 @@ def test_commit_pipelined_failure_raises_and_commits_nothing(pg_database):
         result = audit.verify(s)
     assert [(seq, (d or {}).get("writer")) for seq, d in rows] == [(1, None), (2, 3)]
     assert result.ok and result.checked == 2
+
+
+def test_the_next_commit_seals_waiting_events_without_loading_them(pg_database):
+    """Events left unsealed are read with the head (one round trip, by the driver) and their seals sent
+    with the next commit's writes: no SELECT of them through the ORM, and an instance of one in the
+    session shows its seal without a reload."""
+    url, db = pg_database
+    engine = make_engine(url)
+    try:
+        with engine.connect() as holder, db.sessionmaker() as writer:
+            holder.execute(sa.select(sa.func.pg_advisory_lock(CHAIN_LOCK)))
+            waiting = audit.record(writer, actor=None, action=AuditAction.AUTH_TOKEN_ISSUE, resource_type="token")
+            audit.commit_pipelined(writer)
+            holder.execute(sa.select(sa.func.pg_advisory_unlock(CHAIN_LOCK)))
+            holder.commit()
+            statements: list[str] = []
+            listen = (writer.get_bind(), "before_cursor_execute",
+                      lambda _c, _cur, statement, *_rest: statements.append(statement))
+            sa.event.listen(*listen)
+            try:
+                _record(writer, 2)
+                audit.commit_pipelined(writer)
+            finally:
+                sa.event.remove(*listen)
+            assert [s.split()[0] for s in statements] == ["INSERT"]  # the new event; nothing read
+            assert (waiting.seq, waiting.prev_hash) == (1, GENESIS_HASH)
+        with db.sessionmaker() as s:
+            stored = s.execute(sa.select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq)).all()
+            result = audit.verify(s)
+        assert stored[0] == (1, waiting.hash) and [seq for seq, _ in stored] == [1, 2]
+        assert result.ok and result.checked == 2 and result.unsealed == 0
+    finally:
+        engine.dispose()

@@ -4,15 +4,18 @@ here seal them."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from ..db import UNIT_OF_WORK, pipelined
-from .models import GENESIS_HASH, AuditEvent
+from .models import GENESIS_HASH, AuditEvent, canonical
 
 # pg_advisory_xact_lock key of the chain head ("audit" in ASCII): held by the one sealer at a time.
 CHAIN_LOCK = 0x6175646974
@@ -69,22 +72,46 @@ def _seal(session: Session, own: list[AuditEvent]) -> list[AuditEvent]:
     return others
 
 
-def _try_head(session: Session) -> tuple[bool, tuple[int, str] | None]:
+# The committed unsealed events, oldest first, as canonical() takes them (seq and prev_hash set when
+# sealed), through the partial index of unsealed events: one more statement in _try_head's round trip.
+_UNSEALED_ROWS = (
+    "SELECT id, occurred_at, organisation_id, client_id, user_id, action, resource_type, resource_id,"
+    " outcome, request_id, details FROM audit_events WHERE seq IS NULL ORDER BY occurred_at, id LIMIT %s"
+)
+_SET_SEAL = "UPDATE audit_events SET seq = %s, prev_hash = %s, hash = %s WHERE id = %s AND seq IS NULL"
+
+
+def _try_head(session: Session) -> tuple[bool, tuple[int, str], list[tuple[Any, ...]]]:
     """psycopg, one round trip (with the BEGIN if none was sent): try the head's lock, then read the
-    head in a new statement (its snapshot taken after the lock). (locked, head); head None when
-    committed events wait unsealed."""
+    head and the committed unsealed events, each in a new statement (its snapshot taken after the
+    lock). (locked, (seq, hash) of the head, unsealed rows: those of this transaction too, if flushed)."""
     dbapi_connection = session.connection().connection.dbapi_connection
-    lock, head = dbapi_connection.cursor(), dbapi_connection.cursor()
+    lock, head, unsealed = dbapi_connection.cursor(), dbapi_connection.cursor(), dbapi_connection.cursor()
     with dbapi_connection.pipeline():
         if dbapi_connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
             dbapi_connection.execute("BEGIN")
         lock.execute("SELECT pg_try_advisory_xact_lock(%s)", (CHAIN_LOCK,))
-        head.execute("SELECT seq, hash FROM audit_events WHERE seq = (SELECT max(seq) FROM audit_events)"
-                     " UNION ALL (SELECT NULL, NULL FROM audit_events WHERE seq IS NULL LIMIT 1)")
-    locked, rows = bool(lock.fetchone()[0]), head.fetchall()
-    if any(seq is None for seq, _hash in rows):
-        return locked, None
-    return locked, (rows[0][0], rows[0][1]) if rows else (0, GENESIS_HASH)
+        head.execute("SELECT seq, hash FROM audit_events WHERE seq = (SELECT max(seq) FROM audit_events)")
+        unsealed.execute(_UNSEALED_ROWS, (_SEAL_BATCH,))
+    locked, found = bool(lock.fetchone()[0]), head.fetchone()
+    return locked, (found[0], found[1]) if found else (0, GENESIS_HASH), unsealed.fetchall()
+
+
+def _seal_rows(session: Session, rows: list[tuple[Any, ...]], seq: int, prev_hash: str
+               ) -> tuple[list[tuple[int, str, str, Any]], int, str]:
+    """Chain others' committed events from their rows as read (no ORM load): their (seq, prev_hash, hash,
+    id) to write, and the new head. An instance of one in this session gets the seal as its loaded state."""
+    seals = []
+    for row in rows:
+        seq += 1
+        digest = hashlib.sha256(canonical(seq, *row, prev_hash)).hexdigest()
+        seals.append((seq, prev_hash, digest, row[0]))
+        known = session.identity_map.get(identity_key(AuditEvent, row[0]))
+        if known is not None:
+            for name, value in (("seq", seq), ("prev_hash", prev_hash), ("hash", digest)):
+                set_committed_value(known, name, value)
+        prev_hash = digest
+    return seals, seq, prev_hash
 
 
 def _link(events: list[AuditEvent], seq: int, prev_hash: str) -> None:
@@ -97,8 +124,9 @@ def _link(events: list[AuditEvent], seq: int, prev_hash: str) -> None:
 @sa_event.listens_for(Session, "before_commit")
 def _seal_on_commit(session: Session) -> None:
     """At the outermost commit of a transaction that recorded events: seal, if the head is free now.
-    On psycopg the lock and the head are one round trip read with the driver (nothing is autoflushed
-    unsealed); after `commit_pipelined` the flush and the COMMIT are one more."""
+    On psycopg the lock, the head and the events waiting unsealed are one round trip read with the
+    driver (nothing is autoflushed unsealed); the seals of those others travel with this transaction's
+    writes (after `commit_pipelined`, they, the flush and the COMMIT are one more round trip)."""
     pending = session.info.get(PENDING)
     if not pending or session.in_nested_transaction():
         return
@@ -112,19 +140,24 @@ def _seal_on_commit(session: Session) -> None:
             if _lock_chain_head(session, wait=False):
                 _seal(session, own)
         return
-    locked, found = _try_head(session)
-    if locked and (found is None or not all(e in session.new for e in own)):
-        _seal(session, own)  # others wait unsealed, or own events were flushed already: the full seal
-    elif session.info.pop(_FLUSH_PIPELINED, False):  # only INSERTs: they and COMMIT in one round trip
-        if locked:
-            _link(own, *found)
-        connection = session.connection()
-        with pipelined(session):
+    locked, (seq, prev_hash), unsealed = _try_head(session)
+    seals: list[tuple[int, str, str, Any]] = []
+    if locked:
+        mine = {e.id for e in own}  # own events flushed already are among the unsealed rows
+        seals, seq, prev_hash = _seal_rows(session, [r for r in unsealed if r[0] not in mine], seq, prev_hash)
+        _link(own, seq, prev_hash)  # flushed ones are updated by the flush, the others inserted sealed
+    connection = session.connection()
+    pipelined_commit = session.info.pop(_FLUSH_PIPELINED, False)
+    if not (seals or pipelined_commit):
+        return
+    dbapi_connection = connection.connection.dbapi_connection
+    with pipelined(session):
+        if seals:
+            dbapi_connection.cursor().executemany(_SET_SEAL, seals)
+        if pipelined_commit:  # only INSERTs: they and COMMIT in one round trip
             session.flush()
             if not connection.in_nested_transaction():  # not a session joined to an outer transaction
-                connection.connection.dbapi_connection.execute("COMMIT")  # then the driver's is a no-op
-    elif locked:
-        _link(own, *found)
+                dbapi_connection.execute("COMMIT")  # then the driver's is a no-op
 
 
 def commit_pipelined(session: Session) -> None:

@@ -7,7 +7,8 @@ commit), `sealing._seal_on_commit` tries the head's lock without waiting
 transaction that gets it reads the head and seals, in order, the committed events still unsealed
 (others' transactions that did not get the lock) and then its own, which are inserted sealed; the
 lock ends with its commit. A transaction that does not get it commits its events unsealed and moves
-on: the next sealer seals them (under load, the next commit; otherwise `audit seal`, `audit verify`
+on: the next sealer seals them (on psycopg read with the head, sealed by UPDATEs sent with its own
+writes: no extra round trip) (under load, the next commit; otherwise `audit seal`, `audit verify`
 or `audit checkpoint`, which wait for the lock and seal everything committed, and the webhook
 worker every 10 s). On SQLite, which
 has one writer at a time, the committing transaction takes the write lock and always seals.
