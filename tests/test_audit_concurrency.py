@@ -237,7 +237,8 @@ def test_the_next_commit_seals_waiting_events_without_loading_them(pg_database):
     try:
         with engine.connect() as holder, db.sessionmaker() as writer:
             holder.execute(sa.select(sa.func.pg_advisory_lock(CHAIN_LOCK)))
-            waiting = audit.record(writer, actor=None, action=AuditAction.AUTH_TOKEN_ISSUE, resource_type="token")
+            waiting = audit.record(writer, actor=None, action=AuditAction.AUTH_TOKEN_ISSUE,
+                                   resource_type="token")
             audit.commit_pipelined(writer)
             holder.execute(sa.select(sa.func.pg_advisory_unlock(CHAIN_LOCK)))
             holder.commit()
