@@ -86,6 +86,10 @@ class KeyStore:
         session.info.setdefault(_CACHE, {})[data_key_id] = raw
         return data_key_id, raw
 
+    def holds(self, session: Session, data_key_id: uuid.UUID | None) -> bool:
+        """Whether `session` has the data key unwrapped already (`get` would not read the store)."""
+        return data_key_id in session.info.get(_CACHE, ())
+
     def get(self, session: Session, keyring: KeyRing, data_key_id: uuid.UUID | None) -> bytes:
         """The plaintext data key; DataErased when shredded, DataKeyMissing when absent."""
         if data_key_id is None:
