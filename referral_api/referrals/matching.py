@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -86,7 +87,7 @@ def add_keys(session: Session, referral_id: uuid.UUID, keys: set[tuple[str, str]
         rows = [{"referral_id": referral_id, "kind": k, "digest": d} for k, d in sorted(keys)]
         # An executemany of one compiled statement (a multi-row VALUES is compiled anew each time):
         # psycopg sends its rows in one round trip.
-        session.execute(_INSERT_KEY, rows)
+        session.connection().execute(_INSERT_KEY, rows)  # Core: nothing of the ORM to synchronise
 
 
 _INSERT_KEY = MatchKey.__table__.insert()
@@ -163,3 +164,20 @@ def count_sharing(referral_id: uuid.UUID | None, keys: set[tuple[str, str]]) -> 
     if referral_id is not None:
         query = query.where(MatchKey.referral_id != referral_id)
     return query.scalar_subquery()
+
+
+# How many referrals share a key of one not stored yet (every sharer is another): built once, its keys
+# one expanding parameter, `new_sharers` gives them.
+_NEW_SHARERS = (
+    sa.select(sa.func.count(sa.distinct(MatchKey.referral_id)))
+    .where(sa.tuple_(MatchKey.kind, MatchKey.digest).in_(sa.bindparam("match_keys", expanding=True)))
+    .scalar_subquery()
+)
+_NONE_SHARED = sa.literal(0)
+
+
+def new_sharers(keys: set[tuple[str, str]]) -> tuple[sa.ColumnElement[int], dict[str, Any]]:
+    """`count_sharing(None, keys)` as a column built once and the values of its parameters."""
+    if not keys:
+        return _NONE_SHARED, {}
+    return _NEW_SHARERS, {"match_keys": sorted(keys)}

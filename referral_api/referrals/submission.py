@@ -172,9 +172,8 @@ def _new_referral(
 ) -> Referral:
     consent = data["consent"]
     # The duplicate count (before the INSERT: every sharer is another referral) with the reference.
-    reference, possible_duplicates = next_reference_with(
-        session, "REF", matching.count_sharing(None, keys), now=now
-    )
+    sharers, params = matching.new_sharers(keys)
+    reference, possible_duplicates = next_reference_with(session, "REF", sharers, now=now, params=params)
     referral = Referral(
         id=uuid.uuid4(),
         reference=reference,
