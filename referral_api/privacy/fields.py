@@ -142,15 +142,28 @@ def _encrypt_pending(session: Session, _flush_context: Any, _instances: Any) -> 
         return
     privacy = get_privacy(session)
     for obj in todo:
-        if obj.id is None:
-            obj.id = uuid.uuid4()  # the associated data needs the row id before the INSERT
-        if obj.data_key_id is None:
-            obj.data_key_id, key = privacy.keystore.create(session, privacy.keyring)
-        else:
-            key = privacy.keystore.get(session, privacy.keyring, obj.data_key_id)
-        fields, cipher = encrypted_fields(type(obj)), crypto.AESGCM(key)
-        for name, plaintext in obj.__dict__.pop(_PENDING).items():
-            fields[name].seal_with(obj, cipher, plaintext)
+        _seal_pending(session, privacy, obj, at_once=False)
+
+
+def seal_now(session: Session, obj: Any) -> None:
+    """Seal what was written to `obj`'s encrypted attributes now, as the next flush would; a new data
+    key's row is INSERTed at once on the session's connection. For a record INSERTed with Core
+    (`records.insert_now`), which no flush sees."""
+    if obj.__dict__.get(_PENDING):
+        _seal_pending(session, get_privacy(session), obj, at_once=True)
+
+
+def _seal_pending(session: Session, privacy: Any, obj: Any, *, at_once: bool) -> None:
+    if obj.id is None:
+        obj.id = uuid.uuid4()  # the associated data needs the row id before the INSERT
+    if obj.data_key_id is None:
+        create = privacy.keystore.create_now if at_once else privacy.keystore.create
+        obj.data_key_id, key = create(session, privacy.keyring)
+    else:
+        key = privacy.keystore.get(session, privacy.keyring, obj.data_key_id)
+    fields, cipher = encrypted_fields(type(obj)), crypto.AESGCM(key)
+    for name, plaintext in obj.__dict__.pop(_PENDING).items():
+        fields[name].seal_with(obj, cipher, plaintext)
 
 
 def readable(record: Any, name: str) -> Any:
