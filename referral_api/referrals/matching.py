@@ -7,6 +7,7 @@ are the referrals sharing one of those digests; only they are decrypted, to scor
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass, field
 from datetime import date
@@ -82,15 +83,26 @@ def person_values(referral: Referral) -> dict:
 
 
 def add_keys(session: Session, referral_id: uuid.UUID, keys: set[tuple[str, str]]) -> None:
-    """Store a new referral's match keys: one INSERT of all the rows (the referral is flushed already)."""
+    """Store a new referral's match keys: one INSERT of all the rows (the referral is stored already)."""
     if keys:
-        rows = [{"referral_id": referral_id, "kind": k, "digest": d} for k, d in sorted(keys)]
-        # An executemany of one compiled statement (a multi-row VALUES is compiled anew each time):
-        # psycopg sends its rows in one round trip.
-        session.connection().execute(_INSERT_KEY, rows)  # Core: nothing of the ORM to synchronise
+        params: dict[str, Any] = {"referral_id": referral_id}
+        for i, (kind, digest) in enumerate(sorted(keys)):
+            params[f"kind_{i}"], params[f"digest_{i}"] = kind, digest
+        # One multi-row VALUES, built and compiled once per number of rows (not an executemany: in a
+        # pipeline that sends each row as a statement of its own). Core: nothing of the ORM to sync.
+        session.connection().execute(_insert_keys(len(keys)), params)
 
 
-_INSERT_KEY = MatchKey.__table__.insert()
+@functools.lru_cache(maxsize=64)
+def _insert_keys(rows: int) -> sa.Insert:
+    """The INSERT of `rows` match keys of one referral."""
+    columns = MatchKey.__table__.c
+    return MatchKey.__table__.insert().values([
+        {"referral_id": sa.bindparam("referral_id", type_=columns.referral_id.type),
+         "kind": sa.bindparam(f"kind_{i}", type_=columns.kind.type),
+         "digest": sa.bindparam(f"digest_{i}", type_=columns.digest.type)}
+        for i in range(rows)
+    ])
 
 
 def store_keys(session: Session, referral: Referral, values: dict) -> set[tuple[str, str]]:
