@@ -3,6 +3,7 @@ page a list by keyset, and settle a write that lost a race. Stands beside audit/
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -91,7 +92,7 @@ def insert_now(session: Session, record: Any) -> None:
     row: no unit of work, one statement compiled once. In a `db.pipelined` block a failure (a unique
     key taken) raises at the block's end; the caller rolls back."""
     seal_now(session, record)
-    table, columns, version = _insertable(type(record))
+    insert, columns, version = _insertable(type(record))
     state, values = record.__dict__, {}
     for attribute, column in columns:
         value = state.get(attribute)
@@ -102,19 +103,15 @@ def insert_now(session: Session, record: Any) -> None:
                 value = column.default.arg(None) if column.default.is_callable else column.default.arg
             state[attribute] = value
         values[column.key] = value
-    session.connection().execute(_INSERTS[table], values)
+    session.connection().execute(insert, values)
     make_transient_to_detached(record)
     session.add(record)
 
 
-_INSERTS: dict[sa.Table, sa.Insert] = {}
-
-
-def _insertable(model: type) -> tuple[sa.Table, list[tuple[str, sa.Column]], sa.Column | None]:
-    """The table of `model`, its (attribute, column) pairs and its version column; the INSERT of all
-    its columns built once."""
+@functools.cache
+def _insertable(model: type) -> tuple[sa.Insert, tuple[tuple[str, sa.Column], ...], sa.Column | None]:
+    """The INSERT of all the columns of `model`, its (attribute, column) pairs and its version column
+    (built once per class: mapped classes do not change)."""
     mapper = sa.inspect(model)
-    table = mapper.local_table
-    if table not in _INSERTS:
-        _INSERTS[table] = table.insert()
-    return table, [(p.key, p.columns[0]) for p in mapper.column_attrs], mapper.version_id_col
+    return (mapper.local_table.insert(), tuple((p.key, p.columns[0]) for p in mapper.column_attrs),
+            mapper.version_id_col)

@@ -88,21 +88,24 @@ def add_keys(session: Session, referral_id: uuid.UUID, keys: set[tuple[str, str]
         params: dict[str, Any] = {"referral_id": referral_id}
         for i, (kind, digest) in enumerate(sorted(keys)):
             params[f"kind_{i}"], params[f"digest_{i}"] = kind, digest
-        # One multi-row VALUES, built and compiled once per number of rows (not an executemany: in a
-        # pipeline that sends each row as a statement of its own). Core: nothing of the ORM to sync.
+        # One statement of all the rows, built and compiled once per number of rows (not an executemany:
+        # in a pipeline that sends each row as a statement of its own). Core: nothing of the ORM to sync.
         session.connection().execute(_insert_keys(len(keys)), params)
 
 
 @functools.lru_cache(maxsize=64)
 def _insert_keys(rows: int) -> sa.Insert:
-    """The INSERT of `rows` match keys of one referral."""
+    """The INSERT of `rows` match keys of one referral, as INSERT ... SELECT of the rows' parameters
+    (SQLAlchemy compiles a multi-row `insert().values([...])` anew for every execution; this, once)."""
     columns = MatchKey.__table__.c
-    return MatchKey.__table__.insert().values([
-        {"referral_id": sa.bindparam("referral_id", type_=columns.referral_id.type),
-         "kind": sa.bindparam(f"kind_{i}", type_=columns.kind.type),
-         "digest": sa.bindparam(f"digest_{i}", type_=columns.digest.type)}
+    referral_id = sa.bindparam("referral_id", type_=columns.referral_id.type)
+    selects = [
+        sa.select(referral_id, sa.bindparam(f"kind_{i}", type_=columns.kind.type),
+                  sa.bindparam(f"digest_{i}", type_=columns.digest.type))
         for i in range(rows)
-    ])
+    ]
+    source = selects[0] if rows == 1 else sa.union_all(*selects)
+    return MatchKey.__table__.insert().from_select(["referral_id", "kind", "digest"], source)
 
 
 def store_keys(session: Session, referral: Referral, values: dict) -> set[tuple[str, str]]:
