@@ -3,6 +3,7 @@ page a list by keyset, and settle a write that lost a race. Stands beside audit/
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -10,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import InstrumentedAttribute, Session, make_transient_to_detached
 from sqlalchemy.orm.exc import StaleDataError
 
 from . import audit
@@ -19,6 +20,7 @@ from .audit.actions import AuditAction, Outcome
 from .db import commit
 from .errors import Conflict, InvalidPayload, NotFound
 from .paging import decode_cursor, page
+from .privacy.fields import seal_now
 
 
 def by_id_or_reference(model: Any, ref: str) -> sa.ColumnElement[bool]:
@@ -79,3 +81,37 @@ def settle(session: Session, *, what: str, step: Callable[[Session], None] = com
                            "read it again.") from None
         raise Conflict("The change conflicts with another one made at the same time.",
                        errors={field: ["conflicts with a concurrent change"]}) from None
+
+
+def insert_now(session: Session, record: Any) -> None:
+    """INSERT a new `record` at once on the session's connection with Core, and attach it to the
+    session as a flush would have left it: persistent, clean, every column loaded (none read back).
+
+    What the flush does is done here: encrypted values sealed (a new data key INSERTed first), a column
+    left None gets its Python default, a version column starts at 1. Cheaper than a flush for a wide
+    row: no unit of work, one statement compiled once. In a `db.pipelined` block a failure (a unique
+    key taken) raises at the block's end; the caller rolls back."""
+    seal_now(session, record)
+    insert, columns, version = _insertable(type(record))
+    state, values = record.__dict__, {}
+    for attribute, column in columns:
+        value = state.get(attribute)
+        if value is None:
+            if column is version:
+                value = 1
+            elif column.default is not None:
+                value = column.default.arg(None) if column.default.is_callable else column.default.arg
+            state[attribute] = value
+        values[column.key] = value
+    session.connection().execute(insert, values)
+    make_transient_to_detached(record)
+    session.add(record)
+
+
+@functools.cache
+def _insertable(model: type) -> tuple[sa.Insert, tuple[tuple[str, sa.Column], ...], sa.Column | None]:
+    """The INSERT of all the columns of `model`, its (attribute, column) pairs and its version column
+    (built once per class: mapped classes do not change)."""
+    mapper = sa.inspect(model)
+    return (mapper.local_table.insert(), tuple((p.key, p.columns[0]) for p in mapper.column_attrs),
+            mapper.version_id_col)

@@ -12,6 +12,8 @@ the UPDATE for the rest of the transaction, so two transactions never get the sa
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -57,14 +59,25 @@ def next_reference(session: Session, prefix: str, *, now: datetime | None = None
 
 
 def next_reference_with(session: Session, prefix: str, column: sa.ColumnElement[Any] | None, *,
-                        now: datetime | None = None) -> tuple[str, Any]:
+                        now: datetime | None = None,
+                        params: Mapping[str, Any] | None = None) -> tuple[str, Any]:
     """The next reference, and the value of the scalar `column` (a read the caller needs anyway, or
-    None): on PostgreSQL one statement and one round trip for both."""
+    None; its bind parameters' values in `params`): on PostgreSQL one statement and one round trip for
+    both. A `column` built once (a module's constant) makes its statement built once too; it is read
+    on the session's connection (no autoflush: nothing the caller has pending changes the count)."""
     year = (now or utcnow()).year
     if session.get_bind().dialect.name == "postgresql":
-        row = session.execute(sa.select(SEQUENCES[prefix].next_value(), column)).one()
-        number, value = row[0], (row[1] if column is not None else None)
+        if column is None:
+            number, value = session.execute(sa.select(SEQUENCES[prefix].next_value(), None)).one()[0], None
+        else:
+            number, value = session.connection().execute(_numbered_with(prefix, column), params).one()
     else:
         number = _counted(session, prefix, year)
-        value = None if column is None else session.scalar(sa.select(column))
+        value = None if column is None else session.scalar(sa.select(column), params)
     return f"{prefix}-{year}-{number:06d}", value
+
+
+@functools.lru_cache(maxsize=16)
+def _numbered_with(prefix: str, column: sa.ColumnElement[Any]) -> sa.Select:
+    """The next number of `prefix` with `column`, built once per (prefix, column)."""
+    return sa.select(SEQUENCES[prefix].next_value(), column)

@@ -23,9 +23,18 @@ class DecryptionFailed(Exception):
     """A ciphertext does not authenticate where it was read: tampered, moved, or under another key."""
 
 
+_HEADER = bytes([VERSION])
+_AAD_PREFIX = b"referral-api"
+
+
 def seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    return seal_with(AESGCM(key), plaintext, aad)
+
+
+def seal_with(cipher: AESGCM, plaintext: bytes, aad: bytes) -> bytes:
+    """`seal` with a key's cipher made once, for the many fields of one record."""
     nonce = os.urandom(NONCE_BYTES)
-    return bytes([VERSION]) + nonce + AESGCM(key).encrypt(nonce, plaintext, bytes([VERSION]) + aad)
+    return _HEADER + nonce + cipher.encrypt(nonce, plaintext, _HEADER + aad)
 
 
 def open_sealed(key: bytes, blob: bytes, aad: bytes, *, what: str) -> bytes:
@@ -42,11 +51,18 @@ def open_sealed(key: bytes, blob: bytes, aad: bytes, *, what: str) -> bytes:
 
 def associated_data(*parts: object) -> bytes:
     """Parts joined unambiguously (length-prefixed), e.g. table, column, row id, data key id."""
-    out = bytearray(b"referral-api")
+    return _AAD_PREFIX + length_prefixed(*parts)
+
+
+def length_prefixed(*parts: object) -> bytes:
+    """The parts of `associated_data` after its fixed prefix; built in pieces, a record's fields share
+    their row's (`associated_data(a, b, c) == associated_data(a) + length_prefixed(b, c)`)."""
+    out = []
     for part in parts:
         raw = str(part).encode()
-        out += len(raw).to_bytes(4, "big") + raw
-    return bytes(out)
+        out.append(len(raw).to_bytes(4, "big"))
+        out.append(raw)
+    return b"".join(out)
 
 
 def _tag(value: Any) -> Any:

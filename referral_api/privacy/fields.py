@@ -30,6 +30,8 @@ from . import crypto
 from .context import get_privacy
 
 _PENDING = "_privacy_pending"
+_SEALED = "_privacy_sealed"  # name -> (ciphertext, plaintext, (row id, data key id)) sealed here
+_ROW_AAD = "_privacy_row_aad"  # ((row id, data key id), their part of the associated data)
 
 
 class EncryptedRecordMixin:
@@ -45,6 +47,7 @@ class EncryptedField:
         self.column = column
         self.name = ""
         self.storage = ""
+        self._heads: dict[str, bytes] = {}  # the associated data's table and column, per table
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
@@ -56,8 +59,9 @@ class EncryptedField:
     def __get__(self, obj: Any, owner: type | None = None) -> Any:
         if obj is None:
             return self
-        pending = obj.__dict__.get(_PENDING, {})
-        if self.name in pending:
+        state = obj.__dict__
+        pending = state.get(_PENDING)
+        if pending and self.name in pending:
             return crypto.decode_value(pending[self.name])
         blob = getattr(obj, self.storage)
         if blob is None:
@@ -66,6 +70,12 @@ class EncryptedField:
         if session is None:
             raise RuntimeError(f"{type(obj).__name__}.{self.name}: a detached record cannot be decrypted")
         privacy = get_privacy(session)
+        kept = state.get(_SEALED, {}).get(self.name)
+        if kept is not None and kept[0] is blob and kept[2] == (obj.id, obj.data_key_id) \
+                and privacy.keystore.holds(session, obj.data_key_id):
+            # Sealed by this session moments ago, under the key it still holds: opening it would give
+            # this plaintext back (a ciphertext read from the database is another object: opened).
+            return crypto.decode_value(kept[1])
         key = privacy.keystore.get(session, privacy.keyring, obj.data_key_id)
         what = f"{obj.__tablename__}.{self.column} of {obj.id}"
         raw = crypto.open_sealed(key, blob, self.aad(obj), what=what)
@@ -82,10 +92,26 @@ class EncryptedField:
         setattr(obj, self.storage, b"")
 
     def aad(self, obj: Any) -> bytes:
-        return crypto.associated_data(obj.__tablename__, self.column, obj.id, obj.data_key_id)
+        """`crypto.associated_data(table, column, row id, data key id)`, from parts built once: the
+        table's and column's per field, the row's per record (while its ids stay the same)."""
+        head = self._heads.get(obj.__tablename__)
+        if head is None:
+            head = self._heads[obj.__tablename__] = crypto.associated_data(obj.__tablename__, self.column)
+        ids = (obj.id, obj.data_key_id)
+        row = obj.__dict__.get(_ROW_AAD)
+        if row is None or row[0] != ids:
+            row = obj.__dict__[_ROW_AAD] = (ids, crypto.length_prefixed(*ids))
+        return head + row[1]
 
     def seal(self, obj: Any, key: bytes, plaintext: bytes) -> None:
-        setattr(obj, self.storage, crypto.seal(key, plaintext, self.aad(obj)))
+        self.seal_with(obj, crypto.AESGCM(key), plaintext)
+
+    def seal_with(self, obj: Any, cipher: crypto.AESGCM, plaintext: bytes) -> None:
+        """Seal `plaintext` into the column with the record's key's `cipher`; the plaintext is kept
+        beside its ciphertext, so that reading the value back in this session opens nothing."""
+        blob = crypto.seal_with(cipher, plaintext, self.aad(obj))
+        setattr(obj, self.storage, blob)
+        obj.__dict__.setdefault(_SEALED, {})[self.name] = (blob, plaintext, (obj.id, obj.data_key_id))
 
 
 def encrypted_column(column: str | None = None) -> Any:
@@ -116,15 +142,28 @@ def _encrypt_pending(session: Session, _flush_context: Any, _instances: Any) -> 
         return
     privacy = get_privacy(session)
     for obj in todo:
-        if obj.id is None:
-            obj.id = uuid.uuid4()  # the associated data needs the row id before the INSERT
-        if obj.data_key_id is None:
-            obj.data_key_id, key = privacy.keystore.create(session, privacy.keyring)
-        else:
-            key = privacy.keystore.get(session, privacy.keyring, obj.data_key_id)
-        fields = encrypted_fields(type(obj))
-        for name, plaintext in obj.__dict__.pop(_PENDING).items():
-            fields[name].seal(obj, key, plaintext)
+        _seal_pending(session, privacy, obj, at_once=False)
+
+
+def seal_now(session: Session, obj: Any) -> None:
+    """Seal what was written to `obj`'s encrypted attributes now, as the next flush would; a new data
+    key's row is INSERTed at once on the session's connection. For a record INSERTed with Core
+    (`records.insert_now`), which no flush sees."""
+    if obj.__dict__.get(_PENDING):
+        _seal_pending(session, get_privacy(session), obj, at_once=True)
+
+
+def _seal_pending(session: Session, privacy: Any, obj: Any, *, at_once: bool) -> None:
+    if obj.id is None:
+        obj.id = uuid.uuid4()  # the associated data needs the row id before the INSERT
+    if obj.data_key_id is None:
+        create = privacy.keystore.create_now if at_once else privacy.keystore.create
+        obj.data_key_id, key = create(session, privacy.keyring)
+    else:
+        key = privacy.keystore.get(session, privacy.keyring, obj.data_key_id)
+    fields, cipher = encrypted_fields(type(obj)), crypto.AESGCM(key)
+    for name, plaintext in obj.__dict__.pop(_PENDING).items():
+        fields[name].seal_with(obj, cipher, plaintext)
 
 
 def readable(record: Any, name: str) -> Any:

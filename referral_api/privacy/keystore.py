@@ -40,6 +40,17 @@ def unwrap(keyring: KeyRing, data_key_id: uuid.UUID, wrapped: bytes, kid: str) -
                               what=f"data key {data_key_id}")
 
 
+def _new_key(keyring: KeyRing) -> tuple[dict, bytes]:
+    """A new random data key: its row (wrapped by the active master key) and the key."""
+    data_key_id = uuid.uuid4()
+    raw = crypto.AESGCM.generate_key(bit_length=256)
+    wrapped, kid = wrap(keyring, data_key_id, raw)
+    return {"id": data_key_id, "wrapped_key": wrapped, "master_key_id": kid, "created_at": utcnow()}, raw
+
+
+_INSERT_KEY = DataKey.__table__.insert()
+
+
 @dataclass
 class KeyStore:
     """Where data keys live; `own` is the session factory of a separate key-store database, or None."""
@@ -78,13 +89,25 @@ class KeyStore:
 
     def create(self, session: Session, keyring: KeyRing) -> tuple[uuid.UUID, bytes]:
         """A new random data key, stored wrapped by the active master key; returns (id, key)."""
-        data_key_id = uuid.uuid4()
-        raw = crypto.AESGCM.generate_key(bit_length=256)
-        wrapped, kid = wrap(keyring, data_key_id, raw)
+        row, raw = _new_key(keyring)
         with self.using(session) as ks:
-            ks.add(DataKey(id=data_key_id, wrapped_key=wrapped, master_key_id=kid))
-        session.info.setdefault(_CACHE, {})[data_key_id] = raw
-        return data_key_id, raw
+            ks.add(DataKey(**row))
+        session.info.setdefault(_CACHE, {})[row["id"]] = raw
+        return row["id"], raw
+
+    def create_now(self, session: Session, keyring: KeyRing) -> tuple[uuid.UUID, bytes]:
+        """`create`, its row INSERTed at once on the session's connection (Core: nothing left for a
+        flush; in a pipeline with the record's own INSERT). A separate key store: as `create`."""
+        if self.own is not None:
+            return self.create(session, keyring)
+        row, raw = _new_key(keyring)
+        session.connection().execute(_INSERT_KEY, row)
+        session.info.setdefault(_CACHE, {})[row["id"]] = raw
+        return row["id"], raw
+
+    def holds(self, session: Session, data_key_id: uuid.UUID | None) -> bool:
+        """Whether `session` has the data key unwrapped already (`get` would not read the store)."""
+        return data_key_id in session.info.get(_CACHE, ())
 
     def get(self, session: Session, keyring: KeyRing, data_key_id: uuid.UUID | None) -> bytes:
         """The plaintext data key; DataErased when shredded, DataKeyMissing when absent."""

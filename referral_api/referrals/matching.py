@@ -7,9 +7,11 @@ are the referrals sharing one of those digests; only they are decrypted, to scor
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -81,15 +83,29 @@ def person_values(referral: Referral) -> dict:
 
 
 def add_keys(session: Session, referral_id: uuid.UUID, keys: set[tuple[str, str]]) -> None:
-    """Store a new referral's match keys: one INSERT of all the rows (the referral is flushed already)."""
+    """Store a new referral's match keys: one INSERT of all the rows (the referral is stored already)."""
     if keys:
-        rows = [{"referral_id": referral_id, "kind": k, "digest": d} for k, d in sorted(keys)]
-        # An executemany of one compiled statement (a multi-row VALUES is compiled anew each time):
-        # psycopg sends its rows in one round trip.
-        session.execute(_INSERT_KEY, rows)
+        params: dict[str, Any] = {"referral_id": referral_id}
+        for i, (kind, digest) in enumerate(sorted(keys)):
+            params[f"kind_{i}"], params[f"digest_{i}"] = kind, digest
+        # One statement of all the rows, built and compiled once per number of rows (not an executemany:
+        # in a pipeline that sends each row as a statement of its own). Core: nothing of the ORM to sync.
+        session.connection().execute(_insert_keys(len(keys)), params)
 
 
-_INSERT_KEY = MatchKey.__table__.insert()
+@functools.lru_cache(maxsize=64)
+def _insert_keys(rows: int) -> sa.Insert:
+    """The INSERT of `rows` match keys of one referral, as INSERT ... SELECT of the rows' parameters
+    (SQLAlchemy compiles a multi-row `insert().values([...])` anew for every execution; this, once)."""
+    columns = MatchKey.__table__.c
+    referral_id = sa.bindparam("referral_id", type_=columns.referral_id.type)
+    selects = [
+        sa.select(referral_id, sa.bindparam(f"kind_{i}", type_=columns.kind.type),
+                  sa.bindparam(f"digest_{i}", type_=columns.digest.type))
+        for i in range(rows)
+    ]
+    source = selects[0] if rows == 1 else sa.union_all(*selects)
+    return MatchKey.__table__.insert().from_select(["referral_id", "kind", "digest"], source)
 
 
 def store_keys(session: Session, referral: Referral, values: dict) -> set[tuple[str, str]]:
@@ -163,3 +179,20 @@ def count_sharing(referral_id: uuid.UUID | None, keys: set[tuple[str, str]]) -> 
     if referral_id is not None:
         query = query.where(MatchKey.referral_id != referral_id)
     return query.scalar_subquery()
+
+
+# How many referrals share a key of one not stored yet (every sharer is another): built once, its keys
+# one expanding parameter, `new_sharers` gives them.
+_NEW_SHARERS = (
+    sa.select(sa.func.count(sa.distinct(MatchKey.referral_id)))
+    .where(sa.tuple_(MatchKey.kind, MatchKey.digest).in_(sa.bindparam("match_keys", expanding=True)))
+    .scalar_subquery()
+)
+_NONE_SHARED = sa.literal(0)
+
+
+def new_sharers(keys: set[tuple[str, str]]) -> tuple[sa.ColumnElement[int], dict[str, Any]]:
+    """`count_sharing(None, keys)` as a column built once and the values of its parameters."""
+    if not keys:
+        return _NONE_SHARED, {}
+    return _NEW_SHARERS, {"match_keys": sorted(keys)}

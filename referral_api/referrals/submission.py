@@ -14,7 +14,7 @@ from ..access import Actor
 from ..audit.actions import AuditAction
 from ..db import commit_at_end, pipelined, utcnow
 from ..errors import Conflict, InvalidPayload
-from ..records import settle
+from ..records import insert_now, settle
 from ..references import next_reference_with
 from . import matching
 from .models import Referral, age_band, age_on
@@ -136,13 +136,13 @@ def event_data(referral: Referral, **extra: Any) -> dict[str, Any]:
 
 def _insert(session: Session, referral: Referral, keys: set[tuple[str, str]]) -> None:
     """Store the new referral, its data key, its match keys and its outbox event in one round trip. The
-    flush creates the person's data key and seals the personal fields (privacy's before_flush hook).
+    referral's INSERT (Core, records.insert_now) creates the person's data key and seals the personal
+    fields first.
     The organisation's external_reference taken already (before, or by a concurrent submission) is a
     409 naming the field: the unique key checks it, with no read beforehand."""
-    session.add(referral)
     try:
         with pipelined(session):
-            session.flush()
+            insert_now(session, referral)
             matching.add_keys(session, referral.id, keys)
             events.publish_row(
                 session,
@@ -172,9 +172,8 @@ def _new_referral(
 ) -> Referral:
     consent = data["consent"]
     # The duplicate count (before the INSERT: every sharer is another referral) with the reference.
-    reference, possible_duplicates = next_reference_with(
-        session, "REF", matching.count_sharing(None, keys), now=now
-    )
+    sharers, params = matching.new_sharers(keys)
+    reference, possible_duplicates = next_reference_with(session, "REF", sharers, now=now, params=params)
     referral = Referral(
         id=uuid.uuid4(),
         reference=reference,
