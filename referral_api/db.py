@@ -128,6 +128,9 @@ _PLAIN_READ = re.compile(r"\s*SELECT\b", re.I)
 _NOT_PLAIN = re.compile(r"\bFOR\s+(UPDATE|SHARE|NO\s+KEY\s+UPDATE|KEY\s+SHARE)\b|pg_(try_)?advisory"
                         r"|nextval|setval|set_config|\bINTO\b", re.I)
 POOL_RECYCLE_SECONDS = 1800
+# psycopg keeps a statement's parsed form (placeholders found and converted) only up to this many
+# parameters (its own bound is 50); a new referral's INSERT carries some 60 and was parsed anew each time.
+WIDE_STATEMENT_PARAMS = 128
 
 
 @functools.lru_cache(maxsize=4096)  # statements are the engine's compiled, cached strings
@@ -178,9 +181,16 @@ def _begin_with(cursor: Any, statement: str, parameters: Any, context: Any) -> b
         return False
     context.referral_api_begin = False
     with cursor.connection.pipeline():
-        cursor.connection.execute("BEGIN")
+        cursor.execute("BEGIN")  # the statement's own cursor: its results are then the statement's
         cursor.execute(statement, parameters)
     return True
+
+
+def _cache_wide_statements() -> None:
+    from psycopg import _queries  # the bound is a module setting of psycopg's, read at each execute
+
+    if getattr(_queries, "MAX_CACHED_STATEMENT_PARAMS", WIDE_STATEMENT_PARAMS) < WIDE_STATEMENT_PARAMS:
+        _queries.MAX_CACHED_STATEMENT_PARAMS = WIDE_STATEMENT_PARAMS
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -199,6 +209,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("connect_args", {"connect_timeout": 5})
     engine = sa.create_engine(sa_url, **kwargs)
     if engine.dialect.driver == "psycopg":
+        _cache_wide_statements()
         event.listen(engine, "checkout", _checkout)
         event.listen(engine, "before_cursor_execute", _lazy_begin)
         event.listen(engine, "do_execute", _begin_with)

@@ -113,5 +113,7 @@ def _insertable(model: type) -> tuple[sa.Insert, tuple[tuple[str, sa.Column], ..
     """The INSERT of all the columns of `model`, its (attribute, column) pairs and its version column
     (built once per class: mapped classes do not change)."""
     mapper = sa.inspect(model)
+    if any(column.server_default is not None for column in mapper.local_table.columns):
+        raise TypeError(f"{model.__name__} has server defaults: insert_now would send NULL for them")
     return (mapper.local_table.insert(), tuple((p.key, p.columns[0]) for p in mapper.column_attrs),
             mapper.version_id_col)

@@ -165,22 +165,6 @@ class Referral(IdMixin, TimestampMixin, RaisedMixin, EncryptedRecordMixin, Base)
         self.case_id = case_id
 
 
-def _parse_wide_statements_once() -> None:
-    """A new referral's INSERT carries some 60 parameters. psycopg keeps the parsed form of a statement
-    (its placeholders found and converted) only for statements of at most MAX_CACHED_STATEMENT_PARAMS
-    (50) parameters, and would parse this one anew for every submission: raise the bound above it."""
-    try:
-        from psycopg import _queries
-    except ImportError:  # SQLite only
-        return
-    wide = len(Referral.__table__.columns) + 10
-    if getattr(_queries, "MAX_CACHED_STATEMENT_PARAMS", wide) < wide:
-        _queries.MAX_CACHED_STATEMENT_PARAMS = wide
-
-
-_parse_wide_statements_once()
-
-
 class MessageKind(StrEnum):
     QUESTION = "question"
     ANSWER = "answer"
