@@ -260,3 +260,27 @@ def test_the_next_commit_seals_waiting_events_without_loading_them(pg_database):
         assert result.ok and result.checked == 2 and result.unsealed == 0
     finally:
         engine.dispose()
+
+
+def test_a_commit_whose_last_writes_are_its_events_sends_them_with_the_commit(pg_database):
+    """A transaction with nothing else left to flush: its sealed events' INSERT (Core, no unit of
+    work) travels in the pipeline with the COMMIT; the events are then persistent as after a flush."""
+    _url, db = pg_database
+    sent: list[tuple[str, bool]] = []
+    with db.sessionmaker() as writer:
+        listen = (writer.get_bind(), "before_cursor_execute",
+                  lambda _c, cursor, statement, *_rest: sent.append(
+                      (statement.split()[0], cursor.connection.pgconn.pipeline_status != 0)))
+        sa.event.listen(*listen)
+        try:
+            events = [audit.record(writer, actor=None, action=AuditAction.AUTH_TOKEN_ISSUE,
+                                   resource_type="token", details={"n": n}) for n in (1, 2)]
+            writer.commit()
+        finally:
+            sa.event.remove(*listen)
+        assert sent == [("INSERT", True)]  # one statement for both events, pipelined
+        assert all(sa.inspect(e).persistent and not sa.inspect(e).modified for e in events)
+        assert [e.seq for e in events] == [1, 2]
+    with db.sessionmaker() as s:
+        result = audit.verify(s)
+    assert result.ok and result.checked == 2 and result.unsealed == 0

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
@@ -146,18 +146,44 @@ def _seal_on_commit(session: Session) -> None:
         mine = {e.id for e in own}  # own events flushed already are among the unsealed rows
         seals, seq, prev_hash = _seal_rows(session, [r for r in unsealed if r[0] not in mine], seq, prev_hash)
         _link(own, seq, prev_hash)  # flushed ones are updated by the flush, the others inserted sealed
+    _write_seals_and_events(session, own, seals, session.info.pop(_FLUSH_PIPELINED, False))
+
+
+def _write_seals_and_events(session: Session, own: list[AuditEvent], seals: list[tuple[int, str, str, Any]],
+                            pipelined_commit: bool) -> None:
+    """psycopg: the others' seals, and, when the rest of the transaction's writes allow it, its own
+    new events (one Core INSERT, no unit of work) and the COMMIT, in one pipelined round trip. Else
+    the seals alone (one round trip) and the commit's flush inserts or updates own events."""
     connection = session.connection()
-    pipelined_commit = session.info.pop(_FLUSH_PIPELINED, False)
-    if not (seals or pipelined_commit):
+    fresh = [e for e in own if e in session.new]
+    others_pending = bool(session.deleted or session.dirty or len(session.new) > len(fresh))
+    with_events = len(fresh) == len(own) and (pipelined_commit or not others_pending)
+    if not (seals or with_events):
         return
     dbapi_connection = connection.connection.dbapi_connection
+    if with_events:
+        for event in fresh:
+            session.expunge(event)
     with pipelined(session):
         if seals:
             dbapi_connection.cursor().executemany(_SET_SEAL, seals)
-        if pipelined_commit:  # only INSERTs: they and COMMIT in one round trip
-            session.flush()
+        if with_events:
+            if pipelined_commit:  # its other writes: only INSERTs (commit_pipelined's contract)
+                session.flush()
+            connection.execute(_INSERT_EVENTS, [_columns(e) for e in fresh])
             if not connection.in_nested_transaction():  # not a session joined to an outer transaction
                 dbapi_connection.execute("COMMIT")  # then the driver's is a no-op
+    for event in fresh:  # written: in the session as a flush leaves them
+        make_transient_to_detached(event)
+        session.add(event)
+
+
+_INSERT_EVENTS = AuditEvent.__table__.insert()
+_EVENT_COLUMNS = tuple(column.key for column in AuditEvent.__table__.columns)
+
+
+def _columns(event: AuditEvent) -> dict[str, Any]:
+    return {key: getattr(event, key) for key in _EVENT_COLUMNS}
 
 
 def commit_pipelined(session: Session) -> None:
