@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -263,12 +264,20 @@ def load(schema: ma.Schema, data: Any | None = None, **kwargs: Any) -> Any:
         raise errors.InvalidPayload(errors=_flatten(exc.messages)) from None
 
 
+# A schema's fields by the keys the input spells, per schema object (its fields are set when it is
+# made): a nested schema is the same object at every request, and was walked anew for every object.
+_INPUT_FIELDS: weakref.WeakKeyDictionary[ma.Schema, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
 def _child_fields(spec: Any) -> tuple[dict[str, Any], Any]:
     """The fields of an object's keys as the input spells them, and the field of any other key."""
     if isinstance(spec, ma.fields.Nested):
         spec = spec.schema
     if isinstance(spec, ma.Schema):
-        return {(f.data_key or name): f for name, f in spec.fields.items()}, None
+        known = _INPUT_FIELDS.get(spec)
+        if known is None:
+            known = _INPUT_FIELDS[spec] = {(f.data_key or name): f for name, f in spec.fields.items()}
+        return known, None
     if isinstance(spec, ma.fields.Dict):
         return {}, spec.value_field
     return {}, None
