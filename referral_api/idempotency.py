@@ -24,6 +24,7 @@ from flask import Response, current_app, request
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from . import audit
 from .access import Actor
 from .db import Base, IdMixin, UnitOfWork, UTCDateTime, utcnow
 from .errors import Conflict, InvalidPayload
@@ -169,11 +170,11 @@ def _run(session: Session, unit: UnitOfWork, reservation: uuid.UUID, handler: Ha
             session.commit()
         raise
     if 200 <= response.status_code < 300:
-        # On the session's connection: no autoflush, so what the change left pending (an audit entry)
-        # is flushed by the commit, after the audit chain's head is taken (inserted sealed).
+        # Sent with the commit (no autoflush, so what the change left pending, an audit entry, is
+        # inserted sealed after the chain's head is taken; on psycopg in the COMMIT's round trip).
         answer = {"reservation": reservation, "status_code": response.status_code,
                   "resource_id": str(resource_id), "location": response.headers.get("Location")}
-        session.connection().execute(_ANSWER, answer)
+        audit.send_with_commit(session, _ANSWER, answer)
     else:
         session.execute(sa.delete(IdempotencyKey).where(IdempotencyKey.id == reservation))
     session.commit()

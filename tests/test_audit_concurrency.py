@@ -284,3 +284,29 @@ def test_a_commit_whose_last_writes_are_its_events_sends_them_with_the_commit(pg
     with db.sessionmaker() as s:
         result = audit.verify(s)
     assert result.ok and result.checked == 2 and result.unsealed == 0
+
+
+def test_a_statement_sent_with_the_commit_travels_with_it_and_goes_with_a_rollback(pg_database):
+    """`audit.send_with_commit`: the write goes in the pipeline of the events' INSERT and the COMMIT
+    (idempotency's stored answer uses it); after a rollback it is not sent."""
+    url, db = pg_database
+    probe = sa.Table("with_commit_probe", sa.MetaData(), sa.Column("n", sa.Integer, primary_key=True))
+    engine = make_engine(url)
+    probe.create(engine)
+    engine.dispose()
+    sent: list[tuple[str, bool]] = []
+    with db.sessionmaker() as writer:
+        audit.send_with_commit(writer, probe.insert(), {"n": 1})
+        writer.rollback()  # gone with the transaction
+        listen = (writer.get_bind(), "before_cursor_execute",
+                  lambda _c, cursor, statement, *_rest: sent.append(
+                      (statement.split()[2], cursor.connection.pgconn.pipeline_status != 0)))
+        sa.event.listen(*listen)
+        try:
+            _record(writer, 1)
+            audit.send_with_commit(writer, probe.insert(), {"n": 2})
+            writer.commit()
+        finally:
+            sa.event.remove(*listen)
+        assert sent == [("with_commit_probe", True), ("audit_events", True)]
+        assert writer.scalars(sa.select(probe.c.n)).all() == [2]

@@ -21,6 +21,7 @@ from .models import GENESIS_HASH, AuditEvent, canonical
 CHAIN_LOCK = 0x6175646974
 PENDING = "referral_api.audit.pending"
 _FLUSH_PIPELINED = "referral_api.audit.flush_pipelined"
+_WITH_COMMIT = "referral_api.audit.with_commit"
 _SEAL_BATCH = 1000
 
 
@@ -127,10 +128,13 @@ def _seal_on_commit(session: Session) -> None:
     On psycopg the lock, the head and the events waiting unsealed are one round trip read with the
     driver (nothing is autoflushed unsealed); the seals of those others travel with this transaction's
     writes (after `commit_pipelined`, they, the flush and the COMMIT are one more round trip)."""
-    pending = session.info.get(PENDING)
-    if not pending or session.in_nested_transaction():
+    if session.in_nested_transaction():
+        _send_with_commit_now(session)
         return
-    own = [e for e in pending if e in session and e.seq is None]
+    pending = session.info.get(PENDING)
+    own = [e for e in pending or () if e in session and e.seq is None]
+    if not own or session.get_bind().dialect.driver != "psycopg":
+        _send_with_commit_now(session)
     if not own:
         return
     if session.get_bind().dialect.driver != "psycopg":
@@ -158,7 +162,8 @@ def _write_seals_and_events(session: Session, own: list[AuditEvent], seals: list
     fresh = [e for e in own if e in session.new]
     others_pending = bool(session.deleted or session.dirty or len(session.new) > len(fresh))
     with_events = len(fresh) == len(own) and (pipelined_commit or not others_pending)
-    if not (seals or with_events):
+    with_commit = session.info.pop(_WITH_COMMIT, [])
+    if not (seals or with_events or with_commit):
         return
     dbapi_connection = connection.connection.dbapi_connection
     if with_events:
@@ -167,6 +172,8 @@ def _write_seals_and_events(session: Session, own: list[AuditEvent], seals: list
     with pipelined(session):
         if seals:
             dbapi_connection.cursor().executemany(_SET_SEAL, seals)
+        for statement, parameters in with_commit:
+            connection.execute(statement, parameters)
         if with_events:
             if pipelined_commit:  # its other writes: only INSERTs (commit_pipelined's contract)
                 session.flush()
@@ -176,6 +183,22 @@ def _write_seals_and_events(session: Session, own: list[AuditEvent], seals: list
     for event in fresh:  # written: in the session as a flush leaves them
         make_transient_to_detached(event)
         session.add(event)
+
+
+def send_with_commit(session: Session, statement: sa.Executable, parameters: dict[str, Any]) -> None:
+    """Execute `statement` (a write returning no rows, whose rowcount nobody reads) at this transaction's
+    commit: on psycopg in the pipeline of the audit events' INSERT and the COMMIT (no round trip of its
+    own), else just before the commit's flush. Dropped with a rollback."""
+    session.connection()  # within the session's transaction (begun if none: nothing sent), to end with it
+    session.info.setdefault(_WITH_COMMIT, []).append((statement, parameters))
+
+
+def _send_with_commit_now(session: Session) -> None:
+    deferred = session.info.pop(_WITH_COMMIT, None)
+    if deferred:
+        connection = session.connection()
+        for statement, parameters in deferred:
+            connection.execute(statement, parameters)
 
 
 _INSERT_EVENTS = AuditEvent.__table__.insert()
@@ -204,6 +227,7 @@ def commit_pipelined(session: Session) -> None:
 def _forget_pending(session: Session, transaction: Any) -> None:
     if transaction.parent is None:
         session.info.pop(PENDING, None)
+        session.info.pop(_WITH_COMMIT, None)
 
 
 def seal_pending(session: Session) -> int:
