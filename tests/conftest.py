@@ -175,3 +175,29 @@ def world(client, session):
     from tests import world as module
 
     return module.build(client, session)
+
+
+@pytest.fixture
+def psession(app, session):
+    """The test's session inside an app context (where the keys come from), with the throwaway table."""
+    from tests.throwaway import ThrowawayBase
+
+    ThrowawayBase.metadata.create_all(session.connection())
+    with app.app_context():
+        yield session
+
+
+@pytest.fixture
+def opened(monkeypatch):
+    """What the test opens (decrypts), by what each ciphertext is ("table.column of id"), in order."""
+    from referral_api.privacy import crypto
+
+    seen: list[str] = []
+    real = crypto.open_sealed
+
+    def counting(key, blob, aad, *, what):
+        seen.append(what)
+        return real(key, blob, aad, what=what)
+
+    monkeypatch.setattr(crypto, "open_sealed", counting)
+    return seen

@@ -18,17 +18,9 @@ from referral_api.privacy.crypto import DecryptionFailed
 from referral_api.privacy.keys import write_key_file
 from referral_api.privacy.models import DataKey
 from referral_api.privacy.rotation import rewrap_all
-from tests.throwaway import Person, ThrowawayBase
+from tests.throwaway import Person
 
 people = Person.__table__
-
-
-@pytest.fixture
-def psession(app, session):
-    """The test's session inside an app context (where the keys come from), with the throwaway table."""
-    ThrowawayBase.metadata.create_all(session.connection())
-    with app.app_context():
-        yield session
 
 
 def _fresh(session, person_id):

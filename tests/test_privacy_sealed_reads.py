@@ -14,30 +14,9 @@ from referral_api import errors, privacy
 from referral_api.privacy import crypto
 from referral_api.privacy.models import DataKey
 from referral_api.records import insert_now
-from tests.throwaway import Person, ThrowawayBase
+from tests.throwaway import Person
 
 people = Person.__table__
-
-
-@pytest.fixture
-def psession(app, session):
-    ThrowawayBase.metadata.create_all(session.connection())
-    with app.app_context():
-        yield session
-
-
-@pytest.fixture
-def opened(monkeypatch):
-    """The ciphertexts opened (by what they are), counted."""
-    seen: list[str] = []
-    real = crypto.open_sealed
-
-    def counting(key, blob, aad, *, what):
-        seen.append(what)
-        return real(key, blob, aad, what=what)
-
-    monkeypatch.setattr(crypto, "open_sealed", counting)
-    return seen
 
 
 def test_the_associated_data_is_the_same_built_in_parts(psession):

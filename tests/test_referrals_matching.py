@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from referral_api.privacy import crypto
 from tests.referral_data import DELETE, referral_body
 
 NO_DOCS = {
@@ -101,7 +100,7 @@ def test_the_same_passport_always_matches(client, world):
     assert "date_of_birth" not in found[0]["reasons"] and found[0]["score"] < 0.6
 
 
-def test_the_lookup_decrypts_only_candidate_rows(client, world, monkeypatch):
+def test_the_lookup_decrypts_only_candidate_rows(client, world, opened):
     """Thirty unrelated referrals are never decrypted to find the one duplicate."""
     names = [
         "Oyun",
@@ -127,14 +126,7 @@ def test_the_lookup_decrypts_only_candidate_rows(client, world, monkeypatch):
         )
     original = submit(client, world, "F-orig", **NO_DOCS)
     duplicate = submit(client, world, "F-dup", **NO_DOCS)
-    opened: list[str] = []
-    real = crypto.open_sealed
-
-    def counting(key, blob, aad, *, what):
-        opened.append(what)
-        return real(key, blob, aad, what=what)
-
-    monkeypatch.setattr(crypto, "open_sealed", counting)
+    opened.clear()  # what the submissions opened
     found = matches(client, world, duplicate)
     assert [m["referral_id"] for m in found] == [original]
     rows = {w.split(" of ")[1] for w in opened if w.startswith("referrals.")}
