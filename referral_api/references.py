@@ -68,7 +68,7 @@ def next_reference_with(session: Session, prefix: str, column: sa.ColumnElement[
     year = (now or utcnow()).year
     if session.get_bind().dialect.name == "postgresql":
         if column is None:
-            number, value = session.execute(sa.select(SEQUENCES[prefix].next_value(), None)).one()[0], None
+            number, value = session.scalar(sa.select(SEQUENCES[prefix].next_value())), None
         else:
             number, value = session.connection().execute(_numbered_with(prefix, column), params).one()
     else:

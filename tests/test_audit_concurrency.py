@@ -5,12 +5,13 @@ the barrier (the barrier's timeout turns that into a failure)."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from referral_api import audit, dbmigrate
 from referral_api.audit import AuditAction
@@ -90,29 +91,53 @@ def test_eight_writers_append_at_once_and_none_waits(pg_database):
     assert seqs == list(range(1, WRITERS + 1))
 
 
-def test_a_commit_does_not_wait_for_a_busy_head_and_is_sealed_later(pg_database):
-    url, db = pg_database
+@contextlib.contextmanager
+def _head_held(url: str):
+    """A sealer at work: another connection holds the chain head's lock until the block ends."""
     engine = make_engine(url)
     try:
-        with engine.connect() as holder, db.sessionmaker() as writer:
-            holder.execute(sa.select(sa.func.pg_advisory_lock(CHAIN_LOCK)))  # a sealer at work
+        with engine.connect() as holder:
+            holder.execute(sa.select(sa.func.pg_advisory_lock(CHAIN_LOCK)))
+            yield
+            holder.execute(sa.select(sa.func.pg_advisory_unlock(CHAIN_LOCK)))
+            holder.commit()
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def _sent(session):
+    """The statements the block sends through SQLAlchemy: (their words, whether in pipeline mode)."""
+    sent: list[tuple[list[str], bool]] = []
+
+    def seen(_conn, cursor, statement, *_rest):
+        sent.append((statement.split(), cursor.connection.pgconn.pipeline_status != 0))
+
+    sa.event.listen(session.get_bind(), "before_cursor_execute", seen)
+    try:
+        yield sent
+    finally:
+        sa.event.remove(session.get_bind(), "before_cursor_execute", seen)
+
+
+@pytest.mark.parametrize("commit", [Session.commit, audit.commit_pipelined], ids=["commit", "pipelined"])
+def test_a_commit_does_not_wait_for_a_busy_head_and_is_sealed_later(pg_database, commit):
+    url, db = pg_database
+    with db.sessionmaker() as writer:
+        with _head_held(url):
             # A commit that waited for the head would fail here instead of hanging.
             writer.execute(sa.text("SET lock_timeout = '1s'"))
             _record(writer, 1)
-            writer.commit()
-            assert writer.scalar(sa.select(AuditEvent.seq)) is None  # committed, not sealed yet
-            holder.execute(sa.select(sa.func.pg_advisory_unlock(CHAIN_LOCK)))
-            holder.commit()
-            _record(writer, 2)  # the next writer to get the head seals the first one too
-            writer.commit()
-            query = sa.select(AuditEvent.seq, AuditEvent.details).order_by(AuditEvent.seq)
-            rows = writer.execute(query).all()
-        assert [(seq, d["writer"]) for seq, d in rows] == [(1, 1), (2, 2)]
-        with db.sessionmaker() as s:
-            result = audit.verify(s)
-        assert result.ok and result.checked == 2 and result.unsealed == 0
-    finally:
-        engine.dispose()
+            commit(writer)
+            with db.sessionmaker() as s:  # committed, not sealed yet
+                assert s.execute(sa.select(AuditEvent.seq)).all() == [(None,)]
+        _record(writer, 2)  # the next commit that gets the head seals the first one too
+        commit(writer)
+    with db.sessionmaker() as s:
+        rows = s.execute(sa.select(AuditEvent.seq, AuditEvent.details).order_by(AuditEvent.seq)).all()
+        result = audit.verify(s)
+    assert [(seq, d["writer"]) for seq, d in rows] == [(1, 1), (2, 2)]
+    assert result.ok and result.checked == 2 and result.unsealed == 0
 
 
 def test_verify_reports_unsealed_events_and_seal_seals_them(pg_database):
@@ -183,30 +208,6 @@ def test_commit_pipelined_seals_and_commits_what_it_sends(pg_database):
     assert result.ok and result.checked == 2 and result.unsealed == 0
 
 
-def test_commit_pipelined_does_not_wait_for_a_busy_head(pg_database):
-    url, db = pg_database
-    engine = make_engine(url)
-    try:
-        with engine.connect() as holder, db.sessionmaker() as writer:
-            holder.execute(sa.select(sa.func.pg_advisory_lock(CHAIN_LOCK)))  # a sealer at work
-            writer.execute(sa.text("SET lock_timeout = '1s'"))
-            _record(writer, 1)
-            audit.commit_pipelined(writer)
-            with db.sessionmaker() as s:  # committed, not sealed yet
-                assert s.execute(sa.select(AuditEvent.seq)).all() == [(None,)]
-            holder.execute(sa.select(sa.func.pg_advisory_unlock(CHAIN_LOCK)))
-            holder.commit()
-            _record(writer, 2)  # the next commit that gets the head seals the first one too
-            audit.commit_pipelined(writer)
-        with db.sessionmaker() as s:
-            rows = s.execute(sa.select(AuditEvent.seq, AuditEvent.details).order_by(AuditEvent.seq)).all()
-            result = audit.verify(s)
-        assert [(seq, d["writer"]) for seq, d in rows] == [(1, 1), (2, 2)]
-        assert result.ok and result.checked == 2 and result.unsealed == 0
-    finally:
-        engine.dispose()
-
-
 def test_commit_pipelined_failure_raises_and_commits_nothing(pg_database):
     _url, db = pg_database
     with db.sessionmaker() as writer:
@@ -233,52 +234,34 @@ def test_the_next_commit_seals_waiting_events_without_loading_them(pg_database):
     with the next commit's writes: no SELECT of them through the ORM, and an instance of one in the
     session shows its seal without a reload."""
     url, db = pg_database
-    engine = make_engine(url)
-    try:
-        with engine.connect() as holder, db.sessionmaker() as writer:
-            holder.execute(sa.select(sa.func.pg_advisory_lock(CHAIN_LOCK)))
+    with db.sessionmaker() as writer:
+        with _head_held(url):
             waiting = audit.record(writer, actor=None, action=AuditAction.AUTH_TOKEN_ISSUE,
                                    resource_type="token")
             audit.commit_pipelined(writer)
-            holder.execute(sa.select(sa.func.pg_advisory_unlock(CHAIN_LOCK)))
-            holder.commit()
-            statements: list[str] = []
-            listen = (writer.get_bind(), "before_cursor_execute",
-                      lambda _c, _cur, statement, *_rest: statements.append(statement))
-            sa.event.listen(*listen)
-            try:
-                _record(writer, 2)
-                audit.commit_pipelined(writer)
-            finally:
-                sa.event.remove(*listen)
-            assert [s.split()[0] for s in statements] == ["INSERT"]  # the new event; nothing read
-            assert (waiting.seq, waiting.prev_hash) == (1, GENESIS_HASH)
-        with db.sessionmaker() as s:
-            stored = s.execute(sa.select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq)).all()
-            result = audit.verify(s)
-        assert stored[0] == (1, waiting.hash) and [seq for seq, _ in stored] == [1, 2]
-        assert result.ok and result.checked == 2 and result.unsealed == 0
-    finally:
-        engine.dispose()
+        with _sent(writer) as sent:
+            _record(writer, 2)
+            audit.commit_pipelined(writer)
+        assert [words[0] for words, _pipelined in sent] == ["INSERT"]  # the new event; nothing read
+        assert (waiting.seq, waiting.prev_hash) == (1, GENESIS_HASH)
+    with db.sessionmaker() as s:
+        stored = s.execute(sa.select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq)).all()
+        result = audit.verify(s)
+    assert stored[0] == (1, waiting.hash) and [seq for seq, _ in stored] == [1, 2]
+    assert result.ok and result.checked == 2 and result.unsealed == 0
 
 
 def test_a_commit_whose_last_writes_are_its_events_sends_them_with_the_commit(pg_database):
     """A transaction with nothing else left to flush: its sealed events' INSERT (Core, no unit of
     work) travels in the pipeline with the COMMIT; the events are then persistent as after a flush."""
     _url, db = pg_database
-    sent: list[tuple[str, bool]] = []
     with db.sessionmaker() as writer:
-        listen = (writer.get_bind(), "before_cursor_execute",
-                  lambda _c, cursor, statement, *_rest: sent.append(
-                      (statement.split()[0], cursor.connection.pgconn.pipeline_status != 0)))
-        sa.event.listen(*listen)
-        try:
+        with _sent(writer) as sent:
             events = [audit.record(writer, actor=None, action=AuditAction.AUTH_TOKEN_ISSUE,
                                    resource_type="token", details={"n": n}) for n in (1, 2)]
             writer.commit()
-        finally:
-            sa.event.remove(*listen)
-        assert sent == [("INSERT", True)]  # one statement for both events, pipelined
+        # both events in one statement, pipelined with the COMMIT
+        assert [(words[0], pipelined) for words, pipelined in sent] == [("INSERT", True)]
         assert all(sa.inspect(e).persistent and not sa.inspect(e).modified for e in events)
         assert [e.seq for e in events] == [1, 2]
     with db.sessionmaker() as s:
@@ -294,19 +277,13 @@ def test_a_statement_sent_with_the_commit_travels_with_it_and_goes_with_a_rollba
     engine = make_engine(url)
     probe.create(engine)
     engine.dispose()
-    sent: list[tuple[str, bool]] = []
     with db.sessionmaker() as writer:
         audit.send_with_commit(writer, probe.insert(), {"n": 1})
         writer.rollback()  # gone with the transaction
-        listen = (writer.get_bind(), "before_cursor_execute",
-                  lambda _c, cursor, statement, *_rest: sent.append(
-                      (statement.split()[2], cursor.connection.pgconn.pipeline_status != 0)))
-        sa.event.listen(*listen)
-        try:
+        with _sent(writer) as sent:
             _record(writer, 1)
             audit.send_with_commit(writer, probe.insert(), {"n": 2})
             writer.commit()
-        finally:
-            sa.event.remove(*listen)
-        assert sent == [("with_commit_probe", True), ("audit_events", True)]
+        assert [(words[2], pipelined) for words, pipelined in sent] == [
+            ("with_commit_probe", True), ("audit_events", True)]
         assert writer.scalars(sa.select(probe.c.n)).all() == [2]

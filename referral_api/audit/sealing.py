@@ -10,12 +10,13 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from ..db import UNIT_OF_WORK, pipelined
-from .models import GENESIS_HASH, AuditEvent, canonical
+from .models import CANONICAL_COLUMNS, GENESIS_HASH, AuditEvent, canonical
 
 # pg_advisory_xact_lock key of the chain head ("audit" in ASCII): held by the one sealer at a time.
 CHAIN_LOCK = 0x6175646974
@@ -73,12 +74,21 @@ def _seal(session: Session, own: list[AuditEvent]) -> list[AuditEvent]:
     return others
 
 
-# The committed unsealed events, oldest first, as canonical() takes them (seq and prev_hash set when
-# sealed), through the partial index of unsealed events: one more statement in _try_head's round trip.
-_UNSEALED_ROWS = (
-    "SELECT id, occurred_at, organisation_id, client_id, user_id, action, resource_type, resource_id,"
-    " outcome, request_id, details FROM audit_events WHERE seq IS NULL ORDER BY occurred_at, id LIMIT %s"
-)
+def _unsealed_rows() -> str:
+    """The committed unsealed events, oldest first, a batch at most, through the partial index of
+    unsealed events: the columns canonical() takes between seq and prev_hash (those the seal sets), as
+    SQL for the driver (one more statement in _try_head's round trip)."""
+    column = AuditEvent.__table__.c
+    statement = (
+        sa.select(*(column[name] for name in CANONICAL_COLUMNS[1:-1]))
+        .where(column.seq.is_(None))
+        .order_by(column.occurred_at, column.id)
+        .limit(_SEAL_BATCH)
+    )
+    return str(statement.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+
+
+_UNSEALED_ROWS = _unsealed_rows()
 _SET_SEAL = "UPDATE audit_events SET seq = %s, prev_hash = %s, hash = %s WHERE id = %s AND seq IS NULL"
 
 
@@ -93,7 +103,7 @@ def _try_head(session: Session) -> tuple[bool, tuple[int, str], list[tuple[Any, 
             dbapi_connection.execute("BEGIN")
         lock.execute("SELECT pg_try_advisory_xact_lock(%s)", (CHAIN_LOCK,))
         head.execute("SELECT seq, hash FROM audit_events WHERE seq = (SELECT max(seq) FROM audit_events)")
-        unsealed.execute(_UNSEALED_ROWS, (_SEAL_BATCH,))
+        unsealed.execute(_UNSEALED_ROWS)
     locked, found = bool(lock.fetchone()[0]), head.fetchone()
     return locked, (found[0], found[1]) if found else (0, GENESIS_HASH), unsealed.fetchall()
 
@@ -131,18 +141,15 @@ def _seal_on_commit(session: Session) -> None:
     if session.in_nested_transaction():
         _send_with_commit_now(session)
         return
-    pending = session.info.get(PENDING)
-    own = [e for e in pending or () if e in session and e.seq is None]
+    own = [e for e in session.info.get(PENDING, ()) if e in session and e.seq is None]
     if not own or session.get_bind().dialect.driver != "psycopg":
         _send_with_commit_now(session)
-    if not own:
-        return
-    if session.get_bind().dialect.driver != "psycopg":
-        # No autoflush before the seal: own events still pending are then inserted sealed (no UPDATE,
-        # and never an entry of the unsealed index).
-        with session.no_autoflush:
-            if _lock_chain_head(session, wait=False):
-                _seal(session, own)
+        if own:
+            # No autoflush before the seal: own events still pending are then inserted sealed (no
+            # UPDATE, and never an entry of the unsealed index).
+            with session.no_autoflush:
+                if _lock_chain_head(session, wait=False):
+                    _seal(session, own)
         return
     locked, (seq, prev_hash), unsealed = _try_head(session)
     seals: list[tuple[int, str, str, Any]] = []
