@@ -161,10 +161,7 @@ def _lazy_begin(conn: sa.Connection, cursor: Any, statement: str, _params: Any, 
     rollback send nothing when no transaction was opened. The BEGIN travels with the statement (one
     round trip, see _begin_with) unless the statement is an executemany or a server-side cursor's."""
     dbapi_connection = cursor.connection
-    idle = dbapi_connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-    if not (dbapi_connection.autocommit and idle):
-        return
-    if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+    if conn.info.get(_BEGUN) or not _opens_transaction(conn, dbapi_connection):
         return
     server_side = isinstance(cursor, psycopg.ServerCursor)
     if is_plain_read(statement) and not server_side:
@@ -328,8 +325,27 @@ def pipelined(session: Session) -> Iterator[None]:
         yield
         return
     dbapi = connection.dialect.loaded_dbapi
+    dbapi_connection = connection.connection.dbapi_connection
     try:
-        with connection.connection.dbapi_connection.pipeline():
-            yield
+        with dbapi_connection.pipeline():
+            if _opens_transaction(connection, dbapi_connection):
+                # The block writes: its transaction's BEGIN goes first in the same round trip (the
+                # lazy BEGIN of its first statement would be a nested pipeline: a round trip more).
+                dbapi_connection.execute("BEGIN")
+                connection.info[_BEGUN] = True
+            try:
+                yield
+            finally:
+                connection.info.pop(_BEGUN, None)
     except dbapi.Error as error:
         raise sa.exc.DBAPIError.instance(None, None, error, dbapi.Error) from error
+
+
+_BEGUN = "referral_api.begun_in_pipeline"  # connection.info: BEGIN queued, not yet answered
+
+
+def _opens_transaction(connection: sa.Connection, dbapi_connection: Any) -> bool:
+    """Whether the lazy BEGIN (see _lazy_begin) is still to be sent on this connection."""
+    return (dbapi_connection.autocommit
+            and dbapi_connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            and connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import uuid
 from types import SimpleNamespace
 
 import pytest
@@ -17,8 +18,8 @@ from referral_api import audit, dbmigrate
 from referral_api.audit import AuditAction
 from referral_api.audit.models import GENESIS_HASH, AuditEvent
 from referral_api.audit.sealing import CHAIN_LOCK
-from referral_api.db import Database, make_engine
-from tests.conftest import throwaway_database
+from referral_api.db import Database, make_engine, utcnow
+from tests.conftest import round_trips, throwaway_database
 
 WRITERS = 8
 
@@ -181,7 +182,8 @@ def test_the_trigger_lets_only_a_seal_through(pg_database):
             holder.commit()
             seal = {"seq": 1, "prev_hash": "0" * 64, "hash": "a" * 64}
             for change in ({**seal, "outcome": "denied"}, {**seal, "details": {"writer": 2}},
-                           {"seq": 1}, {"client_id": "someone"}):
+                           {"seq": 1}, {"client_id": "someone"}, seal, {**seal, "seal_input": "x"},
+                           {"seal_input": None}):  # the seal clears the seal input, and only the seal
                 with pytest.raises(sa.exc.DBAPIError, match="append-only"), writer.begin_nested():
                     writer.execute(sa.update(events).where(events.c.seq.is_(None)).values(**change))
             assert audit.seal_pending(writer) == 1
@@ -230,8 +232,8 @@ def test_commit_pipelined_failure_raises_and_commits_nothing(pg_database):
 
 
 def test_the_next_commit_seals_waiting_events_without_loading_them(pg_database):
-    """Events left unsealed are read with the head (one round trip, by the driver) and their seals sent
-    with the next commit's writes: no SELECT of them through the ORM, and an instance of one in the
+    """Events left unsealed are sealed by the database (audit_append, from their stored seal input) in
+    the next commit's one round trip: nothing read through the ORM, and an instance of one in the
     session shows its seal without a reload."""
     url, db = pg_database
     with db.sessionmaker() as writer:
@@ -239,10 +241,10 @@ def test_the_next_commit_seals_waiting_events_without_loading_them(pg_database):
             waiting = audit.record(writer, actor=None, action=AuditAction.AUTH_TOKEN_ISSUE,
                                    resource_type="token")
             audit.commit_pipelined(writer)
-        with _sent(writer) as sent:
+        with _sent(writer) as sent, round_trips(writer) as trips:
             _record(writer, 2)
             audit.commit_pipelined(writer)
-        assert [words[0] for words, _pipelined in sent] == ["INSERT"]  # the new event; nothing read
+        assert sent == [] and trips == [1]  # the new event, the waiting one's seal and the COMMIT
         assert (waiting.seq, waiting.prev_hash) == (1, GENESIS_HASH)
     with db.sessionmaker() as s:
         stored = s.execute(sa.select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq)).all()
@@ -256,12 +258,12 @@ def test_a_commit_whose_last_writes_are_its_events_sends_them_with_the_commit(pg
     work) travels in the pipeline with the COMMIT; the events are then persistent as after a flush."""
     _url, db = pg_database
     with db.sessionmaker() as writer:
-        with _sent(writer) as sent:
+        with _sent(writer) as sent, round_trips(writer) as trips:
             events = [audit.record(writer, actor=None, action=AuditAction.AUTH_TOKEN_ISSUE,
                                    resource_type="token", details={"n": n}) for n in (1, 2)]
             writer.commit()
-        # both events in one statement, pipelined with the COMMIT
-        assert [(words[0], pipelined) for words, pipelined in sent] == [("INSERT", True)]
+        # both events handed to audit_append (no unit of work), pipelined with the COMMIT
+        assert sent == [] and trips == [1]
         assert all(sa.inspect(e).persistent and not sa.inspect(e).modified for e in events)
         assert [e.seq for e in events] == [1, 2]
     with db.sessionmaker() as s:
@@ -280,10 +282,35 @@ def test_a_statement_sent_with_the_commit_travels_with_it_and_goes_with_a_rollba
     with db.sessionmaker() as writer:
         audit.send_with_commit(writer, probe.insert(), {"n": 1})
         writer.rollback()  # gone with the transaction
-        with _sent(writer) as sent:
+        with _sent(writer) as sent, round_trips(writer) as trips:
             _record(writer, 1)
             audit.send_with_commit(writer, probe.insert(), {"n": 2})
             writer.commit()
-        assert [(words[2], pipelined) for words, pipelined in sent] == [
-            ("with_commit_probe", True), ("audit_events", True)]
+        assert [(words[2], pipelined) for words, pipelined in sent] == [("with_commit_probe", True)]
+        assert trips == [1]  # with the audit event and the COMMIT
         assert writer.scalars(sa.select(probe.c.n)).all() == [2]
+
+
+def test_an_event_without_a_seal_input_is_left_to_audit_seal(pg_database):
+    """An event left unsealed by a version before the database sealed (no seal input) does not stop
+    the commits after it; `audit seal` seals it from its columns."""
+    url, db = pg_database
+    events = AuditEvent.__table__
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(events.insert().values(
+                id=uuid.uuid4(), occurred_at=utcnow(), action=AuditAction.AUTH_TOKEN_ISSUE.value,
+                resource_type="token", outcome="success", details={"writer": 0}))
+    finally:
+        engine.dispose()
+    with db.sessionmaker() as writer:
+        _record(writer, 1)
+        writer.commit()
+    with db.sessionmaker() as s:
+        assert audit.verify(s, seal=False).unsealed == 1
+        assert audit.seal_pending(s) == 1
+        rows = s.execute(sa.select(AuditEvent.seq, AuditEvent.details).order_by(AuditEvent.seq)).all()
+        result = audit.verify(s)
+    assert [(seq, d["writer"]) for seq, d in rows] == [(1, 1), (2, 0)]
+    assert result.ok and result.checked == 2 and result.unsealed == 0

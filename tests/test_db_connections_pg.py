@@ -16,8 +16,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from referral_api.db import database, is_plain_read, make_engine
+from referral_api.db import database, is_plain_read, make_engine, pipelined
 from referral_api.organisations.models import Organisation, OrganisationKind
+from tests.conftest import round_trips
 
 pytestmark = pytest.mark.postgres_only
 IDLE, INTRANS = psycopg.pq.TransactionStatus.IDLE, psycopg.pq.TransactionStatus.INTRANS
@@ -131,3 +132,19 @@ def test_a_first_write_that_fails_raises_at_once_and_rolls_back(engine):
         session.rollback()
         assert _status(session) == IDLE
         assert session.scalar(sa.text("SELECT 1")) == 1
+
+
+def test_a_pipelined_block_sends_its_begin_with_its_writes(engine):
+    """db.pipelined() on a connection with no transaction: BEGIN and the block's writes in one round
+    trip (the first write's lazy BEGIN would be a nested pipeline, one more), as one transaction."""
+    names = [f"Pipelined {uuid.uuid4().hex[:8]}" for _ in range(2)]
+    table = Organisation.__table__
+    with Session(engine) as session:
+        session.scalar(sa.select(sa.func.count()).select_from(Organisation))
+        assert _status(session) == IDLE
+        with round_trips(session) as trips, pipelined(session):
+            for name in names:
+                session.execute(table.insert().values(id=uuid.uuid4(), name=name, kind="ngo", country="MN"))
+        assert trips == [1] and _status(session) == INTRANS
+        session.rollback()
+        assert session.scalar(sa.select(sa.func.count()).where(Organisation.name.in_(names))) == 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +42,9 @@ class AuditEvent(IdMixin, Base):
     details: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
     prev_hash: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
     hash: Mapped[str | None] = mapped_column(sa.String(64), nullable=True, unique=True)
+    # Until sealed, what the database hashes to seal it (`make_seal_input()`); cleared by the seal. Never
+    # read by the application, and not part of what the hash covers (verify recomputes from the columns).
+    seal_input: Mapped[str | None] = mapped_column(sa.Text, nullable=True, deferred=True)
 
     __table_args__ = (
         sa.CheckConstraint("seq > 0", name="seq_positive"),
@@ -61,6 +65,19 @@ class AuditEvent(IdMixin, Base):
 
     def compute_hash(self) -> str:
         return hashlib.sha256(self.canonical()).hexdigest()
+
+    def make_seal_input(self) -> str:
+        """`canonical()` with the chain position left open, for the database to seal (migration 0996's
+        `audit_seal_digest`): U+0001 where the previous hash goes, with its quotes, and U+0002 where
+        the seq goes. json.dumps writes no raw control character, so each stands exactly once."""
+        seq_mark, prev_mark = secrets.randbits(60) | 1 << 60, secrets.token_hex(16)
+        text = canonical(seq_mark, *(getattr(self, name) for name in CANONICAL_COLUMNS[1:-1]),
+                         prev_mark).decode()
+        opened = text.replace(f'"prev_hash":"{prev_mark}"', '"prev_hash":\x01').replace(
+            f'"seq":{seq_mark},', '"seq":\x02,')
+        if opened.count("\x01") != 1 or opened.count("\x02") != 1:  # unreachable: random marks
+            raise ValueError("the seal input's marks are not unique")
+        return opened
 
 
 # The columns `canonical()` takes, in its order (verify streams exactly these).

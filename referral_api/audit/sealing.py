@@ -4,19 +4,18 @@ here seal them."""
 
 from __future__ import annotations
 
-import hashlib
+import json
 from typing import Any
 
-import psycopg
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from ..db import UNIT_OF_WORK, pipelined
-from .models import CANONICAL_COLUMNS, GENESIS_HASH, AuditEvent, canonical
+from .actions import Outcome
+from .models import GENESIS_HASH, AuditEvent
 
 # pg_advisory_xact_lock key of the chain head ("audit" in ASCII): held by the one sealer at a time.
 CHAIN_LOCK = 0x6175646974
@@ -29,6 +28,8 @@ _SEAL_BATCH = 1000
 # Built once (statements constructed per commit cost more than sending them).
 _TAKE_HEAD = sa.select(sa.func.pg_advisory_xact_lock(CHAIN_LOCK))
 _TRY_HEAD = sa.select(sa.func.pg_try_advisory_xact_lock(CHAIN_LOCK))
+
+
 def _head_and_unsealed() -> sa.Select[Any]:
     """One round trip: the head, and the unsealed events after it (narrow rows, Core)."""
     column = AuditEvent.__table__.c
@@ -74,70 +75,25 @@ def _seal(session: Session, own: list[AuditEvent]) -> list[AuditEvent]:
     return others
 
 
-def _unsealed_rows() -> str:
-    """The committed unsealed events, oldest first, a batch at most, through the partial index of
-    unsealed events: the columns canonical() takes between seq and prev_hash (those the seal sets), as
-    SQL for the driver (one more statement in _try_head's round trip)."""
-    column = AuditEvent.__table__.c
-    statement = (
-        sa.select(*(column[name] for name in CANONICAL_COLUMNS[1:-1]))
-        .where(column.seq.is_(None))
-        .order_by(column.occurred_at, column.id)
-        .limit(_SEAL_BATCH)
-    )
-    return str(statement.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
-
-
-_UNSEALED_ROWS = _unsealed_rows()
-_SET_SEAL = "UPDATE audit_events SET seq = %s, prev_hash = %s, hash = %s WHERE id = %s AND seq IS NULL"
-
-
-def _try_head(session: Session) -> tuple[bool, tuple[int, str], list[tuple[Any, ...]]]:
-    """psycopg, one round trip (with the BEGIN if none was sent): try the head's lock, then read the
-    head and the committed unsealed events, each in a new statement (its snapshot taken after the
-    lock). (locked, (seq, hash) of the head, unsealed rows: those of this transaction too, if flushed)."""
-    dbapi_connection = session.connection().connection.dbapi_connection
-    lock, head, unsealed = dbapi_connection.cursor(), dbapi_connection.cursor(), dbapi_connection.cursor()
-    with dbapi_connection.pipeline():
-        if dbapi_connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-            dbapi_connection.execute("BEGIN")
-        lock.execute("SELECT pg_try_advisory_xact_lock(%s)", (CHAIN_LOCK,))
-        head.execute("SELECT seq, hash FROM audit_events WHERE seq = (SELECT max(seq) FROM audit_events)")
-        unsealed.execute(_UNSEALED_ROWS)
-    locked, found = bool(lock.fetchone()[0]), head.fetchone()
-    return locked, (found[0], found[1]) if found else (0, GENESIS_HASH), unsealed.fetchall()
-
-
-def _seal_rows(session: Session, rows: list[tuple[Any, ...]], seq: int, prev_hash: str
-               ) -> tuple[list[tuple[int, str, str, Any]], int, str]:
-    """Chain others' committed events from their rows as read (no ORM load): their (seq, prev_hash, hash,
-    id) to write, and the new head. An instance of one in this session gets the seal as its loaded state."""
-    seals = []
-    for row in rows:
-        seq += 1
-        digest = hashlib.sha256(canonical(seq, *row, prev_hash)).hexdigest()
-        seals.append((seq, prev_hash, digest, row[0]))
-        known = session.identity_map.get(identity_key(AuditEvent, row[0]))
-        if known is not None:
-            for name, value in (("seq", seq), ("prev_hash", prev_hash), ("hash", digest)):
-                set_committed_value(known, name, value)
-        prev_hash = digest
-    return seals, seq, prev_hash
-
-
 def _link(events: list[AuditEvent], seq: int, prev_hash: str) -> None:
     for event in events:
         seq += 1
-        event.seq, event.prev_hash = seq, prev_hash
+        event.seq, event.prev_hash, event.seal_input = seq, prev_hash, None  # the seal clears the input
         event.hash = prev_hash = event.compute_hash()
+
+
+@sa_event.listens_for(AuditEvent, "before_insert")
+def _keep_seal_input(_mapper: Any, _connection: Any, event: AuditEvent) -> None:
+    """An event flushed unsealed keeps what the database needs to seal it (`audit_append`)."""
+    if event.seq is None:
+        event.seal_input = event.make_seal_input()
 
 
 @sa_event.listens_for(Session, "before_commit")
 def _seal_on_commit(session: Session) -> None:
     """At the outermost commit of a transaction that recorded events: seal, if the head is free now.
-    On psycopg the lock, the head and the events waiting unsealed are one round trip read with the
-    driver (nothing is autoflushed unsealed); the seals of those others travel with this transaction's
-    writes (after `commit_pipelined`, they, the flush and the COMMIT are one more round trip)."""
+    On psycopg the database does it (`_append_in_database`); elsewhere the lock is tried and the events
+    sealed here before they are inserted."""
     if session.in_nested_transaction():
         _send_with_commit_now(session)
         return
@@ -151,45 +107,59 @@ def _seal_on_commit(session: Session) -> None:
                 if _lock_chain_head(session, wait=False):
                     _seal(session, own)
         return
-    locked, (seq, prev_hash), unsealed = _try_head(session)
-    seals: list[tuple[int, str, str, Any]] = []
-    if locked:
-        mine = {e.id for e in own}  # own events flushed already are among the unsealed rows
-        seals, seq, prev_hash = _seal_rows(session, [r for r in unsealed if r[0] not in mine], seq, prev_hash)
-        _link(own, seq, prev_hash)  # flushed ones are updated by the flush, the others inserted sealed
-    _write_seals_and_events(session, own, seals, session.info.pop(_FLUSH_PIPELINED, False))
+    _append_in_database(session, own, session.info.pop(_FLUSH_PIPELINED, False))
 
 
-def _write_seals_and_events(session: Session, own: list[AuditEvent], seals: list[tuple[int, str, str, Any]],
-                            pipelined_commit: bool) -> None:
-    """psycopg: the others' seals, and, when the rest of the transaction's writes allow it, its own
-    new events (one Core INSERT, no unit of work) and the COMMIT, in one pipelined round trip. Else
-    the seals alone (one round trip) and the commit's flush inserts or updates own events."""
-    connection = session.connection()
+# migration 0996: seals what waits, then inserts the new events (sealed if it got the head)
+_APPEND = ("SELECT sealed_id, sealed_seq, sealed_prev_hash, sealed_hash"
+           " FROM audit_append(%s::json, %s::uuid[])")
+
+
+def _append_in_database(session: Session, own: list[AuditEvent], pipelined_commit: bool) -> None:
+    """psycopg: the transaction's other writes are flushed (in the pipeline after `commit_pipelined`),
+    then `audit_append()` gets its new events, and the COMMIT follows in the same round trip. The
+    function tries the head's lock without waiting: with it, it reads the head, seals the committed
+    events waiting (their stored seal input), this transaction's flushed ones and inserts the new ones
+    sealed; without it, it inserts them unsealed. The seals it made become the loaded state of the
+    events this session holds."""
     fresh = [e for e in own if e in session.new]
-    others_pending = bool(session.deleted or session.dirty or len(session.new) > len(fresh))
-    with_events = len(fresh) == len(own) and (pipelined_commit or not others_pending)
-    with_commit = session.info.pop(_WITH_COMMIT, [])
-    if not (seals or with_events or with_commit):
-        return
+    flushed = [e.id for e in own if e not in session.new]  # inserted unsealed by an earlier flush
+    for event in fresh:
+        session.expunge(event)
+    if not pipelined_commit:
+        session.flush()  # before the lock is tried: it is then held for the one round trip left
+    rows = json.dumps([_row(event) for event in fresh])
+    connection = session.connection()
     dbapi_connection = connection.connection.dbapi_connection
-    if with_events:
-        for event in fresh:
-            session.expunge(event)
+    cursor = dbapi_connection.cursor()
     with pipelined(session):
-        if seals:
-            dbapi_connection.cursor().executemany(_SET_SEAL, seals)
-        for statement, parameters in with_commit:
+        if pipelined_commit:  # its other writes: only INSERTs (commit_pipelined's contract)
+            session.flush()
+        for statement, parameters in session.info.pop(_WITH_COMMIT, []):
             connection.execute(statement, parameters)
-        if with_events:
-            if pipelined_commit:  # its other writes: only INSERTs (commit_pipelined's contract)
-                session.flush()
-            connection.execute(_INSERT_EVENTS, [_columns(e) for e in fresh])
-            if not connection.in_nested_transaction():  # not a session joined to an outer transaction
-                dbapi_connection.execute("COMMIT")  # then the driver's is a no-op
+        cursor.execute(_APPEND, (rows, flushed))
+        if not connection.in_nested_transaction():  # not a session joined to an outer transaction
+            dbapi_connection.execute("COMMIT")  # then the driver's is a no-op
+    seals = {row[0]: row[1:] for row in cursor.fetchall()}
     for event in fresh:  # written: in the session as a flush leaves them
+        event.seq, event.prev_hash, event.hash = seals.get(event.id, (None, None, None))
         make_transient_to_detached(event)
         session.add(event)
+    for event_id, (seq, prev_hash, digest) in seals.items():
+        known = session.identity_map.get(identity_key(AuditEvent, event_id))
+        if known is not None and known.seq is None:
+            for name, value in (("seq", seq), ("prev_hash", prev_hash), ("hash", digest)):
+                set_committed_value(known, name, value)
+
+
+def _row(event: AuditEvent) -> dict[str, Any]:
+    """An event as `audit_append` reads it (json_populate_recordset of audit_events), seal input included."""
+    org = event.organisation_id
+    return {"id": str(event.id), "occurred_at": event.occurred_at.isoformat(),
+            "organisation_id": None if org is None else str(org), "client_id": event.client_id,
+            "user_id": event.user_id, "action": str(event.action), "resource_type": event.resource_type,
+            "resource_id": event.resource_id, "outcome": Outcome(event.outcome).value,
+            "request_id": event.request_id, "details": event.details, "seal_input": event.make_seal_input()}
 
 
 def send_with_commit(session: Session, statement: sa.Executable, parameters: dict[str, Any]) -> None:
@@ -206,14 +176,6 @@ def _send_with_commit_now(session: Session) -> None:
         connection = session.connection()
         for statement, parameters in deferred:
             connection.execute(statement, parameters)
-
-
-_INSERT_EVENTS = AuditEvent.__table__.insert()
-_EVENT_COLUMNS = tuple(column.key for column in AuditEvent.__table__.columns)
-
-
-def _columns(event: AuditEvent) -> dict[str, Any]:
-    return {key: getattr(event, key) for key in _EVENT_COLUMNS}
 
 
 def commit_pipelined(session: Session) -> None:

@@ -3,22 +3,22 @@
 Writers do not queue on the chain head. `record()` adds the event to the caller's transaction
 unsealed (no seq, prev_hash, hash) and takes no lock. When the transaction commits (the outermost
 commit), `sealing._seal_on_commit` tries the head's lock without waiting
-(`pg_try_advisory_xact_lock`; on psycopg with the head read in the same round trip): the one
-transaction that gets it reads the head and seals, in order, the committed events still unsealed
-(others' transactions that did not get the lock) and then its own, which are inserted sealed; the
-lock ends with its commit. A transaction that does not get it commits its events unsealed and moves
-on: the next sealer seals them (on psycopg read with the head, sealed by UPDATEs sent with its own
-writes: no extra round trip) (under load, the next commit; otherwise `audit seal`, `audit verify`
-or `audit checkpoint`, which wait for the lock and seal everything committed, and the webhook
-worker every 10 s). On SQLite, which
-has one writer at a time, the committing transaction takes the write lock and always seals.
+(`pg_try_advisory_xact_lock`): the one transaction that gets it reads the head and seals, in order,
+the committed events still unsealed (others' transactions that did not get the lock) and then its
+own, which are inserted sealed; the lock ends with its commit. A transaction that does not get it
+commits its events unsealed and moves on: the next sealer seals them (under load, the next commit;
+otherwise `audit seal`, `audit verify` or `audit checkpoint`, which wait for the lock and seal
+everything committed, and the webhook worker every 10 s). On PostgreSQL with psycopg the database
+does this in `audit_append()` (migration 0996), sent with the COMMIT, from each event's seal input
+(its canonical JSON with the chain position left open); on SQLite, which has one writer at a time,
+the committing transaction takes the write lock and always seals, here.
 
 A seal is set once: on PostgreSQL the append-only trigger lets through only an update from NULL that
-changes no other column, and the application role may update only those three columns. The chain
-therefore detects what it detected before (a changed, removed, inserted or reordered sealed event;
-with a checkpoint, a truncated or rewritten tail); events not yet sealed are counted by `verify()` as
-`unsealed`, not checked. Sealing reads the head in a new statement after taking the lock, so it
-needs READ COMMITTED (the default), as the service uses.
+clears the seal input and changes no other column, and the application role may update only those
+columns. The chain therefore detects what it detected before (a changed, removed, inserted or
+reordered sealed event; with a checkpoint, a truncated or rewritten tail); events not yet sealed are
+counted by `verify()` as `unsealed`, not checked. Sealing reads the head in a new statement after
+taking the lock, so it needs READ COMMITTED (the default), as the service uses.
 """
 
 from __future__ import annotations

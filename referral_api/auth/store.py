@@ -58,27 +58,32 @@ def save_token(token: dict[str, Any], oauth_request: Any) -> None:
         family_id, code_id = previous.family_id, previous.authorization_code_id
     now = utcnow()
     refresh = token.get("refresh_token")
-    row = Token(
-        id=uuid.uuid4(),  # set here: the INSERT needs no RETURNING, and travels with the audit event's
-        access_token_hash=secret_hash(token["access_token"]),
-        refresh_token_hash=secret_hash(refresh) if refresh else None,
-        client_pk=oauth_request.client.id,
-        user_id=oauth_request.user.id if oauth_request.user else None,
-        authorization_code_id=code_id,
-        family_id=family_id,
-        scope=token.get("scope", ""),
-        issued_at=now,
-        expires_in=int(token["expires_in"]),
-        refresh_expires_at=now + REFRESH_TOKEN_TTL if refresh else None,
-        dpop_jkt=getattr(oauth_request, "dpop_jkt", None),
-    )
-    session.add(row)
+    row = {
+        "id": uuid.uuid4(),  # set here: the INSERT needs no RETURNING
+        "access_token_hash": secret_hash(token["access_token"]),
+        "refresh_token_hash": secret_hash(refresh) if refresh else None,
+        "client_pk": oauth_request.client.id,
+        "user_id": oauth_request.user.id if oauth_request.user else None,
+        "authorization_code_id": code_id,
+        "family_id": family_id,
+        "scope": token.get("scope", ""),
+        "issued_at": now,
+        "expires_in": int(token["expires_in"]),
+        "refresh_expires_at": now + REFRESH_TOKEN_TTL if refresh else None,
+        "dpop_jkt": getattr(oauth_request, "dpop_jkt", None),
+    }
+    # Nobody reads the new row back in this request: a Core INSERT, sent with the audit event and the
+    # COMMIT (no unit of work, no round trip of its own).
+    audit.send_with_commit(session, _INSERT_TOKEN, row)
     action = AuditAction.AUTH_TOKEN_REFRESH if previous is not None else AuditAction.AUTH_TOKEN_ISSUE
-    trail.record(session, action, resource_type="token", resource_id=row.id, client=oauth_request.client,
+    trail.record(session, action, resource_type="token", resource_id=row["id"], client=oauth_request.client,
                  user=oauth_request.user,
-                 details={"grant_type": oauth_request.payload.grant_type, "scope": row.scope,
-                          "dpop": row.dpop_jkt is not None})
+                 details={"grant_type": oauth_request.payload.grant_type, "scope": row["scope"],
+                          "dpop": row["dpop_jkt"] is not None})
     audit.commit_pipelined(session)
+
+
+_INSERT_TOKEN = Token.__table__.insert()
 
 
 def revoke_family(session: Any, *, family_id: uuid.UUID | None = None,
