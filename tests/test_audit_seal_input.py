@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
 
+from referral_api import audit
 from referral_api.audit.actions import AuditAction, Outcome
 from referral_api.audit.models import AuditEvent
 from referral_api.db import utcnow
@@ -52,3 +54,18 @@ def test_the_database_seals_as_the_application_hashes(backend, connection):
         event = _event(details)
         digest = connection.scalar(sa.select(sa.func.audit_seal_digest(event.make_seal_input(), 12345, PREV)))
         assert digest == event.compute_hash(), details
+
+
+def test_events_of_any_content_sealed_by_the_database_verify(backend, session):
+    """The real path: events recorded and committed, sealed by audit_append, checked by verify()."""
+    if backend != "postgresql":
+        pytest.skip("audit_append is PostgreSQL's (migration 0996)")
+    actor = SimpleNamespace(client_id="cl_ÖÜ\"\\", organisation_id=uuid.uuid4())
+    events = [audit.record(session, actor=actor, action=AuditAction.AUTH_TOKEN_ISSUE, resource_type="token",
+                           resource_id=uuid.uuid4(), outcome=Outcome.DENIED, details=details)
+              for details in DETAILS]
+    session.commit()
+    assert all(event.seq is not None for event in events)  # the head was free: sealed at the commit
+    assert [event.seq for event in events] == sorted(event.seq for event in events)
+    result = audit.verify(session, seal=False)
+    assert result.ok and result.unsealed == 0, result

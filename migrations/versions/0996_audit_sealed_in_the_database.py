@@ -29,6 +29,11 @@ depends_on = None
 _CONTENT = ("id", "occurred_at", "organisation_id", "client_id", "user_id", "action", "resource_type",
             "resource_id", "outcome", "request_id")
 _INSERTED = (*_CONTENT, "details")
+# An event as the application sends it (audit/sealing.py `_row`): `details` as JSON text (a nested
+# JSON value would be unescaped on the way, and a \u0000 in it refused).
+_ROW_TYPE = ("id uuid, occurred_at timestamptz, organisation_id uuid, client_id varchar, user_id varchar, "
+             "action varchar, resource_type varchar, resource_id varchar, outcome varchar, request_id varchar, "
+             "details text, seal_input text")
 
 
 def _trigger(clears_input: bool) -> str:
@@ -50,20 +55,25 @@ def _trigger(clears_input: bool) -> str:
 
 
 # The hash of an event at (seq, after prev_hash), from its seal input: audit/models.py `canonical()`.
+# audit_append has the expression inline (a call of the SQL function from PL/pgSQL costs more than the
+# hash); audit_seal_digest gives the same one to tests and to an administrator's query.
+_DIGEST_OF = ("encode(sha256(convert_to(replace(replace({input}, chr(1), '\"' || {prev} || '\"'), chr(2), "
+              "{seq}::text), 'UTF8')), 'hex')")
 _DIGEST = """
     CREATE FUNCTION audit_seal_digest(seal_input text, seq bigint, prev_hash varchar) RETURNS varchar
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-        SELECT encode(sha256(convert_to(
-            replace(replace(seal_input, chr(1), '"' || prev_hash || '"'), chr(2), seq::text), 'UTF8')), 'hex')
+        SELECT {digest}
     $$
-"""
+""".format(digest=_DIGEST_OF.format(input="seal_input", prev="prev_hash", seq="seq"))
 
 # The lock key is audit/sealing.py CHAIN_LOCK. Each statement of this (volatile) function reads with a
 # snapshot of its own: the head is read after the lock is held, so it is the newest head committed.
 _APPEND = """
     CREATE FUNCTION audit_append(events json, flushed uuid[])
     RETURNS TABLE (sealed_id uuid, sealed_seq bigint, sealed_prev_hash varchar, sealed_hash varchar)
-    LANGUAGE plpgsql AS $$
+    LANGUAGE plpgsql
+    -- its statements' plans are made once per connection (a custom plan per call costs more than the call)
+    SET plan_cache_mode = force_generic_plan AS $$
     DECLARE
         head_seq bigint;
         head_hash varchar;
@@ -72,7 +82,7 @@ _APPEND = """
         IF NOT pg_try_advisory_xact_lock(418581342580) THEN
             -- the head is taken: the new events wait unsealed, with their seal input, for the next sealer
             INSERT INTO audit_events ({inserted}, seal_input)
-            SELECT {inserted_e}, e.seal_input FROM json_populate_recordset(NULL::audit_events, events) e;
+            SELECT {inserted_e}, e.seal_input FROM json_to_recordset(events) AS e({row_type});
             RETURN;
         END IF;
         SELECT a.seq, a.hash INTO head_seq, head_hash
@@ -95,7 +105,7 @@ _APPEND = """
             sealed_id := waiting.id;
             sealed_seq := head_seq + 1;
             sealed_prev_hash := head_hash;
-            sealed_hash := audit_seal_digest(waiting.seal_input, sealed_seq, head_hash);
+            sealed_hash := {digest};
             UPDATE audit_events SET seq = sealed_seq, prev_hash = sealed_prev_hash, hash = sealed_hash,
                    seal_input = NULL WHERE id = waiting.id;
             RETURN NEXT;
@@ -103,14 +113,14 @@ _APPEND = """
             head_hash := sealed_hash;
         END LOOP;
         -- the new events, in their order, inserted sealed
-        FOR waiting IN SELECT e.*, e.ordinality AS n
-                         FROM json_populate_recordset(NULL::audit_events, events) WITH ORDINALITY e
-                        ORDER BY e.ordinality
+        FOR waiting IN SELECT e.* FROM json_array_elements(events) WITH ORDINALITY AS x(event, n),
+                                       json_to_record(x.event) AS e({row_type})
+                        ORDER BY x.n
         LOOP
             sealed_id := waiting.id;
             sealed_seq := head_seq + 1;
             sealed_prev_hash := head_hash;
-            sealed_hash := audit_seal_digest(waiting.seal_input, sealed_seq, head_hash);
+            sealed_hash := {digest};
             INSERT INTO audit_events ({inserted}, seq, prev_hash, hash)
             VALUES ({inserted_w}, sealed_seq, sealed_prev_hash, sealed_hash);
             RETURN NEXT;
@@ -119,8 +129,10 @@ _APPEND = """
         END LOOP;
     END;
     $$
-""".format(inserted=", ".join(_INSERTED), inserted_e=", ".join(f"e.{c}" for c in _INSERTED),
-           inserted_w=", ".join(f"waiting.{c}" for c in _INSERTED))
+""".format(inserted=", ".join(_INSERTED), inserted_e=", ".join(f"e.{c}" for c in _CONTENT) + ", e.details::json",
+           inserted_w=", ".join(f"waiting.{c}" for c in _CONTENT) + ", waiting.details::json",
+           row_type=_ROW_TYPE,
+           digest=_DIGEST_OF.format(input="waiting.seal_input", prev="head_hash", seq="sealed_seq"))
 
 
 def upgrade() -> None:

@@ -153,13 +153,14 @@ def _append_in_database(session: Session, own: list[AuditEvent], pipelined_commi
 
 
 def _row(event: AuditEvent) -> dict[str, Any]:
-    """An event as `audit_append` reads it (json_populate_recordset of audit_events), seal input included."""
+    """An event as `audit_append` reads it (migration 0996's row type): its details as JSON text."""
     org = event.organisation_id
+    details = None if event.details is None else json.dumps(event.details)
     return {"id": str(event.id), "occurred_at": event.occurred_at.isoformat(),
             "organisation_id": None if org is None else str(org), "client_id": event.client_id,
             "user_id": event.user_id, "action": str(event.action), "resource_type": event.resource_type,
             "resource_id": event.resource_id, "outcome": Outcome(event.outcome).value,
-            "request_id": event.request_id, "details": event.details, "seal_input": event.make_seal_input()}
+            "request_id": event.request_id, "details": details, "seal_input": event.make_seal_input()}
 
 
 def send_with_commit(session: Session, statement: sa.Executable, parameters: dict[str, Any]) -> None:
