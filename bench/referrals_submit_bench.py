@@ -13,11 +13,12 @@ idempotency key, consent and minimisation, reference, duplicate count through bl
 and AES-GCM sealing, match keys, audit entry, outbox event, staff view). The bare route parses the
 same JSON and inserts it as one row (a JSON column) with one commit, without auth.
 
-Before the load, one request of each runs in-process and the statements and commits it sends to the
-database are counted (SQLAlchemy engine events) and printed. Then every round, the best and median of
-each target and the ratios (goal: throughput at least 0.25x). --database-url names a scratch
-PostgreSQL database (its public schema is migrated to head and used as is); it is required: SQLite
-has one writer at a time, and 32 concurrent submissions on it answer 503s when it is busy.
+Before the load, one request of each runs in-process and the statements, commits and round trips it
+sends to the database are counted (libpq's trace, bench/pgtrace.py) and printed. Then every round,
+the best and median of each target and the ratios (goal: throughput at least 0.25x). --database-url
+names a scratch PostgreSQL database (its public schema is migrated to head and used as is); it is
+required: SQLite has one writer at a time, and 32 concurrent submissions on it answer 503s when it
+is busy.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Under gunicorn this module is imported from ROOT (`bench.referrals_submit_bench:...`).
 sys.path.insert(0, str(ROOT))
 
-from bench import wrk  # noqa: E402  (after the path above)
+from bench import pgtrace, wrk  # noqa: E402  (after the path above)
 
 BARE_TABLE = "bench_bare_referrals"
 # Real Mongolian name stems and endings, and family names: people differ as they would in a day.
@@ -207,30 +208,8 @@ def _one_body(n: str) -> dict:
     return json.loads(text)
 
 
-def _counted(engine, send) -> tuple[int, int]:
-    """Statements and commits `send()` makes `engine` send to the database."""
-    from sqlalchemy import event
-
-    counts = {"statements": 0, "commits": 0}
-
-    def statement(*_args):
-        counts["statements"] += 1
-
-    def commit(*_args):
-        counts["commits"] += 1
-
-    event.listen(engine, "before_cursor_execute", statement)
-    event.listen(engine, "commit", commit)
-    try:
-        send()
-    finally:
-        event.remove(engine, "before_cursor_execute", statement)
-        event.remove(engine, "commit", commit)
-    return counts["statements"], counts["commits"]
-
-
-def count_round_trips(token: str) -> dict[str, tuple[int, int]]:
-    """One submission of each target in-process (after one to warm up): statements and commits."""
+def count_round_trips(token: str) -> dict[str, pgtrace.Traffic]:
+    """One submission of each target in-process (after one to warm up): what it sends to PostgreSQL."""
     from referral_api.db import database
 
     full, bare = full_app(), bare_app()
@@ -249,7 +228,8 @@ def count_round_trips(token: str) -> dict[str, tuple[int, int]]:
             assert response.status_code == 201, response.get_data(as_text=True)
 
         send()
-        found[label] = _counted(engine, send)
+        with pgtrace.traffic(engine) as found[label]:
+            send()
         engine.dispose()
     return found
 
@@ -274,8 +254,9 @@ def main() -> None:
                 full + "/oauth/token", auth=(client_id, secret), timeout=60,
                 data={"grant_type": "client_credentials", "scope": "referrals:submit"},
             ).json()["access_token"]
-            for label, (statements, commits) in count_round_trips(token).items():
-                print(f"one request, in-process: {label:<24} {statements:3d} statements, {commits} commit(s)")
+            for label, seen in count_round_trips(token).items():
+                print(f"one request, in-process: {label:<24} {seen.statements:3d} statements, "
+                      f"{seen.commits} commit(s), {seen.round_trips} round trip(s)")
             json_headers = {"Content-Type": "application/json"}
             targets = {
                 "bare route": wrk.Target(bare + "/bare", headers=json_headers, script=str(script)),

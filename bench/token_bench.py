@@ -35,7 +35,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import wrk  # noqa: E402  (after the path above)
+from bench import pgtrace, wrk  # noqa: E402  (after the path above)
 
 EXAMPLE_PREFIX = "bench_authlib_"
 LIMITS = "1000000/minute"
@@ -86,6 +86,8 @@ def example_app():
     @app.teardown_appcontext
     def remove_session(_exc):
         session.remove()
+
+    app.extensions["bench.engine"] = engine
 
     @app.route("/oauth/token", methods=["POST"])
     def issue_token():
@@ -153,7 +155,29 @@ def _target(base: str, client_id: str, secret: str) -> wrk.Target:
                                "Content-Type": "application/x-www-form-urlencoded"})
 
 
+def count_round_trips(targets: dict[str, tuple[object, object, str, str]]) -> None:
+    """One token request of each target in-process (after one to warm up): what it sends to
+    PostgreSQL (bench/pgtrace.py), printed."""
+    for label, (app, engine, client_id, secret) in targets.items():
+        client = app.test_client()
+        basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+        def send(client=client, basic=basic, label=label):
+            form = {"grant_type": "client_credentials", "scope": "cases:status"}
+            answer = client.post("/oauth/token", data=form, headers={"Authorization": f"Basic {basic}"})
+            assert answer.status_code == 200, (label, answer.get_data(as_text=True))
+
+        send()
+        with pgtrace.traffic(engine) as seen:
+            send()
+        engine.dispose()
+        print(f"one request, in-process: {label:<16} {seen.statements:3d} statements, "
+              f"{seen.commits} commit(s), {seen.round_trips} round trip(s)")
+
+
 def main() -> None:
+    from referral_api.db import database
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     wrk.add_arguments(parser)
     args = parser.parse_args()
@@ -164,10 +188,14 @@ def main() -> None:
         full_creds = _setup_full(args.database_url, tmp)
         example_creds = _setup_example(args.database_url)
         env = {**os.environ, "BENCH_DATABASE_URL": args.database_url, "BENCH_INSTANCE_PATH": tmp}
-        with wrk.serve("bench.token_bench:example_app()", env) as example, \
-                wrk.serve("bench.token_bench:full_app()", env) as full:
-            targets = {"authlib example": _target(example, *example_creds),
-                       "token endpoint": _target(full, *full_creds)}
+        os.environ.update(BENCH_DATABASE_URL=args.database_url, BENCH_INSTANCE_PATH=tmp)
+        example, full = example_app(), full_app()
+        count_round_trips({"authlib example": (example, example.extensions["bench.engine"], *example_creds),
+                           "token endpoint": (full, database(full).engine, *full_creds)})
+        with wrk.serve("bench.token_bench:example_app()", env) as example_url, \
+                wrk.serve("bench.token_bench:full_app()", env) as full_url:
+            targets = {"authlib example": _target(example_url, *example_creds),
+                       "token endpoint": _target(full_url, *full_creds)}
             for label, target in targets.items():
                 answer = requests.post(target.url, data=target.body, headers=target.headers, timeout=60)
                 assert answer.status_code == 200 and answer.json().get("access_token"), (label, answer.text)
