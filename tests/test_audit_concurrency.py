@@ -6,6 +6,7 @@ the barrier (the barrier's timeout turns that into a failure)."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import threading
 import uuid
 from types import SimpleNamespace
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from referral_api import audit, dbmigrate
 from referral_api.audit import AuditAction
-from referral_api.audit.models import GENESIS_HASH, AuditEvent
+from referral_api.audit.models import CANONICAL_COLUMNS, GENESIS_HASH, AuditEvent, canonical
 from referral_api.audit.sealing import CHAIN_LOCK
 from referral_api.db import Database, make_engine, utcnow
 from tests.conftest import round_trips, throwaway_database
@@ -182,8 +183,7 @@ def test_the_trigger_lets_only_a_seal_through(pg_database):
             holder.commit()
             seal = {"seq": 1, "prev_hash": "0" * 64, "hash": "a" * 64}
             for change in ({**seal, "outcome": "denied"}, {**seal, "details": {"writer": 2}},
-                           {"seq": 1}, {"client_id": "someone"}, seal, {**seal, "seal_input": "x"},
-                           {"seal_input": None}):  # the seal clears the seal input, and only the seal
+                           {"seq": 1}, {"client_id": "someone"}, {"seal_input": None}):
                 with pytest.raises(sa.exc.DBAPIError, match="append-only"), writer.begin_nested():
                     writer.execute(sa.update(events).where(events.c.seq.is_(None)).values(**change))
             assert audit.seal_pending(writer) == 1
@@ -314,3 +314,49 @@ def test_an_event_without_a_seal_input_is_left_to_audit_seal(pg_database):
         result = audit.verify(s)
     assert [(seq, d["writer"]) for seq, d in rows] == [(1, 1), (2, 0)]
     assert result.ok and result.checked == 2 and result.unsealed == 0
+
+
+def test_a_seal_of_the_three_columns_clears_the_seal_input(pg_database):
+    """A sealer that sets only seq, prev_hash and hash (the Python sealer; one of an older version during
+    a rolling upgrade; the app role, which has no privilege on the column) leaves no seal input behind:
+    the trigger clears it."""
+    url, db = pg_database
+    events = AuditEvent.__table__
+    with db.sessionmaker() as writer:
+        with _head_held(url):
+            event = audit.record(writer, actor=None, action=AuditAction.AUTH_TOKEN_ISSUE,
+                                 resource_type="token")
+            writer.commit()
+        assert writer.scalar(sa.select(events.c.seal_input).where(events.c.id == event.id)) is not None
+        fields = (getattr(event, name) for name in CANONICAL_COLUMNS[1:-1])
+        digest = hashlib.sha256(canonical(1, *fields, GENESIS_HASH)).hexdigest()
+        writer.execute(sa.update(events).where(events.c.id == event.id).values(
+            seq=1, prev_hash=GENESIS_HASH, hash=digest))
+        writer.commit()
+        assert writer.scalar(sa.select(events.c.seal_input).where(events.c.id == event.id)) is None
+    with db.sessionmaker() as s:
+        result = audit.verify(s)
+    assert result.ok and result.checked == 1 and result.unsealed == 0
+
+
+def test_a_statement_queued_in_a_savepoint_goes_with_its_rollback(pg_database):
+    """`audit.send_with_commit` inside a savepoint: dropped when the savepoint rolls back (a unit of
+    work's checkpoint undone), kept when it is released; all sent at the outermost commit."""
+    url, db = pg_database
+    probe = sa.Table("savepoint_probe", sa.MetaData(), sa.Column("n", sa.Integer, primary_key=True))
+    engine = make_engine(url)
+    probe.create(engine)
+    engine.dispose()
+    with db.sessionmaker() as writer:
+        audit.send_with_commit(writer, probe.insert(), {"n": 1})
+        undone = writer.begin_nested()
+        audit.send_with_commit(writer, probe.insert(), {"n": 2})
+        with writer.begin_nested():
+            audit.send_with_commit(writer, probe.insert(), {"n": 3})  # inside the one undone
+        undone.rollback()
+        with writer.begin_nested():
+            audit.send_with_commit(writer, probe.insert(), {"n": 4})
+        assert writer.scalars(sa.select(probe.c.n)).all() == []  # nothing sent before the commit
+        _record(writer, 1)
+        writer.commit()
+        assert writer.scalars(sa.select(probe.c.n).order_by(probe.c.n)).all() == [1, 4]

@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from referral_api import create_app
+from referral_api.audit.sealing import CHAIN_LOCK
 from referral_api.backup import libpq_env
 from referral_api.db import database
 from tests.conftest import throwaway_database
@@ -82,6 +83,28 @@ def _check_refusals(app_url: str) -> None:
         engine.dispose()
 
 
+def _check_sealing_waiting_events(app_url: str, http, police: dict[str, str]) -> None:
+    """As the app role: an event committed unsealed (the head was busy) is sealed by the next commit,
+    in the database (an UPDATE of the three seal columns; the trigger clears its seal input)."""
+    engine = sa.create_engine(app_url)
+    credentials = {"data": {"grant_type": "client_credentials"},
+                   "auth": (police["client_id"], police["client_secret"])}
+    try:
+        with engine.connect() as holder:
+            holder.execute(sa.select(sa.func.pg_advisory_lock(CHAIN_LOCK)))
+            assert http.post("/oauth/token", **credentials).status_code == 200
+            waiting = holder.scalar(sa.text("SELECT count(*) FROM audit_events WHERE seal_input IS NOT NULL"))
+            holder.execute(sa.select(sa.func.pg_advisory_unlock(CHAIN_LOCK)))
+            holder.commit()
+        assert waiting == 1
+        assert http.post("/oauth/token", **credentials).status_code == 200
+        with engine.connect() as conn:
+            assert conn.scalar(sa.text("SELECT count(*) FROM audit_events WHERE seq IS NULL OR seal_input "
+                                       "IS NOT NULL")) == 0
+    finally:
+        engine.dispose()
+
+
 def _check_serving(app_url: str, tmp_path: Path) -> None:
     env = _env(tmp_path, DATABASE_URL=app_url)
     clients = json.loads(_cli(env, "demo", "seed", "--json"))["clients"]
@@ -97,6 +120,7 @@ def _check_serving(app_url: str, tmp_path: Path) -> None:
         made = http.post("/api/v1/referrals", json=referral_body(), headers=headers)
         assert made.status_code == 201, made.json
         assert http.get(made.headers["Location"], headers=headers).status_code == 200
+        _check_sealing_waiting_events(app_url, http, police)
     finally:
         database(app).engine.dispose()
     # The scheduled jobs run as the app role too.

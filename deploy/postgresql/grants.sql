@@ -5,8 +5,9 @@
 --
 -- The app reads and writes its tables, but the audit trail is append-only for it (no UPDATE,
 -- DELETE or TRUNCATE: the triggers of migrations 0201 and 0985 refuse them too, even to the owner)
--- except the seal of an event (its seq, prev_hash and hash, set once from NULL, and its seal input
--- cleared with them: the trigger lets nothing else through), and the schema version is read-only for it.
+-- except the seal of an event (its seq, prev_hash and hash, set once from NULL: the trigger lets
+-- nothing else through, and clears the event's seal input itself), and the schema version is
+-- read-only for it.
 
 \if :{?app_role}
 \else
@@ -19,7 +20,7 @@ REVOKE TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA public FROM :"app_r
 
 SELECT format('REVOKE UPDATE, DELETE, TRUNCATE ON audit_events FROM %I', :'app_role')
  WHERE to_regclass('public.audit_events') IS NOT NULL \gexec
-SELECT format('GRANT UPDATE (seq, prev_hash, hash, seal_input) ON audit_events TO %I', :'app_role')
+SELECT format('GRANT UPDATE (seq, prev_hash, hash) ON audit_events TO %I', :'app_role')
  WHERE to_regclass('public.audit_events') IS NOT NULL \gexec
 SELECT format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON alembic_version FROM %I', :'app_role')
  WHERE to_regclass('public.alembic_version') IS NOT NULL \gexec

@@ -13,7 +13,9 @@ it (audit/models.py `canonical()`), with U+0001 where the previous hash goes and
 seq goes (JSON never holds those characters raw). An unsealed event keeps its seal input until its
 seal clears it; a sealed event has none. `verify()` still recomputes every hash from the columns.
 
-The append-only trigger now lets the seal through only when it clears the seal input too.
+The append-only trigger now clears the seal input when it lets a seal through (the application role
+needs no privilege on the column, and a sealer of an older version, which sets only the three seal
+columns, still works during a rolling upgrade).
 
 Review before merging: one nullable column (no rewrite), two functions, the trigger function replaced.
 """
@@ -42,8 +44,8 @@ def _trigger(clears_input: bool) -> str:
     BEGIN
         IF TG_OP = 'UPDATE'
            AND OLD.seq IS NULL AND OLD.prev_hash IS NULL AND OLD.hash IS NULL
-           AND NEW.seq IS NOT NULL AND NEW.prev_hash IS NOT NULL AND NEW.hash IS NOT NULL{clears}
-           AND ({new}, NEW.details::text) IS NOT DISTINCT FROM ({old}, OLD.details::text) THEN
+           AND NEW.seq IS NOT NULL AND NEW.prev_hash IS NOT NULL AND NEW.hash IS NOT NULL
+           AND ({new}, NEW.details::text) IS NOT DISTINCT FROM ({old}, OLD.details::text) THEN{clears}
             RETURN NEW;  -- the seal: set once, nothing else changed
         END IF;
         RAISE EXCEPTION 'audit_events is append-only: % refused', TG_OP
@@ -51,7 +53,8 @@ def _trigger(clears_input: bool) -> str:
     END;
     $$
     """.format(new=", ".join(f"NEW.{c}" for c in _CONTENT), old=", ".join(f"OLD.{c}" for c in _CONTENT),
-               clears="\n           AND NEW.seal_input IS NULL" if clears_input else "")
+               clears="\n            NEW.seal_input := NULL;  -- the seal input goes with the seal" if clears_input
+               else "")
 
 
 # The hash of an event at (seq, after prev_hash), from its seal input: audit/models.py `canonical()`.
@@ -72,8 +75,10 @@ _APPEND = """
     CREATE FUNCTION audit_append(events json, flushed uuid[])
     RETURNS TABLE (sealed_id uuid, sealed_seq bigint, sealed_prev_hash varchar, sealed_hash varchar)
     LANGUAGE plpgsql
-    -- its statements' plans are made once per connection (a custom plan per call costs more than the call)
-    SET plan_cache_mode = force_generic_plan AS $$
+    -- its statements' plans are made once per connection (a custom plan per call costs more than the
+    -- call); the built-in functions it calls cannot be shadowed by a schema earlier in a search path
+    SET plan_cache_mode = force_generic_plan
+    SET search_path = pg_catalog, public AS $$
     DECLARE
         head_seq bigint;
         head_hash varchar;
@@ -94,20 +99,21 @@ _APPEND = """
         -- committed events waiting (oldest first, a batch at most), then this transaction's flushed ones
         -- in their order; one without a seal input (older than this revision) is left to `audit seal`
         FOR waiting IN
-            (SELECT a.id, a.seal_input, 0 AS part, 0::bigint AS n FROM audit_events a
+            (SELECT a.id, a.seal_input, 0 AS part, 0::bigint AS n, a.occurred_at FROM audit_events a
               WHERE a.seq IS NULL AND a.seal_input IS NOT NULL AND a.id <> ALL (flushed)
               ORDER BY a.occurred_at, a.id LIMIT 1000)
             UNION ALL
-            (SELECT a.id, a.seal_input, 1, f.n FROM unnest(flushed) WITH ORDINALITY AS f(id, n)
+            (SELECT a.id, a.seal_input, 1, f.n, a.occurred_at FROM unnest(flushed) WITH ORDINALITY AS f(id, n)
                JOIN audit_events a ON a.id = f.id WHERE a.seq IS NULL AND a.seal_input IS NOT NULL)
-            ORDER BY part, n
+            ORDER BY part, n, occurred_at, id
         LOOP
             sealed_id := waiting.id;
             sealed_seq := head_seq + 1;
             sealed_prev_hash := head_hash;
             sealed_hash := {digest};
-            UPDATE audit_events SET seq = sealed_seq, prev_hash = sealed_prev_hash, hash = sealed_hash,
-                   seal_input = NULL WHERE id = waiting.id;
+            -- the trigger clears the seal input
+            UPDATE audit_events SET seq = sealed_seq, prev_hash = sealed_prev_hash, hash = sealed_hash
+             WHERE id = waiting.id;
             RETURN NEXT;
             head_seq := sealed_seq;
             head_hash := sealed_hash;

@@ -27,7 +27,7 @@ class AuditEvent(IdMixin, Base):
     __tablename__ = "audit_events"
 
     # The chain position and hashes: NULL until the event is sealed, then set once (the trigger of
-    # migration 0985 refuses any other change on PostgreSQL).
+    # migrations 0985 and 0996 refuses any other change on PostgreSQL).
     seq: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True, unique=True)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False, index=True)
     organisation_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, nullable=True, index=True)

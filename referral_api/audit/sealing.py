@@ -5,6 +5,7 @@ here seal them."""
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from typing import Any
 
 import sqlalchemy as sa
@@ -78,14 +79,15 @@ def _seal(session: Session, own: list[AuditEvent]) -> list[AuditEvent]:
 def _link(events: list[AuditEvent], seq: int, prev_hash: str) -> None:
     for event in events:
         seq += 1
-        event.seq, event.prev_hash, event.seal_input = seq, prev_hash, None  # the seal clears the input
+        event.seq, event.prev_hash = seq, prev_hash
         event.hash = prev_hash = event.compute_hash()
 
 
 @sa_event.listens_for(AuditEvent, "before_insert")
-def _keep_seal_input(_mapper: Any, _connection: Any, event: AuditEvent) -> None:
-    """An event flushed unsealed keeps what the database needs to seal it (`audit_append`)."""
-    if event.seq is None:
+def _keep_seal_input(_mapper: Any, connection: Any, event: AuditEvent) -> None:
+    """An event flushed unsealed on PostgreSQL keeps what the database needs to seal it (`audit_append`;
+    the trigger clears it with the seal, whoever seals)."""
+    if event.seq is None and connection.dialect.name == "postgresql":
         event.seal_input = event.make_seal_input()
 
 
@@ -94,8 +96,7 @@ def _seal_on_commit(session: Session) -> None:
     """At the outermost commit of a transaction that recorded events: seal, if the head is free now.
     On psycopg the database does it (`_append_in_database`); elsewhere the lock is tried and the events
     sealed here before they are inserted."""
-    if session.in_nested_transaction():
-        _send_with_commit_now(session)
+    if session.in_nested_transaction():  # a savepoint released: the outermost commit seals and sends
         return
     own = [e for e in session.info.get(PENDING, ()) if e in session and e.seq is None]
     if not own or session.get_bind().dialect.driver != "psycopg":
@@ -128,19 +129,20 @@ def _append_in_database(session: Session, own: list[AuditEvent], pipelined_commi
         session.expunge(event)
     if not pipelined_commit:
         session.flush()  # before the lock is tried: it is then held for the one round trip left
-    rows = json.dumps([_row(event) for event in fresh])
+    # raw characters, not \u escapes: PostgreSQL refuses those above ASCII unless the database is UTF-8
+    rows = json.dumps([_row(event) for event in fresh], ensure_ascii=False)
     connection = session.connection()
     dbapi_connection = connection.connection.dbapi_connection
-    cursor = dbapi_connection.cursor()
-    with pipelined(session):
-        if pipelined_commit:  # its other writes: only INSERTs (commit_pipelined's contract)
-            session.flush()
-        for statement, parameters in session.info.pop(_WITH_COMMIT, []):
-            connection.execute(statement, parameters)
-        cursor.execute(_APPEND, (rows, flushed))
-        if not connection.in_nested_transaction():  # not a session joined to an outer transaction
-            dbapi_connection.execute("COMMIT")  # then the driver's is a no-op
-    seals = {row[0]: row[1:] for row in cursor.fetchall()}
+    with dbapi_connection.cursor() as cursor:
+        with pipelined(session):
+            if pipelined_commit:  # its other writes: only INSERTs (commit_pipelined's contract)
+                session.flush()
+            for statement, parameters in _take_with_commit(session):
+                connection.execute(statement, parameters)
+            cursor.execute(_APPEND, (rows, flushed))
+            if not connection.in_nested_transaction():  # not a session joined to an outer transaction
+                dbapi_connection.execute("COMMIT")  # then the driver's is a no-op
+        seals = {row[0]: row[1:] for row in cursor.fetchall()}
     for event in fresh:  # written: in the session as a flush leaves them
         event.seq, event.prev_hash, event.hash = seals.get(event.id, (None, None, None))
         make_transient_to_detached(event)
@@ -154,9 +156,11 @@ def _append_in_database(session: Session, own: list[AuditEvent], pipelined_commi
 
 def _row(event: AuditEvent) -> dict[str, Any]:
     """An event as `audit_append` reads it (migration 0996's row type): its details as JSON text."""
+    if event.occurred_at.tzinfo is None:  # as UTCDateTime refuses it: its hash would depend on a zone
+        raise ValueError("an audit event's occurred_at must be timezone-aware")
     org = event.organisation_id
-    details = None if event.details is None else json.dumps(event.details)
-    return {"id": str(event.id), "occurred_at": event.occurred_at.isoformat(),
+    details = None if event.details is None else json.dumps(event.details, ensure_ascii=False)
+    return {"id": str(event.id), "occurred_at": event.occurred_at.astimezone(UTC).isoformat(),
             "organisation_id": None if org is None else str(org), "client_id": event.client_id,
             "user_id": event.user_id, "action": str(event.action), "resource_type": event.resource_type,
             "resource_id": event.resource_id, "outcome": Outcome(event.outcome).value,
@@ -164,19 +168,43 @@ def _row(event: AuditEvent) -> dict[str, Any]:
 
 
 def send_with_commit(session: Session, statement: sa.Executable, parameters: dict[str, Any]) -> None:
-    """Execute `statement` (a write returning no rows, whose rowcount nobody reads) at this transaction's
-    commit: on psycopg in the pipeline of the audit events' INSERT and the COMMIT (no round trip of its
-    own), else just before the commit's flush. Dropped with a rollback."""
+    """Execute `statement` (a write returning no rows, whose rowcount nobody reads) at the commit of the
+    outermost transaction: on psycopg, when the transaction recorded audit events, in the pipeline of
+    their function call and the COMMIT (no round trip of its own); else just before the commit's flush.
+    Dropped with a rollback, and with the rollback of a savepoint begun before it was queued."""
     session.connection()  # within the session's transaction (begun if none: nothing sent), to end with it
-    session.info.setdefault(_WITH_COMMIT, []).append((statement, parameters))
+    queued_in = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(_WITH_COMMIT, []).append((queued_in, statement, parameters))
+
+
+def _take_with_commit(session: Session) -> list[tuple[sa.Executable, dict[str, Any]]]:
+    queued = session.info.pop(_WITH_COMMIT, [])
+    return [(statement, parameters) for _queued_in, statement, parameters in queued]
 
 
 def _send_with_commit_now(session: Session) -> None:
-    deferred = session.info.pop(_WITH_COMMIT, None)
+    deferred = _take_with_commit(session)
     if deferred:
         connection = session.connection()
         for statement, parameters in deferred:
             connection.execute(statement, parameters)
+
+
+@sa_event.listens_for(Session, "after_soft_rollback")
+def _drop_rolled_back(session: Session, previous_transaction: Any) -> None:
+    """A savepoint rolled back: what was queued in it (or in a savepoint inside it) goes with it."""
+    queued = session.info.get(_WITH_COMMIT)
+    if queued and previous_transaction.nested:
+        session.info[_WITH_COMMIT] = [entry for entry in queued
+                                      if not _within(entry[0], previous_transaction)]
+
+
+def _within(transaction: Any, ancestor: Any) -> bool:
+    while transaction is not None:
+        if transaction is ancestor:
+            return True
+        transaction = transaction.parent
+    return False
 
 
 def commit_pipelined(session: Session) -> None:

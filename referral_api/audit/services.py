@@ -4,8 +4,9 @@ Writers do not queue on the chain head. `record()` adds the event to the caller'
 unsealed (no seq, prev_hash, hash) and takes no lock. When the transaction commits (the outermost
 commit), `sealing._seal_on_commit` tries the head's lock without waiting
 (`pg_try_advisory_xact_lock`): the one transaction that gets it reads the head and seals, in order,
-the committed events still unsealed (others' transactions that did not get the lock) and then its
-own, which are inserted sealed; the lock ends with its commit. A transaction that does not get it
+the committed events still unsealed (others' transactions that did not get the lock; on psycopg those
+with a seal input) and then its own (inserted sealed, or updated when an earlier flush wrote them);
+the lock ends with its commit. A transaction that does not get it
 commits its events unsealed and moves on: the next sealer seals them (under load, the next commit;
 otherwise `audit seal`, `audit verify` or `audit checkpoint`, which wait for the lock and seal
 everything committed, and the webhook worker every 10 s). On PostgreSQL with psycopg the database
@@ -14,8 +15,8 @@ does this in `audit_append()` (migration 0996), sent with the COMMIT, from each 
 the committing transaction takes the write lock and always seals, here.
 
 A seal is set once: on PostgreSQL the append-only trigger lets through only an update from NULL that
-clears the seal input and changes no other column, and the application role may update only those
-columns. The chain therefore detects what it detected before (a changed, removed, inserted or
+changes no other column (it clears the seal input itself), and the application role may update only
+the three seal columns. The chain therefore detects what it detected before (a changed, removed, inserted or
 reordered sealed event; with a checkpoint, a truncated or rewritten tail); events not yet sealed are
 counted by `verify()` as `unsealed`, not checked. Sealing reads the head in a new statement after
 taking the lock, so it needs READ COMMITTED (the default), as the service uses.
