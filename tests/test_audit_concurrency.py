@@ -271,14 +271,20 @@ def test_a_commit_whose_last_writes_are_its_events_sends_them_with_the_commit(pg
     assert result.ok and result.checked == 2 and result.unsealed == 0
 
 
+def _probe(url: str, name: str) -> sa.Table:
+    """A table of its own for statements sent with a commit (created committed)."""
+    probe = sa.Table(name, sa.MetaData(), sa.Column("n", sa.Integer, primary_key=True))
+    engine = make_engine(url)
+    probe.create(engine)
+    engine.dispose()
+    return probe
+
+
 def test_a_statement_sent_with_the_commit_travels_with_it_and_goes_with_a_rollback(pg_database):
     """`audit.send_with_commit`: the write goes in the pipeline of the events' INSERT and the COMMIT
     (idempotency's stored answer uses it); after a rollback it is not sent."""
     url, db = pg_database
-    probe = sa.Table("with_commit_probe", sa.MetaData(), sa.Column("n", sa.Integer, primary_key=True))
-    engine = make_engine(url)
-    probe.create(engine)
-    engine.dispose()
+    probe = _probe(url, "with_commit_probe")
     with db.sessionmaker() as writer:
         audit.send_with_commit(writer, probe.insert(), {"n": 1})
         writer.rollback()  # gone with the transaction
@@ -343,10 +349,7 @@ def test_a_statement_queued_in_a_savepoint_goes_with_its_rollback(pg_database):
     """`audit.send_with_commit` inside a savepoint: dropped when the savepoint rolls back (a unit of
     work's checkpoint undone), kept when it is released; all sent at the outermost commit."""
     url, db = pg_database
-    probe = sa.Table("savepoint_probe", sa.MetaData(), sa.Column("n", sa.Integer, primary_key=True))
-    engine = make_engine(url)
-    probe.create(engine)
-    engine.dispose()
+    probe = _probe(url, "savepoint_probe")
     with db.sessionmaker() as writer:
         audit.send_with_commit(writer, probe.insert(), {"n": 1})
         undone = writer.begin_nested()
