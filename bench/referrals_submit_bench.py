@@ -255,7 +255,7 @@ def main() -> None:
                 data={"grant_type": "client_credentials", "scope": "referrals:submit"},
             ).json()["access_token"]
             for label, seen in count_round_trips(token).items():
-                print(f"one request, in-process: {label:<24} {seen.statements:3d} statements, "
+                print(f"one request, in-process: {label:<24} {len(seen.statements):3d} statements, "
                       f"{seen.commits} commit(s), {seen.round_trips} round trip(s)")
             json_headers = {"Content-Type": "application/json"}
             targets = {

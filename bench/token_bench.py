@@ -171,7 +171,7 @@ def count_round_trips(targets: dict[str, tuple[object, object, str, str]]) -> No
         with pgtrace.traffic(engine) as seen:
             send()
         engine.dispose()
-        print(f"one request, in-process: {label:<16} {seen.statements:3d} statements, "
+        print(f"one request, in-process: {label:<16} {len(seen.statements):3d} statements, "
               f"{seen.commits} commit(s), {seen.round_trips} round trip(s)")
 
 

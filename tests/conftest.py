@@ -7,7 +7,6 @@ session joins it with SAVEPOINTs (`join_transaction_mode="create_savepoint"`).
 from __future__ import annotations
 
 import os
-import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from psycopg import pq
 from sqlalchemy.orm import Session, sessionmaker
 
 from bench.scratch import new_database
@@ -207,16 +205,9 @@ def opened(monkeypatch):
 
 @contextmanager
 def round_trips(session):
-    """How many round trips the block makes on the session's connection: libpq's trace of it, one
-    ReadyForQuery from the server per round trip (the count is appended when the block ends)."""
-    pgconn = session.connection().connection.dbapi_connection.pgconn
-    counted: list[int] = []
-    with tempfile.TemporaryFile("w+") as trace:
-        pgconn.trace(trace.fileno())
-        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
-        try:
-            yield counted
-        finally:
-            pgconn.untrace()
-            trace.seek(0)
-            counted.append(sum(1 for line in trace if line.startswith("B") and "\tReadyForQuery" in line))
+    """What the block sends on the session's connection (PostgreSQL), from libpq's trace: a
+    `bench.pgtrace.Traffic` (its statements, commits and round trips), complete when the block ends."""
+    from bench.pgtrace import traced
+
+    with traced(session.connection().connection.dbapi_connection) as seen:
+        yield seen

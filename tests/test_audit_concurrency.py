@@ -244,7 +244,7 @@ def test_the_next_commit_seals_waiting_events_without_loading_them(pg_database):
         with _sent(writer) as sent, round_trips(writer) as trips:
             _record(writer, 2)
             audit.commit_pipelined(writer)
-        assert sent == [] and trips == [1]  # the new event, the waiting one's seal and the COMMIT
+        assert sent == [] and trips.round_trips == 1  # the new event, the waiting one's seal and the COMMIT
         assert (waiting.seq, waiting.prev_hash) == (1, GENESIS_HASH)
     with db.sessionmaker() as s:
         stored = s.execute(sa.select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq)).all()
@@ -263,7 +263,7 @@ def test_a_commit_whose_last_writes_are_its_events_sends_them_with_the_commit(pg
                                    resource_type="token", details={"n": n}) for n in (1, 2)]
             writer.commit()
         # both events handed to audit_append (no unit of work), pipelined with the COMMIT
-        assert sent == [] and trips == [1]
+        assert sent == [] and trips.round_trips == 1
         assert all(sa.inspect(e).persistent and not sa.inspect(e).modified for e in events)
         assert [e.seq for e in events] == [1, 2]
     with db.sessionmaker() as s:
@@ -293,7 +293,7 @@ def test_a_statement_sent_with_the_commit_travels_with_it_and_goes_with_a_rollba
             audit.send_with_commit(writer, probe.insert(), {"n": 2})
             writer.commit()
         assert [(words[2], pipelined) for words, pipelined in sent] == [("with_commit_probe", True)]
-        assert trips == [1]  # with the audit event and the COMMIT
+        assert trips.round_trips == 1  # with the audit event and the COMMIT
         assert writer.scalars(sa.select(probe.c.n)).all() == [2]
 
 

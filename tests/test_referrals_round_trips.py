@@ -11,16 +11,14 @@ Speed itself is measured by bench/referrals_submit_bench.py, never here.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import re
-import tempfile
 from collections import Counter
 
 import pytest
 import sqlalchemy as sa
-from psycopg import pq
 from sqlalchemy.orm import Session
 
+from bench.pgtrace import traced as traced_on
 from tests.referral_data import referral_body
 
 # The whole request: token check 1, duplicate count 1, reference 1 (SQLite's counter row: 2), data key
@@ -49,13 +47,16 @@ def _submitted(client, world, connection, **headers) -> tuple[list[str], int, in
         commits["commit"] += 1
 
     traced = connection.dialect.driver == "psycopg"
+    trace = traced_on(connection.connection.dbapi_connection) if traced else contextlib.nullcontext()
     if not traced:
         sa.event.listen(connection, "before_cursor_execute", executed)
     sa.event.listen(Session, "after_commit", committed)
     try:
-        with _libpq_trace(connection, statements) if traced else contextlib.nullcontext():
+        with trace as seen:
             body = referral_body(external_reference="COUNTED-1", person__passport_number="K9990001")
             response = client.post("/api/v1/referrals", json=body, headers={**police, **headers})
+        if traced:
+            statements.extend(seen.statements)
     finally:
         if not traced:
             sa.event.remove(connection, "before_cursor_execute", executed)
@@ -64,33 +65,6 @@ def _submitted(client, world, connection, **headers) -> tuple[list[str], int, in
     savepoints = sum(1 for s in statements if s.startswith("SAVEPOINT"))
     counted = [s for s in statements if not (_TRANSACTION.match(s) or _SEALING_OTHERS.match(s))]
     return counted, savepoints, commits["commit"]
-
-
-_PARSED = re.compile(r'^F\t\d+\t(?:Parse\t "[^"]*" "(.*)" \d+|Query\t "(.*)")', re.S)
-_MESSAGE = re.compile(r"^[FB]\t\d+\t", re.M)  # a statement's text may span lines: messages start so
-
-
-@contextlib.contextmanager
-def _libpq_trace(connection, statements: list[str]):
-    """The statements the block sends on the connection, as libpq's trace shows them (Parse and Query
-    messages)."""
-    dbapi_connection = connection.connection.dbapi_connection
-    pgconn, threshold = dbapi_connection.pgconn, dbapi_connection.prepare_threshold
-    dbapi_connection.prepare_threshold = None  # a prepared statement's execution would show no text
-    with tempfile.TemporaryFile("w+") as trace:
-        pgconn.trace(trace.fileno())
-        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
-        try:
-            yield
-        finally:
-            pgconn.untrace()
-            dbapi_connection.prepare_threshold = threshold
-            trace.seek(0)
-            text = trace.read()
-            starts = [m.start() for m in _MESSAGE.finditer(text)] + [len(text)]
-            messages = (text[a:b] for a, b in itertools.pairwise(starts))
-            found = (m.group(1) or m.group(2) for m in map(_PARSED.match, messages) if m)
-            statements.extend(" ".join(sql.split()) for sql in found)
 
 
 @pytest.mark.parametrize("headers", [{"Idempotency-Key": "counted-1"}, {}], ids=["with-key", "without-key"])

@@ -103,9 +103,6 @@ class EncryptedField:
             row = obj.__dict__[_ROW_AAD] = (ids, crypto.length_prefixed(*ids))
         return head + row[1]
 
-    def seal(self, obj: Any, key: bytes, plaintext: bytes) -> None:
-        self.seal_with(obj, crypto.AESGCM(key), plaintext)
-
     def seal_with(self, obj: Any, cipher: crypto.AESGCM, plaintext: bytes) -> None:
         """Seal `plaintext` into the column with the record's key's `cipher`; the plaintext is kept
         beside its ciphertext, so that reading the value back in this session opens nothing."""

@@ -168,31 +168,24 @@ def count_candidates(session: Session, referral_id: uuid.UUID | None, keys: set[
     referral not stored yet, so every sharer is another."""
     if not keys:
         return 0
-    return session.scalar(sa.select(count_sharing(referral_id, keys))) or 0
+    count, params = count_sharing(referral_id, keys)
+    return session.scalar(sa.select(count), params) or 0
 
 
-def count_sharing(referral_id: uuid.UUID | None, keys: set[tuple[str, str]]) -> sa.ColumnElement[int]:
-    """count_candidates' count as a scalar subquery, to read with another value in one statement."""
-    if not keys:
-        return sa.literal(0)
-    query = sa.select(sa.func.count(sa.distinct(MatchKey.referral_id))).where(_sharing(keys))
-    if referral_id is not None:
-        query = query.where(MatchKey.referral_id != referral_id)
-    return query.scalar_subquery()
-
-
-# How many referrals share a key of one not stored yet (every sharer is another): built once, its keys
-# one expanding parameter, `new_sharers` gives them.
-_NEW_SHARERS = (
-    sa.select(sa.func.count(sa.distinct(MatchKey.referral_id)))
-    .where(sa.tuple_(MatchKey.kind, MatchKey.digest).in_(sa.bindparam("match_keys", expanding=True)))
-    .scalar_subquery()
-)
+# How many referrals share one of the keys (an expanding parameter): the statements built once.
+_SHARERS = sa.select(sa.func.count(sa.distinct(MatchKey.referral_id))).where(
+    sa.tuple_(MatchKey.kind, MatchKey.digest).in_(sa.bindparam("match_keys", expanding=True)))
+_NEW_SHARERS = _SHARERS.scalar_subquery()
+_OTHER_SHARERS = _SHARERS.where(MatchKey.referral_id != sa.bindparam("referral_id")).scalar_subquery()
 _NONE_SHARED = sa.literal(0)
 
 
-def new_sharers(keys: set[tuple[str, str]]) -> tuple[sa.ColumnElement[int], dict[str, Any]]:
-    """`count_sharing(None, keys)` as a column built once and the values of its parameters."""
+def count_sharing(referral_id: uuid.UUID | None, keys: set[tuple[str, str]]
+                  ) -> tuple[sa.ColumnElement[int], dict[str, Any]]:
+    """count_candidates' count as a scalar subquery (built once) and its parameters' values, to read
+    with another value in one statement; `referral_id` None: every sharer is another referral."""
     if not keys:
         return _NONE_SHARED, {}
-    return _NEW_SHARERS, {"match_keys": sorted(keys)}
+    if referral_id is None:
+        return _NEW_SHARERS, {"match_keys": sorted(keys)}
+    return _OTHER_SHARERS, {"match_keys": sorted(keys), "referral_id": referral_id}

@@ -172,7 +172,7 @@ def _new_referral(
 ) -> Referral:
     consent = data["consent"]
     # The duplicate count (before the INSERT: every sharer is another referral) with the reference.
-    sharers, params = matching.new_sharers(keys)
+    sharers, params = matching.count_sharing(None, keys)
     reference, possible_duplicates = next_reference_with(session, "REF", sharers, now=now, params=params)
     referral = Referral(
         id=uuid.uuid4(),
