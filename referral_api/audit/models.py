@@ -67,22 +67,15 @@ class AuditEvent(IdMixin, Base):
         return hashlib.sha256(self.canonical()).hexdigest()
 
     def make_seal_input(self) -> str:
-        """`canonical()` with the chain position left open, for the database to seal (migration 0996's
-        `audit_seal_digest`): U+0001 where the previous hash goes, with its quotes, and U+0002 where
-        the seq goes. json.dumps writes no raw control character, so each stands exactly once."""
-        seq_mark, prev_mark = secrets.randbits(60) | 1 << 60, secrets.token_hex(16)
-        text = canonical(seq_mark, *(getattr(self, name) for name in CANONICAL_COLUMNS[1:-1]),
-                         prev_mark).decode()
-        opened = text.replace(f'"prev_hash":"{prev_mark}"', '"prev_hash":\x01').replace(
-            f'"seq":{seq_mark},', '"seq":\x02,')
-        if opened.count("\x01") != 1 or opened.count("\x02") != 1:  # unreachable: random marks
-            raise ValueError("the seal input's marks are not unique")
-        return opened
+        """`canonical()` with the chain position left open, for the database to seal: `open_seal_input`."""
+        return open_seal_input(*(getattr(self, name) for name in CONTENT_COLUMNS))
 
 
 # The columns `canonical()` takes, in its order (verify streams exactly these).
 CANONICAL_COLUMNS = ("seq", "id", "occurred_at", "organisation_id", "client_id", "user_id", "action",
                      "resource_type", "resource_id", "outcome", "request_id", "details", "prev_hash")
+# What an event says, without its chain position: the columns an event is recorded with.
+CONTENT_COLUMNS = CANONICAL_COLUMNS[1:-1]
 
 
 def canonical(seq: Any, id_: Any, occurred_at: datetime, organisation_id: Any, client_id: str | None,
@@ -106,3 +99,17 @@ def canonical(seq: Any, id_: Any, occurred_at: datetime, organisation_id: Any, c
         "prev_hash": prev_hash,
     }
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def open_seal_input(*content: Any) -> str:
+    """`canonical()` of an event's CONTENT_COLUMNS values with the chain position left open, for the
+    database to seal (migration 0996's `audit_seal_digest`): U+0001 where the previous hash goes, with
+    its quotes, and U+0002 where the seq goes. json.dumps writes no raw control character, so each
+    stands exactly once."""
+    seq_mark, prev_mark = secrets.randbits(60) | 1 << 60, secrets.token_hex(16)
+    text = canonical(seq_mark, *content, prev_mark).decode()
+    opened = text.replace(f'"prev_hash":"{prev_mark}"', '"prev_hash":\x01').replace(
+        f'"seq":{seq_mark},', '"seq":\x02,')
+    if opened.count("\x01") != 1 or opened.count("\x02") != 1:  # unreachable: random marks
+        raise ValueError("the seal input's marks are not unique")
+    return opened

@@ -16,13 +16,14 @@ from sqlalchemy.orm.util import identity_key
 
 from ..db import UNIT_OF_WORK, pipelined
 from .actions import Outcome
-from .models import GENESIS_HASH, AuditEvent
+from .models import CONTENT_COLUMNS, GENESIS_HASH, AuditEvent, open_seal_input
 
 # pg_advisory_xact_lock key of the chain head ("audit" in ASCII): held by the one sealer at a time.
 CHAIN_LOCK = 0x6175646974
 PENDING = "referral_api.audit.pending"
 _FLUSH_PIPELINED = "referral_api.audit.flush_pipelined"
 _WITH_COMMIT = "referral_api.audit.with_commit"
+_EVENTS_WITH_COMMIT = "referral_api.audit.events_with_commit"
 _SEAL_BATCH = 1000
 
 
@@ -99,7 +100,13 @@ def _seal_on_commit(session: Session) -> None:
     if session.in_nested_transaction():  # a savepoint released: the outermost commit seals and sends
         return
     own = [e for e in session.info.get(PENDING, ()) if e in session and e.seq is None]
-    if not own or session.get_bind().dialect.driver != "psycopg":
+    queued = _take(session, _EVENTS_WITH_COMMIT)  # record_with_commit's: values, not objects
+    in_database = session.get_bind().dialect.driver == "psycopg"
+    if queued and not in_database:
+        made = [AuditEvent(**fields) for fields in queued]
+        session.add_all(made)
+        own.extend(made)
+    if not in_database or not (own or queued):
         _send_with_commit_now(session)
         if own:
             # No autoflush before the seal: own events still pending are then inserted sealed (no
@@ -108,7 +115,7 @@ def _seal_on_commit(session: Session) -> None:
                 if _lock_chain_head(session, wait=False):
                     _seal(session, own)
         return
-    _append_in_database(session, own, session.info.pop(_FLUSH_PIPELINED, False))
+    _append_in_database(session, own, queued, session.info.pop(_FLUSH_PIPELINED, False))
 
 
 # migration 0996: seals what waits, then inserts the new events (sealed if it got the head)
@@ -116,13 +123,15 @@ _APPEND = ("SELECT sealed_id, sealed_seq, sealed_prev_hash, sealed_hash"
            " FROM audit_append(%s::json, %s::uuid[])")
 
 
-def _append_in_database(session: Session, own: list[AuditEvent], pipelined_commit: bool) -> None:
+def _append_in_database(session: Session, own: list[AuditEvent], queued: list[dict[str, Any]],
+                        pipelined_commit: bool) -> None:
     """psycopg: the transaction's other writes are flushed (in the pipeline after `commit_pipelined`),
     then `audit_append()` gets its new events, and the COMMIT follows in the same round trip. The
     function tries the head's lock without waiting: with it, it reads the head, seals the committed
     events waiting (their stored seal input), this transaction's flushed ones and inserts the new ones
     sealed; without it, it inserts them unsealed. The seals it made become the loaded state of the
-    events this session holds."""
+    events this session holds. The session's own events are sealed first (those flushed, then the new
+    ones, each in the order recorded), then the `queued` values of record_with_commit, as on SQLite."""
     fresh = [e for e in own if e in session.new]
     flushed = [e.id for e in own if e not in session.new]  # inserted unsealed by an earlier flush
     for event in fresh:
@@ -130,15 +139,16 @@ def _append_in_database(session: Session, own: list[AuditEvent], pipelined_commi
     if not pipelined_commit:
         session.flush()  # before the lock is tried: it is then held for the one round trip left
     # raw characters, not \u escapes: PostgreSQL refuses those above ASCII unless the database is UTF-8
-    rows = json.dumps([_row(event) for event in fresh], ensure_ascii=False)
+    rows = json.dumps([_row(fields) for fields in (*(_content(event) for event in fresh), *queued)],
+                      ensure_ascii=False)
     connection = session.connection()
     dbapi_connection = connection.connection.dbapi_connection
     with dbapi_connection.cursor() as cursor:
         with pipelined(session):
             if pipelined_commit:  # its other writes: only INSERTs (commit_pipelined's contract)
                 session.flush()
-            for statement, parameters in _take_with_commit(session):
-                connection.execute(statement, parameters)
+            for statement, parameters in _take(session, _WITH_COMMIT):
+                _send(connection, statement, parameters)
             cursor.execute(_APPEND, (rows, flushed))
             if not connection.in_nested_transaction():  # not a session joined to an outer transaction
                 dbapi_connection.execute("COMMIT")  # then the driver's is a no-op
@@ -147,6 +157,8 @@ def _append_in_database(session: Session, own: list[AuditEvent], pipelined_commi
         event.seq, event.prev_hash, event.hash = seals.get(event.id, (None, None, None))
         make_transient_to_detached(event)
         session.add(event)
+    if not session.identity_map:
+        return
     for event_id, (seq, prev_hash, digest) in seals.items():
         known = session.identity_map.get(identity_key(AuditEvent, event_id))
         if known is not None and known.seq is None:
@@ -154,17 +166,56 @@ def _append_in_database(session: Session, own: list[AuditEvent], pipelined_commi
                 set_committed_value(known, name, value)
 
 
-def _row(event: AuditEvent) -> dict[str, Any]:
-    """An event as `audit_append` reads it (migration 0996's row type): its details as JSON text."""
-    if event.occurred_at.tzinfo is None:  # as UTCDateTime refuses it: its hash would depend on a zone
+# (statement, its parameters' names) -> its SQL for the dialect and its parameters' bind processors, or
+# None: a statement whose binds are not exactly its parameters (a column default to compute)
+_DRIVER_SQL: dict[tuple[Any, tuple[str, ...]], tuple[str, dict[str, Any]] | None] = {}
+_DRIVER_SQL_MAX = 64
+
+
+def _send(connection: sa.Connection, statement: sa.Executable, parameters: dict[str, Any]) -> None:
+    """A queued write sent by psycopg itself, compiled once per statement and parameter names (those of
+    send_with_commit are built once, at import), its values through their types' bind processors (a
+    naive datetime refused as UTCDateTime does): SQLAlchemy's execution of a statement costs more in
+    Python than the statement costs the database. One with a column default to compute goes through
+    SQLAlchemy."""
+    key = (statement, tuple(parameters))
+    if key not in _DRIVER_SQL:
+        if len(_DRIVER_SQL) >= _DRIVER_SQL_MAX:  # statements built per call: nothing to gain, keep none
+            _DRIVER_SQL.clear()
+        dialect = connection.dialect
+        compiled = statement.compile(dialect=dialect, column_keys=list(parameters))
+        processors = {name: bind.type.dialect_impl(dialect).bind_processor(dialect)
+                      for name, bind in compiled.binds.items()}
+        _DRIVER_SQL[key] = (compiled.string, {n: p for n, p in processors.items() if p is not None}) \
+            if set(compiled.binds) == set(parameters) else None
+    found = _DRIVER_SQL[key]
+    if found is None:
+        connection.execute(statement, parameters)
+        return
+    sql, processors = found
+    values = dict(parameters)
+    for name, process in processors.items():
+        values[name] = process(values[name])
+    connection.connection.dbapi_connection.execute(sql, values)
+
+
+def _content(event: AuditEvent) -> dict[str, Any]:
+    return {name: getattr(event, name) for name in CONTENT_COLUMNS}
+
+
+def _row(fields: dict[str, Any]) -> dict[str, Any]:
+    """An event's CONTENT_COLUMNS values as `audit_append` reads them (migration 0996's row type): its
+    details as JSON text, and its seal input."""
+    if fields["occurred_at"].tzinfo is None:  # as UTCDateTime refuses it: its hash would depend on a zone
         raise ValueError("an audit event's occurred_at must be timezone-aware")
-    org = event.organisation_id
-    details = None if event.details is None else json.dumps(event.details, ensure_ascii=False)
-    return {"id": str(event.id), "occurred_at": event.occurred_at.astimezone(UTC).isoformat(),
-            "organisation_id": None if org is None else str(org), "client_id": event.client_id,
-            "user_id": event.user_id, "action": str(event.action), "resource_type": event.resource_type,
-            "resource_id": event.resource_id, "outcome": Outcome(event.outcome).value,
-            "request_id": event.request_id, "details": details, "seal_input": event.make_seal_input()}
+    org, details = fields["organisation_id"], fields["details"]
+    return {"id": str(fields["id"]), "occurred_at": fields["occurred_at"].astimezone(UTC).isoformat(),
+            "organisation_id": None if org is None else str(org), "client_id": fields["client_id"],
+            "user_id": fields["user_id"], "action": str(fields["action"]),
+            "resource_type": fields["resource_type"], "resource_id": fields["resource_id"],
+            "outcome": Outcome(fields["outcome"]).value, "request_id": fields["request_id"],
+            "details": None if details is None else json.dumps(details, ensure_ascii=False),
+            "seal_input": open_seal_input(*(fields[name] for name in CONTENT_COLUMNS))}
 
 
 def send_with_commit(session: Session, statement: sa.Executable, parameters: dict[str, Any]) -> None:
@@ -172,18 +223,31 @@ def send_with_commit(session: Session, statement: sa.Executable, parameters: dic
     outermost transaction: on psycopg, when the transaction recorded audit events, in the pipeline of
     their function call and the COMMIT (no round trip of its own); else just before the commit's flush.
     Dropped with a rollback, and with the rollback of a savepoint begun before it was queued."""
+    _queue(session, _WITH_COMMIT, (statement, parameters))
+
+
+def queue_event(session: Session, fields: dict[str, Any]) -> None:
+    """An event's values (services.py `record_with_commit`), sealed and inserted at the outermost commit."""
+    _queue(session, _EVENTS_WITH_COMMIT, fields)
+
+
+def has_events_to_commit(session: Session) -> bool:
+    return bool(session.info.get(PENDING) or session.info.get(_EVENTS_WITH_COMMIT))
+
+
+def _queue(session: Session, key: str, item: Any) -> None:
+    """`item` under `key` until the outermost commit (`_take`), with the (sub)transaction it came in."""
     session.connection()  # within the session's transaction (begun if none: nothing sent), to end with it
     queued_in = session.get_nested_transaction() or session.get_transaction()
-    session.info.setdefault(_WITH_COMMIT, []).append((queued_in, statement, parameters))
+    session.info.setdefault(key, []).append((queued_in, item))
 
 
-def _take_with_commit(session: Session) -> list[tuple[sa.Executable, dict[str, Any]]]:
-    queued = session.info.pop(_WITH_COMMIT, [])
-    return [(statement, parameters) for _queued_in, statement, parameters in queued]
+def _take(session: Session, key: str) -> list[Any]:
+    return [item for _queued_in, item in session.info.pop(key, [])]
 
 
 def _send_with_commit_now(session: Session) -> None:
-    deferred = _take_with_commit(session)
+    deferred = _take(session, _WITH_COMMIT)
     if deferred:
         connection = session.connection()
         for statement, parameters in deferred:
@@ -193,10 +257,12 @@ def _send_with_commit_now(session: Session) -> None:
 @sa_event.listens_for(Session, "after_soft_rollback")
 def _drop_rolled_back(session: Session, previous_transaction: Any) -> None:
     """A savepoint rolled back: what was queued in it (or in a savepoint inside it) goes with it."""
-    queued = session.info.get(_WITH_COMMIT)
-    if queued and previous_transaction.nested:
-        session.info[_WITH_COMMIT] = [entry for entry in queued
-                                      if not _within(entry[0], previous_transaction)]
+    if not previous_transaction.nested:
+        return
+    for key in (_WITH_COMMIT, _EVENTS_WITH_COMMIT):
+        queued = session.info.get(key)
+        if queued:
+            session.info[key] = [entry for entry in queued if not _within(entry[0], previous_transaction)]
 
 
 def _within(transaction: Any, ancestor: Any) -> bool:
@@ -224,8 +290,8 @@ def commit_pipelined(session: Session) -> None:
 @sa_event.listens_for(Session, "after_transaction_end")
 def _forget_pending(session: Session, transaction: Any) -> None:
     if transaction.parent is None:
-        session.info.pop(PENDING, None)
-        session.info.pop(_WITH_COMMIT, None)
+        for key in (PENDING, _WITH_COMMIT, _EVENTS_WITH_COMMIT):
+            session.info.pop(key, None)
 
 
 def seal_pending(session: Session) -> int:

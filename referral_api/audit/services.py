@@ -42,7 +42,7 @@ from ..paging import decode_cursor, page
 from ..progress import Progress
 from .actions import AuditAction, Outcome
 from .models import CANONICAL_COLUMNS, GENESIS_HASH, AuditEvent, canonical
-from .sealing import PENDING, seal_pending
+from .sealing import PENDING, has_events_to_commit, queue_event, seal_pending
 
 _VERIFY_BATCH = 2000
 
@@ -79,13 +79,23 @@ def record(
 def record_many(session: Session, entries: list[dict[str, Any]]) -> list[AuditEvent]:
     """Append several audit events (each the keyword arguments of `record()`): no lock, no round trip
     of their own; they are inserted with the caller's next flush and sealed at its commit."""
-    made = [_event(**entry) for entry in entries]
+    made = [AuditEvent(**_fields(**entry)) for entry in entries]
     session.add_all(made)
     session.info.setdefault(PENDING, []).extend(made)
     return made
 
 
-def _event(
+def record_with_commit(session: Session, **entry: Any) -> None:
+    """`record()` for an event that nothing reads before the caller's commit (the keyword arguments of
+    `record()`): not an object of the session, only its values, sent with the commit (on PostgreSQL in
+    the `audit_append()` call that travels with the COMMIT; elsewhere added to the session then). The
+    token endpoint's events: the same row, seal and guarantees, without the unit of work's cost. Sealed
+    after the events the session holds (`record()`'s) of the same commit, in the order recorded. Dropped
+    with a rollback, and with the rollback of a savepoint begun before it was recorded."""
+    queue_event(session, _fields(**entry))
+
+
+def _fields(
     *,
     actor: Any,
     action: AuditAction | str,
@@ -93,7 +103,8 @@ def _event(
     resource_id: Any = None,
     outcome: Outcome | str = Outcome.SUCCESS,
     details: dict[str, Any] | None = None,
-) -> AuditEvent:
+) -> dict[str, Any]:
+    """An event's CONTENT_COLUMNS values, checked."""
     action = AuditAction(action)
     outcome = Outcome(outcome)
     if details is not None:
@@ -102,19 +113,19 @@ def _event(
         # Hash exactly what the JSON column will give back (UUIDs and dates as strings, tuples as lists).
         details = json.loads(json.dumps(details, default=str))
     org, client, user = _actor_ids(actor)
-    return AuditEvent(
-        id=uuid.uuid4(),
-        occurred_at=utcnow(),
-        organisation_id=org,
-        client_id=client,
-        user_id=user,
-        action=action.value,
-        resource_type=resource_type,
-        resource_id=None if resource_id is None else str(resource_id),
-        outcome=outcome,
-        request_id=g.get("request_id") if has_request_context() else None,
-        details=details,
-    )
+    return {
+        "id": uuid.uuid4(),
+        "occurred_at": utcnow(),
+        "organisation_id": org,
+        "client_id": client,
+        "user_id": user,
+        "action": action.value,
+        "resource_type": resource_type,
+        "resource_id": None if resource_id is None else str(resource_id),
+        "outcome": outcome,
+        "request_id": g.get("request_id") if has_request_context() else None,
+        "details": details,
+    }
 
 
 @dataclass
@@ -166,7 +177,7 @@ def verify(session: Session, *, checkpoint: tuple[int, str] | None = None,
 
     First seals what is committed and unsealed (not with `seal=False`, a read-only walk, nor when the
     session has events of its own to commit); unsealed events are counted in `unsealed`, not checked."""
-    if seal and not session.info.get(PENDING):
+    if seal and not has_events_to_commit(session):
         seal_pending(session)
     expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
     cp_seen = checkpoint is None or checkpoint[0] == 0

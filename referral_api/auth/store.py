@@ -81,7 +81,7 @@ def save_token(token: dict[str, Any], oauth_request: Any) -> None:
     audit.send_with_commit(session, _INSERT_TOKEN, row)
     action = AuditAction.AUTH_TOKEN_REFRESH if previous is not None else AuditAction.AUTH_TOKEN_ISSUE
     trail.record(session, action, resource_type="token", resource_id=row["id"], client=oauth_request.client,
-                 user=oauth_request.user,
+                 user=oauth_request.user, with_commit=True,
                  details={"grant_type": oauth_request.payload.grant_type, "scope": row["scope"],
                           "dpop": row["dpop_jkt"] is not None})
     audit.commit_pipelined(session)

@@ -23,9 +23,11 @@ def actor_of(client: Client | None, user: User | None = None) -> SimpleNamespace
 
 def record(session: Session, action: AuditAction, *, resource_type: str, resource_id: Any,
            client: Client | None = None, user: User | None = None, outcome: Outcome = Outcome.SUCCESS,
-           details: dict[str, Any] | None = None, actor: Any = None) -> None:
+           details: dict[str, Any] | None = None, actor: Any = None, with_commit: bool = False) -> None:
     """Append an auth event in the caller's transaction (the caller commits). `actor`, when given, is
-    who acted (an admin in the console); else the client or person acting, or None (the command line)."""
+    who acted (an admin in the console); else the client or person acting, or None (the command line).
+    `with_commit`: nothing reads it before the commit (`audit.record_with_commit`)."""
     who = actor if actor is not None else actor_of(client, user)
-    audit.record(session, actor=who, action=action, resource_type=resource_type,
-                 resource_id=resource_id, outcome=outcome, details=details)
+    write = audit.record_with_commit if with_commit else audit.record
+    write(session, actor=who, action=action, resource_type=resource_type, resource_id=resource_id,
+          outcome=outcome, details=details)
