@@ -81,8 +81,9 @@ def _items(name: str) -> tuple[RateLimitItem, ...]:
 
 def client_key() -> str:
     """The client a request names (not yet authenticated): Basic user, form client_id or assertion sub."""
-    if request.authorization and request.authorization.username:
-        return "client:" + request.authorization.username[:64]
+    authorization = request.authorization
+    if authorization and authorization.username:
+        return "client:" + authorization.username[:64]
     client_id = request.values.get("client_id")
     assertion = request.form.get("client_assertion")
     if not client_id and assertion:
@@ -147,24 +148,38 @@ class RateLimits:
     def reset(self) -> None:
         self.storage.reset()
 
-    def refusal(self, rules: tuple[Rule, ...]) -> Response | None:
-        """429 for the first limit this request would exceed; else counts the unconditional ones."""
-        for rule in rules:
-            key = rule.key()
-            for item in _items(rule.setting):
-                identifiers = (self.key_prefix, rule.scope, key)
+    def refusal(self, rules: tuple[Rule, ...]) -> tuple[Response | None, list[_Counted]]:
+        """429 for the first limit this request would exceed; else counts the unconditional ones. Also
+        the request's limits (each key and rates read once), for `count` after the view."""
+        counted = _counted(rules, self.key_prefix)
+        for rule, identifiers, items in counted:
+            for item in items:
                 allowed = self.limiter.hit(item, *identifiers) if rule.counts is None \
                     else self.limiter.test(item, *identifiers)
                 if not allowed:
-                    return _too_many(item, self.limiter.get_window_stats(item, *identifiers).reset_time)
-        return None
+                    reset_at = self.limiter.get_window_stats(item, *identifiers).reset_time
+                    return _too_many(item, reset_at), counted
+        return None, counted
 
-    def count(self, rules: tuple[Rule, ...], response: Response) -> None:
-        for rule in rules:
+    def count(self, counted: list[_Counted], response: Response) -> None:
+        for rule, identifiers, items in counted:
             if rule.counts is not None and rule.counts(response):
-                key = rule.key()
-                for item in _items(rule.setting):
-                    self.limiter.hit(item, self.key_prefix, rule.scope, key)
+                for item in items:
+                    self.limiter.hit(item, *identifiers)
+
+
+_Counted = tuple[Rule, tuple[str, str, str], tuple[RateLimitItem, ...]]
+
+
+def _counted(rules: tuple[Rule, ...], prefix: str) -> list[_Counted]:
+    """Each rule with its counter's identifiers and its rates (each key function called once)."""
+    keys: dict[Callable[[], str], str] = {}
+    made = []
+    for rule in rules:
+        if rule.key not in keys:
+            keys[rule.key] = rule.key()
+        made.append((rule, (prefix, rule.scope, keys[rule.key]), _items(rule.setting)))
+    return made
 
 
 def _too_many(item: RateLimitItem, reset_at: float) -> Response:
@@ -183,11 +198,11 @@ def limited(view: Callable[..., Any], rules: tuple[Rule, ...], methods: frozense
         if methods is not None and request.method not in methods:
             return view(*args, **kwargs)
         limits: RateLimits = current_app.extensions["referral_api.limiter"]
-        refused = limits.refusal(rules)
+        refused, counted = limits.refusal(rules)
         if refused is not None:
             return refused
         response = current_app.make_response(view(*args, **kwargs))
-        limits.count(rules, response)
+        limits.count(counted, response)
         return response
 
     return wrapper

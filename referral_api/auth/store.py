@@ -8,10 +8,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app, g, request
+from sqlalchemy.orm import joinedload
 
 from .. import audit
 from ..audit.actions import AuditAction
 from ..db import get_session, utcnow
+from ..organisations.models import Organisation
 from ..validators import control_character
 from . import trail
 from .models import AuthorizationCode, Client, Token, User, secret_hash
@@ -42,8 +44,10 @@ def query_client(client_id: str) -> Client | None:
     return client
 
 
-# Built once: a statement made per request costs its construction and its cache key every time.
-_CLIENT_BY_ID = sa.select(Client).where(Client.client_id == sa.bindparam("client_id"))
+# Built once: a statement made per request costs its construction and its cache key every time. Of the
+# organisation only what query_client reads (its status; the rest loads if anything asks for it).
+_CLIENT_BY_ID = (sa.select(Client).where(Client.client_id == sa.bindparam("client_id"))
+                 .options(joinedload(Client.organisation).load_only(Organisation.status)))
 
 
 def user_may_act(user: User | None) -> bool:
