@@ -116,3 +116,22 @@ def test_a_queued_write_keeps_its_types_checks_and_defaults(pg_database):  # noq
         writer.commit()
         assert writer.execute(sa.select(probe.c.n, probe.c.kind)).all() == [(2, "computed")]
         assert [r for _seq, r in _chain(writer)] == ["t2"]
+
+
+def test_only_a_statement_whose_sql_is_its_parameters_is_sent_by_the_driver():
+    """`_send` compiles a queued write for psycopg only when its SQL names each parameter as given;
+    otherwise (a column default to compute, an escaped or expanding bind name) SQLAlchemy executes it."""
+    from sqlalchemy.dialects import postgresql
+
+    from referral_api.audit.sealing import _driver_sql
+
+    dialect = postgresql.psycopg.dialect()
+    table = sa.Table("driver_sql", sa.MetaData(), sa.Column("n", sa.Integer), sa.Column("a.b", sa.Integer),
+                     sa.Column("at", UTCDateTime()), sa.Column("kind", sa.String(10), default="computed"))
+    sql, processors = _driver_sql(dialect, table.insert(), {"n": 1, "at": None, "kind": "k"})
+    assert sql.startswith("INSERT INTO driver_sql (n, at, kind) VALUES (%(n)s")
+    assert set(processors) == {"at"}  # UTCDateTime's; psycopg adapts the others itself
+    assert _driver_sql(dialect, table.insert(), {"n": 1}) is None  # kind's default to compute
+    assert _driver_sql(dialect, table.insert(), {"n": 1, "a.b": 2, "kind": "k"}) is None  # escaped name
+    expanding = table.delete().where(table.c.n.in_(sa.bindparam("n", expanding=True)))
+    assert _driver_sql(dialect, expanding, {"n": [1, 2]}) is None

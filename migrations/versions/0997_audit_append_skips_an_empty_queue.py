@@ -12,6 +12,7 @@ it seals, and in which order, is unchanged.
 
 Review before merging: the function replaced (CREATE OR REPLACE: its grants stay); PostgreSQL only.
 """
+import hashlib
 import importlib.util
 from pathlib import Path
 
@@ -24,12 +25,19 @@ branch_labels = None
 depends_on = None
 
 
+# SHA-256 of 0996's function text as it was when this revision was written: an edit of 0996 (which a
+# migration never gets) stops both directions here instead of being followed silently.
+_0996_FUNCTION_SHA256 = "bbf5993d5b813dac0b2072c116c48859f1ab60f87b0bf8fbae1be1d19ad7ed0c"
+
+
 def _function_of_0996() -> str:
-    """0996's CREATE FUNCTION audit_append text, as a CREATE OR REPLACE (its own module, unchanged)."""
+    """0996's CREATE FUNCTION audit_append text, as a CREATE OR REPLACE (read from its own module)."""
     path = Path(__file__).with_name("0996_audit_sealed_in_the_database.py")
     spec = importlib.util.spec_from_file_location("migration_0996", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    if hashlib.sha256(module._APPEND.encode()).hexdigest() != _0996_FUNCTION_SHA256:
+        raise RuntimeError("0996's audit_append is not the text this revision was written against")
     return module._APPEND.replace("CREATE FUNCTION audit_append", "CREATE OR REPLACE FUNCTION audit_append", 1)
 
 

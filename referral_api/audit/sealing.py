@@ -166,9 +166,9 @@ def _append_in_database(session: Session, own: list[AuditEvent], queued: list[di
                 set_committed_value(known, name, value)
 
 
-# (statement, its parameters' names) -> its SQL for the dialect and its parameters' bind processors, or
-# None: a statement whose binds are not exactly its parameters (a column default to compute)
-_DRIVER_SQL: dict[tuple[Any, tuple[str, ...]], tuple[str, dict[str, Any]] | None] = {}
+# (dialect, statement, its parameters' names) -> its SQL and its parameters' bind processors, or None:
+# a statement SQLAlchemy executes (`_driver_sql`)
+_DRIVER_SQL: dict[tuple[Any, Any, tuple[str, ...]], tuple[str, dict[str, Any]] | None] = {}
 _DRIVER_SQL_MAX = 64
 
 
@@ -176,19 +176,18 @@ def _send(connection: sa.Connection, statement: sa.Executable, parameters: dict[
     """A queued write sent by psycopg itself, compiled once per statement and parameter names (those of
     send_with_commit are built once, at import), its values through their types' bind processors (a
     naive datetime refused as UTCDateTime does): SQLAlchemy's execution of a statement costs more in
-    Python than the statement costs the database. One with a column default to compute goes through
-    SQLAlchemy."""
-    key = (statement, tuple(parameters))
-    if key not in _DRIVER_SQL:
+    Python than the statement costs the database. A statement whose SQL is not simply its parameters'
+    (a column default to compute, escaped or expanding bind names, a positional style) goes through
+    SQLAlchemy. Only inside `pipelined()`, which has sent the transaction's BEGIN (SQLAlchemy's
+    engine events, the lazy BEGIN among them, do not see this statement); a driver error raises from
+    the pipeline's end as SQLAlchemy's, a bind processor's as its own (a ValueError)."""
+    dialect = connection.dialect
+    key = (dialect, statement, tuple(parameters))
+    found = _DRIVER_SQL.get(key, False)
+    if found is False:
         if len(_DRIVER_SQL) >= _DRIVER_SQL_MAX:  # statements built per call: nothing to gain, keep none
             _DRIVER_SQL.clear()
-        dialect = connection.dialect
-        compiled = statement.compile(dialect=dialect, column_keys=list(parameters))
-        processors = {name: bind.type.dialect_impl(dialect).bind_processor(dialect)
-                      for name, bind in compiled.binds.items()}
-        _DRIVER_SQL[key] = (compiled.string, {n: p for n, p in processors.items() if p is not None}) \
-            if set(compiled.binds) == set(parameters) else None
-    found = _DRIVER_SQL[key]
+        found = _DRIVER_SQL[key] = _driver_sql(dialect, statement, parameters)
     if found is None:
         connection.execute(statement, parameters)
         return
@@ -197,6 +196,22 @@ def _send(connection: sa.Connection, statement: sa.Executable, parameters: dict[
     for name, process in processors.items():
         values[name] = process(values[name])
     connection.connection.dbapi_connection.execute(sql, values)
+
+
+def _driver_sql(dialect: sa.Dialect, statement: sa.Executable,
+                parameters: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """The statement's SQL with a named placeholder per parameter and the bind processors of its values,
+    or None when its SQL is not that (then SQLAlchemy executes it)."""
+    compiled = statement.compile(dialect=dialect, column_keys=list(parameters))
+    plain = (set(compiled.binds) == set(parameters) and not compiled.positional
+             and not compiled.escaped_bind_names and not compiled.literal_execute_params
+             and not compiled.post_compile_params
+             and not any(bind.expanding for bind in compiled.binds.values()))
+    if not plain:
+        return None
+    processors = {name: bind.type.dialect_impl(dialect).bind_processor(dialect)
+                  for name, bind in compiled.binds.items()}
+    return compiled.string, {name: process for name, process in processors.items() if process is not None}
 
 
 def _content(event: AuditEvent) -> dict[str, Any]:

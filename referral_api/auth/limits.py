@@ -80,7 +80,18 @@ def _items(name: str) -> tuple[RateLimitItem, ...]:
 
 
 def client_key() -> str:
-    """The client a request names (not yet authenticated): Basic user, form client_id or assertion sub."""
+    """The client a request names (not yet authenticated): Basic user, form client_id or assertion sub
+    (read once a request)."""
+    known = g.get(_CLIENT_KEY)
+    if known is None:
+        known = g.setdefault(_CLIENT_KEY, _named_client())
+    return known
+
+
+_CLIENT_KEY = "referral_api_ratelimit_client_key"
+
+
+def _named_client() -> str:
     authorization = request.authorization
     if authorization and authorization.username:
         return "client:" + authorization.username[:64]
@@ -150,9 +161,13 @@ class RateLimits:
 
     def refusal(self, rules: tuple[Rule, ...]) -> tuple[Response | None, list[_Counted]]:
         """429 for the first limit this request would exceed; else counts the unconditional ones. Also
-        the request's limits (each key and rates read once), for `count` after the view."""
-        counted = _counted(rules, self.key_prefix)
-        for rule, identifiers, items in counted:
+        the limits checked (each key and its rates read once, a rule's only when it is reached), for
+        `count` after the view."""
+        counted: list[_Counted] = []
+        for rule in rules:
+            identifiers = (self.key_prefix, rule.scope, rule.key())
+            items = _items(rule.setting)
+            counted.append((rule, identifiers, items))
             for item in items:
                 allowed = self.limiter.hit(item, *identifiers) if rule.counts is None \
                     else self.limiter.test(item, *identifiers)
@@ -169,17 +184,6 @@ class RateLimits:
 
 
 _Counted = tuple[Rule, tuple[str, str, str], tuple[RateLimitItem, ...]]
-
-
-def _counted(rules: tuple[Rule, ...], prefix: str) -> list[_Counted]:
-    """Each rule with its counter's identifiers and its rates (each key function called once)."""
-    keys: dict[Callable[[], str], str] = {}
-    made = []
-    for rule in rules:
-        if rule.key not in keys:
-            keys[rule.key] = rule.key()
-        made.append((rule, (prefix, rule.scope, keys[rule.key]), _items(rule.setting)))
-    return made
 
 
 def _too_many(item: RateLimitItem, reset_at: float) -> Response:
