@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bench.scratch import new_database
 from referral_api import create_app, dbmigrate
-from referral_api.db import database
+from referral_api.db import Database, database
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite", "postgresql"]
@@ -211,3 +211,18 @@ def round_trips(session):
 
     with traced(session.connection().connection.dbapi_connection) as seen:
         yield seen
+
+
+@pytest.fixture
+def pg_database(backend, tmp_path):
+    """A migrated PostgreSQL database of the test's own (url, Database): for what a shared transaction
+    cannot show (advisory locks, pg_locks, commits seen by other connections)."""
+    if backend != "postgresql":
+        pytest.skip("needs PostgreSQL (advisory locks, pg_locks)")
+    with throwaway_database(backend, tmp_path) as url:
+        db = Database(url)
+        dbmigrate.upgrade(db)
+        try:
+            yield url, db
+        finally:
+            db.engine.dispose()

@@ -15,12 +15,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from referral_api import audit, dbmigrate
+from referral_api import audit
 from referral_api.audit import AuditAction
 from referral_api.audit.models import CANONICAL_COLUMNS, GENESIS_HASH, AuditEvent, canonical
 from referral_api.audit.sealing import CHAIN_LOCK
-from referral_api.db import Database, make_engine, utcnow
-from tests.conftest import round_trips, throwaway_database
+from referral_api.db import make_engine, utcnow
+from tests.conftest import round_trips
 
 WRITERS = 8
 
@@ -35,19 +35,6 @@ SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
 def _record(session, n: int) -> None:
     audit.record(session, actor=SimpleNamespace(client_id=f"w{n}"), action=AuditAction.AUTH_TOKEN_ISSUE,
                  resource_type="token", details={"writer": n})
-
-
-@pytest.fixture
-def pg_database(backend, tmp_path):
-    if backend != "postgresql":
-        pytest.skip("needs PostgreSQL (advisory locks, pg_locks)")
-    with throwaway_database(backend, tmp_path) as url:
-        db = Database(url)
-        dbmigrate.upgrade(db)
-        try:
-            yield url, db
-        finally:
-            db.engine.dispose()
 
 
 def test_eight_writers_append_at_once_and_none_waits(pg_database):

@@ -17,7 +17,6 @@ from referral_api.audit import AuditAction
 from referral_api.audit.models import AuditEvent
 from referral_api.db import UTCDateTime, make_engine
 from tests.conftest import round_trips
-from tests.test_audit_concurrency import pg_database  # noqa: F401  (a fixture)
 
 ACTOR = SimpleNamespace(client_id="cl_with_commit", organisation_id=None, user_id=None)
 
@@ -69,7 +68,7 @@ def test_an_event_recorded_with_the_commit_goes_with_a_rollback(session):
     assert audit.verify(session).ok
 
 
-def test_a_token_event_travels_with_the_commit_in_one_round_trip(pg_database):  # noqa: F811
+def test_a_token_event_travels_with_the_commit_in_one_round_trip(pg_database):
     """PostgreSQL: the queued write (by psycopg itself), the event's function call and the COMMIT in
     one round trip; the event is inserted sealed, and the session holds no object of it."""
     url, db = pg_database
@@ -78,22 +77,32 @@ def test_a_token_event_travels_with_the_commit_in_one_round_trip(pg_database):  
     engine = make_engine(url)
     probe.create(engine)
     engine.dispose()
+    through_sqlalchemy: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_rest):
+        through_sqlalchemy.append(statement)
+
     with db.sessionmaker() as writer:
-        with round_trips(writer) as trips:
-            audit.send_with_commit(writer, probe.insert(), {"n": 1, "at": datetime.fromisoformat(
-                "2026-11-29T12:00:00+08:00")})
-            _recorded(writer, 1, with_commit=True)
-            writer.commit()
+        sa.event.listen(db.engine, "before_cursor_execute", seen)
+        try:
+            with round_trips(writer) as trips:
+                audit.send_with_commit(writer, probe.insert(), {"n": 1, "at": datetime.fromisoformat(
+                    "2026-11-29T12:00:00+08:00")})
+                _recorded(writer, 1, with_commit=True)
+                writer.commit()
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", seen)
         assert [s.split(" (")[0].split(" FROM ")[-1] for s in trips.statements] == [
             "BEGIN", "INSERT INTO with_commit_token", "audit_append($1::json, $2::uuid[])", "COMMIT"]
         assert trips.round_trips == 1
+        assert not [s for s in through_sqlalchemy if "with_commit_token" in s]  # psycopg sent it
         assert not [o for o in writer.identity_map.values() if isinstance(o, AuditEvent)]
         assert _chain(writer) == [(1, "t1")]
         # stored through UTCDateTime's bind processor: the same instant, in UTC
         assert writer.scalar(sa.select(probe.c.at)) == datetime.fromisoformat("2026-11-29T04:00:00+00:00")
 
 
-def test_a_queued_write_keeps_its_types_checks_and_defaults(pg_database):  # noqa: F811
+def test_a_queued_write_keeps_its_types_checks_and_defaults(pg_database):
     """A naive datetime is refused as UTCDateTime refuses it, and nothing is committed; a statement with
     a column default to compute goes through SQLAlchemy, which computes it."""
     url, db = pg_database
