@@ -12,7 +12,7 @@ from typing import Any
 import marshmallow as ma
 from apispec import APISpec
 from apispec.ext.marshmallow import OpenAPIConverter
-from flask import Response, current_app, request
+from flask import Request, Response, current_app, request
 from flask_restx import Api, Namespace
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import cached_property
@@ -198,11 +198,19 @@ def accepts_upload(limit: Callable[[], int]) -> Callable[[Callable], Callable]:
     return decorator
 
 
-def _upload_limit() -> int | None:
-    view = current_app.view_functions.get(request.endpoint or "")
-    method = getattr(getattr(view, "view_class", None), request.method.lower(), None)
-    # a flask-restx Resource method, or a plain function view (the console's uploads)
-    limit = getattr(method, UPLOAD_LIMIT, None) or getattr(view, UPLOAD_LIMIT, None)
+_UPLOAD_LIMITS = "referral_api.upload_limits"  # app.extensions: (endpoint, method) -> its limit or None
+
+
+def _upload_limit(req: Request) -> int | None:
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    known = app.extensions.setdefault(_UPLOAD_LIMITS, {})
+    route = (req.endpoint, req.method)
+    limit = known.get(route, False)
+    if limit is False:  # found once per route and method (no view is added after the first request)
+        view = app.view_functions.get(req.endpoint or "")
+        method = getattr(getattr(view, "view_class", None), req.method.lower(), None)
+        # a flask-restx Resource method, or a plain function view (the console's uploads)
+        limit = known[route] = getattr(method, UPLOAD_LIMIT, None) or getattr(view, UPLOAD_LIMIT, None)
     return limit() if limit is not None else None
 
 
@@ -210,19 +218,20 @@ def check_request_body() -> None:
     """Refuse an oversized body (413) or one that is not JSON (415) before any view or router reads it.
 
     A route marked with `accepts_upload` takes multipart/form-data within its own limit instead."""
-    upload = _upload_limit()
+    req = request._get_current_object()  # type: ignore[attr-defined]  # one lookup through the proxy
+    upload = _upload_limit(req)
     limit = upload if upload is not None else current_app.config.get("MAX_CONTENT_LENGTH")
-    if limit is not None and (request.content_length or 0) > limit:
+    if limit is not None and (req.content_length or 0) > limit:
         raise RequestEntityTooLarge(f"The body is larger than {limit} bytes.")
     if upload is not None:
-        request.max_content_length = upload  # the view checks the media type, after the token
+        req.max_content_length = upload  # the view checks the media type, after the token
         return
-    if request.method in {"POST", "PUT", "PATCH"} and request.path.startswith(API_PREFIX):
-        has_body = (request.content_length or 0) > 0 or request.headers.get("Transfer-Encoding")
-        if has_body and not request.is_json:
+    if req.method in {"POST", "PUT", "PATCH"} and req.path.startswith(API_PREFIX):
+        has_body = (req.content_length or 0) > 0 or req.headers.get("Transfer-Encoding")
+        if has_body and not req.is_json:
             raise errors.UnsupportedMediaType(
                 "This endpoint accepts application/json only.",
-                errors={"Content-Type": [f"unsupported media type {request.mimetype or 'none'!r}"]},
+                errors={"Content-Type": [f"unsupported media type {req.mimetype or 'none'!r}"]},
             )
 
 
@@ -311,19 +320,20 @@ def check_request_text() -> None:
     """Refuse a control character in a path id (404: no record has such an id), a query value or a
     form field (422; on the OAuth endpoints 400 `invalid_request`, as RFC 6749 says), on every route,
     before any view reads it and any query sends it to the database, each named."""
-    in_path = _refused_text((request.view_args or {}).items())
+    req = request._get_current_object()  # type: ignore[attr-defined]  # one lookup through the proxy
+    in_path = _refused_text((req.view_args or {}).items())
     if in_path:
         raise errors.NotFound("No record has such an id.", errors=in_path)
-    refused = _refused_text(request.args.items(multi=True))
+    refused = _refused_text(req.args.items(multi=True))
     # an upload route parses its own multipart body (its fields go through its schema's load())
-    form = request.mimetype in {"application/x-www-form-urlencoded", "multipart/form-data"}
-    if form and _upload_limit() is None:
+    form = req.mimetype in {"application/x-www-form-urlencoded", "multipart/form-data"}
+    if form and _upload_limit(req) is None:
         # A console page's form may hold several lines (a narrative, a note): tab and line breaks pass
         # here, and its schema's load() refuses them, named, in a one-line field. Nowhere else.
-        several_lines = request.path.startswith(CONSOLE_PREFIX)
-        for name, messages in _refused_text(request.form.items(multi=True), free_text=several_lines).items():
+        several_lines = req.path.startswith(CONSOLE_PREFIX)
+        for name, messages in _refused_text(req.form.items(multi=True), free_text=several_lines).items():
             refused.setdefault(name, []).extend(messages)
-    if refused and request.path.startswith(API_PREFIX):
+    if refused and req.path.startswith(API_PREFIX):
         raise errors.InvalidPayload(errors=refused)
     if refused:  # the OAuth endpoints: an RFC 6749 invalid_request (400)
         raise errors.MalformedRequest(errors=refused, extra={"error": "invalid_request"})

@@ -8,7 +8,7 @@ import sys
 import time
 import uuid
 
-from flask import Flask, Response, g, request
+from flask import Flask, Request, Response, g, request
 from pythonjsonlogger.json import JsonFormatter
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -48,9 +48,11 @@ def configure_logging(level: str) -> None:
 
 
 def _start_request() -> None:
+    # g and request resolved once: each access through their proxies costs a lookup
+    here = g._get_current_object()  # type: ignore[attr-defined]
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    g.request_id = incoming if _VALID_REQUEST_ID.match(incoming) else str(uuid.uuid4())
-    g.request_started = time.perf_counter()
+    here.request_id = incoming if _VALID_REQUEST_ID.match(incoming) else str(uuid.uuid4())
+    here.request_started = time.perf_counter()
 
 
 _DOCS_CSP = (
@@ -60,31 +62,54 @@ _DOCS_CSP = (
 _FORM_CSP = "default-src 'none'; style-src 'self' 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
 
 
+# Set on every answer, replacing a view's own (a view may set its own Cache-Control and CSP: kept).
+_ALWAYS = (("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"),
+           ("Referrer-Policy", "no-referrer"))
+_HSTS = ("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+_DEFAULT_CSP = "default-src 'none'; frame-ancestors 'none'"
+
+
+def _csp(path: str) -> str:
+    if path.startswith(("/docs", "/swaggerui")):
+        return _DOCS_CSP
+    if path.startswith("/oauth/authorize"):
+        return _FORM_CSP
+    return _DEFAULT_CSP
+
+
+def _security_headers(response: Response, req: Request, request_id: str) -> None:
+    """The request id and the security headers, added in one pass over the answer's headers (setting
+    each one scans and rebuilds the header list: that cost more than the rest of this hook)."""
+    headers = response.headers
+    present = {name.lower() for name, _value in headers}
+    wanted = [(REQUEST_ID_HEADER, request_id), *_ALWAYS]
+    if req.is_secure:
+        wanted.append(_HSTS)
+    for name, _value in wanted:
+        if name.lower() in present:
+            del headers[name]
+    if "cache-control" not in present:
+        wanted.append(("Cache-Control", "no-store"))
+    if "content-security-policy" not in present:
+        wanted.append(("Content-Security-Policy", _csp(req.path)))
+    headers.extend(wanted)
+
+
 def _finish_request(response: Response) -> Response:
-    response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
-    response.headers.setdefault("Cache-Control", "no-store")
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    if request.path.startswith(("/docs", "/swaggerui")):
-        csp = _DOCS_CSP
-    elif request.path.startswith("/oauth/authorize"):
-        csp = _FORM_CSP
-    else:
-        csp = "default-src 'none'; frame-ancestors 'none'"
-    response.headers.setdefault("Content-Security-Policy", csp)
-    if request.is_secure:
-        response.headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
-    started = g.get("request_started")
+    req, here = request._get_current_object(), g._get_current_object()  # type: ignore[attr-defined]
+    request_id = here.get("request_id")
+    _security_headers(response, req, request_id or "")
+    started = here.get("request_started")
     access_log.info(
         "request",
         extra={
-            "method": request.method,
+            "request_id": request_id,
+            "method": req.method,
             # The path only: query strings and bodies may carry what must never reach a log.
-            "path": request.path,
+            "path": req.path,
             "status": response.status_code,
             "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
-            "client_id": g.get("log_client_id"),
+            "client_id": here.get("log_client_id"),
         },
     )
     return response

@@ -82,7 +82,6 @@ def test_rate_limits_are_settings_and_the_flask_config_overrides_them(tmp_path):
     app = create_app({"database_url": f"sqlite:///{tmp_path / 'x.sqlite3'}", "instance_path": str(tmp_path),
                       "ratelimit_token_per_client": "7/minute",
                       "AUTH_RATELIMIT_TOKEN_PER_ADDRESS": "9/minute"})
-    with app.app_context():
-        assert _items("AUTH_RATELIMIT_TOKEN_PER_CLIENT") == (parse("7/minute"),)
-        assert _items("AUTH_RATELIMIT_TOKEN_PER_ADDRESS") == (parse("9/minute"),)
-        assert _items("AUTH_RATELIMIT_TOKEN_FAILURES_PER_ADDRESS") == (parse("30/minute"),)
+    assert _items("AUTH_RATELIMIT_TOKEN_PER_CLIENT", app.config) == (parse("7/minute"),)
+    assert _items("AUTH_RATELIMIT_TOKEN_PER_ADDRESS", app.config) == (parse("9/minute"),)
+    assert _items("AUTH_RATELIMIT_TOKEN_FAILURES_PER_ADDRESS", app.config) == (parse("30/minute"),)

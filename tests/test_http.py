@@ -66,6 +66,30 @@ def test_security_headers_on_every_answer(client):
         assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
 
 
+def test_security_headers_replace_a_views_own_keep_its_cache_and_csp_and_appear_once(tmp_path):
+    app = create_app({"database_url": f"sqlite:///{tmp_path / 'h.sqlite3'}", "instance_path": str(tmp_path)})
+
+    @app.route("/own-headers")
+    def own_headers():
+        return "x", 200, {"X-Frame-Options": "SAMEORIGIN", "X-Request-ID": "forged",
+                          "Referrer-Policy": "origin", "Cache-Control": "private, max-age=60",
+                          "Content-Security-Policy": "default-src 'self'"}
+
+    client = app.test_client()
+    answer = client.get("/own-headers", headers={"X-Request-ID": "abc-123"})
+    assert answer.headers.getlist("X-Frame-Options") == ["DENY"]
+    assert answer.headers.getlist("X-Request-ID") == ["abc-123"]
+    assert answer.headers.getlist("Referrer-Policy") == ["no-referrer"]
+    assert answer.headers.getlist("X-Content-Type-Options") == ["nosniff"]
+    assert answer.headers.getlist("Cache-Control") == ["private, max-age=60"]
+    assert answer.headers.getlist("Content-Security-Policy") == ["default-src 'self'"]
+    assert "Strict-Transport-Security" not in answer.headers
+    secure = client.get("/healthz", base_url="https://localhost")
+    assert secure.headers.getlist("Strict-Transport-Security") == ["max-age=63072000; includeSubDomains"]
+    assert secure.headers.getlist("Cache-Control") == ["no-store"]
+    assert secure.headers.getlist("Content-Security-Policy") == ["default-src 'none'; frame-ancestors 'none'"]
+
+
 def test_docs_and_swagger_served(client):
     docs = client.get("/docs")
     assert docs.status_code == 200 and b"swagger" in docs.data.lower()

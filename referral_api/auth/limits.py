@@ -73,10 +73,10 @@ def _parsed(rates: str) -> tuple[RateLimitItem, ...]:
     return tuple(parse_many(rates))
 
 
-def _items(name: str) -> tuple[RateLimitItem, ...]:
-    """The rates of a limit: the Flask config's value, else the setting's (read at each request, as tests
-    and a reloaded config may change it; parsed once per value)."""
-    return _parsed(current_app.config.get(name) or getattr(current_app.config["SETTINGS"], SETTING_OF[name]))
+def _items(name: str, config: Any) -> tuple[RateLimitItem, ...]:
+    """The rates of a limit in the app's `config`: the Flask config's value, else the setting's (read at
+    each request, as tests and a reloaded config may change it; parsed once per value)."""
+    return _parsed(config.get(name) or getattr(config["SETTINGS"], SETTING_OF[name]))
 
 
 def client_key() -> str:
@@ -164,9 +164,10 @@ class RateLimits:
         the limits checked (each key and its rates read once, a rule's only when it is reached), for
         `count` after the view."""
         counted: list[_Counted] = []
+        config = current_app.config  # one lookup through the proxy, not one per rule
         for rule in rules:
             identifiers = (self.key_prefix, rule.scope, rule.key())
-            items = _items(rule.setting)
+            items = _items(rule.setting, config)
             counted.append((rule, identifiers, items))
             for item in items:
                 allowed = self.limiter.hit(item, *identifiers) if rule.counts is None \
@@ -201,11 +202,12 @@ def limited(view: Callable[..., Any], rules: tuple[Rule, ...], methods: frozense
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if methods is not None and request.method not in methods:
             return view(*args, **kwargs)
-        limits: RateLimits = current_app.extensions["referral_api.limiter"]
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        limits: RateLimits = app.extensions["referral_api.limiter"]
         refused, counted = limits.refusal(rules)
         if refused is not None:
             return refused
-        response = current_app.make_response(view(*args, **kwargs))
+        response = app.make_response(view(*args, **kwargs))
         limits.count(counted, response)
         return response
 

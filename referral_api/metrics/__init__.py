@@ -15,8 +15,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import time
+from typing import Any
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Request, Response, current_app, g, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -59,8 +60,8 @@ def address_allowed(remote: str | None, allowed: tuple[Network, ...]) -> bool:
     return any(address in network for network in allowed if address.version == network.version)
 
 
-def _route() -> str:
-    rule = request.url_rule
+def _route(req: Request) -> str:
+    rule = req.url_rule
     return rule.rule if rule is not None else "(unmatched)"
 
 
@@ -68,27 +69,42 @@ def _start() -> None:
     g.metrics_started = time.perf_counter()
 
 
-def _count_token(response: Response) -> None:
+# A metric's child per label values, found once a process: labels() validates and locks at each call,
+# which cost more than counting. The label values are bounded (route templates, known methods, statuses,
+# grants and errors), and so is this cache.
+_CHILDREN: dict[tuple[Any, ...], Any] = {}
+
+
+def _child(metric: Any, *values: str) -> Any:
+    key = (metric, *values)
+    child = _CHILDREN.get(key)
+    if child is None:
+        child = _CHILDREN[key] = metric.labels(*values)
+    return child
+
+
+def _count_token(response: Response, req: Request) -> None:
     if response.status_code == 200:
-        grant = request.form.get("grant_type", "")
-        TOKENS_ISSUED.labels(grant if grant in _GRANTS else "other").inc()
+        grant = req.form.get("grant_type", "")
+        _child(TOKENS_ISSUED, grant if grant in _GRANTS else "other").inc()
         return
     body = response.get_json(silent=True) if response.is_json else None
     error = body.get("error") if isinstance(body, dict) else None
     if response.status_code == 429:
         error = "rate_limited"
-    TOKENS_REFUSED.labels(error if error in _OAUTH_ERRORS or error == "rate_limited" else "other").inc()
+    _child(TOKENS_REFUSED, error if error in _OAUTH_ERRORS or error == "rate_limited" else "other").inc()
 
 
 def _finish(response: Response) -> Response:
-    route = _route()
-    method = request.method if request.method in _METHODS else "OTHER"
-    REQUESTS.labels(route, method, str(response.status_code)).inc()
+    req = request._get_current_object()  # type: ignore[attr-defined]  # one lookup through the proxy
+    route = _route(req)
+    method = req.method if req.method in _METHODS else "OTHER"
+    _child(REQUESTS, route, method, str(response.status_code)).inc()
     started = g.get("metrics_started")
     if started is not None:
-        LATENCY.labels(route).observe(time.perf_counter() - started)
-    if route == "/oauth/token" and request.method == "POST":
-        _count_token(response)
+        _child(LATENCY, route).observe(time.perf_counter() - started)
+    if route == "/oauth/token" and method == "POST":
+        _count_token(response, req)
     return response
 
 
