@@ -328,6 +328,28 @@ def test_token_endpoint_is_rate_limited_per_address(base_app, client, session):
         base_app.config.pop("AUTH_RATELIMIT_TOKEN_PER_ADDRESS")
 
 
+def test_throughput_limits_keep_two_counters_a_key_and_guessing_limits_an_exact_window(base_app, client,
+                                                                                        session):
+    """The throughput limits hold constant state per key whatever the rate (a moving window kept an
+    entry per request); a failed authentication is still counted exactly, one entry each."""
+    storage = base_app.extensions["referral_api.limiter"].storage
+    base_app.config["AUTH_RATELIMIT_TOKEN_PER_CLIENT"] = "1000/minute"
+    base_app.config["AUTH_RATELIMIT_TOKEN_PER_ADDRESS"] = "1000/minute"
+    try:
+        c, secret = h.secret_client(session, h.organisation(session))
+        assert [cc_token(client, c.client_id, secret).status_code for _ in range(12)] == [200] * 12
+        for scope in ("token-address", "token-client"):
+            assert not [k for k, entries in storage.events.items() if scope in k and entries], scope
+            counters = {k: n for k, n in storage.storage.items() if f"/{scope}/" in k}
+            assert sum(counters.values()) == 12 and len(counters) <= 2, counters
+        assert cc_token(client, c.client_id, "not-the-secret").status_code == 401
+        failures = [entries for k, entries in storage.events.items() if "token-fail-client-address" in k]
+        assert [len(entries) for entries in failures] == [1]
+    finally:
+        base_app.config.pop("AUTH_RATELIMIT_TOKEN_PER_CLIENT")
+        base_app.config.pop("AUTH_RATELIMIT_TOKEN_PER_ADDRESS")
+
+
 def test_tokens_are_stored_with_their_client(session, client):
     c, secret = h.secret_client(session, h.organisation(session))
     cc_token(client, c.client_id, secret)

@@ -1,4 +1,15 @@
-"""Rate limits on the token endpoint and the login form, counted with `limits` (moving windows).
+"""Rate limits on the token endpoint and the login form, counted with `limits`.
+
+Two kinds of window. The limits that guard secrets against guessing (failed authentications, the
+login form) use exact moving windows: never more than N in any span of the period. Each keeps one
+entry per counted request, which costs nothing at their low rates. The throughput limits of the token
+endpoint (per address, per client), which a deployment sizes at thousands a minute, use `limits`'
+sliding-window counter instead: two counters per key, the previous period's weighted by how much of
+it the window still covers. That is constant memory and work per request, whatever the rate. A moving
+window of 100,000 a minute kept up to 100,000 entries per key and worker, and inserting each new entry
+at the front of that list made every request slower as the rate grew. The counter is approximate:
+requests bunched at the end of one period and the start of the next can pass up to twice the rate
+within a span of one period, never more.
 
 Only what a caller proves can cost a client its quota: the per-client limit of /oauth/token counts
 requests whose client authenticated; failed authentications count against their address and their
@@ -25,7 +36,7 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage, Storage, storage_from_string
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import MovingWindowRateLimiter, RateLimiter, SlidingWindowCounterRateLimiter
 
 from .. import errors
 
@@ -136,25 +147,32 @@ class Rule:
     key: Callable[[], str]
     scope: str
     counts: Callable[[Response], bool] | None = None
+    exact: bool = True  # an exact moving window; False: the sliding-window counter (a throughput limit)
 
 
 TOKEN_RULES = (
-    Rule("AUTH_RATELIMIT_TOKEN_PER_ADDRESS", address_key, "token-address"),
+    Rule("AUTH_RATELIMIT_TOKEN_PER_ADDRESS", address_key, "token-address", exact=False),
     Rule("AUTH_RATELIMIT_TOKEN_FAILURES_PER_ADDRESS", address_key, "token-fail-address", _failed),
     Rule("AUTH_RATELIMIT_TOKEN_FAILURES_PER_CLIENT_ADDRESS", client_address_key, "token-fail-client-address",
          _failed),
-    Rule("AUTH_RATELIMIT_TOKEN_PER_CLIENT", client_key, "token-client", _authenticated),
+    Rule("AUTH_RATELIMIT_TOKEN_PER_CLIENT", client_key, "token-client", _authenticated, exact=False),
 )
 LOGIN_RULES = (Rule("AUTH_RATELIMIT_LOGIN_PER_ADDRESS", address_key, "login-address"),)
 
 
 class RateLimits:
-    """The counters (storage from RATELIMIT_STORAGE_URI) and the moving-window strategy over them."""
+    """The counters (storage from RATELIMIT_STORAGE_URI) and the two strategies over them: `limiter`, the
+    exact moving window (the guessing limits, failures.py's lock and summary), and `throughput`, the
+    sliding-window counter (the rules with exact=False)."""
 
     def __init__(self, uri: str, key_prefix: str = "referral_api") -> None:
         self.storage: Storage = storage_from_string(PROCESS_MEMORY if uri.startswith("memory://") else uri)
         self.limiter = MovingWindowRateLimiter(self.storage)
+        self.throughput = SlidingWindowCounterRateLimiter(self.storage)
         self.key_prefix = key_prefix
+
+    def _strategy(self, rule: Rule) -> RateLimiter:
+        return self.limiter if rule.exact else self.throughput
 
     def reset(self) -> None:
         self.storage.reset()
@@ -169,19 +187,21 @@ class RateLimits:
             identifiers = (self.key_prefix, rule.scope, rule.key())
             items = _items(rule.setting, config)
             counted.append((rule, identifiers, items))
+            strategy = self._strategy(rule)
             for item in items:
-                allowed = self.limiter.hit(item, *identifiers) if rule.counts is None \
-                    else self.limiter.test(item, *identifiers)
+                allowed = strategy.hit(item, *identifiers) if rule.counts is None \
+                    else strategy.test(item, *identifiers)
                 if not allowed:
-                    reset_at = self.limiter.get_window_stats(item, *identifiers).reset_time
+                    reset_at = strategy.get_window_stats(item, *identifiers).reset_time
                     return _too_many(item, reset_at), counted
         return None, counted
 
     def count(self, counted: list[_Counted], response: Response) -> None:
         for rule, identifiers, items in counted:
             if rule.counts is not None and rule.counts(response):
+                strategy = self._strategy(rule)
                 for item in items:
-                    self.limiter.hit(item, *identifiers)
+                    strategy.hit(item, *identifiers)
 
 
 _Counted = tuple[Rule, tuple[str, str, str], tuple[RateLimitItem, ...]]
