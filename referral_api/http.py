@@ -202,12 +202,14 @@ _UPLOAD_LIMITS = "referral_api.upload_limits"  # app.extensions: (endpoint, meth
 
 
 def _upload_limit(req: Request) -> int | None:
+    if req.endpoint is None:  # no route (a 404 or 405 to come): nothing to cache, whatever the method
+        return None
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     known = app.extensions.setdefault(_UPLOAD_LIMITS, {})
-    route = (req.endpoint, req.method)
+    route = (req.endpoint, req.method)  # a route admits only its own methods: bounded
     limit = known.get(route, False)
     if limit is False:  # found once per route and method (no view is added after the first request)
-        view = app.view_functions.get(req.endpoint or "")
+        view = app.view_functions.get(req.endpoint)
         method = getattr(getattr(view, "view_class", None), req.method.lower(), None)
         # a flask-restx Resource method, or a plain function view (the console's uploads)
         limit = known[route] = getattr(method, UPLOAD_LIMIT, None) or getattr(view, UPLOAD_LIMIT, None)

@@ -149,6 +149,30 @@ def test_a_refresh_asking_for_more_scope_is_refused_before_the_token_is_spent(cl
     assert again.get_json()["scope"] == "referrals:read"
 
 
+def test_the_rate_limit_expiry_thread_survives_a_counter_dropped_under_it(monkeypatch):
+    """limits' get() drops an expired counter without a lock; the expiry pass that was looking at it
+    raises KeyError. The thread goes on (it used to end, with a traceback outside the JSON log)."""
+    import time
+
+    from referral_api.auth.limits import ProcessMemoryStorage
+
+    fresh = ProcessMemoryStorage()
+    fresh.EXPIRE_EVERY = 0.01
+    passes = []
+
+    def racing_pass():
+        passes.append(time.monotonic())
+        if len(passes) == 1:
+            raise KeyError("LIMITER/token-address/address:127.0.0.1/1000/1/minute")
+
+    monkeypatch.setattr(fresh, "_MemoryStorage__expire_events", racing_pass)
+    fresh.incr("k", 60)
+    deadline = time.monotonic() + 5
+    while len(passes) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(passes) >= 3 and fresh._expirer.is_alive()
+
+
 def test_memory_rate_limits_start_no_thread_per_request(app, monkeypatch):
     import threading
     import time

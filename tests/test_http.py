@@ -45,6 +45,17 @@ def test_text_plain_post_is_415_problem(client):
     assert "Content-Type" in body["errors"]
 
 
+def test_unknown_methods_add_nothing_to_the_upload_limit_cache(app, client):
+    """The per-route cache of upload limits is keyed by matched routes only: a client inventing methods
+    (gunicorn passes any token) cannot grow a worker's memory."""
+    for n in range(50):
+        client.open("/oauth/token", method=f"X{n}", data={"grant_type": "client_credentials"})
+        client.open(f"/api/v1/no-such-{n}", method="POST", json={})
+    client.post("/oauth/token", data={"grant_type": "client_credentials"})
+    known = app.extensions["referral_api.upload_limits"]
+    assert set(known) == {("oauth.token", "POST")}, known
+
+
 def test_oversized_body_is_413_problem(app, client):
     too_big = b"{" + b" " * app.config["MAX_CONTENT_LENGTH"] + b"}"
     assert_problem(client.post("/api/v1/anything", data=too_big, content_type="application/json"), 413)

@@ -4,12 +4,12 @@ Two kinds of window. The limits that guard secrets against guessing (failed auth
 login form) use exact moving windows: never more than N in any span of the period. Each keeps one
 entry per counted request, which costs nothing at their low rates. The throughput limits of the token
 endpoint (per address, per client), which a deployment sizes at thousands a minute, use `limits`'
-sliding-window counter instead: two counters per key, the previous period's weighted by how much of
-it the window still covers. That is constant memory and work per request, whatever the rate. A moving
-window of 100,000 a minute kept up to 100,000 entries per key and worker, and inserting each new entry
-at the front of that list made every request slower as the rate grew. The counter is approximate:
-requests bunched at the end of one period and the start of the next can pass up to twice the rate
-within a span of one period, never more.
+sliding-window counter instead: two counters per key and rate, the previous period's weighted by how
+much of it the window still covers. That is constant memory and work per request, whatever the rate.
+A moving window of 100,000 a minute kept up to 100,000 entries per key and worker, and inserting each
+new entry at the front of that list made every request slower as the rate grew. The counter is
+approximate: requests bunched at the end of one period and the start of the next can pass up to twice
+the rate within a span of one period, never more.
 
 Only what a caller proves can cost a client its quota: the per-client limit of /oauth/token counts
 requests whose client authenticated; failed authentications count against their address and their
@@ -76,7 +76,12 @@ class ProcessMemoryStorage(MemoryStorage):
         pause = threading.Event()  # never set: a pause that no patched time.sleep sees
         while True:
             pause.wait(self.EXPIRE_EVERY)
-            self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
+            try:
+                self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
+            except KeyError:
+                # A counter a request's read dropped as expired while this pass looked at it (limits'
+                # get() does so without a lock): already gone, and the next pass sees the rest.
+                continue
 
 
 @functools.lru_cache(maxsize=64)
