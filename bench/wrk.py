@@ -18,13 +18,17 @@ POST body (or any method but GET) is sent through a generated Lua script. Each a
 gunicorn with 2 sync workers on a free 127.0.0.1 port, started from the repository root so that
 `bench.<module>:<factory>()` imports. `wrk` is installed from Debian's packages when missing.
 Every round prints requests/s, p50, p99 and the count of non-2xx/3xx answers (which fail the round:
-a bench that measures refusals measures nothing). `report` prints the best and the median of the
+a bench that measures refusals measures nothing), and, on Linux, the CPU time per request of the
+target's gunicorn processes ("app") and of every PostgreSQL process ("postgres") during the round,
+read from /proc: on a shared, noisy machine requests/s swing from round to round, CPU per request
+much less, and it says which side a difference is on. `report` prints the best and the median of the
 rounds of each target and their ratios to the baseline.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -42,6 +46,57 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+PROC = Path("/proc")
+_SERVED: dict[str, int] = {}  # base address -> pid of the gunicorn master serving it
+
+
+def cpu_ticks(pid: int) -> int:
+    """User and system CPU time of a process so far, in clock ticks (0 when it is gone)."""
+    try:
+        stat = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return 0
+    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state is field 3
+    return int(fields[11]) + int(fields[12])
+
+
+def _processes() -> Iterator[tuple[int, int, str]]:
+    """(pid, parent pid, command name) of every process."""
+    for entry in PROC.iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            comm = stat[stat.index("(") + 1:stat.rindex(")")]
+            yield int(entry.name), int(stat[stat.rindex(")") + 2:].split()[1]), comm
+
+
+def process_groups(master: int | None) -> dict[str, set[int]]:
+    """The pids of a gunicorn master and its workers ("app") and of every PostgreSQL process."""
+    groups: dict[str, set[int]] = {"app": set(), "postgres": set()}
+    if not PROC.is_dir():
+        return groups
+    for pid, parent, comm in _processes():
+        if master is not None and master in (pid, parent):
+            groups["app"].add(pid)
+        elif comm in {"postgres", "postmaster"}:
+            groups["postgres"].add(pid)
+    return groups
+
+
+def _group_ticks(groups: dict[str, set[int]]) -> dict[str, dict[int, int]]:
+    return {name: {pid: cpu_ticks(pid) for pid in pids} for name, pids in groups.items()}
+
+
+def cpu_per_request(before: dict[str, dict[int, int]], master: int | None,
+                    requests: int) -> dict[str, float]:
+    """Milliseconds of CPU per request of each group since `before` (a process started since counts
+    from zero; one that ended since is not counted)."""
+    after = _group_ticks(process_groups(master))
+    tick_ms = 1000.0 / os.sysconf("SC_CLK_TCK")
+    return {name: sum(t - before.get(name, {}).get(pid, 0) for pid, t in ticks.items()) * tick_ms
+            / max(requests, 1) for name, ticks in after.items()}
 
 
 def ensure_wrk() -> str:
@@ -94,8 +149,11 @@ def serve(app: str, env: dict[str, str], *, workers: int = 2, timeout: float = 6
                 if time.monotonic() > deadline:
                     raise SystemExit(f"gunicorn ({app}) did not start within {timeout}s") from None
                 time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
+        base = f"http://127.0.0.1:{port}"
+        _SERVED[base] = proc.pid
+        yield base
     finally:
+        _SERVED.pop(f"http://127.0.0.1:{port}", None)
         proc.terminate()
         try:
             proc.wait(timeout=15)
@@ -123,10 +181,12 @@ class Result:
     p50_ms: float
     p99_ms: float
     bad: int  # non-2xx/3xx answers plus socket errors
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU per request by group (cpu_per_request)
 
     def line(self) -> str:
+        cpu = "".join(f"   {name} {ms:.2f}" for name, ms in self.cpu_ms.items())
         return (f"{self.rps:8.0f} req/s   p50 {self.p50_ms:7.2f} ms   p99 {self.p99_ms:7.2f} ms   "
-                f"{self.requests} requests")
+                f"{self.requests} requests" + (f"   cpu ms/request:{cpu}" if cpu else ""))
 
 
 def lua_for(target: Target) -> str:
@@ -163,6 +223,7 @@ def run(target: Target, *, seconds: int, threads: int = 2, connections: int = 32
             "--timeout", "10s"]
     for name, value in target.headers.items():
         args += ["-H", f"{name}: {value}"]
+    master = next((pid for base, pid in _SERVED.items() if target.url.startswith(base + "/")), None)
     with tempfile.TemporaryDirectory() as tmp:
         script = target.script
         if script is None and (target.method != "GET" or target.body is not None):
@@ -170,10 +231,14 @@ def run(target: Target, *, seconds: int, threads: int = 2, connections: int = 32
             Path(script).write_text(lua_for(target))
         if script:
             args += ["-s", script]
+        before = _group_ticks(process_groups(master))
         done = subprocess.run([*args, target.url], capture_output=True, text=True, check=False)  # nosec B603
     if done.returncode:
         raise SystemExit(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
-    return parse(done.stdout)
+    result = parse(done.stdout)
+    if master is None or not PROC.is_dir():
+        return result
+    return dataclasses.replace(result, cpu_ms=cpu_per_request(before, master, result.requests))
 
 
 def compare(targets: dict[str, Target], *, rounds: int, seconds: int, warmup: int = 2,
@@ -200,11 +265,13 @@ def best(results: list[Result]) -> Result:
 
 
 def median(results: list[Result]) -> Result:
-    """The median round: median throughput, median p50 and p99 (each on its own)."""
+    """The median round: median throughput, median p50, p99 and CPU per request (each on its own)."""
+    groups = [name for name in results[0].cpu_ms if all(name in r.cpu_ms for r in results)]
     return Result(int(statistics.median(r.requests for r in results)),
                   statistics.median(r.rps for r in results),
                   statistics.median(r.p50_ms for r in results),
-                  statistics.median(r.p99_ms for r in results), 0)
+                  statistics.median(r.p99_ms for r in results), 0,
+                  {name: statistics.median(r.cpu_ms[name] for r in results) for name in groups})
 
 
 def report(results: dict[str, list[Result]], *, baseline: str, goal: float | None = None,
