@@ -72,13 +72,11 @@ def _processes() -> Iterator[tuple[int, int, str]]:
             yield int(entry.name), int(stat[stat.rindex(")") + 2:].split()[1]), comm
 
 
-def process_groups(master: int | None) -> dict[str, set[int]]:
+def process_groups(master: int) -> dict[str, set[int]]:
     """The pids of a gunicorn master and its workers ("app") and of every PostgreSQL process."""
     groups: dict[str, set[int]] = {"app": set(), "postgres": set()}
-    if not PROC.is_dir():
-        return groups
     for pid, parent, comm in _processes():
-        if master is not None and master in (pid, parent):
+        if master in (pid, parent):
             groups["app"].add(pid)
         elif comm in {"postgres", "postmaster"}:
             groups["postgres"].add(pid)
@@ -89,7 +87,7 @@ def _group_ticks(groups: dict[str, set[int]]) -> dict[str, dict[int, int]]:
     return {name: {pid: cpu_ticks(pid) for pid in pids} for name, pids in groups.items()}
 
 
-def cpu_per_request(before: dict[str, dict[int, int]], master: int | None,
+def cpu_per_request(before: dict[str, dict[int, int]], master: int,
                     requests: int) -> dict[str, float]:
     """Milliseconds of CPU per request of each group since `before` (a process started since counts
     from zero; one that ended since is not counted)."""
@@ -231,12 +229,13 @@ def run(target: Target, *, seconds: int, threads: int = 2, connections: int = 32
             Path(script).write_text(lua_for(target))
         if script:
             args += ["-s", script]
-        before = _group_ticks(process_groups(master))
+        # the CPU of a target this module serves, on Linux; none for an address of its own
+        before = _group_ticks(process_groups(master)) if master is not None and PROC.is_dir() else None
         done = subprocess.run([*args, target.url], capture_output=True, text=True, check=False)  # nosec B603
     if done.returncode:
         raise SystemExit(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
     result = parse(done.stdout)
-    if master is None or not PROC.is_dir():
+    if before is None:
         return result
     return dataclasses.replace(result, cpu_ms=cpu_per_request(before, master, result.requests))
 

@@ -46,7 +46,7 @@ def test_a_masters_workers_and_their_cpu_per_request_are_counted():
         master.wait(timeout=10)
 
 
-def test_a_gone_process_counts_nothing_and_a_round_line_shows_the_cpu():
+def test_a_missing_process_has_no_cpu_and_a_round_line_and_the_median_show_the_cpu():
     assert wrk.cpu_ticks(2**22 + 12345) == 0  # above the largest pid_max Linux allows: no such process
     result = wrk.Result(100, 50.0, 10.0, 20.0, 0, {"app": 1.5, "postgres": 0.25})
     assert result.line().endswith("cpu ms/request:   app 1.50   postgres 0.25")

@@ -100,7 +100,8 @@ def client_key() -> str:
     (read once a request)."""
     known = g.get(_CLIENT_KEY)
     if known is None:
-        known = g.setdefault(_CLIENT_KEY, _named_client())
+        known = _named_client()
+        setattr(g, _CLIENT_KEY, known)
     return known
 
 
