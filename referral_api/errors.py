@@ -87,6 +87,12 @@ class PreconditionFailed(DomainError):
     title = "The record changed since you read it"
 
 
+class TooManyRequests(DomainError):
+    status = 429
+    code = "too_many_requests"
+    title = "Too many requests"
+
+
 class UnsupportedMediaType(DomainError):
     status = 415
     code = "unsupported_media_type"

@@ -18,7 +18,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import cached_property
 
 from . import errors
-from .validators import FreeText, control_character_message
+from .validators import FreeText, authorization_header_message, control_character_message
 
 API_PREFIX = "/api/v1"
 CONSOLE_PREFIX = "/console/"
@@ -319,10 +319,15 @@ def _refuse_control_characters(value: Any, spec: Any, *, path: str, depth: int, 
 
 
 def check_request_text() -> None:
-    """Refuse a control character in a path id (404: no record has such an id), a query value or a
-    form field (422; on the OAuth endpoints 400 `invalid_request`, as RFC 6749 says), on every route,
-    before any view reads it and any query sends it to the database, each named."""
+    """Refuse an Authorization header that is not ASCII (400 `invalid_request`), and a control character
+    in a path id (404: no record has such an id), a query value or a form field (422; on the OAuth
+    endpoints 400 `invalid_request`, as RFC 6749 says), on every route, before any view reads it and
+    any query sends it to the database, each named."""
     req = request._get_current_object()  # type: ignore[attr-defined]  # one lookup through the proxy
+    refused_credentials = authorization_header_message(req.headers.get("Authorization", ""))
+    if refused_credentials:
+        raise errors.MalformedRequest(errors={"Authorization": [refused_credentials]},
+                                      extra={"error": "invalid_request"})
     in_path = _refused_text((req.view_args or {}).items())
     if in_path:
         raise errors.NotFound("No record has such an id.", errors=in_path)

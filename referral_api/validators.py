@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -24,6 +26,22 @@ def control_character(value: str, *, free_text: bool = False) -> str | None:
     every text field, query value, path id and form field."""
     found = (_CONTROL_IN_FREE_TEXT if free_text else _CONTROL).search(value)
     return f"U+{ord(found.group()):04X}" if found else None
+
+
+def authorization_header_message(value: str) -> str | None:
+    """What is wrong with an Authorization header that werkzeug and Authlib cannot decode (they raised
+    a 500): credentials are ASCII (RFC 7617, RFC 6750), and Basic ones UTF-8 once base64-decoded."""
+    if not value.isascii():
+        return "Must be ASCII."
+    scheme, _, credentials = value.partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            base64.b64decode(credentials).decode()  # as Authlib decodes it (not strict base64)
+        except binascii.Error:
+            return None  # not base64: Authlib and werkzeug read no credentials (401)
+        except UnicodeDecodeError:
+            return "Basic credentials must be UTF-8."
+    return None
 
 
 def control_character_message(value: str, *, free_text: bool = False) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from referral_api.access import Role
@@ -196,3 +197,38 @@ def test_memory_rate_limits_start_no_thread_per_request(app, monkeypatch):
     while len(fresh.events.get("k", [])) == 20 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(fresh.events["k"]) == 19
+
+
+def test_attempts_at_the_same_moment_cannot_all_pass_the_lock(app, session, monkeypatch):
+    """Each attempt is counted before its password is checked: while one is being checked, those that
+    arrive meanwhile count too, and no more than MAX_FAILED_LOGINS passwords are ever checked."""
+    from limits.storage import MemoryStorage
+    from limits.strategies import MovingWindowRateLimiter
+
+    from referral_api.auth import failures
+
+    monkeypatch.setattr(failures.time, "sleep", lambda _seconds: None)
+    mgec = h.organisation(session, OrganisationKind.MGEC)
+    user, _totp = h.person(session, mgec, Role.MGEC_CASEWORKER)
+    session.commit()
+    guard = failures.LoginGuard(MovingWindowRateLimiter(MemoryStorage()), "address:203.0.113.7")
+    real = services._hasher
+    checked = []
+
+    class Overlapping:
+        def verify(self, password_hash, password):
+            checked.append(password_hash)
+            if len(checked) == 1:  # while the first password is being checked, more attempts arrive
+                for _ in range(MAX_FAILED_LOGINS + 2):
+                    with pytest.raises(services.LoginFailed):
+                        services.login(session, email=user.email, password="wrong password!", guard=guard)
+            return real.verify(password_hash, password)
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+    monkeypatch.setattr(services, "_hasher", Overlapping())
+    with app.test_request_context("/oauth/authorize", method="POST"), pytest.raises(services.LoginFailed):
+        services.login(session, email=user.email, password="wrong password!", guard=guard)
+    assert len([c for c in checked if c != services._DUMMY_HASH]) == MAX_FAILED_LOGINS
+    assert not guard.attempt(user.id)  # locked for this address

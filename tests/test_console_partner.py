@@ -45,10 +45,10 @@ GOOD_FORM = {
 class _Guard:
     """No address is locked here: this test is about the second factor only."""
 
-    def locked(self, user_id):
-        return False
+    def attempt(self, user_id):
+        return True
 
-    def failed(self, user_id):
+    def locked(self, user_id):
         return False
 
     def succeeded(self, user_id):

@@ -54,15 +54,18 @@ class LoginGuard:
     def _key(self, user_id: Any) -> str:
         return _pair(user_id, self.address)
 
+    def attempt(self, user_id: Any) -> bool:
+        """Count an attempt before its password is checked; False (and not counted) when the pair is
+        locked. Counted first, so that attempts running at the same moment cannot all pass a check
+        made before any of them was counted: never more than MAX_FAILED_LOGINS are checked."""
+        return bool(self.strategy.hit(LOCK_WINDOW, "login-lock", self._key(user_id)))
+
     def locked(self, user_id: Any) -> bool:
+        """Whether the pair's attempts fill the window (after a failed one: whether it locked the pair)."""
         return not self.strategy.test(LOCK_WINDOW, "login-lock", self._key(user_id))
 
-    def failed(self, user_id: Any) -> bool:
-        """Count a failure; True when this one locks the pair."""
-        self.strategy.hit(LOCK_WINDOW, "login-lock", self._key(user_id))
-        return self.locked(user_id)
-
     def succeeded(self, user_id: Any) -> None:
+        """The right password: the pair's attempts are forgotten."""
         self.strategy.clear(LOCK_WINDOW, "login-lock", self._key(user_id))
 
     def slow_down(self) -> None:
@@ -70,8 +73,9 @@ class LoginGuard:
         time.sleep(current_app.config.get("AUTH_LOGIN_SLOWDOWN_SECONDS", SLOWDOWN_SECONDS))
 
 
-def audit_token_failure(session: Session, *, named_client_id: str) -> None:
-    """Audit a failed client authentication at /oauth/token, at most once a minute per (client, address).
+def audit_token_failure(session: Session, *, named_client_id: str, endpoint: str = "token") -> None:
+    """Audit a failed client authentication (at /oauth/token, /oauth/introspect or /oauth/revoke: the
+    `endpoint` Authlib names), at most once a minute per (client, address) whatever the endpoint.
 
     The event names the client (when the id is one of ours) and never the secret, assertion or address.
     """
@@ -86,5 +90,5 @@ def audit_token_failure(session: Session, *, named_client_id: str) -> None:
     audit.record(session, actor=actor, action=AuditAction.AUTH_TOKEN_DENY, resource_type="client",
                  resource_id=client.id if client else None, outcome=Outcome.DENIED,
                  details={"reason": "invalid_client", "known_client": client is not None,
-                          "per": "client and address, at most one a minute"})
+                          "endpoint": endpoint, "per": "client and address, at most one a minute"})
     session.commit()

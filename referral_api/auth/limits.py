@@ -11,13 +11,19 @@ new entry at the front of that list made every request slower as the rate grew. 
 approximate: requests bunched at the end of one period and the start of the next can pass up to twice
 the rate within a span of one period, never more.
 
-Only what a caller proves can cost a client its quota: the per-client limit of /oauth/token counts
-requests whose client authenticated; failed authentications count against their address and their
-(client, address) pair, so that an attacker naming a client id is refused while the client is not.
-The login form, which every person shares through one first-party client, is limited by address.
+Only what a caller proves can cost a client its quota: the per-client limit of /oauth/token counts a
+request when its client has authenticated (`mark_authenticated`), under the id it proved, so naming
+another client costs that client nothing. Failed authentications (at the token, introspection and
+revocation endpoints alike) count against their address and their (client, address) pair, the
+client id read as Authlib reads it (`_named_client`), so that an attacker naming a client id is
+refused while the client is not. The login form, which every person shares through one first-party
+client, is limited by address.
 
-Every limit is checked before its view runs and counted after it, only when its condition holds; no
-other route pays anything for them (the limits are on these two views, not in a hook of every request).
+The rules of a view are checked before it runs and counted after it, only when their condition
+holds: requests in flight together are checked against the same count, so parallel failures can
+pass a failure limit by up to their number less one (the per-address limit, counted before the
+view, bounds them; the login lock of failures.py counts before the password check instead). No other
+route pays anything for them (the limits are on these views, not in a hook of every request).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from flask import Flask, Response, current_app, g, request
 from joserfc import jws
 from joserfc.errors import JoseError
@@ -109,18 +116,17 @@ _CLIENT_KEY = "referral_api_ratelimit_client_key"
 
 
 def _named_client() -> str:
-    authorization = request.authorization
-    if authorization and authorization.username:
-        return "client:" + authorization.username[:64]
-    client_id = request.values.get("client_id")
-    assertion = request.form.get("client_assertion")
-    if not client_id and assertion:
-        try:
-            claims = json.loads(jws.extract_compact(assertion.encode()).payload)
-            client_id = str(claims.get("sub", ""))
-        except (JoseError, ValueError, AttributeError, UnicodeDecodeError):
-            client_id = None
-    return "client:" + (client_id or "-")[:64]
+    """The client id as Authlib reads it to authenticate: the Basic user percent-decoded (RFC 6749,
+    2.3.1: `cl%5Fx` is `cl_x`, one counter), else the assertion's `sub`, else the form's client_id."""
+    client_id, _secret = extract_basic_authorization(request.headers)
+    if not client_id:
+        assertion = request.form.get("client_assertion")
+        if assertion:
+            try:
+                client_id = str(json.loads(jws.extract_compact(assertion.encode()).payload).get("sub", ""))
+            except (JoseError, ValueError, AttributeError, UnicodeDecodeError):
+                client_id = None
+    return "client:" + (client_id or request.form.get("client_id") or "-")[:64]
 
 
 def address_key() -> str:
@@ -131,13 +137,20 @@ def client_address_key() -> str:
     return f"{client_key()}|{address_key()}"
 
 
-def mark_authenticated(client_id: str) -> None:
-    """Note that this request's client proved who it is (called by the authorization server)."""
+def mark_authenticated(client_id: str, endpoint: str) -> None:
+    """Note that this request's client proved who it is (called by the authorization server); at the
+    token endpoint, count the request against that client's limit: 429 (TooManyRequests) over it.
+    Counted once proved, under the id it proved: naming another client costs that client nothing,
+    and no spelling of its own id gives a client a fresh counter."""
     setattr(g, AUTHENTICATED, client_id)
-
-
-def _authenticated(_response: Response) -> bool:
-    return g.get(AUTHENTICATED) is not None
+    if endpoint != "token":
+        return
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    limits: RateLimits = app.extensions["referral_api.limiter"]
+    identifiers = (limits.key_prefix, CLIENT_SCOPE, "client:" + client_id[:64])
+    for item in _items(CLIENT_LIMIT, app.config):
+        if not limits.throughput.hit(item, *identifiers):
+            raise _too_many(item, limits.throughput.get_window_stats(item, *identifiers).reset_time)
 
 
 def _failed(_response: Response) -> bool:
@@ -161,8 +174,12 @@ TOKEN_RULES = (
     Rule("AUTH_RATELIMIT_TOKEN_FAILURES_PER_ADDRESS", address_key, "token-fail-address", _failed),
     Rule("AUTH_RATELIMIT_TOKEN_FAILURES_PER_CLIENT_ADDRESS", client_address_key, "token-fail-client-address",
          _failed),
-    Rule("AUTH_RATELIMIT_TOKEN_PER_CLIENT", client_key, "token-client", _authenticated, exact=False),
 )
+# The per-client throughput limit (a sliding-window counter): counted by mark_authenticated(), when a
+# client has proved who it is, under the id it proved.
+CLIENT_LIMIT, CLIENT_SCOPE = "AUTH_RATELIMIT_TOKEN_PER_CLIENT", "token-client"
+# The guessing limits of the endpoints where a client authenticates without getting a token.
+CLIENT_AUTH_RULES = TOKEN_RULES[1:]
 LOGIN_RULES = (Rule("AUTH_RATELIMIT_LOGIN_PER_ADDRESS", address_key, "login-address"),)
 
 
@@ -199,7 +216,7 @@ class RateLimits:
                     else strategy.test(item, *identifiers)
                 if not allowed:
                     reset_at = strategy.get_window_stats(item, *identifiers).reset_time
-                    return _too_many(item, reset_at), counted
+                    return errors.render(_too_many(item, reset_at)), counted
         return None, counted
 
     def count(self, counted: list[_Counted], response: Response) -> None:
@@ -213,11 +230,10 @@ class RateLimits:
 _Counted = tuple[Rule, tuple[str, str, str], tuple[RateLimitItem, ...]]
 
 
-def _too_many(item: RateLimitItem, reset_at: float) -> Response:
+def _too_many(item: RateLimitItem, reset_at: float) -> errors.TooManyRequests:
     retry_after = max(1, math.ceil(reset_at - time.time()))
-    return errors.problem(429, title="Too many requests", code="too_many_requests",
-                          detail=f"Rate limit of {item} exceeded; retry in {retry_after} seconds.",
-                          headers={"Retry-After": str(retry_after)})
+    return errors.TooManyRequests(f"Rate limit of {item} exceeded; retry in {retry_after} seconds.",
+                                  headers={"Retry-After": str(retry_after)})
 
 
 def limited(view: Callable[..., Any], rules: tuple[Rule, ...], methods: frozenset[str] | None = None
@@ -244,6 +260,8 @@ def init_app(app: Flask) -> RateLimits:
     """The app's counters, from RATELIMIT_STORAGE_URI; limits the OAuth token and login views."""
     limits = RateLimits(app.config["SETTINGS"].ratelimit_storage_uri)
     app.view_functions["oauth.token"] = limited(app.view_functions["oauth.token"], TOKEN_RULES)
+    for endpoint in ("oauth.introspect", "oauth.revoke"):
+        app.view_functions[endpoint] = limited(app.view_functions[endpoint], CLIENT_AUTH_RULES)
     app.view_functions["oauth.authorize"] = limited(app.view_functions["oauth.authorize"], LOGIN_RULES,
                                                     frozenset({"POST"}))
     app.extensions["referral_api.limiter"] = limits

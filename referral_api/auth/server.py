@@ -31,16 +31,27 @@ REALM = "referral-api"
 SECRET_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 
 
+# One answer to every failed client authentication: Authlib's descriptions (and its 400 or 401) told a
+# caller without credentials whether a client id exists, is revoked, and how it authenticates.
+CLIENT_AUTH_FAILED = ("Client authentication failed: check the client id, its credentials and its "
+                      "registered authentication method.")
+
+
 class AuthorizationServer(FlaskAuthorizationServer):
     def authenticate_client(self, oauth_request: Any, methods: Any, endpoint: str = "token") -> Any:
-        """Authlib's client authentication; a failure at the token endpoint is summarised in the audit."""
+        """Authlib's client authentication, its failures answered alike (`invalid_client`) and
+        summarised in the audit (token, introspection and revocation endpoints); a client that proved
+        who it is is counted against its token limit (limits.mark_authenticated)."""
         try:
             client = super().authenticate_client(oauth_request, methods, endpoint)
-        except InvalidClientError:
-            if endpoint == "token":
-                audit_token_failure(get_session(), named_client_id=client_key().removeprefix("client:"))
-            raise
-        mark_authenticated(client.client_id)
+        except InvalidClientError as failure:
+            audit_token_failure(get_session(), named_client_id=client_key().removeprefix("client:"),
+                                endpoint=endpoint)
+            # 401 always (RFC 6749, 5.2 allows it for every invalid_client): Authlib's 400 or 401 depended
+            # on where its check failed, so on the client named
+            raise InvalidClientError(description=CLIENT_AUTH_FAILED, status_code=401,
+                                     state=failure.state) from None
+        mark_authenticated(client.client_id, endpoint)
         return client
 
     def create_bearer_token_generator(self, config: Any) -> BearerTokenGenerator:

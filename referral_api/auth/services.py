@@ -230,8 +230,8 @@ def _refuse(session: Session, user: User | None, reason: str, *, locked: bool = 
 class LoginGuard(Protocol):
     """Failures per (account, address): see failures.LoginGuard."""
 
+    def attempt(self, user_id: Any) -> bool: ...
     def locked(self, user_id: Any) -> bool: ...
-    def failed(self, user_id: Any) -> bool: ...
     def succeeded(self, user_id: Any) -> None: ...
     def slow_down(self) -> None: ...
 
@@ -255,7 +255,7 @@ def login(session: Session, *, email: str, password: str, guard: LoginGuard, tot
     user = session.scalar(sa.select(User).where(User.email == email.strip().lower()))
     if user is not None and user.is_locked(now):
         guard.slow_down()
-    address_locked = user is not None and guard.locked(user.id)
+    address_locked = user is not None and not guard.attempt(user.id)  # counted before the hash is checked
     usable = user is not None and not address_locked
     password_ok = _password_matches(user.password_hash if usable else _DUMMY_HASH, password) and usable
     if user is None:
@@ -270,16 +270,16 @@ def login(session: Session, *, email: str, password: str, guard: LoginGuard, tot
         if user.failed_logins >= MAX_FAILED_LOGINS:
             user.locked_until = now + LOCK_DURATION
         reason = totp_problem or "wrong password"
-        locked = guard.failed(user.id)
+        locked = guard.locked(user.id)  # this failure (counted as an attempt) filled the window
         failure = _refuse(session, user, reason, locked=locked)
         failure.totp_reused = (reason == TOTP_REUSED and not locked and user.active
                                and user.organisation.is_active)
         raise failure
+    guard.succeeded(user.id)  # the right password (and code): not a failure of the pair
     if not user.active or not user.organisation.is_active:
         raise _refuse(session, user, "user deactivated or organisation suspended")
     user.failed_logins = 0
     user.locked_until = None
-    guard.succeeded(user.id)
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
     _audit_login(session, user, AuditAction.AUTH_LOGIN_SUCCEED, Outcome.SUCCESS)
