@@ -191,11 +191,13 @@ def _cache_wide_statements() -> None:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine that behaves on SQLite as on PostgreSQL. On PostgreSQL (psycopg): no ping per checkout
-    (a connection the server closed is seen on its socket, a broken one is invalidated when it fails,
-    and connections are recycled after POOL_RECYCLE_SECONDS), and transactions begin at the first
-    statement that needs one."""
+    """An engine that behaves on SQLite as on PostgreSQL, whose errors never show a statement's values.
+    On PostgreSQL (psycopg): no ping per checkout (a connection the server closed is seen on its
+    socket, a broken one is invalidated when it fails, and connections are recycled after
+    POOL_RECYCLE_SECONDS), and transactions begin at the first statement that needs one."""
     sa_url = sa.make_url(url)
+    # A statement's values never reach an error message (the log of an unexpected error included them).
+    kwargs.setdefault("hide_parameters", True)
     if sa_url.get_backend_name() == "sqlite":
         _create_private_file(sa_url.database or "")
         engine = sa.create_engine(sa_url, **kwargs)

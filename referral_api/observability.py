@@ -12,7 +12,7 @@ from flask import Flask, Request, Response, g, request
 from pythonjsonlogger.json import JsonFormatter
 
 REQUEST_ID_HEADER = "X-Request-ID"
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # whole value: fullmatch ($ passes a final \n)
 
 access_log = logging.getLogger("referral_api.access")
 
@@ -51,7 +51,7 @@ def _start_request() -> None:
     # g and request resolved once: each access through their proxies costs a lookup
     here = g._get_current_object()  # type: ignore[attr-defined]
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    here.request_id = incoming if _VALID_REQUEST_ID.match(incoming) else str(uuid.uuid4())
+    here.request_id = incoming if _VALID_REQUEST_ID.fullmatch(incoming) else str(uuid.uuid4())
     here.request_started = time.perf_counter()
 
 

@@ -6,6 +6,7 @@ import json
 
 import marshmallow as ma
 import pytest
+import sqlalchemy as sa
 from flask_restx import Namespace, Resource
 
 from referral_api import create_app
@@ -72,6 +73,15 @@ def test_request_id_echoed_or_generated(client):
     # A header that could forge log lines is replaced, not echoed.
     forged = client.get("/healthz", headers={"X-Request-ID": 'x" level="ERROR'}).headers["X-Request-ID"]
     assert forged != 'x" level="ERROR' and len(forged) == 36
+
+
+def test_a_request_id_ending_in_a_line_break_is_replaced_and_the_answer_keeps_its_headers(client):
+    # a regex's $ matches before a final newline: the id was echoed, werkzeug refused it as a header
+    # value, and the 500 that followed went out without the security headers
+    answer = client.get("/healthz", environ_base={"HTTP_X_REQUEST_ID": "abc-123\n"})  # as a server passes it
+    assert answer.status_code == 200
+    assert len(answer.headers["X-Request-ID"]) == 36
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_security_headers_on_every_answer(client):
@@ -206,3 +216,13 @@ def test_unhandled_error_is_500_problem_revealing_nothing(tmp_path):
     response = app.test_client().get("/boom")
     body = assert_problem(response, 500)
     assert "secret" not in json.dumps(body)
+
+
+def test_a_database_error_never_shows_a_statements_values(app):
+    # the log of an unexpected error carries the exception's text: SQLAlchemy's adds the values
+    from referral_api.db import database
+
+    with database(app).engine.connect() as connection, pytest.raises(sa.exc.DBAPIError) as raised:
+        connection.execute(sa.text("SELECT :value || no_such_column"), {"value": "a.person@example.org"})
+    assert "no_such_column" in str(raised.value)
+    assert "a.person@example.org" not in str(raised.value)
