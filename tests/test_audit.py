@@ -324,3 +324,27 @@ def test_details_are_hashed_as_stored(session):
     stored = session.scalar(sa.select(AuditEvent))
     assert stored.details == {"data_key_id": str(when), "fields": ["family_name", "given_name"]}
     assert audit.verify(session).ok
+
+
+def test_checkpoint_signs_the_head_it_verified_not_one_sealed_after(session, run_cli, monkeypatch):
+    """An event a concurrent commit seals between the walk and the signature is not signed unchecked."""
+    from referral_api.audit import cli as audit_cli
+    from referral_api.db import utcnow
+
+    for n in range(3):
+        audit.record(session, actor=None, action=AuditAction.REFERRAL_READ, resource_type="referral",
+                     details={"n": n})
+    session.commit()
+    real = audit_cli.make_checkpoint
+
+    def a_commit_then_sign(s, key, **kwargs):
+        seq, prev = audit.services.head(s)  # sealed after the walk, and not intact
+        s.execute(AuditEvent.__table__.insert().values(
+            id=uuid.uuid4(), occurred_at=utcnow(), action="referral:referral:read", resource_type="referral",
+            outcome="success", seq=seq + 1, prev_hash=prev, hash="f" * 64))
+        return real(s, key, **kwargs)
+
+    monkeypatch.setattr(audit_cli, "make_checkpoint", a_commit_then_sign)
+    signed = run_cli("audit", "checkpoint")
+    assert signed.exit_code == 0, signed.output
+    assert json.loads(signed.output)["statement"]["seq"] == 3  # what verify walked, not the broken 4

@@ -38,10 +38,13 @@ def _public_b64(public: Ed25519PublicKey) -> str:
     return base64.b64encode(public.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
 
 
-def make_checkpoint(session: Session, signing_key: bytes) -> dict[str, Any]:
-    """A signed statement of the current head's seq and hash."""
+def make_checkpoint(session: Session, signing_key: bytes,
+                    verified: tuple[int, str] | None = None) -> dict[str, Any]:
+    """A signed statement of a head's seq and hash: the `verified` one (the head a verify walked to),
+    else the current one. Signing the head read again after a verify would sign events sealed since,
+    which no one checked."""
     private = Ed25519PrivateKey.from_private_bytes(signing_key)
-    seq, head_hash = head(session)
+    seq, head_hash = verified if verified is not None else head(session)
     statement = {
         "type": STATEMENT_TYPE,
         "seq": seq,

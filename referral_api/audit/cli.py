@@ -88,7 +88,7 @@ def checkpoint(output: str | None, as_json: bool) -> None:
     if not result.ok:
         raise DomainError(f"The chain is broken at event {result.first_bad_seq} ({result.problem}): "
                           "no checkpoint signed.")
-    doc = make_checkpoint(session, key)
+    doc = make_checkpoint(session, key, verified=(result.head_seq, result.head_hash))  # what was checked
     # Noted in the chain itself (after the head it signs), so that monitoring sees when the last was made
     # and the console can check its signature (checkpoints.last_checkpoint); a signature is no secret.
     services.record(session, actor=None, action=AuditAction.AUDIT_CHECKPOINT_CREATE,

@@ -90,7 +90,9 @@ def record_with_commit(session: Session, **entry: Any) -> None:
     `record()`): not an object of the session, only its values, sent with the commit (on PostgreSQL in
     the `audit_append()` call that travels with the COMMIT; elsewhere added to the session then). The
     token endpoint's events: the same row, seal and guarantees, without the unit of work's cost. Sealed
-    after the events the session holds (`record()`'s) of the same commit, in the order recorded. Dropped
+    after the events the session holds (`record()`'s) of the same commit, in the order recorded, when
+    the commit takes the chain's head; when another sealer holds it, the commit's events wait unsealed
+    and the next sealer chains every waiting event by (occurred_at, id), its time of recording. Dropped
     with a rollback, and with the rollback of a savepoint begun before it was recorded."""
     queue_event(session, _fields(**entry))
 
