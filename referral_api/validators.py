@@ -33,7 +33,7 @@ def authorization_header_message(value: str) -> str | None:
     a 500): credentials are ASCII (RFC 7617, RFC 6750), and Basic ones UTF-8 once base64-decoded."""
     if not value.isascii():
         return "Must be ASCII."
-    scheme, _, credentials = value.partition(" ")
+    scheme, credentials = [*value.split(None, 1), "", ""][:2]  # any whitespace, as Authlib splits it
     if scheme.lower() == "basic":
         try:
             base64.b64decode(credentials).decode()  # as Authlib decodes it (not strict base64)

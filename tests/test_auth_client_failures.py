@@ -171,3 +171,31 @@ def test_basic_credentials_that_are_not_utf8_are_a_400_not_a_crash(path, client)
     body = response.get_json()
     assert body["error"] == "invalid_request" and body["errors"] == {
         "Authorization": ["Basic credentials must be UTF-8."]}
+
+
+def test_credentials_of_two_methods_are_refused_before_either_is_checked(client, session, limit):
+    # RFC 6749 2.3. Authlib tries each method in turn: a wrong secret of the victim beside the good
+    # credentials of the caller's own client got a token, and the guess counted nowhere.
+    victim, _ = h.secret_client(session, h.organisation(session), auth_method="client_secret_post")
+    own, own_secret = h.secret_client(session, h.organisation(session), auth_method="client_secret_post")
+    key = h.ec_key()
+    signing = h.jwt_client(session, h.organisation(session), key)
+    session.commit()
+    limit("AUTH_RATELIMIT_TOKEN_FAILURES_PER_CLIENT_ADDRESS", "3/minute")
+    guess = {**FORM, "client_id": victim.client_id, "client_secret": "y" * 43}
+    mixed = [
+        client.post("/oauth/token", data={**FORM, "client_id": own.client_id, "client_secret": own_secret},
+                    headers=_raw_basic(victim.client_id, "y" * 43)),
+        client.post("/oauth/token", data=guess, headers=_raw_basic("decoy", "")),
+        client.post("/oauth/token", data={**guess, **h.assertion_form(signing.client_id, key, aud=ISSUER)}),
+    ]
+    assert [_answer(r) for r in mixed] == [(401, "invalid_client", CLIENT_AUTH_FAILED)] * 3
+    # no secret was checked; the first one, whose Basic header named the victim, counted against it
+    assert [client.post("/oauth/token", data=guess).status_code for _ in range(3)] == [401, 401, 429]
+
+
+def test_basic_credentials_after_a_tab_are_checked_as_authlib_reads_them(client):
+    value = "Basic\t" + base64.b64encode(b"\xff\xfe:\xc3").decode()
+    response = client.post("/oauth/token", data=FORM, headers={"Authorization": value})
+    assert response.status_code == 400
+    assert response.get_json()["errors"] == {"Authorization": ["Basic credentials must be UTF-8."]}

@@ -21,9 +21,10 @@ client, is limited by address.
 
 The rules of a view are checked before it runs and counted after it, only when their condition
 holds: requests in flight together are checked against the same count, so parallel failures can
-pass a failure limit by up to their number less one (the per-address limit, counted before the
-view, bounds them; the login lock of failures.py counts before the password check instead). No other
-route pays anything for them (the limits are on these views, not in a hook of every request).
+pass a failure limit by up to their number less one (at /oauth/token the per-address limit, counted
+before the view, bounds them; the login lock of failures.py counts before the password check
+instead). No other route pays anything for them (the limits are on these views, not in a hook of
+every request).
 """
 
 from __future__ import annotations
@@ -116,17 +117,42 @@ _CLIENT_KEY = "referral_api_ratelimit_client_key"
 
 
 def _named_client() -> str:
-    """The client id as Authlib reads it to authenticate: the Basic user percent-decoded (RFC 6749,
-    2.3.1: `cl%5Fx` is `cl_x`, one counter), else the assertion's `sub`, else the form's client_id."""
-    client_id, _secret = extract_basic_authorization(request.headers)
-    if not client_id:
-        assertion = request.form.get("client_assertion")
-        if assertion:
-            try:
-                client_id = str(json.loads(jws.extract_compact(assertion.encode()).payload).get("sub", ""))
-            except (JoseError, ValueError, AttributeError, UnicodeDecodeError):
-                client_id = None
-    return "client:" + (client_id or request.form.get("client_id") or "-")[:64]
+    """The client whose credential Authlib checks, its id as Authlib reads it: the Basic user
+    percent-decoded (RFC 6749, 2.3.1: `cl%5Fx` is `cl_x`, one counter), else the `sub` of a client
+    assertion, else the form's client_id (client_secret_post, or a public client). A request carries
+    one method's credentials at most (`presented_methods`; more are refused before any is checked), so
+    that id is the one whose secret or key a failure guessed at."""
+    client_id = None
+    presented = presented_methods()
+    if "client_secret_basic" in presented:
+        try:
+            client_id, _secret = extract_basic_authorization(request.headers)
+        except ValueError:  # not UTF-8: refused before the view (validators.authorization_header_message)
+            client_id = None
+    elif "private_key_jwt" in presented:
+        try:
+            claims = json.loads(jws.extract_compact(request.form["client_assertion"].encode()).payload)
+            client_id = str(claims.get("sub", ""))
+        except (JoseError, ValueError, AttributeError, UnicodeDecodeError, KeyError):
+            client_id = None
+    else:
+        client_id = request.form.get("client_id")
+    return "client:" + (client_id or "-")[:64]
+
+
+def presented_methods() -> list[str]:
+    """The client authentication methods whose credentials this request carries, whether complete or
+    not (RFC 6749, 2.3: a client uses one per request): a Basic Authorization header, a form
+    client_secret, a client assertion."""
+    methods = []
+    scheme = request.headers.get("Authorization", "").split(None, 1)
+    if scheme and scheme[0].lower() == "basic":
+        methods.append("client_secret_basic")
+    if request.form.get("client_secret"):
+        methods.append("client_secret_post")
+    if request.form.get("client_assertion") or request.form.get("client_assertion_type"):
+        methods.append("private_key_jwt")
+    return methods
 
 
 def address_key() -> str:

@@ -23,7 +23,7 @@ from .client_auth import AUTH_METHODS, PrivateKeyJWT
 from .endpoints import Introspection, Revocation
 from .failures import audit_token_failure
 from .grants import AuthorizationCodeGrant, ClientCredentialsGrant, RefreshTokenGrant, S256CodeChallenge
-from .limits import client_key, mark_authenticated
+from .limits import client_key, mark_authenticated, presented_methods
 from .models import Token, secret_hash
 from .store import query_client, save_token, token_is_live
 
@@ -43,6 +43,10 @@ class AuthorizationServer(FlaskAuthorizationServer):
         summarised in the audit (token, introspection and revocation endpoints); a client that proved
         who it is is counted against its token limit (limits.mark_authenticated)."""
         try:
+            if len(presented_methods()) > 1:
+                # RFC 6749, 2.3: one method a request. Authlib tries each in turn, so a wrong secret of
+                # one client beside the good credentials of another was a guess no limit counted.
+                raise InvalidClientError(description="More than one client authentication method.")
             client = super().authenticate_client(oauth_request, methods, endpoint)
         except InvalidClientError as failure:
             audit_token_failure(get_session(), named_client_id=client_key().removeprefix("client:"),
