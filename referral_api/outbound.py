@@ -66,7 +66,9 @@ def is_public(ip: IPAddress) -> bool:
         embedded = _embedded_ipv4(ip)
         if embedded is not None and not is_public(embedded):
             return False
-        if ip.teredo is not None:
+        # site-local (fec0::/10, deprecated by RFC 3879 but still routed inside some networks): Python
+        # counts it as global
+        if ip.teredo is not None or ip.is_site_local:
             return False
     if ip in METADATA_ADDRESSES:
         return False

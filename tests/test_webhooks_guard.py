@@ -91,6 +91,7 @@ def _post(url: str, *, allow_http_loopback: bool = False) -> transport.Outcome:
         "https://169.254.169.254/latest/meta-data/",
         "https://[fd00:ec2::254]/latest/meta-data/",
         "https://[fe80::1]/hook",
+        "https://[fec0::1]/hook",  # site-local (Python's is_global says yes)
         "https://100.64.0.1/hook",  # carrier-grade NAT
         "https://224.0.0.1/hook",  # multicast
         "https://[ff02::1]/hook",
@@ -210,5 +211,5 @@ def test_is_public_on_addresses():
     assert guard.is_public(ipaddress.ip_address(PUBLIC_V4))
     assert guard.is_public(ipaddress.ip_address(PUBLIC_V6))
     for private in ("127.0.0.1", "10.1.2.3", "169.254.1.1", "::1", "fc00::1", "::ffff:192.168.0.1",
-                    "2002:c0a8:0001::1", "100.100.100.200", "198.18.0.1"):
+                    "2002:c0a8:0001::1", "100.100.100.200", "198.18.0.1", "fec0::1", "feff::1"):
         assert not guard.is_public(ipaddress.ip_address(private)), private
