@@ -23,15 +23,19 @@ ELSEWHERE = {"REMOTE_ADDR": "198.51.100.20"}
 @pytest.fixture()
 def limit(base_app):
     """Set rate limits of the app for one test."""
-    changed: list[str] = []
+    before: dict[str, object] = {}
+    missing = object()
 
     def set_limit(name: str, rate: str) -> None:
-        changed.append(name)
+        before.setdefault(name, base_app.config.get(name, missing))
         base_app.config[name] = rate
 
     yield set_limit
-    for name in changed:
-        base_app.config.pop(name, None)
+    for name, value in before.items():  # the app is shared: put back what was there
+        if value is missing:
+            base_app.config.pop(name, None)
+        else:
+            base_app.config[name] = value
 
 
 def _raw_basic(user: str, secret: str) -> dict:

@@ -73,7 +73,7 @@ class LoginGuard:
         time.sleep(current_app.config.get("AUTH_LOGIN_SLOWDOWN_SECONDS", SLOWDOWN_SECONDS))
 
 
-def audit_token_failure(session: Session, *, named_client_id: str, endpoint: str = "token") -> None:
+def audit_token_failure(session: Session, *, named_client_id: str, endpoint: str) -> None:
     """Audit a failed client authentication (at /oauth/token, /oauth/introspect or /oauth/revoke: the
     `endpoint` Authlib names), at most once a minute per (client, address) whatever the endpoint.
 

@@ -122,7 +122,6 @@ def _named_client() -> str:
     assertion, else the form's client_id (client_secret_post, or a public client). A request carries
     one method's credentials at most (`presented_methods`; more are refused before any is checked), so
     that id is the one whose secret or key a failure guessed at."""
-    client_id = None
     presented = presented_methods()
     if "client_secret_basic" in presented:
         try:
@@ -195,17 +194,20 @@ class Rule:
     exact: bool = True  # an exact moving window; False: the sliding-window counter (a throughput limit)
 
 
-TOKEN_RULES = (
-    Rule("AUTH_RATELIMIT_TOKEN_PER_ADDRESS", address_key, "token-address", exact=False),
+# The guessing limits: failed client authentications at the token, introspection and revocation
+# endpoints, one set of counters for the three.
+FAILURE_RULES = (
     Rule("AUTH_RATELIMIT_TOKEN_FAILURES_PER_ADDRESS", address_key, "token-fail-address", _failed),
     Rule("AUTH_RATELIMIT_TOKEN_FAILURES_PER_CLIENT_ADDRESS", client_address_key, "token-fail-client-address",
          _failed),
 )
+TOKEN_RULES = (
+    Rule("AUTH_RATELIMIT_TOKEN_PER_ADDRESS", address_key, "token-address", exact=False),
+    *FAILURE_RULES,
+)
 # The per-client throughput limit (a sliding-window counter): counted by mark_authenticated(), when a
 # client has proved who it is, under the id it proved.
 CLIENT_LIMIT, CLIENT_SCOPE = "AUTH_RATELIMIT_TOKEN_PER_CLIENT", "token-client"
-# The guessing limits of the endpoints where a client authenticates without getting a token.
-CLIENT_AUTH_RULES = TOKEN_RULES[1:]
 LOGIN_RULES = (Rule("AUTH_RATELIMIT_LOGIN_PER_ADDRESS", address_key, "login-address"),)
 
 
@@ -287,7 +289,7 @@ def init_app(app: Flask) -> RateLimits:
     limits = RateLimits(app.config["SETTINGS"].ratelimit_storage_uri)
     app.view_functions["oauth.token"] = limited(app.view_functions["oauth.token"], TOKEN_RULES)
     for endpoint in ("oauth.introspect", "oauth.revoke"):
-        app.view_functions[endpoint] = limited(app.view_functions[endpoint], CLIENT_AUTH_RULES)
+        app.view_functions[endpoint] = limited(app.view_functions[endpoint], FAILURE_RULES)
     app.view_functions["oauth.authorize"] = limited(app.view_functions["oauth.authorize"], LOGIN_RULES,
                                                     frozenset({"POST"}))
     app.extensions["referral_api.limiter"] = limits
