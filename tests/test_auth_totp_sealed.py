@@ -72,7 +72,7 @@ def test_migration_0900_seals_the_secrets_a_database_holds(backend, tmp_path):
             assert "totp_secret" not in row and secret.encode() not in bytes(row["totp_secret_sealed"])
             user = session.get(User, user_id)
             assert user.totp_secret == secret
-            assert _check_totp(user, pyotp.TOTP(secret).now(), utcnow())
+            assert _check_totp(session, user, pyotp.TOTP(secret).now(), utcnow())
             session.close()
         finally:
             database(app).engine.dispose()

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import audit
 from ..access import TOTP_ROLES, Role
@@ -187,12 +188,12 @@ class LoginFailed(Exception):
 TOTP_REUSED = "reused TOTP code"
 
 
-def _check_totp(user: User, code: str, now: datetime) -> bool:
+def _check_totp(session: Session, user: User, code: str, now: datetime) -> bool:
     """Whether the code is good (and now spent)."""
-    return _totp_problem(user, code, now) is None
+    return _totp_problem(session, user, code, now) is None
 
 
-def _totp_problem(user: User, code: str, now: datetime) -> str | None:
+def _totp_problem(session: Session, user: User, code: str, now: datetime) -> str | None:
     """None when the code is good (and now spent), else why not: wrong, or TOTP_REUSED."""
     if not user.totp_secret:
         return "no TOTP secret"
@@ -202,11 +203,24 @@ def _totp_problem(user: User, code: str, now: datetime) -> str | None:
         at = now + timedelta(seconds=offset * totp.interval)
         step = totp.timecode(at)
         if secrets.compare_digest(totp.at(at), code):
-            if (user.totp_last_step or -1) >= step:
-                return TOTP_REUSED
-            user.totp_last_step = step  # a code is accepted once
-            return None
+            return None if _spend_totp_step(session, user, step) else TOTP_REUSED
     return "wrong TOTP code"
+
+
+def _spend_totp_step(session: Session, user: User, step: int) -> bool:
+    """Mark the step used, in one conditional UPDATE: of two logins with one code at the same moment,
+    the second waits for the first's row lock and then finds the step spent (a code works once; a
+    check of the loaded row and a later write let both through)."""
+    spent = session.execute(
+        sa.update(User)
+        .where(User.id == user.id, sa.or_(User.totp_last_step.is_(None), User.totp_last_step < step))
+        .values(totp_last_step=step)
+        .execution_options(synchronize_session=False)
+    )
+    if spent.rowcount != 1:
+        return False
+    set_committed_value(user, "totp_last_step", step)
+    return True
 
 
 def _audit_login(session: Session, user: User | None, action: AuditAction, outcome: Outcome,
@@ -264,9 +278,11 @@ def login(session: Session, *, email: str, password: str, guard: LoginGuard, tot
         raise _refuse(session, user, "account locked")
     # Enrolled people always give a code; a role or an embassy that needs one cannot skip enrolment.
     required = bool(user.totp_secret) or needs_totp(user.role, user.organisation)
-    totp_problem = _totp_problem(user, totp_code, now) if password_ok and required else None
+    totp_problem = _totp_problem(session, user, totp_code, now) if password_ok and required else None
     if not password_ok or totp_problem:
-        user.failed_logins += 1
+        # counted in the database (two failures at the same moment are two)
+        user.failed_logins = User.failed_logins + 1
+        session.flush()
         if user.failed_logins >= MAX_FAILED_LOGINS:
             user.locked_until = now + LOCK_DURATION
         reason = totp_problem or "wrong password"
