@@ -122,6 +122,26 @@ def _sharing(keys: set[tuple[str, str]]) -> sa.ColumnElement[bool]:
     return sa.tuple_(MatchKey.kind, MatchKey.digest).in_(sorted(keys))
 
 
+def forget(session: Session, referral_ids: list[uuid.UUID]) -> None:
+    """Erased referrals' blind indexes go with their data key (by them the person would stay
+    recognisable, and a new referral of the person would be matched to a record that cannot be read);
+    the referrals that shared one get their count of possible duplicates again, without them."""
+    if not referral_ids:
+        return
+    keys, erased = MatchKey.__table__, MatchKey.__table__.alias("erased")
+    sharers = session.scalars(
+        sa.select(keys.c.referral_id).distinct()
+        .join(erased, sa.and_(erased.c.kind == keys.c.kind, erased.c.digest == keys.c.digest))
+        .where(erased.c.referral_id.in_(referral_ids), keys.c.referral_id.not_in(referral_ids))
+    ).all()
+    session.execute(sa.delete(MatchKey).where(MatchKey.referral_id.in_(referral_ids)))
+    for sharer in sharers:
+        own = {(kind, digest) for kind, digest in session.execute(
+            sa.select(keys.c.kind, keys.c.digest).where(keys.c.referral_id == sharer))}
+        session.execute(sa.update(Referral).where(Referral.id == sharer)
+                        .values(possible_duplicates=count_candidates(session, sharer, own)))
+
+
 @dataclass
 class Match:
     referral: Referral
@@ -155,7 +175,9 @@ def candidates(
         found.setdefault(rid, set()).add(kind)
     if not found:
         return []
-    referrals = session.scalars(sa.select(Referral).where(Referral.id.in_(found))).all()
+    # an erased referral has no match keys (`forget`); none is ever a candidate, whatever the index holds
+    referrals = session.scalars(
+        sa.select(Referral).where(Referral.id.in_(found), Referral.erased_at.is_(None))).all()
     load_keys(session, referrals)
     matches = [Match(r, found[r.id]) for r in referrals]
     for match in matches:

@@ -31,6 +31,7 @@ from ..db import utcnow
 from ..documents import erasure as document_erasure
 from ..errors import Conflict
 from ..progress import Progress
+from ..referrals import matching
 from ..referrals import services as referral_services
 from ..referrals.models import Referral
 from ..referrals.states import ReferralStatus
@@ -67,11 +68,13 @@ def _erase_case(
         )
     )
     case.erased_at, case.erasure_reason = now, reason.value
+    erased = {r.id: r for r in [*referrals, *sharing]}
     erased_referrals = []
-    for referral in {r.id: r for r in [*referrals, *sharing]}.values():
+    for referral in erased.values():
         if referral.erased_at is None:
             referral.erased_at, referral.erasure_reason = now, reason.value
         erased_referrals.append(referral.reference)
+    matching.forget(session, list(erased))
     audit.record(
         session,
         actor=actor,
@@ -93,6 +96,7 @@ def _erase_referral(
             return _erase_case(session, case, reason, actor, now)
     shredded = _shred(session, {referral.data_key_id})
     referral.erased_at, referral.erasure_reason = now, reason.value
+    matching.forget(session, [referral.id])
     audit.record(
         session,
         actor=actor,
