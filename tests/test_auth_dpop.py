@@ -59,6 +59,10 @@ def test_token_request_proofs_are_checked(client, session):
     bad = [
         {"typ": "JWT"},
         {"htu": "http://localhost/oauth/other"},
+        # not URLs urllib can take apart (a port out of range or not a number, a broken IPv6 host)
+        {"htu": "http://localhost:99999/oauth/token"},
+        {"htu": "http://localhost:abc/oauth/token"},
+        {"htu": "http://[::1/oauth/token"},
         {"htm": "GET"},
         {"iat": time.time() - 3600},
         {"iat": time.time() + 3600},

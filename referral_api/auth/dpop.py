@@ -153,7 +153,11 @@ def _check_claims(claims: dict[str, Any], *, method: str, url: str, access_token
     if claims.get("htm") != method:
         raise DPoPError("The DPoP proof's htm is not this request's method.")
     htu = claims.get("htu")
-    if not isinstance(htu, str) or _normalised_url(htu) != _normalised_url(url):
+    try:  # a port out of range or not a number, a broken IPv6 host: urllib raises ValueError
+        same = isinstance(htu, str) and _normalised_url(htu) == _normalised_url(url)
+    except ValueError:
+        same = False
+    if not same:
         raise DPoPError("The DPoP proof's htu is not this request's URL.")
     iat = claims.get("iat")
     if not isinstance(iat, int | float) or isinstance(iat, bool) or not (
