@@ -28,15 +28,43 @@ from .commands import domain_command, emit, json_option
 from .db import database
 from .errors import DomainError
 
+# The connection parameters a database URL's query may carry, as libpq's environment variables: the
+# TLS settings above all (a dump must travel as the service's connections do, `sslmode=verify-full`
+# included, never under libpq's default `prefer`).
+LIBPQ_QUERY_ENV = {
+    "host": "PGHOST", "hostaddr": "PGHOSTADDR", "port": "PGPORT", "sslmode": "PGSSLMODE",
+    "sslrootcert": "PGSSLROOTCERT", "sslcert": "PGSSLCERT", "sslkey": "PGSSLKEY", "sslcrl": "PGSSLCRL",
+    "sslcrldir": "PGSSLCRLDIR", "sslsni": "PGSSLSNI", "sslnegotiation": "PGSSLNEGOTIATION",
+    "ssl_min_protocol_version": "PGSSLMINPROTOCOLVERSION",
+    "ssl_max_protocol_version": "PGSSLMAXPROTOCOLVERSION",
+    "sslcertmode": "PGSSLCERTMODE", "gssencmode": "PGGSSENCMODE", "channel_binding": "PGCHANNELBINDING",
+    "require_auth": "PGREQUIREAUTH", "krbsrvname": "PGKRBSRVNAME", "passfile": "PGPASSFILE",
+    "service": "PGSERVICE", "connect_timeout": "PGCONNECT_TIMEOUT",
+    "target_session_attrs": "PGTARGETSESSIONATTRS",
+    "load_balance_hosts": "PGLOADBALANCEHOSTS", "application_name": "PGAPPNAME", "options": "PGOPTIONS",
+    "client_encoding": "PGCLIENTENCODING",
+}
+
 
 def libpq_env(url: str) -> dict[str, str]:
-    """PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE of a database URL (for pg_dump and psql)."""
+    """PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE of a database URL, and the connection parameters of
+    its query (LIBPQ_QUERY_ENV: sslmode, sslrootcert, ...), for pg_dump and psql. A query parameter libpq
+    has no variable for is refused by name: dropped, it could have been a TLS setting."""
     parsed = sa.make_url(url)
     if parsed.get_backend_name() != "postgresql":
         raise DomainError("`referral-api backup` needs PostgreSQL; "
                           "copy a SQLite file with `sqlite3 FILE .backup`.")
-    pairs = {"PGHOST": parsed.host, "PGPORT": parsed.port, "PGUSER": parsed.username,
-             "PGPASSWORD": parsed.password, "PGDATABASE": parsed.database}
+    unknown = sorted(set(parsed.query) - set(LIBPQ_QUERY_ENV))
+    if unknown:
+        raise DomainError(f"The database URL's parameter(s) {', '.join(unknown)} cannot be handed to "
+                          f"pg_dump; it takes: {', '.join(sorted(LIBPQ_QUERY_ENV))}.")
+    pairs: dict[str, object] = {"PGHOST": parsed.host, "PGPORT": parsed.port, "PGUSER": parsed.username,
+                                "PGPASSWORD": parsed.password, "PGDATABASE": parsed.database}
+    for name, value in parsed.query.items():
+        if isinstance(value, tuple):  # given twice: libpq would take one; refuse rather than guess which
+            raise DomainError(f"The database URL gives {name} more than once.")
+        if pairs.get(LIBPQ_QUERY_ENV[name]) is None:  # the URL's own host and port win over the query's
+            pairs[LIBPQ_QUERY_ENV[name]] = value
     return {k: str(v) for k, v in pairs.items() if v is not None}
 
 
