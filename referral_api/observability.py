@@ -6,10 +6,14 @@ import logging
 import re
 import sys
 import time
+import traceback
 import uuid
+from collections.abc import Iterator
+from types import TracebackType
 
 from flask import Flask, Request, Response, g, request
 from pythonjsonlogger.json import JsonFormatter
+from sqlalchemy import exc as sa_exc
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # whole value: fullmatch ($ passes a final \n)
@@ -26,6 +30,64 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
+_DRIVER_MODULES = ("psycopg", "sqlite3")  # the DB-API drivers' errors (sqlite3's module is "sqlite3")
+_STATEMENT_CHARS = 500
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and those it was raised from or while handling, newest first."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    return isinstance(exc, sa_exc.DBAPIError) or type(exc).__module__.split(".")[0] in _DRIVER_MODULES
+
+
+def _database_error_text(exc: BaseException) -> str:
+    """What a database error may say in a log: its kind, SQLSTATE, constraint and statement (values are
+    bound parameters, hidden), never the server's message, whose DETAIL quotes the row ("Key
+    (email)=(...) already exists", "Failing row contains (...)")."""
+    orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+    diag = getattr(orig, "diag", None)
+    facts = [f"{type(orig).__module__}.{type(orig).__qualname__}"]
+    for label, value in (("SQLSTATE", getattr(orig, "sqlstate", None)),
+                         ("sqlite", getattr(orig, "sqlite_errorname", None)),
+                         ("constraint", getattr(diag, "constraint_name", None)),
+                         ("table", getattr(diag, "table_name", None)),
+                         ("column", getattr(diag, "column_name", None))):
+        if value:
+            facts.append(f"{label} {value}")
+    statement = getattr(exc, "statement", None)
+    if statement:
+        facts.append(f"in: {' '.join(str(statement).split())[:_STATEMENT_CHARS]}")
+    return "; ".join(facts) + " (the server's message is not logged: it may quote the row's values)"
+
+
+class _JsonFormatter(JsonFormatter):
+    """JSON lines whose tracebacks never quote a database error's message (hide_parameters keeps the
+    bound values out of SQLAlchemy's text, but the driver's message carries the server's DETAIL)."""
+
+    def formatException(self, ei: tuple[type[BaseException], BaseException, TracebackType | None]
+                        | tuple[None, None, None]) -> str:
+        exc = ei[1]
+        if exc is None or not any(_is_database_error(e) for e in _chain(exc)):
+            return super().formatException(ei)
+        parts = []
+        for link in reversed(list(_chain(exc))):  # oldest first, as Python prints a chain
+            if parts:
+                parts.append("\nThen:\n")
+            parts.append("Traceback (most recent call last):\n")
+            parts.extend(traceback.format_tb(link.__traceback__))
+            text = _database_error_text(link) if _is_database_error(link) else str(link)
+            parts.append(f"{type(link).__module__}.{type(link).__qualname__}: {text}\n")
+        return "".join(parts).rstrip("\n")
+
+
 def configure_logging(level: str) -> None:
     """One JSON object per line on stderr for the service's own loggers."""
     root = logging.getLogger("referral_api")
@@ -35,7 +97,7 @@ def configure_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler._referral_api = True  # type: ignore[attr-defined]
     handler.setFormatter(
-        JsonFormatter(
+        _JsonFormatter(
             "{asctime}{levelname}{name}{message}{request_id}",
             style="{",
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
