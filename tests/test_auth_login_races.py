@@ -1,4 +1,5 @@
-"""Logins at the same moment (PostgreSQL, read committed): a TOTP code works once, every failure counts."""
+"""At the same moment (PostgreSQL, read committed): a TOTP code works once, every failed login counts,
+one e-mail is one person."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from referral_api.access import Role
 from referral_api.auth import services
 from referral_api.auth.models import User
 from referral_api.db import database
+from referral_api.errors import Conflict
 from referral_api.organisations.models import OrganisationKind
 from tests import oauth_helpers as h
 from tests.conftest import throwaway_database
@@ -93,3 +95,28 @@ def test_wrong_passwords_at_the_same_moment_are_each_counted(own_app):
     assert _together(own_app, [wrong, wrong, wrong]) == ["wrong password"] * 3
     with own_app.app_context(), database(own_app).sessionmaker() as s:
         assert s.scalar(sa.select(User.failed_logins).where(User.email == email)) == 3
+
+
+def test_one_person_created_twice_at_the_same_moment_is_a_409_not_a_500(own_app):
+    """Both creations pass the e-mail check before either commits; the unique constraint stops the second,
+    which answers as the check would have (it was a 500, and its log quoted the e-mail)."""
+    with own_app.app_context(), database(own_app).sessionmaker() as s:
+        org_id = str(h.organisation(s).id)
+    barrier, results = threading.Barrier(2), []
+
+    def create():
+        with own_app.app_context(), database(own_app).sessionmaker() as s:
+            barrier.wait()
+            try:
+                services.create_user(s, organisation=org_id, email="twice@partner.example",
+                                     role=Role.PARTNER_OFFICER, password="a long password 1")
+                results.append("created")
+            except Conflict as conflict:
+                results.append(conflict.errors)
+
+    threads = [threading.Thread(target=create) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(results, key=str) == ["created", {"email": ["taken"]}]

@@ -99,14 +99,21 @@ def create_user(
         problems["role"] = [f"{role.value} is for people of partner organisations"]
     if problems:
         raise InvalidPayload(errors=problems)
+    taken = Conflict(f"A user with e-mail {email!r} exists already.", errors={"email": ["taken"]})
     if session.scalar(sa.select(User.id).where(User.email == email)):
-        raise Conflict(f"A user with e-mail {email!r} exists already.", errors={"email": ["taken"]})
+        raise taken
     with_totp = needs_totp(role, org) or (totp and role is Role.PARTNER_OFFICER)
     totp_secret = pyotp.random_base32() if with_totp else None
     user = User(organisation_id=org.id, email=email, name=name, role=role,
                 password_hash=_hasher.hash(password), totp_secret=totp_secret)
     session.add(user)
-    session.flush()
+    try:
+        session.flush()
+    except sa.exc.IntegrityError:  # created at the same moment by someone else: their commit won
+        session.rollback()
+        if session.scalar(sa.select(User.id).where(User.email == email)):
+            raise taken from None
+        raise
     trail.record(session, AuditAction.AUTH_USER_CREATE, resource_type="user", resource_id=user.id,
                  details={"organisation_id": org.id, "role": role.value}, actor=actor)
     if totp_secret:
