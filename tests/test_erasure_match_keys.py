@@ -84,3 +84,64 @@ def test_migration_0998_deletes_the_keys_left_by_earlier_erasures(client, world,
     _run_migration(session, "0998_erased_referrals_lose_their_match_keys.py")
     session.commit()
     assert _keys_of(session, erased) == 0 and _keys_of(session, living) > 0
+
+
+def test_erasure_drops_the_partners_own_case_number(client, world, session):
+    """Free text up to 100 characters, kept in plain on the referral, the case's participants and the
+    records' event payloads: after erasure it is in none of them, and the number can be used again."""
+    from referral_api.cases.models import CaseParticipant
+    from referral_api.events import OutboxEvent
+
+    number = "Dorj Batbayar b.1999-11-30 Macau"
+    case_id = open_case(client, world, external_reference=number)
+    [referral_id] = session.scalars(sa.select(Referral.id).where(Referral.case_id == uuid.UUID(case_id))).all()
+    assert client.get(f"/api/v1/cases/status?external_reference={number}",
+                      headers=world.headers("police")).status_code == 200
+    answer = client.post(f"/api/v1/cases/{case_id}/erase", json=ERASE, headers=world.headers("admin"))
+    assert answer.status_code == 200, answer.get_json()
+    session.expire_all()
+    left = {
+        "referrals": session.scalar(sa.select(sa.func.count()).select_from(Referral)
+                                    .where(Referral.external_reference == number)),
+        "case_participants": session.scalar(sa.select(sa.func.count()).select_from(CaseParticipant)
+                                            .where(CaseParticipant.external_reference == number)),
+        "outbox_events": sum(number in str(p) for p in session.scalars(sa.select(OutboxEvent.payload))),
+    }
+    assert left == {"referrals": 0, "case_participants": 0, "outbox_events": 0}
+    events = session.scalars(sa.select(OutboxEvent).where(OutboxEvent.resource_id.in_(
+        [uuid.UUID(case_id), referral_id]))).all()
+    assert events and all("reference" in e.payload for e in events)  # the thin rest stays
+    assert client.get(f"/api/v1/cases/{case_id}", headers=world.headers("police")).get_json()["erased"] is True
+    assert client.get(f"/api/v1/cases/status?external_reference={number}",
+                      headers=world.headers("police")).status_code == 404
+    again = client.post("/api/v1/referrals", json=referral_body(external_reference=number),
+                        headers=world.headers("police"))
+    assert again.status_code == 201, again.get_json()
+
+
+def test_migration_0999_drops_the_case_numbers_earlier_erasures_left(client, world, session):
+    from referral_api.cases.models import CaseParticipant
+    from referral_api.events import OutboxEvent
+
+    number, kept_number = "MO-0999-1", "MO-0999-2"
+    case_id, living = open_case(client, world, external_reference=number), _submit(client, world, kept_number)
+    [referral_id] = session.scalars(sa.select(Referral.id).where(Referral.case_id == uuid.UUID(case_id))).all()
+    assert client.post(f"/api/v1/cases/{case_id}/erase", json=ERASE,
+                       headers=world.headers("admin")).status_code == 200
+    # as an erasure before 0999 left them
+    session.execute(sa.update(Referral).where(Referral.id == referral_id).values(external_reference=number))
+    session.execute(sa.update(CaseParticipant).where(CaseParticipant.case_id == uuid.UUID(case_id))
+                    .values(external_reference=number))
+    for event in session.scalars(sa.select(OutboxEvent).where(OutboxEvent.resource_id == referral_id)):
+        event.payload = {**event.payload, "external_reference": number}
+    session.commit()
+    _run_migration(session, "0999_erased_records_lose_partner_case_numbers.py")
+    session.commit()
+    session.expire_all()
+    payloads = [str(p) for p in session.scalars(sa.select(OutboxEvent.payload))]
+    assert not any(number in p for p in payloads) and any(kept_number in p for p in payloads)
+    assert session.scalar(sa.select(Referral.external_reference).where(Referral.id == referral_id)) is None
+    assert session.scalar(sa.select(sa.func.count()).select_from(CaseParticipant)
+                          .where(CaseParticipant.external_reference == number)) == 0
+    assert session.scalar(sa.select(Referral.external_reference)
+                          .where(Referral.id == uuid.UUID(living))) == kept_number

@@ -25,11 +25,12 @@ from .. import audit, privacy
 from ..access import Actor
 from ..audit.actions import AuditAction
 from ..cases import services as case_services
-from ..cases.models import Case
+from ..cases.models import Case, CaseParticipant
 from ..cases.stages import Stage
 from ..db import utcnow
 from ..documents import erasure as document_erasure
 from ..errors import Conflict
+from ..events import OutboxEvent
 from ..progress import Progress
 from ..referrals import matching
 from ..referrals import services as referral_services
@@ -56,6 +57,22 @@ def _shred(session: Session, keys: set[uuid.UUID | None]) -> int:
     return shredded
 
 
+def _forget_partner_numbers(session: Session, case_id: uuid.UUID | None, referrals: list[Referral]) -> None:
+    """The partners' own case numbers go with the person: free text (a partner may write a name or a
+    birth date in it) that links the record to the person in the partner's files. From the referrals,
+    the case's participants and the thin payloads of the records' events (not yet delivered, or
+    delivered again later)."""
+    for referral in referrals:
+        referral.external_reference = None
+    if case_id is not None:
+        session.execute(sa.update(CaseParticipant).where(CaseParticipant.case_id == case_id)
+                        .values(external_reference=None))
+    ids = [r.id for r in referrals] + ([case_id] if case_id is not None else [])
+    for event in session.scalars(sa.select(OutboxEvent).where(OutboxEvent.resource_id.in_(ids))):
+        if "external_reference" in event.payload:
+            event.payload = {k: v for k, v in event.payload.items() if k != "external_reference"}
+
+
 def _erase_case(
     session: Session, case: Case, reason: ErasureReason, actor: Actor | None, now: datetime
 ) -> dict:
@@ -75,6 +92,7 @@ def _erase_case(
             referral.erased_at, referral.erasure_reason = now, reason.value
         erased_referrals.append(referral.reference)
     matching.forget(session, list(erased))
+    _forget_partner_numbers(session, case.id, list(erased.values()))
     audit.record(
         session,
         actor=actor,
@@ -97,6 +115,7 @@ def _erase_referral(
     shredded = _shred(session, {referral.data_key_id})
     referral.erased_at, referral.erasure_reason = now, reason.value
     matching.forget(session, [referral.id])
+    _forget_partner_numbers(session, None, [referral])
     audit.record(
         session,
         actor=actor,
