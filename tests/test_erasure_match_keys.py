@@ -32,6 +32,11 @@ def _keys_of(session, referral_id: str) -> int:
                           .where(MatchKey.referral_id == uuid.UUID(referral_id)))
 
 
+def _opening_referral(session, case_id: str) -> uuid.UUID:
+    [referral_id] = session.scalars(sa.select(Referral.id).where(Referral.case_id == uuid.UUID(case_id)))
+    return referral_id
+
+
 def _staff_view(client, world, referral_id: str) -> dict:
     return client.get(f"/api/v1/referrals/{referral_id}", headers=world.headers("coordinator")).get_json()
 
@@ -51,7 +56,7 @@ def test_erasing_a_referral_deletes_its_match_keys_and_recounts_the_others(clien
 
 def test_a_person_referred_again_after_erasure_is_not_matched_to_the_erased_case(client, world, session):
     case_id = open_case(client, world, external_reference="ERK-3")
-    [opened] = session.scalars(sa.select(Referral.id).where(Referral.case_id == uuid.UUID(case_id))).all()
+    opened = _opening_referral(session, case_id)
     answer = client.post(f"/api/v1/cases/{case_id}/erase", json=ERASE, headers=world.headers("admin"))
     assert answer.status_code == 200, answer.get_json()
     assert _keys_of(session, str(opened)) == 0
@@ -94,7 +99,7 @@ def test_erasure_drops_the_partners_own_case_number(client, world, session):
 
     number = "Dorj Batbayar b.1999-11-30 Macau"
     case_id = open_case(client, world, external_reference=number)
-    [referral_id] = session.scalars(sa.select(Referral.id).where(Referral.case_id == uuid.UUID(case_id))).all()
+    referral_id = _opening_referral(session, case_id)
     assert client.get(f"/api/v1/cases/status?external_reference={number}",
                       headers=world.headers("police")).status_code == 200
     answer = client.post(f"/api/v1/cases/{case_id}/erase", json=ERASE, headers=world.headers("admin"))
@@ -111,7 +116,8 @@ def test_erasure_drops_the_partners_own_case_number(client, world, session):
     events = session.scalars(sa.select(OutboxEvent).where(OutboxEvent.resource_id.in_(
         [uuid.UUID(case_id), referral_id]))).all()
     assert events and all("reference" in e.payload for e in events)  # the thin rest stays
-    assert client.get(f"/api/v1/cases/{case_id}", headers=world.headers("police")).get_json()["erased"] is True
+    erased = client.get(f"/api/v1/cases/{case_id}", headers=world.headers("police")).get_json()
+    assert erased["erased"] is True
     assert client.get(f"/api/v1/cases/status?external_reference={number}",
                       headers=world.headers("police")).status_code == 404
     again = client.post("/api/v1/referrals", json=referral_body(external_reference=number),
@@ -125,7 +131,7 @@ def test_migration_0999_drops_the_case_numbers_earlier_erasures_left(client, wor
 
     number, kept_number = "MO-0999-1", "MO-0999-2"
     case_id, living = open_case(client, world, external_reference=number), _submit(client, world, kept_number)
-    [referral_id] = session.scalars(sa.select(Referral.id).where(Referral.case_id == uuid.UUID(case_id))).all()
+    referral_id = _opening_referral(session, case_id)
     assert client.post(f"/api/v1/cases/{case_id}/erase", json=ERASE,
                        headers=world.headers("admin")).status_code == 200
     # as an erasure before 0999 left them
