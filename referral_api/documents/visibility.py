@@ -13,11 +13,12 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..access import Actor
+from ..access import Actor, OrganisationRef
 from ..cases import persons
 from ..cases import services as case_services
 from ..cases import visibility as case_visibility
 from ..cases.models import Case
+from ..organisations.models import Organisation
 from ..referrals import services as referral_services
 from ..referrals import visibility as referral_visibility
 from ..referrals.models import Referral
@@ -52,11 +53,18 @@ def load_parent(
     """The parent `ref` (id or reference) through its own part's rules: 404 when the caller may not see it."""
     if parent_type is ParentType.CASE:
         case, seen, _role = case_services.load(session, actor, ref, for_update=for_update)
-        return Parent(parent_type, case, seen is case_visibility.Audience.STAFF, True)
+        return _parent(case, seen)
     referral, seen = referral_services.load(session, actor, ref=ref, for_update=for_update)
+    return _parent(referral, seen)
+
+
+def _parent(record: Referral | Case, seen: case_visibility.Audience | referral_visibility.Audience) -> Parent:
+    """The parent as a caller sees it, from the view (`Audience`) its own part's rule gave."""
+    if isinstance(record, Case):
+        return Parent(ParentType.CASE, record, seen is case_visibility.Audience.STAFF, True)
     return Parent(
-        parent_type,
-        referral,
+        ParentType.REFERRAL,
+        record,
         seen is referral_visibility.Audience.STAFF,
         seen is not referral_visibility.Audience.STATUS,
     )
@@ -96,15 +104,44 @@ def visible_filter(actor: Actor, parent: Parent) -> sa.ColumnElement[bool]:
 
 
 def organisations_seeing(session: Session, document_id: uuid.UUID) -> set[uuid.UUID]:
-    """For webhooks: whoever sees the document's parent (the parent's own rule)."""
-    row = session.execute(
-        sa.select(Document.referral_id, Document.case_id).where(Document.id == document_id)
-    ).first()
-    if row is None:
+    """For webhooks: exactly the organisations the document routes would show the document to.
+
+    The candidates are those who see the parent (the parent's own rule, MGEC included); each is then
+    put through the routes' own checks: the parent's view of it (a referral's status-only view shows
+    no documents) and `may_see` (consent for personal kinds, the uploader on a referral).
+    """
+    document = session.get(Document, document_id)
+    if document is None:
         return set()
-    if row.case_id is not None:
-        return case_visibility.organisations_seeing(session, row.case_id)
-    return referral_visibility.organisations_seeing(session, row.referral_id)
+    record: Referral | Case | None
+    if document.case_id is not None:
+        record = session.get(Case, document.case_id)
+        candidates = case_visibility.organisations_seeing(session, document.case_id)
+    else:
+        record = session.get(Referral, document.referral_id)
+        candidates = referral_visibility.organisations_seeing(session, document.referral_id)
+    if record is None or not candidates:
+        return set()
+    organisations = session.execute(
+        sa.select(Organisation.id, Organisation.kind).where(Organisation.id.in_(candidates))
+    ).all()
+    seeing = set()
+    for organisation_id, kind in organisations:
+        actor = _organisation_actor(organisation_id, str(kind))
+        if isinstance(record, Case):
+            seen = case_visibility.audience(actor, case_visibility.role_of(session, actor, record.id))
+        else:
+            seen = referral_visibility.audience(actor, record)
+        if seen is not None and may_see(actor, _parent(record, seen), document.kind,
+                                        uploaded_by=document.uploaded_by_organisation_id):
+            seeing.add(organisation_id)
+    return seeing
+
+
+def _organisation_actor(organisation_id: uuid.UUID, kind: str) -> Actor:
+    """Any caller of an organisation, as the visibility rules see it (they look at the organisation only)."""
+    return Actor(organisation=OrganisationRef(organisation_id, kind), client_id="", user_id=None, role=None,
+                 scopes=frozenset())
 
 
 webhook_visibility.register("document", organisations_seeing)
