@@ -197,6 +197,12 @@ def test_back_off_spans_more_than_a_day_then_fails_and_flags(ctx, orgs):
     ("2", None),  # shorter than the back-off: the back-off wins
     ("999999999", timedelta(hours=24)),  # capped
     ("soon", None),
+    ("0003600", timedelta(hours=1)),
+    ("\xb2", None),  # SUPERSCRIPT TWO (latin-1 header byte): str.isdigit() says yes, int() says no
+    ("99999999999999", timedelta(hours=24)),  # beyond timedelta: capped, not an OverflowError
+    ("1" * 5000, timedelta(hours=24)),  # beyond int()'s digit limit: capped, not a ValueError
+    ("Sun, 01 Mar 9999999999999999999 11:00:00 GMT", None),  # an OverflowError in the date parser
+    ("Sat, 01 Jan 0001 00:00:00 +2359", None),  # before year 1 in UTC: in the past, so no wait
 ])
 def test_retry_after_is_honoured(ctx, orgs, header, expected):
     mgec, _, _ = orgs

@@ -9,6 +9,7 @@ that died mid-send is claimed again once it expires (at least once: the receiver
 
 from __future__ import annotations
 
+import logging
 import random
 import uuid
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from .models import (
 )
 
 Sender = Callable[..., transport.Outcome]
+log = logging.getLogger(__name__)
 
 
 def claim(session: Session, *, worker_id: str, now: datetime, claim_seconds: int) -> uuid.UUID | None:
@@ -136,15 +138,42 @@ def record_attempt(session: Session, delivery_id: uuid.UUID, outcome: transport.
 def deliver(session: Session, delivery_id: uuid.UUID, *, worker_id: str, clock: Callable[[], datetime],
             rng: random.Random, allow_http_loopback: bool,
             send: Sender = transport.post) -> DeliveryStatus | None:
-    """One attempt of a claimed delivery: prepare, send outside any transaction, record."""
+    """One attempt of a claimed delivery: prepare, send outside any transaction, record.
+
+    An attempt always counts: should sending or recording raise unexpectedly (a bug, never what a
+    receiver may do), the attempt is recorded as failed instead, so the delivery still moves on to
+    its next attempt or to `failed`, and is not sent again at every claim expiry without end.
+    """
     attempted_at = clock()
     try:
         url, body, headers = prepare(session, delivery_id, now=attempted_at)
     except LookupError:
         return None
-    outcome = send(url, body=body, headers=headers, allow_http_loopback=allow_http_loopback)
-    return record_attempt(session, delivery_id, outcome, worker_id=worker_id, attempted_at=attempted_at,
-                          now=clock(), rng=rng)
+    try:
+        outcome = send(url, body=body, headers=headers, allow_http_loopback=allow_http_loopback)
+    except Exception as exc:  # noqa: BLE001  transport.post never raises; another sender might
+        outcome = _unexpected(exc, delivery_id, "sending")
+    try:
+        return record_attempt(session, delivery_id, outcome, worker_id=worker_id, attempted_at=attempted_at,
+                              now=clock(), rng=rng)
+    except Exception as exc:  # noqa: BLE001  a database error raises again below: the claim expires
+        session.rollback()
+        failed = _unexpected(exc, delivery_id, "recording", after=outcome)
+        return record_attempt(session, delivery_id, failed, worker_id=worker_id, attempted_at=attempted_at,
+                              now=clock(), rng=rng)
+
+
+def _unexpected(exc: Exception, delivery_id: uuid.UUID, step: str,
+                after: transport.Outcome | None = None) -> transport.Outcome:
+    """A failed attempt for an exception in `step` (after the receiver's answer `after`, if any); logged
+    and recorded by the exception's type only (its message might hold the URL, which may hold a token)."""
+    name = type(exc).__name__
+    log.error("webhook attempt failed unexpectedly: recorded as a failed attempt",
+              extra={"delivery_id": str(delivery_id), "step": step, "error": name})
+    error = f"internal error {step}: {name}"
+    if after is not None and after.error:
+        error = f"{error} ({after.error})"
+    return transport.Outcome(status_code=None, duration_ms=after.duration_ms if after else 0, error=error)
 
 
 def release_claims(session: Session, *, worker_id: str) -> int:

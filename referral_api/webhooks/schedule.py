@@ -9,6 +9,7 @@ MAX_ATTEMPTS (11) the delivery is failed.
 from __future__ import annotations
 
 import random
+import re
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 
@@ -27,6 +28,8 @@ DELAYS = (
 MAX_ATTEMPTS = len(DELAYS) + 1
 JITTER = 0.2
 MAX_RETRY_AFTER = timedelta(hours=24)
+_DELTA_SECONDS = re.compile(r"[0-9]+")
+_CAP_DIGITS = len(str(int(MAX_RETRY_AFTER.total_seconds())))
 
 
 def backoff(attempt_count: int, *, rng: random.Random) -> timedelta | None:
@@ -38,16 +41,23 @@ def backoff(attempt_count: int, *, rng: random.Random) -> timedelta | None:
 
 
 def retry_after(value: str | None, *, now: datetime) -> timedelta | None:
-    """A `Retry-After` header (delta-seconds or HTTP-date) as a wait from `now`, capped; None if unusable."""
+    """A `Retry-After` header (delta-seconds or HTTP-date) as a wait from `now`, capped; None if unusable.
+
+    Whatever a receiver sends, this returns: delta-seconds are ASCII digits only (not "²", which
+    str.isdigit() accepts), and a number longer than the cap's is the cap (no huge int, no overflow).
+    """
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        wait = timedelta(seconds=int(value))
+    if _DELTA_SECONDS.fullmatch(value):
+        digits = value.lstrip("0") or "0"
+        if len(digits) > _CAP_DIGITS:
+            return MAX_RETRY_AFTER
+        wait = timedelta(seconds=int(digits))
     else:
         try:
             when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
         if when is None or when.tzinfo is None:
             return None
