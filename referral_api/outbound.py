@@ -9,8 +9,10 @@ cannot answer differently in between (rebinding). Redirects are never followed.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -142,17 +144,82 @@ def vet(url: str, *, allow_http_loopback: bool) -> Target:
     return Target(scheme=scheme, host=host, port=port, path=path, ip=addresses[0])
 
 
-def pinned_pool(target: Target, *, connect_timeout: float, read_timeout: float) -> urllib3.HTTPConnectionPool:
-    """A one-connection pool to the vetted address (no retries); SNI and certificate use the host name."""
+class Watchdog:
+    """Shuts the watched connections down at `deadline` (time.monotonic()), whatever they wait for.
+
+    Socket timeouts bound each wait, not the sum: a peer sending a byte now and then (of the TLS
+    handshake, the status line, a header) would hold the caller for as long as it likes. At the
+    deadline every watched connection is shut down, so the blocked read ends at once. It watches a
+    duplicate of the socket's descriptor, the same connection that TLS wrapping does not detach;
+    `close()` (always) cancels the timer and closes the duplicates.
+    """
+
+    def __init__(self, deadline: float) -> None:
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self.expired = False
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._cut)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock: socket.socket) -> None:
+        """Watch `sock`'s connection (shut down at once if the deadline has passed already)."""
+        with self._lock:
+            self._sockets.append(sock.dup())
+            if self.expired:
+                _shutdown(self._sockets[-1])
+
+    def _cut(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shutdown(sock)
+
+    def close(self) -> None:
+        self._timer.cancel()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+            self._sockets.clear()
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed by the peer, say
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def pinned_pool(target: Target, *, connect_timeout: float, read_timeout: float,
+                watchdog: Watchdog | None = None) -> urllib3.HTTPConnectionPool:
+    """A one-connection pool to the vetted address (no retries); SNI and certificate use the host name.
+
+    With a `watchdog`, every connection the pool opens is watched from the moment it is connected.
+    """
     timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
     host = str(target.ip)
     if target.scheme == "http":
-        return urllib3.HTTPConnectionPool(host, target.port, timeout=timeout, retries=False, maxsize=1)
-    return urllib3.HTTPSConnectionPool(
-        host, target.port, timeout=timeout, retries=False, maxsize=1,
-        cert_reqs="CERT_REQUIRED",  # with the system trust store
-        server_hostname=target.host, assert_hostname=target.host,
-    )
+        pool: urllib3.HTTPConnectionPool = urllib3.HTTPConnectionPool(
+            host, target.port, timeout=timeout, retries=False, maxsize=1)
+    else:
+        pool = urllib3.HTTPSConnectionPool(
+            host, target.port, timeout=timeout, retries=False, maxsize=1,
+            cert_reqs="CERT_REQUIRED",  # with the system trust store
+            server_hostname=target.host, assert_hostname=target.host,
+        )
+    if watchdog is not None:
+        pool.ConnectionCls = _watched(pool.ConnectionCls, watchdog)
+    return pool
+
+
+def _watched(base: type, watchdog: Watchdog) -> type:
+    """`base` (urllib3's HTTP or HTTPS connection) handing each new socket to `watchdog`."""
+
+    class Watched(base):  # type: ignore[misc, valid-type]
+        def _new_conn(self) -> socket.socket:
+            sock = super()._new_conn()
+            watchdog.watch(sock)
+            return sock
+
+    return Watched
 
 
 def read_capped(response: urllib3.BaseHTTPResponse, *, cap: int, deadline: float) -> bytes:

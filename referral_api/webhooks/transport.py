@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 from urllib3.exceptions import HTTPError
 
-from ..outbound import RefusedAddress, pinned_pool, read_capped, vet
+from ..outbound import RefusedAddress, Watchdog, pinned_pool, read_capped, vet
 
 CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 5.0
-TOTAL_TIMEOUT = 10.0  # the whole attempt, however slowly a receiver trickles its answer
+TOTAL_TIMEOUT = 10.0  # the whole attempt (connect to body), however slowly a receiver trickles its answer
 BODY_CAP = 4096
 USER_AGENT = "MGEC-Referral-API-Webhooks/1"
 
@@ -32,7 +32,12 @@ class Outcome:
 
 
 def post(url: str, *, body: bytes, headers: dict[str, str], allow_http_loopback: bool) -> Outcome:
-    """Vet `url` now, then POST `body` once; never raises for what the receiver or network does."""
+    """Vet `url` now, then POST `body` once; never raises for what the receiver or network does.
+
+    TOTAL_TIMEOUT bounds the whole exchange (connect, TLS, status line, headers, body): a watchdog
+    shuts the connection down at the deadline. The status counts only if the answer's head came in
+    time; a body still coming then is cut short.
+    """
     started = time.monotonic()
 
     def elapsed() -> int:
@@ -42,7 +47,8 @@ def post(url: str, *, body: bytes, headers: dict[str, str], allow_http_loopback:
         target = vet(url, allow_http_loopback=allow_http_loopback)
     except RefusedAddress as exc:
         return Outcome(status_code=None, duration_ms=elapsed(), error=f"refused: {exc}")
-    pool = pinned_pool(target, connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT)
+    watchdog = Watchdog(started + TOTAL_TIMEOUT)
+    pool = pinned_pool(target, connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT, watchdog=watchdog)
     try:
         response = pool.urlopen(
             "POST", target.path, body=body,
@@ -50,6 +56,9 @@ def post(url: str, *, body: bytes, headers: dict[str, str], allow_http_loopback:
                      "User-Agent": USER_AGENT},
             redirect=False, retries=False, preload_content=False, assert_same_host=False,
         )
+        if watchdog.expired:  # the head was cut short at the deadline: whatever was parsed does not count
+            response.close()
+            return Outcome(status_code=None, duration_ms=elapsed(), error=_too_slow())
         try:
             raw = read_capped(response, cap=BODY_CAP, deadline=started + TOTAL_TIMEOUT)
         except (HTTPError, OSError):
@@ -66,9 +75,15 @@ def post(url: str, *, body: bytes, headers: dict[str, str], allow_http_loopback:
                        retry_after=response.headers.get("Retry-After"),
                        body=raw.decode("utf-8", errors="replace") or None)
     except (HTTPError, OSError) as exc:
-        return Outcome(status_code=None, duration_ms=elapsed(), error=_describe(exc))
+        error = _too_slow() if watchdog.expired else _describe(exc)
+        return Outcome(status_code=None, duration_ms=elapsed(), error=error)
     finally:
+        watchdog.close()
         pool.close()
+
+
+def _too_slow() -> str:
+    return f"TotalTimeout: no complete answer within {TOTAL_TIMEOUT:g} s"
 
 
 def _describe(exc: Exception) -> str:
