@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import marshmallow as ma
@@ -44,8 +45,31 @@ def decode_cursor(cursor: str, *, size: int) -> list[Any]:
     except (ValueError, binascii.Error, UnicodeDecodeError):
         values = None
     if not isinstance(values, list) or len(values) != size:
-        raise errors.InvalidPayload(errors={"cursor": ["not a cursor this list gave out"]})
+        raise _not_a_cursor()
     return values
+
+
+def _not_a_cursor() -> errors.InvalidPayload:
+    return errors.InvalidPayload(errors={"cursor": ["not a cursor this list gave out"]})
+
+
+def cursor_time(value: Any) -> datetime:
+    """A cursor's timestamp as an aware UTC datetime; anything else a cursor never holds (not a string,
+    no time zone, out of range once in UTC) is a 422 on `cursor`, not an error of the database's."""
+    try:
+        when = datetime.fromisoformat(value) if isinstance(value, str) else None
+        if when is None or when.tzinfo is None:
+            raise _not_a_cursor()
+        return when.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise _not_a_cursor() from None
+
+
+def cursor_int(value: Any) -> int:
+    """A cursor's integer (a sequence number: a signed 64-bit column); else a 422 on `cursor`."""
+    if not isinstance(value, int) or isinstance(value, bool) or not -(2**63) <= value < 2**63:
+        raise _not_a_cursor()
+    return value
 
 
 def page(items: list[Any], *, limit: int, key: Callable[[Any], list[Any]]) -> tuple[list[Any], str | None]:

@@ -3,6 +3,8 @@ deliveries with their attempts, redelivery, If-Match, Idempotency-Key, audit eve
 
 from __future__ import annotations
 
+import base64
+import json
 import random
 import socket
 import uuid
@@ -197,3 +199,36 @@ def test_lists_page_with_a_cursor(client, session, partner):
     assert second["next_cursor"] is None
     assert sorted(s["id"] for s in first["items"] + second["items"]) == sorted(ids)
     assert client.get("/api/v1/webhooks?cursor=WyJ4IiwieSJd", headers=headers).status_code == 422
+
+
+ZERO = "00000000-0000-0000-0000-000000000000"
+
+
+@pytest.mark.parametrize(("listing", "values"), [
+    ("subscriptions", ["2026-01-01T00:00:00", ZERO]),  # no time zone
+    ("subscriptions", ["0001-01-01T00:00:00+05:00", ZERO]),  # before year 1 once in UTC
+    ("subscriptions", ["9999-12-31T23:59:59-05:00", ZERO]),  # after year 9999 once in UTC
+    ("subscriptions", [20260101, ZERO]),  # not a string
+    ("deliveries", [10 ** 30]),  # beyond any integer column
+    ("deliveries", [2 ** 63]),
+    ("deliveries", [-(2 ** 63) - 1]),
+    ("deliveries", [True]),
+])
+def test_a_forged_cursor_is_a_422_on_cursor(client, partner, listing, values):
+    _org, headers = partner
+    created = _create(client, headers).get_json()
+    path = "/api/v1/webhooks" + ("" if listing == "subscriptions" else f"/{created['id']}/deliveries")
+    cursor = base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+    answer = client.get(f"{path}?cursor={cursor}", headers=headers)
+    assert answer.status_code == 422, answer.get_json()
+    assert answer.content_type == "application/problem+json"
+    assert answer.get_json()["errors"] == {"cursor": ["not a cursor this list gave out"]}
+
+
+def test_a_cursor_at_the_edges_of_the_ranges_is_a_page(client, partner):
+    _org, headers = partner
+    created = _create(client, headers).get_json()
+    for path, values in [("/api/v1/webhooks", ["2026-01-01T05:00:00+05:00", ZERO]),
+                         (f"/api/v1/webhooks/{created['id']}/deliveries", [2 ** 63 - 1])]:
+        cursor = base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+        assert client.get(f"{path}?cursor={cursor}", headers=headers).status_code == 200, path

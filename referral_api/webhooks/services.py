@@ -18,7 +18,7 @@ from ..audit import AuditAction, record
 from ..db import commit, utcnow
 from ..errors import Conflict, InvalidPayload, NotFound, require_current
 from ..events import EventType, OutboxEvent, publish
-from ..paging import decode_cursor, page
+from ..paging import cursor_int, cursor_time, decode_cursor, page
 from ..privacy import shred
 from . import signing
 from .fanout import PING_RESOURCE
@@ -83,7 +83,7 @@ def list_for(session: Session, *, actor: Any, limit: int, cursor: str | None) ->
     if cursor:
         created, last_id = decode_cursor(cursor, size=2)
         try:
-            after = (datetime.fromisoformat(str(created)), uuid.UUID(str(last_id)))
+            after = (cursor_time(created), uuid.UUID(str(last_id)))
         except ValueError:
             raise InvalidPayload(errors={"cursor": ["not a cursor this list gave out"]}) from None
         query = query.where(sa.tuple_(WebhookSubscription.created_at, WebhookSubscription.id) > after)
@@ -154,9 +154,7 @@ def list_deliveries(session: Session, *, actor: Any, subscription_id: uuid.UUID,
              .options(selectinload(WebhookDelivery.event), selectinload(WebhookDelivery.attempts)))
     if cursor:
         (last_seq,) = decode_cursor(cursor, size=1)
-        if not isinstance(last_seq, int) or isinstance(last_seq, bool):
-            raise InvalidPayload(errors={"cursor": ["not a cursor this list gave out"]})
-        query = query.where(WebhookDelivery.event_seq < last_seq)
+        query = query.where(WebhookDelivery.event_seq < cursor_int(last_seq))
     rows = list(session.scalars(query.order_by(WebhookDelivery.event_seq.desc()).limit(limit + 1)))
     return page(rows, limit=limit, key=lambda d: [d.event_seq])
 
