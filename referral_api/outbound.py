@@ -82,6 +82,24 @@ def is_public(ip: IPAddress) -> bool:
     )
 
 
+# Mapped one way by IDNA 2003 (Python's codec) and kept by IDNA 2008 (browsers, registries): such a
+# name could reach another domain than the one meant, so it is refused rather than guessed.
+_IDNA_DEVIATIONS = frozenset("\u00df\u03c2\u200c\u200d")
+
+
+def ascii_host(host: str) -> str:
+    """An internationalised host name (хүлээн.мон) in its ASCII form (xn--k1aew7aa99c.xn--l1acc), the
+    form DNS, SNI, the certificate and the Host header use; RefusedAddress when it has none."""
+    if host.isascii():
+        return host
+    if _IDNA_DEVIATIONS & set(host):
+        raise RefusedAddress("the host name has a character IDNA versions map differently (ß, ς, ZWJ, ZWNJ)")
+    try:
+        return host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise RefusedAddress("the host name is not a valid internationalised domain name") from None
+
+
 def parse(url: str, *, allow_http_loopback: bool) -> tuple[str, str, int, str]:
     """Scheme, host, port and path of a partner's URL, or RefusedAddress (no resolution here)."""
     if len(url) > MAX_URL_LENGTH:
@@ -100,7 +118,7 @@ def parse(url: str, *, allow_http_loopback: bool) -> tuple[str, str, int, str]:
         raise RefusedAddress("the URL must start with https://")
     if parts.username is not None or parts.password is not None:
         raise RefusedAddress("the URL must not carry credentials")
-    host = (parts.hostname or "").rstrip(".")
+    host = ascii_host((parts.hostname or "").rstrip("."))
     if not host:
         raise RefusedAddress("the URL has no host")
     if parts.fragment:

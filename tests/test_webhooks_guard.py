@@ -30,7 +30,9 @@ DNS = {
     "metadata.partner.example": ["169.254.169.254"],
     "mapped.partner.example": ["::ffff:127.0.0.1"],
     "localhost": ["127.0.0.1", "::1"],
+    "xn--k1aew7aa99c.xn--l1acc": ["127.0.0.1"],  # хүлээн.мон, for the test on this machine
 }
+IDN_HOST = "хүлээн.мон"
 
 
 @pytest.fixture
@@ -111,6 +113,9 @@ def _post(url: str, *, allow_http_loopback: bool = False) -> transport.Outcome:
         "ftp://hooks.partner.example/hook",
         "https://hooks.partner.example/hook\r\nX-Injected: 1",  # header injection
         "https://hooks.partner.example:99999/hook",
+        f"https://{'ж' * 64}.мон/hook",  # a label longer than 63 once in ASCII: no IDNA form
+        "https://хүлээн..мон/hook",  # an empty label
+        "https://straße.partner.example/hook",  # ß: IDNA 2003 and 2008 disagree on where it goes
     ],
 )
 def test_refused_receivers_get_nothing(network, url):
@@ -198,7 +203,8 @@ def test_the_answer_is_read_no_further_than_the_cap(network):
 
 
 @pytest.mark.parametrize("url", ["http://hooks.partner.example/x", "https://10.0.0.1/x",
-                                 "https://internal.partner.example/x", "not a url"])
+                                 "https://internal.partner.example/x", "not a url",
+                                 f"https://{'ж' * 64}.мон/x"])
 def test_creating_a_subscription_refuses_the_url_naming_it(network, app, session, factories, url):
     org = factories.OrganisationFactory()
     with app.app_context(), pytest.raises(InvalidPayload) as info:
@@ -213,3 +219,46 @@ def test_is_public_on_addresses():
     for private in ("127.0.0.1", "10.1.2.3", "169.254.1.1", "::1", "fc00::1", "::ffff:192.168.0.1",
                     "2002:c0a8:0001::1", "100.100.100.200", "198.18.0.1", "fec0::1", "feff::1"):
         assert not guard.is_public(ipaddress.ip_address(private)), private
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    hosts: list[str] = []
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        type(self).hosts.append(self.headers["Host"])
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_receiver_on_an_internationalised_host_is_reached_by_its_ascii_name(network, app, session,
+                                                                                 factories, monkeypatch):
+    monkeypatch.setattr(_Recorder, "hosts", [])
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://{IDN_HOST}:{server.server_port}/hook"
+    try:
+        with app.app_context():
+            sub, _ = services.create(session, actor=Actor(factories.OrganisationFactory().id), url=url,
+                                     events=[], allow_http_loopback=True)
+            assert sub.url == url  # kept as the partner gave it
+        outcome = _post(url, allow_http_loopback=True)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert outcome.status_code == 204, outcome
+    assert _Recorder.hosts == [f"xn--k1aew7aa99c.xn--l1acc:{server.server_port}"]
+    assert "xn--k1aew7aa99c.xn--l1acc" in network.lookups and IDN_HOST not in network.lookups
+    target = guard.vet(f"https://{IDN_HOST.upper()}/hook", allow_http_loopback=True)
+    assert (target.host, target.host_header) == ("xn--k1aew7aa99c.xn--l1acc", "xn--k1aew7aa99c.xn--l1acc")
+
+
+def test_refusing_an_internationalised_host_says_why(network, app, session, factories):
+    with app.app_context(), pytest.raises(InvalidPayload) as info:
+        services.create(session, actor=Actor(factories.OrganisationFactory().id),
+                        url="https://straße.partner.example/x", events=[], allow_http_loopback=False)
+    assert info.value.errors == {"url": [
+        "the host name has a character IDNA versions map differently (ß, ς, ZWJ, ZWNJ)"]}

@@ -131,3 +131,17 @@ def test_a_connection_watched_after_the_deadline_is_shut_down_at_once():
         watchdog.close()
         a.close()
         b.close()
+
+
+@pytest.mark.parametrize("exc", [UnicodeEncodeError("ascii", "х", 0, 1, "ordinal not in range(128)"),
+                                 RuntimeError("a bug near http://127.0.0.1:9/hook?token=s3cr3t")])
+def test_post_never_raises_an_unexpected_error_is_a_failed_outcome(monkeypatch, caplog, exc):
+    def broken(*args, **kwargs):
+        raise exc
+
+    monkeypatch.setattr(transport, "pinned_pool", broken)
+    outcome = transport.post("http://127.0.0.1:9/hook?token=s3cr3t", body=b"{}", headers={},
+                             allow_http_loopback=True)
+    assert outcome.status_code is None and not outcome.succeeded
+    assert outcome.error == f"internal error: {type(exc).__name__}"
+    assert caplog.records and not any("s3cr3t" in str(r.__dict__) for r in caplog.records)

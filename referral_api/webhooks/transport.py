@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -14,6 +15,8 @@ READ_TIMEOUT = 5.0
 TOTAL_TIMEOUT = 10.0  # the whole attempt (connect to body), however slowly a receiver trickles its answer
 BODY_CAP = 4096
 USER_AGENT = "MGEC-Referral-API-Webhooks/1"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -32,14 +35,26 @@ class Outcome:
 
 
 def post(url: str, *, body: bytes, headers: dict[str, str], allow_http_loopback: bool) -> Outcome:
-    """Vet `url` now, then POST `body` once; never raises for what the receiver or network does.
+    """Vet `url` now, then POST `body` once; never raises: whatever goes wrong is a failed Outcome.
 
     TOTAL_TIMEOUT bounds the whole exchange (connect, TLS, status line, headers, body): a watchdog
     shuts the connection down at the deadline. The status counts only if the answer's head came in
     time; a body still coming then is cut short.
     """
     started = time.monotonic()
+    try:
+        return _attempt(url, body=body, headers=headers, allow_http_loopback=allow_http_loopback,
+                        started=started)
+    except Exception as exc:  # noqa: BLE001  a bug of ours or a library's: still an attempt, failed
+        name = type(exc).__name__
+        # By the type only: the message might hold the URL, and a URL may hold a token.
+        log.error("webhook POST failed unexpectedly", extra={"error": name})
+        return Outcome(status_code=None, duration_ms=int((time.monotonic() - started) * 1000),
+                       error=f"internal error: {name}")
 
+
+def _attempt(url: str, *, body: bytes, headers: dict[str, str], allow_http_loopback: bool,
+             started: float) -> Outcome:
     def elapsed() -> int:
         return int((time.monotonic() - started) * 1000)
 
