@@ -12,6 +12,7 @@ from typing import Any
 import marshmallow as ma
 
 from . import errors
+from .validators import control_character
 
 MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 50
@@ -63,6 +64,14 @@ def cursor_time(value: Any) -> datetime:
         return when.astimezone(UTC)
     except (ValueError, OverflowError):
         raise _not_a_cursor() from None
+
+
+def cursor_text(value: Any) -> str:
+    """A cursor's text (a name a list is sorted by): a string without control characters (no name holds
+    one, and PostgreSQL's text holds no NUL), else a 422 on `cursor`."""
+    if not isinstance(value, str) or control_character(value) is not None:
+        raise _not_a_cursor()
+    return value
 
 
 def cursor_int(value: Any) -> int:

@@ -172,3 +172,21 @@ def test_a_report_to_the_end_of_time_is_a_422_naming_to(client, world, path):
 def test_a_moment_past_year_9999_in_utc_is_a_422(client, world, path, field, who):
     response = client.get(path, headers=world.headers(who))
     assert response.status_code == 422 and field in response.get_json()["errors"], response.get_json()
+
+
+def _forged(values) -> str:
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(("who", "path", "values"), [
+    ("admin", "/api/v1/audit", [10 ** 30]),  # beyond the 64-bit seq column
+    ("admin", "/api/v1/audit", [True]),
+    ("coordinator", "/api/v1/organisations", ["Embassy\u0000"]),  # PostgreSQL text holds no NUL
+    ("coordinator", "/api/v1/organisations", ["\u001b[2J"]),
+])
+def test_a_forged_cursor_is_a_422_naming_cursor(client, world, who, path, values):
+    response = client.get(f"{path}?cursor={_forged(values)}", headers=world.headers(who))
+    assert response.status_code == 422 and "cursor" in response.get_json()["errors"], response.get_json()

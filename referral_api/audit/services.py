@@ -37,8 +37,7 @@ from flask import g, has_request_context
 from sqlalchemy.orm import Session
 
 from ..db import utcnow
-from ..errors import InvalidPayload
-from ..paging import decode_cursor, page
+from ..paging import cursor_int, decode_cursor, page
 from ..progress import Progress
 from .actions import AuditAction, Outcome
 from .models import CANONICAL_COLUMNS, GENESIS_HASH, AuditEvent, canonical
@@ -257,9 +256,7 @@ def list_events(
         query = query.where(AuditEvent.occurred_at < until)
     if cursor:
         (after_seq,) = decode_cursor(cursor, size=1)
-        if not isinstance(after_seq, int):
-            raise InvalidPayload(errors={"cursor": ["not a cursor this list gave out"]})
-        query = query.where(AuditEvent.seq < after_seq)
+        query = query.where(AuditEvent.seq < cursor_int(after_seq))
     rows = list(session.scalars(query.order_by(AuditEvent.seq.desc()).limit(limit + 1)))
     return page(rows, limit=limit, key=lambda e: [e.seq])
 

@@ -11,8 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..audit import AuditAction, record
-from ..errors import Conflict, InvalidPayload, NotFound
-from ..paging import decode_cursor, page
+from ..errors import Conflict, NotFound
+from ..paging import cursor_text, decode_cursor, page
 from .models import Organisation, OrganisationKind, OrganisationStatus
 
 
@@ -125,8 +125,7 @@ def directory_page(
     after = None
     if cursor:
         (after,) = decode_cursor(cursor, size=1)
-        if not isinstance(after, str):
-            raise InvalidPayload(errors={"cursor": ["not a cursor this list gave out"]})
+        after = cursor_text(after)
     rows = search(session, text=text, include_suspended=include_suspended, visible=visible, after=after,
                   limit=limit + 1)
     return page(rows, limit=limit, key=lambda o: [o.name])
