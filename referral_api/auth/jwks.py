@@ -2,7 +2,8 @@
 
 The URI is a partner's, so the fetch goes through the outbound address guard (https, public
 addresses only, the connection pinned to the vetted address), never follows a redirect, reads a
-capped body with short timeouts. A key set is kept per process for as long as the answer's
+capped body with short timeouts (TOTAL_TIMEOUT bounds the whole exchange). A key set is kept per
+process for as long as the answer's
 `Cache-Control: max-age` allows, never longer than JWKS_CACHE_MAX_SECONDS (`no-store` or `no-cache`:
 not kept; no header: DEFAULT_MAX_AGE). An assertion naming a `kid` the cached set lacks refetches
 once (the partner rotated its keys), but not again within REFETCH_FLOOR seconds of the last fetch,
@@ -21,13 +22,14 @@ from typing import Any
 
 from urllib3.exceptions import HTTPError
 
-from ..outbound import RefusedAddress, pinned_pool, read_capped, vet
+from ..outbound import RefusedAddress, Watchdog, pinned_pool, read_capped, vet
 
 DEFAULT_MAX_AGE = 300  # seconds a key set is kept when its answer says nothing about caching
 REFETCH_FLOOR = 10.0  # seconds between two fetches forced by an unknown kid
 BODY_CAP = 64 * 1024
 CONNECT_TIMEOUT, READ_TIMEOUT, TOTAL_TIMEOUT = 3.0, 5.0, 10.0
 USER_AGENT = "MGEC-Referral-API-JWKS/1"
+_TOO_SLOW = "the JWKS URI gave no complete answer within the total timeout"
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
 _NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-store|no-cache)\s*(?:,|=|$)", re.IGNORECASE)
 
@@ -56,7 +58,9 @@ def fetch(uri: str, *, allow_http_loopback: bool) -> tuple[dict[str, Any], str |
         target = vet(uri, allow_http_loopback=allow_http_loopback)
     except RefusedAddress as exc:
         raise JwksError(f"the JWKS URI is refused: {exc}") from None
-    pool = pinned_pool(target, connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT)
+    # TOTAL_TIMEOUT bounds the whole exchange: a head trickled a byte at a time is cut at the deadline
+    watchdog = Watchdog(started + TOTAL_TIMEOUT)
+    pool = pinned_pool(target, connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT, watchdog=watchdog)
     try:
         response = pool.urlopen(
             "GET", target.path,
@@ -68,9 +72,12 @@ def fetch(uri: str, *, allow_http_loopback: bool) -> tuple[dict[str, Any], str |
         finally:
             response.close()
     except (HTTPError, OSError):
-        raise JwksError("the JWKS URI could not be reached") from None
+        raise JwksError(_TOO_SLOW if watchdog.expired else "the JWKS URI could not be reached") from None
     finally:
+        watchdog.close()
         pool.close()
+    if watchdog.expired:  # the head was cut short at the deadline: whatever was parsed does not count
+        raise JwksError(_TOO_SLOW)
     if 300 <= response.status < 400:
         raise JwksError("the JWKS URI answered with a redirect, which is not followed")
     if response.status != 200:
