@@ -165,3 +165,14 @@ def test_scope_and_parameters(client, world):
     assert backwards.status_code == 422 and "from" in backwards.get_json()["errors"]
     unknown = client.get("/api/v1/reports/deadlines?group_by=sex", headers=world.headers("coordinator"))
     assert unknown.status_code == 422
+
+
+@pytest.mark.parametrize("name", ["from", "to"])
+def test_a_day_out_of_range_is_a_422_naming_the_field(client, world, name):
+    for day in ("9999-12-31", "1899-12-31"):
+        answer = client.get(
+            "/api/v1/reports/deadlines", query_string={name: day}, headers=world.headers("coordinator")
+        )
+        assert answer.status_code == 422, (day, answer.get_data(as_text=True)[:300])
+        assert answer.mimetype == "application/problem+json"
+        assert name in answer.get_json()["errors"], answer.get_json()

@@ -62,10 +62,8 @@ class DeadlinesArgsSchema(ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
-    date_from = ma.fields.Date(data_key="from", load_default=None,
-                               metadata={"description": "first day (of the decision; of the stay's start)"})
-    date_to = ma.fields.Date(data_key="to", load_default=None,
-                             metadata={"description": "last day (of the decision; of the stay's start)"})
+    date_from = report_day("from", "first day (of the decision; of the stay's start)")
+    date_to = report_day("to", "last day (of the decision; of the stay's start)")
 
     _ordered = SummaryArgsSchema._ordered
 
