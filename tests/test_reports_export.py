@@ -106,3 +106,28 @@ def test_anonymise_generalises_before_dropping():
     assert_k_anonymous(out)
     # 11 kept as they are; 5 + 6 join with their age band blanked; the 2 in KR never reach 11: dropped
     assert len(out) == 22 and sum(1 for r in out if r["ageBroad"] == "") == 11
+
+
+def test_the_export_covers_whole_calendar_years_only(client, world, session):
+    """Its only time quasi-identifier is the year of registration: a period cutting a year (1 March, then
+    1 to 2 March) would let two exports single out the people of the days between them."""
+    seed(session, world.orgs["mgec"].id, [Group(2025, "CN", 12, accepted=12)])
+    headers = world.headers("coordinator")
+    for params, fields in (
+        ({"from": "2025-03-01", "to": "2025-03-01"}, ["from", "to"]),
+        ({"from": "2025-01-01", "to": "2025-03-02"}, ["to"]),
+        ({"from": "2025-12-31"}, ["from"]),
+        ({"to": "2025-01-01"}, ["to"]),
+        ({"from": "2026-01-01", "to": "2025-12-31"}, ["from"]),  # backwards
+    ):
+        answer = client.get("/api/v1/reports/export.csv", query_string=params, headers=headers)
+        assert answer.status_code == 422, (params, answer.get_data(as_text=True)[:300])
+        assert answer.mimetype == "application/problem+json"
+        assert sorted(answer.get_json()["errors"]) == fields, answer.get_json()
+    refused = client.get("/api/v1/reports/export.csv?from=2025-03-01", headers=headers).get_json()
+    message = refused["errors"]["from"][0]
+    assert "whole calendar years" in message and "a 1 January, such as 2025-01-01" in message
+    for params in ({"from": "2025-01-01", "to": "2025-12-31"}, {"from": "2024-01-01"}, {"to": "2025-12-31"}):
+        rows = rows_of(client.get("/api/v1/reports/export.csv", query_string=params, headers=headers))
+        assert len(rows) == 12, params
+    assert rows_of(client.get("/api/v1/reports/export.csv?to=2024-12-31", headers=headers)) == []

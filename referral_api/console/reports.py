@@ -15,7 +15,7 @@ from ..db import get_session
 from ..errors import InvalidPayload
 from ..http import load
 from ..reports import export, summary
-from ..reports.schemas import ExportArgsSchema, SummaryArgsSchema
+from ..reports.schemas import FIRST_DAY, LAST_DAY, ExportArgsSchema, SummaryArgsSchema
 from .charts import bar_chart
 from .forms import field_errors
 from .i18n import country
@@ -23,6 +23,9 @@ from .labels import word
 from .shell import actor, bp, page, render
 
 GROUPS = ("year", "identified_country", "exploitation_type", "sex", "age_band", "source", "entry_point")
+# The export form's fields: the API parameter each gives, and the day of the year it stands for.
+EXPORT_YEARS = {"from_year": ("from", "01-01"), "to_year": ("to", "12-31")}
+_EXPORT_FIELD = {key: name for name, (key, _day) in EXPORT_YEARS.items()}
 _VOCAB = {
     "exploitation_type": "exploitation_type",
     "sex": "sex",
@@ -85,17 +88,7 @@ def reports() -> Response:
     try:
         args = load(SummaryArgsSchema(), {"group_by": group, **_period_args()})
     except InvalidPayload as invalid:
-        return render(
-            "console/reports.html",
-            status=422,
-            active="reports",
-            errors=field_errors(invalid.errors),
-            groups=GROUPS,
-            group=group,
-            period=_period_args(),
-            report=None,
-            charts=[],
-        )
+        return _refused(group, field_errors(invalid.errors))
     report = summary.summary(session, summary.SummaryQuery((group,), args["date_from"], args["date_to"]), k=k)
     by_country = summary.summary(
         session, summary.SummaryQuery(("identified_country",), args["date_from"], args["date_to"]), k=k
@@ -110,16 +103,56 @@ def reports() -> Response:
         groups=GROUPS,
         group=group,
         period=_period_args(),
+        years=_export_years(),
         charts=charts,
         errors={},
     )
 
 
+def _refused(group: str, errors: dict[str, str]) -> Response:
+    """The reports page without numbers: the fields named in `errors` are marked (422)."""
+    return render(
+        "console/reports.html",
+        status=422,
+        active="reports",
+        errors=errors,
+        groups=GROUPS,
+        group=group,
+        period=_period_args(),
+        years=_export_years(),
+        report=None,
+        charts=[],
+    )
+
+
+def _export_years() -> dict[str, str]:
+    return {k: v for k, v in request.args.items() if k in EXPORT_YEARS and v}
+
+
+def _export_period() -> dict[str, str]:
+    """The export form names whole years (the export takes nothing else): the API's `from` is the first
+    year's 1 January, its `to` the last year's 31 December. Anything but a year of report days is refused."""
+    period, problems = {}, {}
+    for name, (key, first_or_last) in EXPORT_YEARS.items():
+        year = request.args.get(name, "").strip()
+        if year and not (year.isascii() and year.isdigit() and FIRST_DAY.year <= int(year) <= LAST_DAY.year):
+            problems[name] = [f"Not a year from {FIRST_DAY.year} to {LAST_DAY.year}."]
+        elif year:
+            period[key] = f"{year}-{first_or_last}"
+    if problems:
+        raise InvalidPayload(errors=problems)
+    return period
+
+
 @bp.route("/reports/ctdc.csv")
 @page(Scope.REPORTS_READ)
 def ctdc_export() -> Response:
-    """The CTDC export (one anonymised row per person), as the API serves it."""
-    args = load(ExportArgsSchema(), _period_args())
+    """The CTDC export (one anonymised row per person) of whole calendar years, as the API serves it."""
+    try:
+        args = load(ExportArgsSchema(), _export_period())
+    except InvalidPayload as invalid:
+        named = {_EXPORT_FIELD.get(name, name): messages for name, messages in invalid.errors.items()}
+        return _refused("year", field_errors(named))
     k = current_app.config["SETTINGS"].report_min_cell
     body = export.export_csv(
         get_session(), actor(), k=k, date_from=args["date_from"], date_to=args["date_to"]

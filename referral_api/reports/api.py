@@ -129,7 +129,11 @@ class ReportExport(Resource):
     @documents(401, 403, 422)
     @require_scope(Scope.REPORTS_READ)
     def get(self):
-        """One row per person in CTDC's layout, k-anonymous over its quasi-identifiers."""
+        """One row per person in CTDC's layout, k-anonymous over its quasi-identifiers.
+
+        The period is whole calendar years (the year of registration is the only time quasi-identifier):
+        `from` must be a 1 January and `to` a 31 December, else 422 naming the field.
+        """
         args = query_args(ExportArgsSchema())
         k = current_app.config["SETTINGS"].report_min_cell
         body = export.export_csv(get_session(), current_actor(), k=k, date_from=args["date_from"],

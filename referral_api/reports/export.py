@@ -9,6 +9,10 @@ ageBroad, majorityStatus, citizenship, CountryOfExploitation): rows of an equiva
 than k are generalised step by step (age band blanked, keeping the majority status; then country of
 exploitation; then gender; then citizenship) and the rows still in a class smaller than k are
 dropped. A class is settled whole or moved on whole, so settled classes never shrink.
+
+The period is whole calendar years (`from` a 1 January, `to` a 31 December; schemas.ExportArgsSchema):
+the year of registration is the only time quasi-identifier, so two exports of periods cutting a year
+(1 March; 1 to 2 March) would differ by the rows of the days between them, a person singled out.
 """
 
 from __future__ import annotations

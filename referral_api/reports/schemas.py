@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 
 import marshmallow as ma
@@ -13,16 +14,33 @@ from .summary import COUNTS, DIMENSIONS
 FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2999, 12, 31)
 
 
-def report_day(data_key: str, description: str) -> ma.fields.Date:
-    """`from` or `to` of a report: a day from 1900 to 2999."""
+def report_day(data_key: str, description: str, *also: Callable[[date], None]) -> ma.fields.Date:
+    """`from` or `to` of a report: a day from 1900 to 2999 (and whatever `also` checks)."""
     return ma.fields.Date(
         data_key=data_key,
         load_default=None,
-        validate=ma.validate.Range(
-            min=FIRST_DAY, max=LAST_DAY, error=f"Must be a day from {FIRST_DAY} to {LAST_DAY}."
-        ),
+        validate=[
+            ma.validate.Range(
+                min=FIRST_DAY, max=LAST_DAY, error=f"Must be a day from {FIRST_DAY} to {LAST_DAY}."
+            ),
+            *also,
+        ],
         metadata={"description": description},
     )
+
+
+def whole_year_edge(name: str, month: int, day: int, words: str) -> Callable[[date], None]:
+    """The CTDC export's `from` (a 1 January) or `to` (a 31 December): its only time quasi-identifier is the
+    year of registration, so a period cutting a year would single out the people of the cut days."""
+
+    def check(value: date) -> None:
+        if (value.month, value.day) != (month, day):
+            raise ma.ValidationError(
+                f"The export covers whole calendar years: `{name}` must be {words}, "
+                f"such as {value.year}-{month:02d}-{day:02d}."
+            )
+
+    return check
 
 
 class SummaryArgsSchema(ma.Schema):
@@ -159,10 +177,15 @@ class ExportArgsSchema(ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
-    date_from = report_day("from", "first submission day")
-    date_to = report_day("to", "last submission day")
+    date_from = report_day(
+        "from",
+        "first submission day: a 1 January (the export covers whole calendar years; none: from the first)",
+        whole_year_edge("from", 1, 1, "a 1 January"),
+    )
+    date_to = report_day(
+        "to",
+        "last submission day: a 31 December (the export covers whole calendar years; none: until now)",
+        whole_year_edge("to", 12, 31, "a 31 December"),
+    )
 
-    @ma.validates_schema
-    def _ordered(self, data: dict, **_: object) -> None:
-        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
-            raise ma.ValidationError("`from` is after `to`.", field_name="from")
+    _ordered = SummaryArgsSchema._ordered
