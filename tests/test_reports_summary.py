@@ -185,3 +185,84 @@ def test_suppression_leaves_no_line_recoverable(seed_):
                     assert len(gone) > 1 and sum(cells[m] for m in gone) >= K
     if total_hidden:
         assert 0 < total < K or not [m for m in cells if m not in hidden and cells[m] > 0]
+
+
+def _overlap_recovered(cells: list, marginal) -> int | None:
+    """The overlap (cells' sum minus their marginal) when every cell and the marginal are released."""
+    if marginal is None or None in cells:
+        return None
+    return sum(cells) - marginal
+
+
+def test_people_with_two_exploitation_types_are_not_a_small_derivable_count(client, world, session):
+    """20 labour only, 20 sexual only, 3 both: the cells (23, 23) and the total (43) were all >= K, and
+    their difference told that 3 people had both types."""
+    seed(session, world.orgs["mgec"].id, [
+        Group(2025, "CN", 20, types=["forced_labour"]),
+        Group(2025, "CN", 20, types=["sexual"]),
+        Group(2025, "CN", 3, types=["forced_labour", "sexual"]),
+    ])
+    by_type = get(client, world, group_by="exploitation_type")
+    both = _overlap_recovered([r["referrals"] for r in by_type["rows"]], by_type["total"]["referrals"])
+    assert both is None, both
+    assert by_type["total"]["referrals"] == 43  # the total is kept: the type cells hide the overlap
+    assert_nothing_small(by_type)
+
+
+def test_the_overlap_of_exploitation_types_is_not_a_small_count(client, world, session):
+    """20 labour only, 20 sexual only, 3 both: each released count was >= K, yet the 3 were the types'
+    sum minus the total; and per country, the types' sum minus the country's count."""
+    seed(session, world.orgs["mgec"].id, [
+        Group(2025, "CN", 20, types=["forced_labour"]),
+        Group(2025, "CN", 20, types=["sexual"]),
+        Group(2025, "CN", 3, types=["forced_labour", "sexual"]),
+        Group(2025, "KR", 15, types=["forced_labour"]),
+        Group(2025, "KR", 12, types=["sexual"]),
+        Group(2025, "KR", 11, types=["forced_labour", "sexual"]),
+    ])
+    by_type = get(client, world, group_by="exploitation_type")
+    for metric in COUNTS:
+        both = _overlap_recovered([r[metric] for r in by_type["rows"]], by_type["total"][metric])
+        assert both is None or both == 0 or both >= K, (metric, both)
+    by_country = by_group(get(client, world, group_by="identified_country"))
+    by_country_type = get(client, world, group_by="identified_country,exploitation_type")
+    for country in ("CN", "KR"):
+        rows = [r for r in by_country_type["rows"] if r["group"]["identified_country"] == country]
+        line = [r["referrals"] for r in rows]
+        both = _overlap_recovered(line, by_country[(country,)]["referrals"])
+        assert both is None or both >= K, (country, both)
+    assert_nothing_small(by_country_type)
+
+
+@pytest.mark.parametrize("seed_", range(40))
+def test_no_derivable_overlap_of_a_multi_valued_dimension_is_small(seed_):
+    """Random units with one to three types and a country: along the types every group with all its
+    non-zero cells released has an overlap (its cells' sum minus what the grouping without types shows)
+    of 0 or at least K; the rules of a partition still hold for the rest."""
+    import random
+
+    rng = random.Random(seed_)
+    countries = range(rng.randint(1, 3))
+    units = [
+        (rng.choice(countries), rng.sample(range(3), rng.choice([1, 1, 1, 2, 3])))
+        for _ in range(rng.randint(1, 80))
+    ]
+    untyped = [rng.choice(countries) for _ in range(rng.choice([0, 0, 2]))]
+    cells = {(c, t): 0 for c in countries for t in range(3)}
+    lines = {(c,): untyped.count(c) for c in countries}
+    for country, types in units:
+        lines[(country,)] += 1
+        for t in types:
+            cells[(country, t)] += 1
+    total = sum(lines.values())
+    hidden, total_hidden = suppress(cells, k=K, total=total, multi=1, lines=lines)
+    assert {key for key, v in cells.items() if 0 < v < K} <= hidden
+    groups = [(lambda key: True, total)] + [
+        ((lambda key, c=c: key[0] == c), lines[(c,)]) for c in countries
+    ]
+    for inside, marginal in groups:
+        members = [key for key in cells if inside(key)]
+        if any(key in hidden for key in members) or (marginal is total and total_hidden):
+            continue
+        both = sum(cells[key] for key in members) - marginal
+        assert both == 0 or abs(both) >= K, (members, both)

@@ -10,7 +10,10 @@ What is counted (per group of the requested dimensions):
 Dimensions: `year` (of submission), `identified_country`, `exploitation_type`, `sex`, `age_band`,
 `source` (of the referral) and `entry_point` (of the case's arrival move; none before arrival).
 A referral with several exploitation types counts once in each of its types' groups, so the cells
-grouped by type can sum to more than the total; one with none is in no type group.
+grouped by type can sum to more than the total; one with none is in no type group. The difference (the
+overlap: referrals counted twice or more) is a derived count: grouped by type, the same grouping
+without the type is read too (its counts are what another answer releases), and suppression
+(`suppression.suppress`, `multi`) keeps every derivable overlap at 0 or at least REPORT_MIN_CELL.
 
 Durations, in whole days from the referral's submission date: to acceptance (the decision date of
 accepted referrals), to arrival (`arrived_on`) and to reintegration (the first move to
@@ -308,16 +311,33 @@ def _durations(entry: dict[str, Any], k: int) -> dict[str, Any]:
     return out
 
 
+def _lines(session: Session, query: SummaryQuery, total: dict[str, Any]) -> dict[tuple, dict] | None:
+    """Grouped by type (a referral counts in each of its types): what the same grouping without the
+    type releases, per value of the other dimensions (the total alone when the type is the only one).
+    The type cells of a line sum to it plus the overlap, which suppression keeps from being small."""
+    if "exploitation_type" not in query.group_by:
+        return None
+    others = tuple(d for d in query.group_by if d != "exploitation_type")
+    if not others:
+        return {(): total}
+    return _aggregate(session, SummaryQuery(others, query.date_from, query.date_to))[0]
+
+
 def summary(session: Session, query: SummaryQuery, *, k: int) -> dict[str, Any]:
     """The report: suppressed cells read `null` and are named in the cell's `suppressed` list."""
     rows, total_entry = _aggregate(session, query)
     if total_entry is None:
         total_entry = {**dict.fromkeys(COUNTS, 0), **dict.fromkeys(DURATIONS, (0, None, None))}
+    lines = _lines(session, query, total_entry)
+    multi = query.group_by.index("exploitation_type") if lines is not None else None
     hidden: dict[str, set[tuple]] = {}
     total_hidden: dict[str, bool] = {}
     for metric in COUNTS:
         cells = {key: int(entry[metric]) for key, entry in rows.items()}
-        hidden[metric], total_hidden[metric] = suppress(cells, k=k, total=int(total_entry[metric]))
+        marginals = {key: int(e[metric]) for key, e in lines.items()} if lines is not None else None
+        hidden[metric], total_hidden[metric] = suppress(
+            cells, k=k, total=int(total_entry[metric]), multi=multi, lines=marginals
+        )
 
     def cell(key: tuple | None, entry: dict[str, Any]) -> dict[str, Any]:
         gone = [m for m in COUNTS if (total_hidden[m] if key is None else key in hidden[m])]
