@@ -44,7 +44,9 @@ class ReportSummary(Resource):
         """Referrals, accepted cases, repatriated and reintegrated people, and durations, by group.
 
         A count above zero and under REPORT_MIN_CELL is null and named in `suppressed`, and so is any
-        count that would let one be recovered by subtracting from the total or from other cells.
+        count that would let one be recovered by subtracting from the total or from other cells
+        (grouped by type, the overlap of the types too). Within this answer: the answers of other
+        groupings or periods are not suppressed together with it (README, Reports: known limits).
         """
         args = query_args(SummaryArgsSchema())
         query = summary.SummaryQuery(

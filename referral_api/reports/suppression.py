@@ -9,6 +9,11 @@ suppressed too, and so on until no group is left that way. When a group has no r
 cell left, its sum is the sum of suppressed cells and under `k`, so the marginal is itself a
 suppressed cell wherever it is released (and the grand total of this answer is suppressed).
 
+Known limit (README, Reports): each answer is suppressed alone. Another answer (another grouping of
+the same period) chooses its own pattern, so together they can recover a cell one of them hides; and a
+group whose only non-zero cell is a complementary suppressed one (at least `k`) has nothing left to
+hide it with, so a coarser answer showing that group's marginal shows the cell.
+
 A multi-valued dimension (`multi`: the exploitation type, where one referral counts in each of its
 types) is no partition: along it a group's cells sum to its marginal plus the overlap (the units
 counted twice or more), and the marginal is what a grouping without that dimension releases (`lines`:
