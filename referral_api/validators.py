@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import re
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -19,6 +20,13 @@ COUNTRY_CODES = frozenset(c.alpha_2 for c in pycountry.countries)
 # break lines and indent (tab, line feed, carriage return).
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _CONTROL_IN_FREE_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def same_secret(sent: str, expected: str) -> bool:
+    """Constant-time equality of a text someone sent and the one expected (a form token, an OAuth state,
+    a nonce): hmac.compare_digest refuses text beyond ASCII with a TypeError, which was a 500."""
+    return hmac.compare_digest(sent.encode("utf-8", "surrogatepass"),
+                               expected.encode("utf-8", "surrogatepass"))
 
 
 def control_character(value: str, *, free_text: bool = False) -> str | None:

@@ -30,6 +30,7 @@ from joserfc.jwk import JWKRegistry
 from sqlalchemy.exc import IntegrityError
 
 from ..db import get_session
+from ..validators import same_secret
 from .models import Client, UsedDPoPProof, secret_hash
 
 ALGORITHMS = ["ES256", "PS256", "EdDSA"]
@@ -100,7 +101,7 @@ def _nonce_ok(nonce: Any, now: float) -> bool:
     if not isinstance(nonce, str):
         return False
     window = int(now // NONCE_WINDOW_SECONDS)
-    return any(hmac.compare_digest(nonce, nonce_for(w)) for w in (window, window - 1))
+    return any(same_secret(nonce, nonce_for(w)) for w in (window, window - 1))
 
 
 def nonce_required(client: Client) -> bool:
@@ -165,7 +166,7 @@ def _check_claims(claims: dict[str, Any], *, method: str, url: str, access_token
         raise DPoPError("The DPoP proof's iat is too old or in the future.")
     if access_token is not None:
         ath = claims.get("ath")
-        if not isinstance(ath, str) or not hmac.compare_digest(ath, b64url_sha256(access_token)):
+        if not isinstance(ath, str) or not same_secret(ath, b64url_sha256(access_token)):
             raise DPoPError("The DPoP proof's ath does not match the access token.")
 
 
@@ -191,7 +192,7 @@ def check_proof(*, client: Client, access_token: str | None = None, bound_to: st
         claims, thumbprint = _verified(_proof_header())
         _check_claims(claims, method=request.method, url=request.base_url, access_token=access_token,
                       max_age=settings.dpop_proof_max_age_seconds, now=now)
-        if bound_to is not None and not hmac.compare_digest(thumbprint, bound_to):
+        if bound_to is not None and not same_secret(thumbprint, bound_to):
             raise DPoPError("The DPoP proof is signed by another key than the token is bound to.")
         if nonce_required(client) and not _nonce_ok(claims.get("nonce"), now):
             raise DPoPError("Sign the proof again with the nonce of the DPoP-Nonce header.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +25,7 @@ from ..db import utcnow
 from ..errors import Conflict, InvalidPayload, NotFound
 from ..organisations import services as org_services
 from ..organisations.models import Organisation
+from ..validators import same_secret
 from . import trail
 from .clients import (  # noqa: F401  (the clients' use cases, kept importable from here)
     IssuedClient,
@@ -205,11 +207,12 @@ def _totp_problem(session: Session, user: User, code: str, now: datetime) -> str
     if not user.totp_secret:
         return "no TOTP secret"
     totp = pyotp.TOTP(user.totp_secret)
-    code = code.strip().replace(" ", "")
+    # full-width digits (a phone's East Asian keyboard) are the same digits
+    code = unicodedata.normalize("NFKC", code).strip().replace(" ", "")
     for offset in (0, -1, 1):
         at = now + timedelta(seconds=offset * totp.interval)
         step = totp.timecode(at)
-        if secrets.compare_digest(totp.at(at), code):
+        if same_secret(code, totp.at(at)):
             return None if _spend_totp_step(session, user, step) else TOTP_REUSED
     return "wrong TOTP code"
 

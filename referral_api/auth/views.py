@@ -6,7 +6,6 @@ plain blueprint, outside the /api/v1 restx namespaces.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import secrets
 from typing import Any
@@ -18,6 +17,7 @@ from flask_babel import gettext as _
 
 from ..access import ALL_SCOPES, TOTP_ROLES
 from ..db import get_session
+from ..validators import same_secret
 from . import dpop, services
 from .client_auth import ASSERTION_ALGORITHMS
 from .failures import LoginGuard
@@ -58,7 +58,7 @@ def _login_page(grant: Any, *, error: str | None = None, status: int = 200, emai
 def _csrf_ok() -> bool:
     cookie = request.cookies.get(CSRF_COOKIE, "")
     field = request.form.get("csrf_token", "")
-    return bool(cookie) and hmac.compare_digest(cookie, field)
+    return bool(cookie) and same_secret(field, cookie)
 
 
 @bp.route("/oauth/authorize", methods=["GET", "POST"])

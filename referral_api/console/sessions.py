@@ -23,6 +23,7 @@ from ..auth.models import Token, secret_hash
 from ..auth.server import actor_of
 from ..auth.store import token_is_live
 from ..db import utcnow
+from ..validators import same_secret
 from . import oauth
 from .models import ConsoleSession
 
@@ -108,7 +109,7 @@ def finish(session: Session, cookie: str | None, *, code: str, state: str, redir
         or row.user_id is not None
         or row.ended_at is not None
         or row.created_at + PENDING_TTL < utcnow()
-        or not secrets.compare_digest(state, oauth_state(cookie))
+        or not same_secret(state, oauth_state(cookie))
     ):
         raise SignInFailed("no such pending sign-in")
     client = oauth.find_client(session)

@@ -7,7 +7,6 @@ the signed-in person's Actor is then `actor()`, the same Actor the API builds fr
 from __future__ import annotations
 
 import functools
-import hmac
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -19,6 +18,7 @@ from ..access import Actor
 from ..db import get_session
 from ..errors import DomainError, Forbidden, NotFound
 from ..http import UPLOAD_LIMIT
+from ..validators import same_secret
 from . import i18n, oauth, sessions
 
 SESSION_COOKIE = "console_session"
@@ -68,7 +68,7 @@ def csrf_token() -> str:
 def csrf_ok(sent: str) -> bool:
     """Whether `sent` is this session's form token."""
     expected = csrf_token()
-    return bool(sent) and bool(expected) and hmac.compare_digest(sent, expected)
+    return bool(sent) and bool(expected) and same_secret(sent, expected)
 
 
 def _csrf_ok() -> bool:
