@@ -128,3 +128,25 @@ def test_the_reason_consent_changed_is_sealed_on_the_timeline_for_mgec_staff_onl
     kinds = [e["kind"] for e in client.get(f"/api/v1/cases/{case_id}/events",
                                            headers=world.headers("coordinator")).get_json()["items"]]
     assert kinds.count("consent_changed") == 2
+
+
+def test_a_case_shows_the_person_of_the_referral_that_opened_it_not_one_linked_later(client, world):
+    """A referral submitted earlier (here without consent) and accepted into the case afterwards is
+    not the case's person: participants see the opening referral's person under its consent."""
+    from tests.referral_data import referral_body
+
+    earlier = client.post("/api/v1/referrals", headers=world.headers("ngo"), json=referral_body(
+        external_reference="FIZ-2026-77", source="ngo", person__given_name="Saraa",
+        person__current_location="Hiding at a friend's flat, Zurich",
+        consent={"given": False}, legal_basis="vital_interest",
+    ))
+    assert earlier.status_code == 201, earlier.get_json()
+    case_id = open_case(client, world, who="police")  # consent: share_with embassy, iom
+    add_participant(client, world, case_id, "iom", "iom")
+    linked = client.post(f"/api/v1/referrals/{earlier.get_json()['id']}/accept", json={"case_id": case_id},
+                         headers=world.headers("coordinator"))
+    assert linked.status_code == 200 and linked.get_json()["case_id"] == case_id, linked.get_json()
+    for who in ("iom", "coordinator"):
+        person = client.get(f"/api/v1/cases/{case_id}", headers=world.headers(who)).get_json()["person"]
+        assert person["given_name"] == "Batbayar", (who, person)
+        assert "Zurich" not in (person["current_location"] or ""), (who, person)

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..cases import persons as case_persons
+from ..cases.models import Case
 from ..privacy import readable
 from .models import Referral
 from .schemas import ReferralPartnerSchema, ReferralStaffSchema, ReferralStatusSchema
@@ -120,11 +121,17 @@ def etag(referral: Referral) -> str:
 
 
 def person_of_case(session: Session, case_id: uuid.UUID) -> dict[str, Any] | None:
-    """The person fields of the first referral accepted into a case (the case view asks through
-    cases.persons, since cases never import referrals)."""
+    """The person fields of the referral that opened the case (the case view asks through
+    cases.persons, since cases never import referrals).
+
+    Accepting a referral that opens a case gives the case that referral's data key (review.accept);
+    every referral has a key of its own. So the opening referral is the case's one whose key is the
+    case's: a referral linked to the case later (a duplicate, perhaps submitted earlier and without
+    consent) is never shown under the consent of the one that opened it. None when there is none."""
     referral = session.scalar(
         sa.select(Referral)
-        .where(Referral.case_id == case_id)
+        .join(Case, Case.id == Referral.case_id)
+        .where(Referral.case_id == case_id, Referral.data_key_id == Case.data_key_id)
         .order_by(Referral.submitted_at, Referral.id)
         .limit(1)
     )
