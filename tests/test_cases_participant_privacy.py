@@ -88,3 +88,21 @@ def test_a_partner_sees_only_mgec_and_its_own_timeline_entries_without_client_or
         entries = _timeline(client, world, case_id, who)
         assert entries and {e["organisation_id"] for e in entries} == sees, who
         assert all("client_id" not in e and "user_id" not in e for e in entries), who
+
+
+def test_a_partner_filters_its_cases_by_participant_only_with_its_own_organisation(client, world):
+    """?participant= with another organisation would tell a partner which of its cases that
+    organisation takes part in (the participants are MGEC staff's to list): a 422 naming the field."""
+    case_id = open_case(client, world, who="police")
+    add_participant(client, world, case_id, "embassy", "embassy")
+    for other in ("embassy", "ngo", "mgec"):
+        refused = client.get(f"/api/v1/cases?participant={world.orgs[other].id}",
+                             headers=world.headers("police"))
+        assert refused.status_code == 422, (other, refused.get_json())
+        assert refused.mimetype == "application/problem+json"
+        assert "participant" in refused.get_json()["errors"]
+    own = client.get(f"/api/v1/cases?participant={world.orgs['police'].id}", headers=world.headers("police"))
+    assert own.status_code == 200 and [c["id"] for c in own.get_json()["items"]] == [case_id]
+    staff = client.get(f"/api/v1/cases?participant={world.orgs['embassy'].id}",
+                       headers=world.headers("coordinator"))
+    assert staff.status_code == 200 and [c["id"] for c in staff.get_json()["items"]] == [case_id]

@@ -100,7 +100,7 @@ class CaseList(Resource):
         params={
             "stage": "a stage",
             "on_hold": "true or false",
-            "participant": "an organisation id",
+            "participant": "an organisation id taking part (MGEC staff; a partner only its own, else 422)",
             "limit": "1 to 200 (default 50)",
             "cursor": "next_cursor of a page",
         }

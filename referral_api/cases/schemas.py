@@ -121,7 +121,8 @@ class CaseListArgs(StrictSchema, PageArgs):
 
     stage = enum_field(Stage)
     on_hold = ma.fields.Boolean()
-    participant = ma.fields.UUID(metadata={"description": "an organisation id taking part"})
+    participant = ma.fields.UUID(metadata={
+        "description": "an organisation id taking part (MGEC staff; a partner only its own, else 422)"})
     overdue = ma.fields.Boolean(metadata={"description": "true: only those past a deadline"})
 
 

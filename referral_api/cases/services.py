@@ -13,7 +13,7 @@ from .. import audit, db
 from ..access import Actor
 from ..audit.actions import AuditAction
 from ..db import utcnow
-from ..errors import Forbidden, NotFound, require_current
+from ..errors import Forbidden, InvalidPayload, NotFound, require_current
 from ..privacy import has_sealed
 from ..records import by_id_or_reference, deny, keyset_page, settle
 from ..references import next_reference
@@ -188,10 +188,12 @@ def status_by_external_reference(session: Session, actor: Actor, external_refere
     return case
 
 
-def list_for(
-    session: Session, actor: Actor, args: dict[str, Any]
-) -> tuple[list[tuple[Case, Audience, ParticipantRole | None]], str | None]:
-    """A keyset page of the cases the caller may see, newest first."""
+def _filtered(actor: Actor, args: dict[str, Any]) -> sa.Select:
+    """The cases the caller may see, narrowed by the list's filters.
+
+    Who else takes part in a case is MGEC staff's to know: a partner may filter by `participant`
+    only with its own organisation's id (any other is a 422 naming `participant`), or the filter
+    would tell it which of its cases another organisation takes part in."""
     query = sa.select(Case).where(visible_to(actor))
     if args.get("stage") is not None:
         query = query.where(Case.stage == args["stage"])
@@ -201,6 +203,9 @@ def list_for(
         overdue = Case.overdue_since.is_not(None)
         query = query.where(overdue if args["overdue"] else ~overdue)
     if args.get("participant") is not None:
+        if not actor.is_mgec and args["participant"] != actor.organisation_id:
+            raise InvalidPayload(errors={"participant": [
+                "only MGEC staff filter by another organisation; yours is the only one you may name"]})
         query = query.where(
             Case.id.in_(
                 sa.select(CaseParticipant.case_id).where(
@@ -208,8 +213,15 @@ def list_for(
                 )
             )
         )
-    rows, next_cursor = keyset_page(session, query, at=Case.opened_at, row_id=Case.id, limit=args["limit"],
-                                    cursor=args.get("cursor"))
+    return query
+
+
+def list_for(
+    session: Session, actor: Actor, args: dict[str, Any]
+) -> tuple[list[tuple[Case, Audience, ParticipantRole | None]], str | None]:
+    """A keyset page of the cases the caller may see, newest first."""
+    rows, next_cursor = keyset_page(session, _filtered(actor, args), at=Case.opened_at, row_id=Case.id,
+                                    limit=args["limit"], cursor=args.get("cursor"))
     if actor.is_mgec:
         # Staff see each case's hold reason, sealed text that may be personal: the read is audited.
         held = [str(c.id) for c in rows if c.erased_at is None and has_sealed(c, "hold_reason")]
