@@ -175,3 +175,32 @@ def test_a_capacity_cut_racing_placements_never_leaves_a_shelter_over_capacity(f
         )
     assert taken <= capacity
     assert outcome["won"] == taken + (1 if capacity == 5 else 0)
+
+
+def test_a_participation_removed_while_the_case_list_is_read_leaves_the_case_out(
+    client, world, session, monkeypatch
+):
+    """GET /cases reads the page, then the caller's roles (two statements, two snapshots under READ
+    COMMITTED): a participation removed in between drops the case from the page, never a 500."""
+    from referral_api.cases import services as case_services
+    from referral_api.cases.models import CaseParticipant
+    from tests.case_helpers import add_participant, open_case
+
+    kept, gone = (open_case(client, world, who="police", external_reference=f"MO-R-{i}") for i in range(2))
+    for case_id in (kept, gone):
+        add_participant(client, world, case_id, "embassy", "embassy")
+    world.token("embassy")  # fetched before the removal is armed
+    real, embassy = case_services.keyset_page, world.orgs["embassy"].id
+
+    def page_then_removed(db, query, **kwargs):
+        rows = real(db, query, **kwargs)
+        # what a coordinator's DELETE .../participants/{embassy} of one case, committed meanwhile, does
+        db.execute(sa.delete(CaseParticipant).where(
+            CaseParticipant.case_id == uuid.UUID(gone), CaseParticipant.organisation_id == embassy
+        ))
+        return rows
+
+    monkeypatch.setattr(case_services, "keyset_page", page_then_removed)
+    response = client.get("/api/v1/cases", headers=world.headers("embassy"))
+    assert response.status_code == 200, response.get_json()
+    assert [c["id"] for c in response.get_json()["items"]] == [kept]

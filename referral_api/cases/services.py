@@ -236,7 +236,9 @@ def list_for(
             )
         ).all()
     )
-    return [(c, Audience.PARTICIPANT, roles[c.id]) for c in rows], next_cursor
+    # Each statement reads its own snapshot (READ COMMITTED): a participation removed between the
+    # page and the roles leaves a case the caller no longer takes part in, and no longer sees.
+    return [(c, Audience.PARTICIPANT, roles[c.id]) for c in rows if c.id in roles], next_cursor
 
 
 def timeline(session: Session, actor: Actor, ref: str) -> tuple[list[CaseEvent], bool]:
