@@ -59,8 +59,10 @@ def keyset_page(session: Session, query: sa.Select, *, at: InstrumentedAttribute
     if cursor:
         when, rid = decode_cursor(cursor, size=2)
         try:
+            if not (isinstance(when, str) and isinstance(rid, str)):
+                raise ValueError("a cursor this list gave out holds two strings")
             when, rid = datetime.fromisoformat(when), uuid.UUID(rid)
-        except (TypeError, ValueError):
+        except ValueError:
             raise InvalidPayload(errors={"cursor": ["not a cursor this list gave out"]}) from None
         query = query.where(sa.tuple_(at, row_id) < sa.tuple_(sa.literal(when), sa.literal(rid)))
     rows = list(session.scalars(query.order_by(at.desc(), row_id.desc()).limit(limit + 1)))

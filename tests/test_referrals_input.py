@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from datetime import date, timedelta
 
@@ -133,3 +135,26 @@ def test_bad_move_bodies_are_422_and_move_nothing(client, world, session, action
 def test_unknown_referral_is_404_not_500(client, world):
     for ref in ("REF-1999-000001", "00000000-0000-0000-0000-000000000000", "not-an-id"):
         assert client.get(f"/api/v1/referrals/{ref}", headers=world.headers("coordinator")).status_code == 404
+
+
+def _forged_cursor(values) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/referrals", "/api/v1/cases"])
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["2026-01-01T00:00:00+00:00", 5],
+        ["2026-01-01T00:00:00+00:00", ["00000000-0000-0000-0000-000000000000"]],
+        ["2026-01-01T00:00:00+00:00", {"id": "00000000-0000-0000-0000-000000000000"}],
+        [20260101, "00000000-0000-0000-0000-000000000000"],
+        [None, None],
+        [True, False],
+    ],
+)
+def test_a_forged_cursor_of_other_types_is_a_422_naming_it(client, world, path, values):
+    """A cursor decodes to JSON: a number, list or object where the list gave out strings was an
+    AttributeError, a 500; it is a 422 naming `cursor` like any damaged cursor."""
+    response = client.get(f"{path}?cursor={_forged_cursor(values)}", headers=world.headers("police"))
+    assert response.status_code == 422 and "cursor" in response.get_json()["errors"], response.get_json()
