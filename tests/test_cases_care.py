@@ -222,3 +222,49 @@ def test_a_participant_sees_the_person_only_as_far_as_consent_covers_its_kind(cl
     assert staff["person"]["passport_number"] == "E1234567"
     status = client.get(f"/api/v1/cases/{private}/status", headers=world.headers("coordinator")).get_json()
     assert "person" not in status
+
+
+def test_a_service_provider_places_only_in_its_own_shelters_and_learns_no_figures(client, world, session):
+    """Shelters are MGEC's to know (GET /shelters is 403 for partners): a service provider naming a
+    shelter it does not run is answered as for a missing one, takes no bed there, and a full shelter
+    of its own is a 409 without name, capacity or occupancy."""
+    ngo = world.orgs["ngo"].id
+    mgec_run = _shelter(session, 5, name="MGEC safe house, Bayanzurkh")
+    own = Shelter(id=uuid.uuid4(), name="FIZ house, Khan-Uul", city="Ulaanbaatar", capacity=1,
+                  organisation_id=ngo)
+    session.add(own)
+    session.commit()
+    assert client.get("/api/v1/shelters", headers=world.headers("ngo")).status_code == 403
+    cases = [open_case(client, world, external_reference=f"MO-OWN-{i}") for i in range(3)]
+    for case_id in cases:
+        add_participant(client, world, case_id, "ngo", "service_provider")
+
+    def place(case_id, shelter_id, status="planned", who="ngo"):
+        return client.post(f"/api/v1/cases/{case_id}/services", headers=world.headers(who),
+                           json={"kind": "shelter", "shelter_id": shelter_id, "status": status})
+
+    def answer(response):
+        return response.status_code, {k: response.get_json().get(k) for k in ("title", "detail", "errors")}
+
+    missing = answer(place(cases[0], str(uuid.uuid4())))
+    assert missing[0] == 422 and "shelter_id" in missing[1]["errors"]
+    for status in ("planned", "completed"):
+        assert answer(place(cases[0], mgec_run, status)) == missing, status
+    assert _occupancy(client, world)[mgec_run] == (0, 5)
+    assert place(cases[0], str(own.id)).status_code == 201
+    full = place(cases[1], str(own.id))
+    body = full.get_json()
+    assert full.status_code == 409 and "shelter_id" in body["errors"], body
+    assert "FIZ" not in body["detail"] and "capacity" not in body and "occupancy" not in body, body
+    # MGEC staff are still told which shelter is full and by how much
+    staff = place(cases[1], str(own.id), who="coordinator")
+    assert staff.status_code == 409 and staff.get_json()["occupancy"] == 1
+    assert "FIZ" in staff.get_json()["detail"]
+    # a finished placement in a shelter the provider does not run is not brought back by it
+    done = client.post(f"/api/v1/cases/{cases[2]}/services", headers=world.headers("coordinator"),
+                       json={"kind": "shelter", "shelter_id": mgec_run, "status": "completed",
+                             "provider_id": str(ngo)})
+    assert done.status_code == 201, done.get_json()
+    back = client.patch(f"/api/v1/services/{done.get_json()['id']}", json={"status": "in_progress"},
+                        headers=world.headers("ngo"))
+    assert back.status_code == 403 and _occupancy(client, world)[mgec_run] == (0, 5)

@@ -63,20 +63,46 @@ def get_service(session: Session, actor: Actor, ref: str, service_id: str) -> Ca
     return service
 
 
-def _take_bed(session: Session, shelter_id: uuid.UUID, *, leaving: uuid.UUID | None = None) -> None:
-    """Refuse a placement in a full or closed shelter (409); the shelter row is locked until the commit."""
-    shelter = locked(session, shelter_id)
+def _named_shelter(session: Session, actor: Actor, seen: Audience, shelter_id: uuid.UUID, *,
+                   lock: bool) -> Shelter:
+    """The shelter a service names, locked until the commit when it takes a bed; 422 when there is none.
+
+    Shelters are MGEC's to know (GET /shelters is staff's): a service provider names only a shelter
+    its own organisation runs, and any other id is answered exactly as a missing one."""
+    query = sa.select(Shelter).where(Shelter.id == shelter_id)
+    if seen is not Audience.STAFF:
+        query = query.where(Shelter.organisation_id == actor.organisation_id)
+    shelter = session.scalar(query.with_for_update() if lock else query)
     if shelter is None:
         raise InvalidPayload(errors={"shelter_id": ["no such shelter"]})
+    return shelter
+
+
+def _take_bed(session: Session, shelter: Shelter, *, staff: bool, leaving: uuid.UUID | None = None) -> None:
+    """Refuse a placement in a full or closed shelter (409); the shelter row is locked until the commit.
+    Only MGEC staff are told its name, capacity and occupancy."""
     if shelter.closed_at is not None:
-        raise Conflict(f"{shelter.name} is closed.", errors={"shelter_id": ["the shelter is closed"]})
-    taken = occupancy(session, shelter_id, leaving=leaving)
+        raise Conflict(f"{shelter.name if staff else 'The shelter'} is closed.",
+                       errors={"shelter_id": ["the shelter is closed"]})
+    taken = occupancy(session, shelter.id, leaving=leaving)
+    if taken >= shelter.capacity and not staff:
+        raise Conflict("The shelter has no free bed.", errors={"shelter_id": ["no free bed"]})
     if taken >= shelter.capacity:
         raise Conflict(
             f"{shelter.name} is full ({taken} of {shelter.capacity} beds taken).",
             errors={"shelter_id": ["no free bed"]},
             extra={"capacity": shelter.capacity, "occupancy": taken},
         )
+
+
+def _take_bed_again(session: Session, actor: Actor, seen: Audience, service: CaseService) -> None:
+    """A finished placement brought back takes a bed again: in a shelter the provider runs (MGEC staff
+    in any)."""
+    staff = seen is Audience.STAFF
+    shelter = locked(session, service.shelter_id)  # type: ignore[arg-type]
+    if shelter is None or (not staff and shelter.organisation_id != actor.organisation_id):
+        raise Forbidden("Only MGEC staff bring back a placement in a shelter you do not run.")
+    _take_bed(session, shelter, staff=staff, leaving=service.id)
 
 
 def _changed(session: Session, actor: Actor, service: CaseService, case: Case, *, created: bool) -> None:
@@ -115,10 +141,11 @@ def add_service(session: Session, actor: Actor, ref: str, data: dict[str, Any]) 
         data["provider_id"] = actor.organisation_id
     if data.get("provider_id") is not None and session.get(Organisation, data["provider_id"]) is None:
         raise InvalidPayload(errors={"provider_id": ["no such organisation"]})
-    if data["kind"] is ServiceKind.SHELTER and data["status"] in ACTIVE_SERVICE:
-        _take_bed(session, data["shelter_id"])
-    elif data.get("shelter_id") is not None and session.get(Shelter, data["shelter_id"]) is None:
-        raise InvalidPayload(errors={"shelter_id": ["no such shelter"]})
+    if data.get("shelter_id") is not None:
+        takes_bed = data["kind"] is ServiceKind.SHELTER and data["status"] in ACTIVE_SERVICE
+        shelter = _named_shelter(session, actor, seen, data["shelter_id"], lock=takes_bed)
+        if takes_bed:
+            _take_bed(session, shelter, staff=seen is Audience.STAFF)
     service = CaseService(id=uuid.uuid4(), case_id=case.id, data_key_id=case.data_key_id, **data)
     session.add(service)
     _changed(session, actor, service, case, created=True)
@@ -152,7 +179,7 @@ def update_service(
     require_current(if_match, etag(service), what="service")
     status = data.get("status", service.status)
     if service.shelter_id is not None and status in ACTIVE_SERVICE and service.status not in ACTIVE_SERVICE:
-        _take_bed(session, service.shelter_id, leaving=service.id)
+        _take_bed_again(session, actor, seen, service)
     starts, ends = data.get("starts_on", service.starts_on), data.get("ends_on", service.ends_on)
     if starts and ends and ends < starts:
         raise InvalidPayload(errors={"ends_on": ["must not be before starts_on"]})
