@@ -20,6 +20,7 @@ from tests.case_helpers import (
     open_case,
     transition,
 )
+from tests.referral_data import referral_body
 
 # Who records each move of the walk: the embassy the documents, IOM the travel, MGEC the rest.
 WALK = [
@@ -312,6 +313,35 @@ def test_the_referrer_finds_the_status_by_its_own_external_reference(client, wor
         f"/api/v1/cases/{found.get_json()['reference']}/status", headers=world.headers("police")
     )
     assert by_reference.status_code == 200
+
+
+def test_the_referrer_finds_the_status_by_any_of_its_numbers_accepted_into_the_case(client, world):
+    """A second referral of the referrer accepted into the same case finds it by its number too, but
+    only for that organisation and only while it takes part; a referral not accepted finds nothing."""
+    case_id = open_case(client, world, who="police", external_reference="MO-1")
+
+    def status(number, who="police"):
+        return client.get(f"/api/v1/cases/status?external_reference={number}", headers=world.headers(who))
+
+    referred = {}
+    for number in ("MO-2", "MO-3"):
+        sent = client.post("/api/v1/referrals", json=referral_body(external_reference=number),
+                           headers=world.headers("police"))
+        assert sent.status_code == 201, sent.get_json()
+        referred[number] = sent.get_json()["id"]
+    assert status("MO-2").status_code == 404
+    linked = client.post(f"/api/v1/referrals/{referred['MO-2']}/accept", json={"case_id": case_id},
+                         headers=world.headers("coordinator"))
+    assert linked.status_code == 200 and linked.get_json()["case_id"] == case_id
+    for number in ("MO-1", "MO-2"):
+        found = status(number)
+        assert found.status_code == 200 and found.get_json()["id"] == case_id, (number, found.get_json())
+    assert status("MO-3").status_code == 404  # submitted, not accepted
+    assert status("MO-2", who="embassy").status_code == 404
+    removed = client.delete(f"/api/v1/cases/{case_id}/participants/{world.orgs['police'].id}",
+                            headers=world.headers("coordinator"))
+    assert removed.status_code == 204
+    assert status("MO-1").status_code == status("MO-2").status_code == 404
 
 
 def test_case_list_filters_and_keyset_pages(client, world):

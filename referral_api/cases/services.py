@@ -19,6 +19,7 @@ from ..records import by_id_or_reference, deny, keyset_page, settle
 from ..references import next_reference
 from . import persons
 from .models import Case, CaseEvent, CaseEventKind, CaseParticipant
+from .referred import cases_referred_as
 from .stages import ParticipantRole, Stage
 from .views import etag
 from .visibility import Audience, audience, timeline_visible_to, visible_to
@@ -174,14 +175,20 @@ def audit_read(session: Session, actor: Actor, case_id: uuid.UUID | None, detail
 
 
 def status_by_external_reference(session: Session, actor: Actor, external_reference: str) -> Case:
-    """The case a partner referred under its own case number: only that partner finds it this way."""
+    """The case a partner referred under its own case number: only that partner finds it this way,
+    and only while it takes part in the case. Any of its referrals accepted into the case finds it,
+    not only the first, whose number its participation keeps."""
+    number = CaseParticipant.external_reference == external_reference
+    referred = cases_referred_as(actor.organisation_id, external_reference)
     case = session.scalar(
         sa.select(Case)
         .join(CaseParticipant, CaseParticipant.case_id == Case.id)
         .where(
             CaseParticipant.organisation_id == actor.organisation_id,
-            CaseParticipant.external_reference == external_reference,
+            number if referred is None else sa.or_(number, Case.id.in_(referred)),
         )
+        .order_by(Case.opened_at, Case.id)
+        .limit(1)
     )
     if case is None:
         raise _deny(session, actor, "with that external_reference", None)

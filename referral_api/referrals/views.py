@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..cases import persons as case_persons
+from ..cases import referred as cases_referred
 from ..cases.models import Case
 from ..privacy import readable
 from .models import Referral
@@ -140,4 +141,15 @@ def person_of_case(session: Session, case_id: uuid.UUID) -> dict[str, Any] | Non
     return {f: getattr(referral, f) for f in PERSON_FIELDS}
 
 
+def cases_referred_as(organisation_id: uuid.UUID, external_reference: str) -> sa.Select:
+    """The ids of the cases the organisation's referrals numbered `external_reference` were accepted
+    into (a referral is linked to a case only by its acceptance); for the status lookup of cases."""
+    return sa.select(Referral.case_id).where(
+        Referral.submitted_by_organisation_id == organisation_id,
+        Referral.external_reference == external_reference,
+        Referral.case_id.is_not(None),
+    )
+
+
 case_persons.register(person_of_case)
+cases_referred.register(cases_referred_as)
