@@ -106,3 +106,39 @@ def test_a_partner_filters_its_cases_by_participant_only_with_its_own_organisati
     staff = client.get(f"/api/v1/cases?participant={world.orgs['embassy'].id}",
                        headers=world.headers("coordinator"))
     assert staff.status_code == 200 and [c["id"] for c in staff.get_json()["items"]] == [case_id]
+
+
+def test_a_participants_etag_follows_its_own_view_and_if_match_still_guards_its_writes(client, world):
+    """A participant's case ETag does not tell it that another organisation joined or left (its view
+    is unchanged), while MGEC staff's does; a move it makes changes it, and a stale one is a 412."""
+    case_id = open_case(client, world, who="police")  # consent: share_with embassy, iom
+    add_participant(client, world, case_id, "embassy", "embassy")
+    url = f"/api/v1/cases/{case_id}"
+
+    def read(who):
+        response = client.get(url, headers=world.headers(who))
+        return response.get_json(), response.headers["ETag"]
+
+    (embassy_doc, embassy_tag), (_, staff_tag) = read("embassy"), read("coordinator")
+    add_participant(client, world, case_id, "ngo", "service_provider")
+    ngo = world.orgs["ngo"].id
+    removed = client.delete(f"{url}/participants/{ngo}", headers=world.headers("coordinator"))
+    assert removed.status_code == 204
+    assert read("embassy") == (embassy_doc, embassy_tag)
+    assert read("coordinator")[1] != staff_tag
+    moved = client.post(f"{url}/transitions", headers=world.headers("embassy", **{"If-Match": embassy_tag}),
+                        json={"to": "travel_documents",
+                              "details": details_for(Stage.VERIFICATION, Stage.TRAVEL_DOCUMENTS)})
+    assert moved.status_code == 200, moved.get_json()
+    assert moved.headers["ETag"] != embassy_tag and moved.headers["ETag"] == read("embassy")[1]
+    stale = client.post(f"{url}/transitions", headers=world.headers("embassy", **{"If-Match": embassy_tag}),
+                        json={"to": "travel_planning",
+                              "details": details_for(Stage.TRAVEL_DOCUMENTS, Stage.TRAVEL_PLANNING)})
+    assert stale.status_code == 412, stale.get_json()
+    # consent no longer covering embassies changes what the embassy sees, and so its ETag
+    before = read("embassy")[1]
+    changed = client.post(f"{url}/consent", json={"share_with": ["iom"]},
+                          headers=world.headers("coordinator"))
+    assert changed.status_code == 200, changed.get_json()
+    doc, after = read("embassy")
+    assert doc["person"] is None and after != before

@@ -9,7 +9,7 @@ from ..access import Scope, current_actor, require_scope
 from ..db import get_session
 from ..http import arguments, doc_model, error_docs, load, query_args, with_etag
 from ..idempotency import idempotent
-from . import care, moves, participants, services
+from . import care, moves, participants, persons, services
 from .schemas import (
     CaseListArgs,
     CasePageSchema,
@@ -32,6 +32,7 @@ from .schemas import (
 )
 from .views import (
     OMIT,
+    case_etag,
     document,
     etag,
     event_document,
@@ -84,7 +85,8 @@ def _service_answer(service, status=200, headers=None):
 
 def _case(case, seen, role, session, person=OMIT):
     participants = services.participants_of(session, case) if role is None else None
-    return with_etag(document(case, seen, role, participants, person), etag=etag(case))
+    tag = case_etag(case, seen, role, covered=persons.covered(current_actor(), case))
+    return with_etag(document(case, seen, role, participants, person), etag=tag)
 
 
 def _read(ref):

@@ -119,7 +119,9 @@ def _participants_changed(session, actor, case, organisation_id, role, *, added)
         resource_id=case.id,
         data={"reference": case.reference, "organisation_id": organisation_id, "role": role.value},
     )
-    case.updated_at = utcnow()  # bumps the version: a participant change changes what the case shows
+    # bumps the version: a participant change changes what staff see of the case (a participant's ETag
+    # is of its own view, views.case_etag, and does not tell it of this change)
+    case.updated_at = utcnow()
     commit(session)
 
 

@@ -21,7 +21,7 @@ from . import persons
 from .models import Case, CaseEvent, CaseEventKind, CaseParticipant
 from .referred import cases_referred_as
 from .stages import ParticipantRole, Stage
-from .views import etag
+from .views import case_etag
 from .visibility import Audience, audience, timeline_visible_to, visible_to
 
 # ---- opening (called by the referrals part when it accepts a referral) -------------------------------
@@ -275,7 +275,7 @@ def commit(session: Session) -> None:
 def prepare(session: Session, actor: Actor, ref: str, if_match: str | None) -> tuple[Case, Audience, Any]:
     """Load the case locked for a write, honouring If-Match (412 when stale)."""
     case, seen, role = load(session, actor, ref, for_update=True)
-    require_current(if_match, etag(case), what="case")
+    require_current(if_match, case_etag(case, seen, role, covered=persons.covered(actor, case)), what="case")
     return case, seen, role
 
 

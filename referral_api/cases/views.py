@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 from ..privacy import readable
@@ -144,5 +145,20 @@ def service_document(service: CaseService) -> dict[str, Any]:
 
 
 def etag(record: Case | CaseService) -> str:
-    """Changes with every write (the version column), whoever looks."""
+    """Changes with every write (the version column), whoever looks: the ETag of a service, and of a
+    case as MGEC staff see it (case_etag gives a participant's)."""
     return '"' + hashlib.sha256(f"{record.id}:{record.version}".encode()).hexdigest()[:32] + '"'
+
+
+def case_etag(case: Case, audience: Audience, role: ParticipantRole | None, *, covered: bool) -> str:
+    """The case's ETag in the caller's view (a GET, a write's answer, and its If-Match).
+
+    Staff see every write (`etag`). A participant's changes only with what its view shows: the status
+    and key dates, its role and moves, whether the case is erased and whether consent lets it see the
+    person (`covered`, persons.covered). So another organisation joining or leaving the case, a
+    changed hold reason or a consent change for other kinds never shows in its ETag."""
+    if audience is Audience.STAFF:
+        return etag(case)
+    seen = {**document(case, audience, role), "person": covered and case.erased_at is None}
+    canonical = json.dumps(seen, sort_keys=True, default=str, separators=(",", ":"))
+    return '"' + hashlib.sha256(f"{case.id}:{canonical}".encode()).hexdigest()[:32] + '"'

@@ -12,10 +12,11 @@ from flask import Response, redirect, request, url_for
 
 from ..access import Scope
 from ..cases import moves
+from ..cases import persons as case_persons
 from ..cases import services as case_services
 from ..cases.schemas import CaseListArgs, TransitionInSchema
 from ..cases.stages import MOVES, MoveKind, Stage
-from ..cases.views import document, etag, event_document
+from ..cases.views import case_etag, document, event_document
 from ..db import get_session
 from ..errors import Conflict, InvalidPayload, PreconditionFailed
 from ..http import load
@@ -81,7 +82,7 @@ def partner_case_page(
         status=status,
         active="partner_cases",
         doc=doc,
-        version=etag(case),
+        version=case_etag(case, seen, role, covered=case_persons.covered(who, case)),
         waits=waits_for(case.stage.value),
         timeline=[event_document(e, staff=staff) for e in events],
         names=organisation_names(session),
