@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import (
+    AccessDeniedError,
     InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
@@ -25,7 +26,7 @@ from ..db import get_session, utcnow
 from . import dpop, trail
 from .client_auth import AUTH_METHODS
 from .models import AuthorizationCode, Client, ClientAuthMethod, Token, User, secret_hash
-from .store import revoke_family, user_may_act
+from .store import may_sign_in_through, revoke_family, user_may_act
 
 CODE_TTL = 60
 
@@ -109,6 +110,9 @@ class AuthorizationCodeGrant(DPoPBinding, grants.AuthorizationCodeGrant):
     def save_authorization_code(self, code: str, oauth_request: Any) -> None:
         client: Client = oauth_request.client
         user: User = oauth_request.user
+        if not may_sign_in_through(client, user):
+            raise AccessDeniedError("This application belongs to another organisation: sign in through "
+                                    "your own organisation's application.", redirect_uri=self.redirect_uri)
         requested = scope_to_list(oauth_request.scope) or []
         scopes = effective_scopes(requested, client_scopes=client.scopes, role=user.role)
         if not scopes:
@@ -160,7 +164,7 @@ class AuthorizationCodeGrant(DPoPBinding, grants.AuthorizationCodeGrant):
 
     def authenticate_user(self, authorization_code: AuthorizationCode) -> User | None:
         user = get_session().get(User, authorization_code.user_id)
-        return user if user_may_act(user) else None
+        return user if user_may_act(user, self.request.client) else None
 
 
 class RefreshTokenGrant(DPoPBinding, grants.RefreshTokenGrant):
@@ -221,7 +225,7 @@ class RefreshTokenGrant(DPoPBinding, grants.RefreshTokenGrant):
 
     def authenticate_user(self, refresh_token: Token) -> User | None:
         user = refresh_token.user
-        return user if user_may_act(user) else None
+        return user if user_may_act(user, self.request.client) else None
 
     def issue_token(self, user: User, refresh_token: Token) -> dict[str, Any]:
         return self.generate_token(user=user, scope=self._scope, include_refresh_token=True)

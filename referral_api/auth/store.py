@@ -13,7 +13,7 @@ from sqlalchemy.orm import joinedload
 from .. import audit
 from ..audit.actions import AuditAction
 from ..db import get_session, utcnow
-from ..organisations.models import Organisation
+from ..organisations.models import Organisation, OrganisationKind
 from ..validators import control_character
 from . import trail
 from .models import AuthorizationCode, Client, Token, User, secret_hash
@@ -50,8 +50,17 @@ _CLIENT_BY_ID = (sa.select(Client).where(Client.client_id == sa.bindparam("clien
                  .options(joinedload(Client.organisation).load_only(Organisation.status)))
 
 
-def user_may_act(user: User | None) -> bool:
-    return user is not None and user.active and user.organisation.is_active
+def user_may_act(user: User | None, client: Client | None = None) -> bool:
+    """Whether a person may act now, through `client` if given: see may_sign_in_through."""
+    return user is not None and user.active and user.organisation.is_active and (
+        client is None or may_sign_in_through(client, user))
+
+
+def may_sign_in_through(client: Client, user: User) -> bool:
+    """A person signs in through MGEC's own applications (the console, the docs) or an application of
+    their own organisation, never another organisation's: its token would act as the person (a police
+    system holding an MGEC coordinator's token reads every referral)."""
+    return client.organisation_id == user.organisation_id or client.organisation.kind is OrganisationKind.MGEC
 
 
 def save_token(token: dict[str, Any], oauth_request: Any) -> None:
@@ -132,4 +141,4 @@ def token_is_live(token: Token, kind: str = "access_token") -> bool:
     client = token.client
     if client.is_revoked or not client.organisation.is_active:
         return False
-    return token.user_id is None or user_may_act(token.user)
+    return token.user_id is None or user_may_act(token.user, client)
