@@ -29,9 +29,15 @@ class IssuedClient:
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
+MAX_REDIRECT_URI = 500  # AuthorizationCode.redirect_uri
+
+
 def redirect_uri_problem(uri: str) -> str | None:
     """What is wrong with a redirect URI (None: nothing): https to any host, or http to a loopback
-    host exactly (http://localhost.evil.org is not loopback); no fragment (RFC 6749, 3.1.2)."""
+    host exactly (http://localhost.evil.org is not loopback); no fragment (RFC 6749, 3.1.2); at most
+    MAX_REDIRECT_URI characters (an authorization code keeps its redirect URI in a column that long)."""
+    if len(uri) > MAX_REDIRECT_URI:
+        return f"a redirect URI has at most {MAX_REDIRECT_URI} characters"
     try:
         parts = urlsplit(uri)
         host, _port = parts.hostname, parts.port  # a malformed port raises here
