@@ -249,6 +249,32 @@ def test_refresh_token_is_rotated_and_the_old_one_refused(client, session):
     assert refresh(second["refresh_token"]).get_json()["error"] == "invalid_grant"
 
 
+def test_a_refresh_token_family_ends_12_hours_after_the_sign_in(client, session):
+    c, secret, user, totp = _setup(session)
+    verifier, challenge = h.pkce_pair()
+    code = _code(client, c, user, totp, challenge=challenge)
+    first = _exchange(client, c, secret, code, verifier).get_json()
+    row = session.scalar(sa.select(Token).where(Token.user_id == user.id))
+    row.issued_at -= timedelta(hours=11)  # signed in 11 hours ago
+    row.refresh_expires_at -= timedelta(hours=11)
+    session.commit()
+    deadline = row.refresh_expires_at
+
+    def refresh(token):
+        return client.post("/oauth/token", headers=h.basic(c.client_id, secret),
+                           data={"grant_type": "refresh_token", "refresh_token": token})
+
+    second = refresh(first["refresh_token"])
+    assert second.status_code == 200, second.get_json()
+    session.expire_all()
+    live = session.scalar(sa.select(Token).where(Token.user_id == user.id,
+                                                 Token.refresh_revoked_at.is_(None)))
+    assert live.refresh_expires_at == deadline  # rotation keeps the family's deadline
+    live.refresh_expires_at = live.issued_at - timedelta(seconds=1)  # ... which has come
+    session.commit()
+    assert refresh(second.get_json()["refresh_token"]).get_json()["error"] == "invalid_grant"
+
+
 def test_refresh_of_a_deactivated_person_is_refused(client, session, run_cli):
     c, secret, user, totp = _setup(session)
     verifier, challenge = h.pkce_pair()

@@ -75,6 +75,10 @@ def save_token(token: dict[str, Any], oauth_request: Any) -> None:
         family_id, code_id = previous.family_id, previous.authorization_code_id
     now = utcnow()
     refresh = token.get("refresh_token")
+    # A rotated refresh token keeps its family's deadline: 12 hours from the sign-in, however often
+    # it is used (a session, or a stolen refresh token kept in use, signs in again with its TOTP then).
+    refresh_until = previous.refresh_expires_at if previous is not None and previous.refresh_expires_at \
+        else now + REFRESH_TOKEN_TTL
     row = {
         "id": uuid.uuid4(),  # set here: the INSERT needs no RETURNING
         "access_token_hash": secret_hash(token["access_token"]),
@@ -86,7 +90,7 @@ def save_token(token: dict[str, Any], oauth_request: Any) -> None:
         "scope": token.get("scope", ""),
         "issued_at": now,
         "expires_in": int(token["expires_in"]),
-        "refresh_expires_at": now + REFRESH_TOKEN_TTL if refresh else None,
+        "refresh_expires_at": refresh_until if refresh else None,
         "dpop_jkt": getattr(oauth_request, "dpop_jkt", None),
     }
     # Nobody reads the new row back in this request: a Core INSERT, sent with the audit event and the
