@@ -168,7 +168,10 @@ def mark_authenticated(client_id: str, endpoint: str) -> None:
     Counted once proved, under the id it proved: naming another client costs that client nothing,
     and no spelling of its own id gives a client a fresh counter."""
     setattr(g, AUTHENTICATED, client_id)
-    if endpoint != "token":
+    # A client's own requests to the token endpoint; not the console's exchanges made in-process for
+    # a browser (one at each sign-in, bounded per address at the callback): counted here, anyone could
+    # spend the console's quota with junk callbacks and keep every person out.
+    if endpoint != "token" or request.endpoint != "oauth.token":
         return
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     limits: RateLimits = app.extensions["referral_api.limiter"]
@@ -209,6 +212,9 @@ TOKEN_RULES = (
 # client has proved who it is, under the id it proved.
 CLIENT_LIMIT, CLIENT_SCOPE = "AUTH_RATELIMIT_TOKEN_PER_CLIENT", "token-client"
 LOGIN_RULES = (Rule("AUTH_RATELIMIT_LOGIN_PER_ADDRESS", address_key, "login-address"),)
+# The console's sign-in callback (its code exchange runs in-process): as many a minute per address as
+# the login form it follows, on counters of its own.
+CONSOLE_CALLBACK_RULES = (Rule("AUTH_RATELIMIT_LOGIN_PER_ADDRESS", address_key, "console-callback-address"),)
 
 
 class RateLimits:
@@ -228,7 +234,7 @@ class RateLimits:
     def reset(self) -> None:
         self.storage.reset()
 
-    def refusal(self, rules: tuple[Rule, ...]) -> tuple[Response | None, list[_Counted]]:
+    def refusal(self, rules: tuple[Rule, ...]) -> tuple[errors.TooManyRequests | None, list[_Counted]]:
         """429 for the first limit this request would exceed; else counts the unconditional ones. Also
         the limits checked (each key and its rates read once, a rule's only when it is reached), for
         `count` after the view."""
@@ -244,7 +250,7 @@ class RateLimits:
                     else strategy.test(item, *identifiers)
                 if not allowed:
                     reset_at = strategy.get_window_stats(item, *identifiers).reset_time
-                    return errors.render(_too_many(item, reset_at)), counted
+                    return _too_many(item, reset_at), counted
         return None, counted
 
     def count(self, counted: list[_Counted], response: Response) -> None:
@@ -264,9 +270,9 @@ def _too_many(item: RateLimitItem, reset_at: float) -> errors.TooManyRequests:
                                   headers={"Retry-After": str(retry_after)})
 
 
-def limited(view: Callable[..., Any], rules: tuple[Rule, ...], methods: frozenset[str] | None = None
-            ) -> Callable[..., Any]:
-    """The view behind its limits (on `methods` only, when given)."""
+def limited(view: Callable[..., Any], rules: tuple[Rule, ...], methods: frozenset[str] | None = None,
+            refuse: Callable[[errors.TooManyRequests], Response] = errors.render) -> Callable[..., Any]:
+    """The view behind its limits (on `methods` only, when given); `refuse` answers a refusal (429)."""
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -276,7 +282,7 @@ def limited(view: Callable[..., Any], rules: tuple[Rule, ...], methods: frozense
         limits: RateLimits = app.extensions["referral_api.limiter"]
         refused, counted = limits.refusal(rules)
         if refused is not None:
-            return refused
+            return refuse(refused)
         response = app.make_response(view(*args, **kwargs))
         limits.count(counted, response)
         return response

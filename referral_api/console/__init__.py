@@ -24,4 +24,8 @@ def init_app(app: Flask) -> None:
     )
 
     shell.init_app(app)
+    from ..auth.limits import CONSOLE_CALLBACK_RULES, limited
+
+    app.view_functions["console.callback"] = limited(app.view_functions["console.callback"],
+                                                     CONSOLE_CALLBACK_RULES, refuse=shell.too_many)
     app.jinja_env.globals.update(REFERRING_KINDS=partner.REFERRING_KINDS)

@@ -120,6 +120,8 @@ def finish(session: Session, cookie: str | None, *, code: str, state: str, redir
             client, code=code, verifier=pkce_verifier(cookie), redirect_uri=redirect_uri
         )
     except oauth.ExchangeFailed as failed:
+        row.ended_at = utcnow()  # a pending sign-in is tried once: a junk code ends it
+        session.commit()
         raise SignInFailed(str(failed)) from None
     fresh = secrets.token_urlsafe(32)  # a new id after sign-in: a planted cookie gains nothing
     row.session_hash = secret_hash(fresh)

@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from ..access import Actor
 from ..db import get_session
-from ..errors import DomainError, Forbidden, NotFound
+from ..errors import DomainError, Forbidden, NotFound, TooManyRequests
 from ..http import UPLOAD_LIMIT
 from ..validators import same_secret
 from . import i18n, oauth, sessions
@@ -143,6 +143,13 @@ def render_error(status: int, **context: Any) -> Response:
     """An error page in the chosen language, with the request id to quote."""
     html = render_template("console/error.html", status=status, request_id=g.get("request_id", ""), **context)
     return _headers(Response(html, status=status, mimetype="text/html"))
+
+
+def too_many(refused: TooManyRequests) -> Response:
+    """A limit reached (429): the page says to wait, the header for how long."""
+    response = render_error(429)
+    response.headers.update(refused.headers or {})
+    return response
 
 
 def _on_error(exc: Exception) -> Response:
