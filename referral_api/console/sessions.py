@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -147,20 +149,52 @@ class Expired(Exception):
     """The session was idle too long, or its token can no longer be used."""
 
 
+# pg_advisory_lock(class, key) of a console session's refresh ("cons" in ASCII; the two-key form is a
+# key space apart from the audit chain's one-key lock)
+_REFRESH_LOCK_CLASS = 0x636F6E73
+
+
+@contextmanager
+def _one_refresh_at_a_time(session: Session, row: ConsoleSession) -> Iterator[None]:
+    """Two requests of one session (two tabs, a double click) find its token expired together: the
+    second waits for the first's refresh and then uses its token. Presenting the refresh token the
+    first spent would be a replay, which revokes the family and signs the person out. PostgreSQL: an
+    advisory lock on a connection of its own, since the refresh grant commits on the request's; SQLite
+    has one writer at a time."""
+    engine = session.get_bind().engine
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    key = int.from_bytes(row.id.bytes[:4], "big", signed=True)
+    with engine.connect() as lock:
+        lock.execute(sa.select(sa.func.pg_advisory_lock(_REFRESH_LOCK_CLASS, key)))
+        try:
+            yield
+        finally:
+            lock.execute(sa.select(sa.func.pg_advisory_unlock(_REFRESH_LOCK_CLASS, key)))
+            lock.commit()
+
+
 def _live_token(session: Session, row: ConsoleSession, cookie: str) -> Token | None:
     token = session.get(Token, row.token_id) if row.token_id else None
     if token is not None and token_is_live(token):
         return token
-    refresh_token = _unseal(cookie, row.sealed_refresh_token) if row.sealed_refresh_token else None
-    client = oauth.find_client(session)
-    if refresh_token is None or client is None:
-        return None
-    try:
-        tokens = oauth.refresh(client, refresh_token)
-    except oauth.ExchangeFailed:
-        return None
-    _hold(session, row, cookie, tokens)
-    return session.get(Token, row.token_id)
+    with _one_refresh_at_a_time(session, row):
+        session.refresh(row)  # another request of the session may have refreshed while this one waited
+        token = session.get(Token, row.token_id, populate_existing=True) if row.token_id else None
+        if token is not None and token_is_live(token):
+            return token
+        refresh_token = _unseal(cookie, row.sealed_refresh_token) if row.sealed_refresh_token else None
+        client = oauth.find_client(session)
+        if refresh_token is None or client is None:
+            return None
+        try:
+            tokens = oauth.refresh(client, refresh_token)
+        except oauth.ExchangeFailed:
+            return None
+        _hold(session, row, cookie, tokens)
+        session.commit()  # the new token is the session's before the next request may look
+        return session.get(Token, row.token_id)
 
 
 def current(session: Session, cookie: str | None, *, idle: timedelta) -> Current | None:
