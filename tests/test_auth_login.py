@@ -275,6 +275,19 @@ def test_a_refresh_token_family_ends_12_hours_after_the_sign_in(client, session)
     assert refresh(second.get_json()["refresh_token"]).get_json()["error"] == "invalid_grant"
 
 
+def test_a_totp_reset_ends_the_persons_sign_ins(client, session, run_cli):
+    c, secret, user, totp = _setup(session)
+    verifier, challenge = h.pkce_pair()
+    signed_in = _exchange(client, c, secret, _code(client, c, user, totp, challenge=challenge),
+                          verifier).get_json()
+    assert client.get("/api/v1/me", headers=h.bearer(signed_in["access_token"])).status_code == 200
+    assert run_cli("users", "reset-totp", str(user.id)).exit_code == 0
+    assert client.get("/api/v1/me", headers=h.bearer(signed_in["access_token"])).status_code == 401
+    refreshed = client.post("/oauth/token", headers=h.basic(c.client_id, secret),
+                            data={"grant_type": "refresh_token", "refresh_token": signed_in["refresh_token"]})
+    assert refreshed.get_json()["error"] == "invalid_grant"
+
+
 def test_refresh_of_a_deactivated_person_is_refused(client, session, run_cli):
     c, secret, user, totp = _setup(session)
     verifier, challenge = h.pkce_pair()

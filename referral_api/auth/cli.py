@@ -186,6 +186,6 @@ def deactivate(user: str, as_json: bool) -> None:
 @json_option
 @domain_command
 def reset_totp(user: str, as_json: bool) -> None:
-    """A new TOTP secret for USER (id or e-mail); prints the new totp_uri once."""
+    """A new TOTP secret for USER (id or e-mail), their tokens revoked; prints the new totp_uri once."""
     issued = services.reset_totp(get_session(), user)
     emit(_user_payload(issued), as_json=as_json, text=_user_text(issued))

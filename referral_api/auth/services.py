@@ -171,12 +171,15 @@ def reset_password(session: Session, ref: str) -> str:
 
 
 def reset_totp(session: Session, ref: str, *, actor: Any = None) -> IssuedUser:
-    """A new TOTP secret for a person (the old one stops working); the URI is returned once."""
+    """A new TOTP secret for a person (the old one stops working) and their tokens revoked (a reset
+    follows a lost or taken phone: a sign-in made with it ends too, as after a password reset); the
+    URI is returned once."""
     user = find_user(session, ref)
     if not (user.totp_secret or needs_totp(user.role, user.organisation)):
         raise Conflict(f"This {user.role.value} logs in without a TOTP code.")
     user.totp_secret = pyotp.random_base32()
     user.totp_last_step = None
+    revoke_tokens(session, Token.user_id == user.id)
     _audit_enrol(session, user, actor)
     session.commit()
     return IssuedUser(user, _totp_uri(user, user.totp_secret))
