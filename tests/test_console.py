@@ -288,6 +288,23 @@ def test_register_client_command_derives_the_secret(app, run_cli, session, world
     assert again.exit_code == 0 and oauth.find_client(session).client_id == client.client_id
 
 
+def test_a_partners_client_named_like_the_console_is_not_taken_for_it(app, run_cli, session, world):
+    from referral_api.auth.services import create_client
+
+    impostor = create_client(session, organisation=str(world.orgs["police"].id), name=oauth.CLIENT_NAME,
+                             scopes=["referrals:read"], grant_types=["authorization_code"],
+                             redirect_uris=["https://police.example/callback"])
+    session.commit()
+    before = impostor.client.client_secret_hash
+    result = run_cli("console", "register-client", "--redirect-uri", "https://mgec.example/console/callback")
+    assert result.exit_code == 0, result.output
+    session.expire_all()
+    console_client = oauth.find_client(session)
+    assert console_client.organisation_id == world.orgs["mgec"].id
+    assert console_client.client_id != impostor.client.client_id
+    assert impostor.client.client_secret_hash == before  # its secret left alone
+
+
 def test_demo_seed_registers_the_console_for_make_run(app, run_cli, session):
     result = run_cli("demo", "seed", "--json")
     assert result.exit_code == 0, result.output

@@ -23,6 +23,7 @@ from ..auth.models import Client, ClientAuthMethod, secret_hash
 from ..auth.services import add_redirect_uris, create_client
 from ..errors import InvalidPayload
 from ..organisations import services as org_services
+from ..organisations.models import Organisation, OrganisationKind
 from ..privacy import get_privacy
 
 CLIENT_NAME = "MGEC console"
@@ -49,10 +50,13 @@ def client_secret(client_id: str) -> str:
 
 
 def find_client(session: Session) -> Client | None:
-    """MGEC's console client, if registered and not revoked."""
+    """MGEC's console client, if registered and not revoked: by its name among MGEC's own clients (a
+    partner's client given the same name is never taken for it, nor has its secret replaced)."""
     return session.scalar(
         sa.select(Client)
-        .where(Client.name == CLIENT_NAME, Client.revoked_at.is_(None))
+        .join(Organisation, Organisation.id == Client.organisation_id)
+        .where(Client.name == CLIENT_NAME, Client.revoked_at.is_(None),
+               Organisation.kind == OrganisationKind.MGEC)
         .order_by(Client.created_at)
     )
 
