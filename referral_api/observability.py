@@ -45,13 +45,18 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 
 def _is_database_error(exc: BaseException) -> bool:
-    return isinstance(exc, sa_exc.DBAPIError) or type(exc).__module__.split(".")[0] in _DRIVER_MODULES
+    # PendingRollbackError (a session used again after a failed flush) copies the failure's text,
+    # DETAIL included, into its own message
+    return isinstance(exc, sa_exc.DBAPIError | sa_exc.PendingRollbackError) or \
+        type(exc).__module__.split(".")[0] in _DRIVER_MODULES
 
 
 def _database_error_text(exc: BaseException) -> str:
     """What a database error may say in a log: its kind, SQLSTATE, constraint and statement (values are
     bound parameters, hidden), never the server's message, whose DETAIL quotes the row ("Key
     (email)=(...) already exists", "Failing row contains (...)")."""
+    if isinstance(exc, sa_exc.PendingRollbackError):
+        return "the session was used again after a failed flush (its message quotes that failure's text)"
     orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
     diag = getattr(orig, "diag", None)
     facts = [f"{type(orig).__module__}.{type(orig).__qualname__}"]

@@ -84,11 +84,13 @@ def test_migration_0998_deletes_the_keys_left_by_earlier_erasures(client, world,
     # as an erasure before 0998 left them
     session.execute(sa.insert(MatchKey), [{"referral_id": uuid.UUID(erased), "kind": kind, "digest": digest}
                                           for kind, digest in kept])
+    session.execute(sa.update(Referral).where(Referral.id == uuid.UUID(living)).values(possible_duplicates=1))
     session.commit()
     assert _keys_of(session, erased) == len(kept) > 0
     _run_migration(session, "0998_erased_referrals_lose_their_match_keys.py")
     session.commit()
     assert _keys_of(session, erased) == 0 and _keys_of(session, living) > 0
+    assert _staff_view(client, world, living)["possible_duplicates"] == 0  # counted again, without it
 
 
 def test_erasure_drops_the_partners_own_case_number(client, world, session):
