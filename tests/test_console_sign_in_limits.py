@@ -47,3 +47,23 @@ def test_callbacks_over_the_limit_get_a_page_saying_to_wait(app, session, consol
     refused = stranger.get(f"/console/callback?code=junk&state={state}", environ_base=STRANGER)
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
     assert refused.mimetype == "text/html" and "Хэт олон оролдлого" in refused.get_data(as_text=True)
+
+
+def test_a_stylesheet_reads_no_session_and_refreshes_no_token(client, session, console, monkeypatch):
+    """A page and its static files come together: only the page looks at the session (each look at an
+    expired token may refresh it, holding database connections)."""
+    from datetime import timedelta
+
+    from referral_api.auth.models import Token
+    from referral_api.console import oauth
+    from referral_api.db import utcnow
+
+    ch.signed_in(client, session, console)
+    row = session.scalar(sa.select(ConsoleSession).where(ConsoleSession.user_id == console.coordinator.id))
+    token = session.get(Token, row.token_id)
+    token.expires_in, token.issued_at = 1, utcnow() - timedelta(minutes=5)
+    session.commit()
+    refreshed = []
+    monkeypatch.setattr(oauth, "refresh", lambda *args: refreshed.append(args) or {})
+    assert client.get("/console/static/console.css").status_code == 200
+    assert refreshed == []

@@ -112,6 +112,8 @@ def public(fn: Callable) -> Callable:
 @bp.before_request
 def _load_session() -> Response | None:
     g.console = None
+    if request.endpoint == "console.static":  # a stylesheet or script: no session read, no refresh
+        return None
     if "Authorization" in request.headers:
         # The console is for people signed in here; a system's bearer token opens no page of it.
         return render_error(403)
