@@ -204,3 +204,65 @@ def test_a_participation_removed_while_the_case_list_is_read_leaves_the_case_out
     response = client.get("/api/v1/cases", headers=world.headers("embassy"))
     assert response.status_code == 200, response.get_json()
     assert [c["id"] for c in response.get_json()["items"]] == [kept]
+
+
+@pytest.mark.postgres_only
+def test_a_move_queued_behind_its_participants_removal_does_not_win(fresh, monkeypatch):
+    """The move waits on the case's row lock while MGEC removes the mover from the case: once the lock
+    is its own it reads the role afresh (a second statement, a new snapshot), finds none and is a 404."""
+    from referral_api.access import OrganisationRef
+    from referral_api.cases import participants
+    from referral_api.cases.models import CaseParticipant
+    from referral_api.cases.stages import ParticipantRole
+    from referral_api.errors import NotFound
+
+    app, db, staff = fresh
+    (case_id,) = _new_cases(db, 1)
+    with db.sessionmaker() as s:
+        embassy = Organisation(id=uuid.uuid4(), name="Embassy in Seoul", kind=OrganisationKind.EMBASSY,
+                               country="KR")
+        s.add(embassy)
+        s.flush()
+        s.add(CaseParticipant(case_id=case_id, organisation_id=embassy.id, role=ParticipantRole.EMBASSY,
+                              added_at=datetime.now(UTC)))
+        s.commit()
+        embassy_actor = Actor(OrganisationRef(embassy.id, "embassy"), client_id="c-emb", user_id=None,
+                              role=None, scopes=frozenset())
+    locked, release, outcome = threading.Event(), threading.Event(), {}
+    real_commit = participants.commit
+
+    def slow_commit(session):
+        session.flush()  # the participation is deleted and the case row locked ...
+        locked.set()
+        release.wait(10)  # ... while the embassy's move queues on that lock
+        real_commit(session)
+
+    monkeypatch.setattr(participants, "commit", slow_commit)
+
+    def remove():
+        with app.app_context(), db.sessionmaker() as session:
+            participants.remove_participant(session, staff, str(case_id), str(embassy_actor.organisation_id))
+
+    def move():
+        details = {"verified_on": datetime.now(UTC).date().isoformat(), "method": "passport"}
+        with app.app_context(), db.sessionmaker() as session:
+            try:
+                moves.transition(session, embassy_actor, str(case_id),
+                                 {"to": Stage.TRAVEL_DOCUMENTS, "details": details})
+                outcome["move"] = "won"
+            except NotFound:
+                outcome["move"] = "404"
+
+    remover = threading.Thread(target=remove)
+    remover.start()
+    assert locked.wait(10)
+    mover = threading.Thread(target=move)
+    mover.start()
+    mover.join(1.0)
+    assert mover.is_alive()  # waiting on the case's row lock
+    release.set()
+    remover.join(10)
+    mover.join(10)
+    with db.sessionmaker() as s:
+        assert s.scalar(sa.select(Case.stage).where(Case.id == case_id)) is Stage.VERIFICATION
+    assert outcome == {"move": "404"}

@@ -22,7 +22,7 @@ from .models import Case, CaseEvent, CaseEventKind, CaseParticipant
 from .referred import cases_referred_as
 from .stages import ParticipantRole, Stage
 from .views import case_etag
-from .visibility import Audience, audience, timeline_visible_to, visible_to
+from .visibility import Audience, audience, role_of, timeline_visible_to, visible_to
 
 # ---- opening (called by the referrals part when it accepts a referral) -------------------------------
 
@@ -116,23 +116,29 @@ def _deny(session: Session, actor: Actor, what: str, found: uuid.UUID | None) ->
 def load(
     session: Session, actor: Actor, ref: str, *, for_update: bool = False
 ) -> tuple[Case, Audience, ParticipantRole | None]:
-    """The case `ref` (id or CASE- reference) and how the caller sees it; 404 when it may not."""
-    # The case and the caller's role in it in one round trip (the status view is read under load).
-    query = (
-        sa.select(Case, CaseParticipant.role)
-        .outerjoin(
-            CaseParticipant,
-            sa.and_(
-                CaseParticipant.case_id == Case.id, CaseParticipant.organisation_id == actor.organisation_id
-            ),
-        )
-        .where(by_id_or_reference(Case, ref))
-    )
+    """The case `ref` (id or CASE- reference) and how the caller sees it; 404 when it may not.
+
+    For a write (`for_update`) the case row is locked first and the caller's role read after, in a
+    statement of its own: under READ COMMITTED a write queued behind another (a participant's removal)
+    reads the role in a snapshot taken once the lock is held, not the one it started with."""
     if for_update:
         # Concurrent writes to one case queue here; the first wins, the others see its result.
-        query = query.with_for_update(of=Case)
-    row = session.execute(query).first()
-    case, role = row if row is not None else (None, None)
+        case = session.scalar(sa.select(Case).where(by_id_or_reference(Case, ref)).with_for_update())
+        role = role_of(session, actor, case.id) if case is not None and not actor.is_mgec else None
+    else:
+        # The case and the caller's role in it in one round trip (the status view is read under load).
+        row = session.execute(
+            sa.select(Case, CaseParticipant.role)
+            .outerjoin(
+                CaseParticipant,
+                sa.and_(
+                    CaseParticipant.case_id == Case.id,
+                    CaseParticipant.organisation_id == actor.organisation_id,
+                ),
+            )
+            .where(by_id_or_reference(Case, ref))
+        ).first()
+        case, role = row if row is not None else (None, None)
     seen = audience(actor, role) if case is not None else None
     if case is None or seen is None:
         raise _deny(session, actor, ref, case.id if case else None)
