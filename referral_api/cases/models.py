@@ -21,9 +21,11 @@ from ..privacy import EncryptedRecordMixin, encrypted_column
 from .stages import (
     CLOCK_FROM_DETAIL,
     KEY_DATE_OF_DETAIL,
+    KEY_DATE_OF_STAGE,
     MOVES,
     ClosureReason,
     Move,
+    MoveKind,
     ParticipantRole,
     Stage,
     allowed_targets,
@@ -108,6 +110,8 @@ class Case(IdMixin, TimestampMixin, RaisedMixin, Base):
         clock_day = details.get(CLOCK_FROM_DETAIL.get(target, ""))
         self.clock_since = datetime.combine(clock_day, time(), UTC) if clock_day else occurred_at
         self.held_seconds, self.overdue_since = 0, None
+        if move.kind is MoveKind.BACK and previous in KEY_DATE_OF_STAGE:
+            setattr(self, KEY_DATE_OF_STAGE[previous], None)
         for detail, column in KEY_DATE_OF_DETAIL.items():
             if detail in details:
                 setattr(self, column, details[detail])

@@ -194,6 +194,14 @@ KEY_DATE_OF_DETAIL = {
     "arrived_on": "arrived_on",
 }
 
+# The key date the move into a stage records: a step back out of that stage clears it (the person has
+# not arrived after arrived → in_transit; the timeline keeps the move that recorded it).
+KEY_DATE_OF_STAGE = {
+    Stage.TRAVEL_PLANNING: "travel_document_issued_on",
+    Stage.IN_TRANSIT: "departed_on",
+    Stage.ARRIVED: "arrived_on",
+}
+
 # The clock of a stage (deadlines/) starts when the case moved into it, except where the move records
 # the day the wait really began: the journey home is late 3 days after `departed_on`.
 CLOCK_FROM_DETAIL = {Stage.IN_TRANSIT: "departed_on"}
