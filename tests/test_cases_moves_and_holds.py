@@ -58,3 +58,39 @@ def test_a_step_back_from_rehabilitation_keeps_the_arrival(client, world):
                                       Stage.ARRIVED, Stage.REHABILITATION])
     moved = transition(client, world, case_id, "arrived", note="The placement fell through")
     assert moved["key_dates"]["arrived_on"] == TODAY
+
+
+def test_closing_a_case_on_hold_ends_the_hold_and_a_closed_case_is_not_resumed(client, world, session):
+    from tests.test_cases import outbox_types
+
+    case_id = open_case(client, world)
+    held = client.post(f"/api/v1/cases/{case_id}/hold", json={"reason": "In hospital in Darkhan"},
+                       headers=world.headers("coordinator"))
+    assert held.status_code == 200
+    closed = transition(client, world, case_id, "closed", details={"closure_reason": "lost_contact"})
+    assert closed["stage"] == "closed" and closed["on_hold"] is False
+    assert closed["hold_reason"] is None and closed["on_hold_since"] is None
+    session.expire_all()
+    case = session.get(Case, uuid.UUID(case_id))
+    assert (case.on_hold, case.on_hold_since, case.hold_reason) == (False, None, None)
+    kinds = session.execute(
+        sa.select(CaseEvent.kind, CaseEvent.from_stage, CaseEvent.to_stage)
+        .where(CaseEvent.case_id == case.id).order_by(CaseEvent.occurred_at, CaseEvent.recorded_at)
+    ).all()
+    assert [(k.value, f.value, t.value) for k, f, t in kinds[-2:]] == [
+        ("resumed", "verification", "verification"), ("moved", "verification", "closed")]
+    assert outbox_types(session, case_id)[-3:] == ["case.on_hold", "case.resumed", "case.closed"]
+    resumed = client.post(f"/api/v1/cases/{case_id}/resume", json={}, headers=world.headers("coordinator"))
+    assert resumed.status_code == 409 and resumed.get_json()["current_stage"] == "closed"
+    again = client.post(f"/api/v1/cases/{case_id}/hold", json={"reason": "x"},
+                        headers=world.headers("coordinator"))
+    assert again.status_code == 409
+
+
+def test_a_closed_case_left_on_hold_by_an_older_version_is_not_resumed(client, world, session):
+    case_id = open_case(client, world)
+    transition(client, world, case_id, "closed", details={"closure_reason": "lost_contact"})
+    session.execute(sa.update(Case).where(Case.id == uuid.UUID(case_id)).values(on_hold=True))
+    session.commit()
+    resumed = client.post(f"/api/v1/cases/{case_id}/resume", json={}, headers=world.headers("coordinator"))
+    assert resumed.status_code == 409, resumed.get_json()

@@ -200,7 +200,7 @@ class CaseTransitions(Resource):
     @require_scope(Scope.CASES_UPDATE)
     @arguments(ns, TransitionInSchema, "CaseTransition")
     def post(self, ref, data):
-        """Move the case to another stage (details as in docs/domain.md's stage table)."""
+        """Move the case to another stage (details: docs/domain.md's stage table); closing ends a hold."""
         return _written(moves.transition, ref, data)
 
 
@@ -211,7 +211,7 @@ class CaseHold(Resource):
     @require_scope(Scope.CASES_UPDATE)
     @arguments(ns, ReasonInSchema, "CaseHold")
     def post(self, ref, data):
-        """Put the case on hold without changing its stage (MGEC staff)."""
+        """Put the case on hold without changing its stage (MGEC staff; a closed case: 409)."""
         return _written(moves.hold, ref, data)
 
 
@@ -222,7 +222,7 @@ class CaseResume(Resource):
     @require_scope(Scope.CASES_UPDATE)
     @arguments(ns, ResumeInSchema, "CaseResume")
     def post(self, ref, data):
-        """Resume a case on hold (MGEC staff)."""
+        """Resume a case on hold (MGEC staff; a closed case, whose closing ended its hold: 409)."""
         return _written(moves.resume, ref, data)
 
 

@@ -117,6 +117,8 @@ class Case(IdMixin, TimestampMixin, RaisedMixin, Base):
                 setattr(self, column, details[detail])
         if target is Stage.CLOSED:
             self.closure_reason, self.closed_at = details["closure_reason"], occurred_at
+            # a closed case waits for nothing: closing ends its hold (moves.transition records it)
+            self.on_hold, self.on_hold_since, self.hold_reason = False, None, None
         elif previous is Stage.CLOSED:
             self.closure_reason, self.closed_at = None, None
         return previous, move
@@ -130,6 +132,8 @@ class Case(IdMixin, TimestampMixin, RaisedMixin, Base):
         self.last_occurred_at = occurred_at
 
     def resume(self, *, occurred_at: datetime) -> None:
+        if self.stage is Stage.CLOSED:
+            raise Conflict("A closed case cannot be resumed.", extra={"current_stage": "closed"})
         if not self.on_hold:
             raise Conflict("The case is not on hold.", extra={"on_hold": False})
         # Only the part of the hold inside the current stage pauses its clock.

@@ -15,7 +15,7 @@ from ..db import utcnow
 from ..errors import Forbidden, InvalidPayload
 from .models import Case, CaseEventKind
 from .services import add_to_timeline, commit, prepare, staff_only
-from .stages import MOVES, PERSONAL_DETAILS, MoveKind, Stage
+from .stages import MOVES, PERSONAL_DETAILS, Move, MoveKind, Stage
 from .visibility import Audience
 
 
@@ -67,7 +67,10 @@ def transition(
         when = _when(case, data.get("occurred_at"))
     else:
         loaded, stored, when = {}, {"plain": {}, "personal": {}}, utcnow()
+    ended_hold = case.on_hold and target is Stage.CLOSED
     previous, move = case.move_to(target, occurred_at=when, details=loaded)  # 409 when not in the table
+    if ended_hold:  # closing ended the hold: the timeline and the participants learn it first
+        _held_or_resumed(session, actor, case, CaseEventKind.RESUMED, when, None, stage=previous)
     add_to_timeline(
         session,
         case,
@@ -80,14 +83,21 @@ def transition(
         note=data.get("note"),
         personal_details=stored["personal"] or None,
     )
-    closed = target is Stage.CLOSED
+    _moved(session, actor, case, previous, move, when)
+    commit(session)
+    return case, seen, role
+
+
+def _moved(session: Session, actor: Actor, case: Case, previous: Stage, move: Move, when: datetime) -> None:
+    """Audit the move and publish its thin event (caller commits)."""
+    closed = move.target is Stage.CLOSED
     audit.record(
         session,
         actor=actor,
         action=AuditAction.CASE_CLOSE if closed else AuditAction.CASE_MOVE,
         resource_type="case",
         resource_id=case.id,
-        details={"from": previous.value, "to": target.value, "move": move.kind.value},
+        details={"from": previous.value, "to": move.target.value, "move": move.kind.value},
     )
     events.publish(
         session,
@@ -96,14 +106,12 @@ def transition(
         resource_id=case.id,
         data={
             "reference": case.reference,
-            "stage": target.value,
+            "stage": move.target.value,
             "previous_stage": previous.value,
             "occurred_at": when,
             **({"closure_reason": case.closure_reason.value} if closed else {}),
         },
     )
-    commit(session)
-    return case, seen, role
 
 
 def hold(
@@ -114,7 +122,9 @@ def hold(
     staff_only(actor, seen, "put a case on hold")
     when = _when(case, data.get("occurred_at"))
     case.hold(reason=data["reason"], occurred_at=when)
-    return _held_or_resumed(session, actor, case, seen, role, CaseEventKind.HELD, when, data["reason"])
+    _held_or_resumed(session, actor, case, CaseEventKind.HELD, when, data["reason"])
+    commit(session)
+    return case, seen, role
 
 
 def resume(
@@ -125,12 +135,19 @@ def resume(
     staff_only(actor, seen, "resume a case")
     when = _when(case, data.get("occurred_at"))
     case.resume(occurred_at=when)
-    return _held_or_resumed(session, actor, case, seen, role, CaseEventKind.RESUMED, when, data.get("reason"))
+    _held_or_resumed(session, actor, case, CaseEventKind.RESUMED, when, data.get("reason"))
+    commit(session)
+    return case, seen, role
 
 
-def _held_or_resumed(session, actor, case, seen, role, kind, when, reason):
+def _held_or_resumed(
+    session: Session, actor: Actor, case: Case, kind: CaseEventKind, when: datetime, reason: str | None,
+    *, stage: Stage | None = None,
+) -> None:
+    """A hold or its end in `stage` (by default the case's): timeline, audit, event (caller commits)."""
+    stage = stage or case.stage
     add_to_timeline(
-        session, case, actor, kind, occurred_at=when, from_stage=case.stage, to_stage=case.stage, note=reason
+        session, case, actor, kind, occurred_at=when, from_stage=stage, to_stage=stage, note=reason
     )
     audit.record(
         session,
@@ -147,13 +164,11 @@ def _held_or_resumed(session, actor, case, seen, role, kind, when, reason):
         resource_id=case.id,
         data={
             "reference": case.reference,
-            "stage": case.stage.value,
+            "stage": stage.value,
             "on_hold": case.on_hold,
             "occurred_at": when,
         },
     )
-    commit(session)
-    return case, seen, role
 
 
 def change_consent(
