@@ -146,8 +146,10 @@ def _scan(session: Session, *, now: datetime, settings: Settings) -> _Scan:
         if row.step < 0:
             continue
         rule, level = steps[row.step]
-        if (id(rule), row.id) in seen:
-            continue  # past a higher level of the same rule: that one is raised
+        if (id(rule), row.id) in seen or level.due(row.clock, settings) > now:
+            # past a higher level of the same rule (that one is raised), or a month level's wait due
+            # later today (Level.latest_clock): its lower level, if due, is the next row
+            continue
         seen.add((id(rule), row.id))
         found.append(
             Found(

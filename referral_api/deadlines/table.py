@@ -99,10 +99,21 @@ class Level:
         return clock + timedelta(**{self.unit.value: amount})
 
     def latest_clock(self, now: datetime, settings: Settings) -> datetime:
-        """The latest clock start whose wait has reached this level at `now`."""
+        """A bound on the clock starts whose wait has reached this level at `now`: every clock whose
+        `due` <= now is at or before it. For hours and days it is exact; for months, where `due` clamps
+        to the month's end, a clock before it may still be due later the same day (31 January 10:00 is
+        due on 30 April 10:00, 30 January 23:00 on 30 April 23:00): the scan checks `due` of each."""
         amount = self.after(settings)
         if self.unit is Unit.MONTHS:
-            return add_months(now, -amount)
+            latest = add_months(now, -amount)
+            if now.day > latest.day:
+                # clamped (29 May back to 28 February): that whole last day is due by now
+                return latest.replace(hour=23, minute=59, second=59, microsecond=999_999)
+            if now.day == calendar.monthrange(now.year, now.month)[1]:
+                # on a month's last day (30 April) the later days of the earlier month (31 January)
+                # are due too, up to the same time of day
+                return latest.replace(day=calendar.monthrange(latest.year, latest.month)[1])
+            return latest
         return now - timedelta(**{self.unit.value: amount})
 
 
