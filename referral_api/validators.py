@@ -6,7 +6,7 @@ import base64
 import binascii
 import hmac
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -114,9 +114,15 @@ def instant_field(**kwargs: Any) -> fields.AwareDateTime:
     return fields.AwareDateTime(validate=_utc_representable, **kwargs)
 
 
+# The latest date on Earth is that of UTC+14 (Kiribati's Line Islands): a date that is today anywhere,
+# Ulaanbaatar's (UTC+8) before 08:00 local included, is not in the future.
+LATEST_UTC_OFFSET = timedelta(hours=14)
+
+
 def not_in_future(value: date) -> None:
-    """A date of something that happened: not after today (UTC), not before 1900."""
-    if value > datetime.now(UTC).date():
+    """A date of something that happened: not after today where the day is latest (UTC+14, so that
+    today in Ulaanbaatar or anywhere else is accepted whatever the UTC date), not before 1900."""
+    if value > (datetime.now(UTC) + LATEST_UTC_OFFSET).date():
         raise ValidationError("Must not be in the future.")
     if value.year < 1900:
         raise ValidationError("Must be in 1900 or later.")
