@@ -268,3 +268,51 @@ def test_a_service_provider_places_only_in_its_own_shelters_and_learns_no_figure
     back = client.patch(f"/api/v1/services/{done.get_json()['id']}", json={"status": "in_progress"},
                         headers=world.headers("ngo"))
     assert back.status_code == 403 and _occupancy(client, world)[mgec_run] == (0, 5)
+
+
+def test_a_providers_sealed_notes_follow_the_persons_consent(client, world, session):
+    """A service note is personal (a diagnosis, a doctor): a provider reads it only while the person's
+    consent covers its kind of organisation, as the person's fields, in every answer; a note not shown
+    is no audited read."""
+    from referral_api.audit.models import AuditEvent
+
+    case_id = open_case(client, world, consent__share_with=["embassy", "iom", "ngo"])
+    add_participant(client, world, case_id, "ngo", "service_provider")
+    note = "HIV treatment at the National Center for Communicable Diseases, Dr Bold"
+    made = client.post(
+        f"/api/v1/cases/{case_id}/services",
+        json={"kind": "medical", "provider_id": str(world.orgs["ngo"].id), "note": note},
+        headers=world.headers("coordinator"),
+    )
+    service_id = made.get_json()["id"]
+
+    def reads():
+        return session.scalars(sa.select(AuditEvent.details).where(
+            AuditEvent.action == "cases:case:read", AuditEvent.resource_id == case_id,
+            AuditEvent.organisation_id == world.orgs["ngo"].id,
+        )).all()
+
+    def ngo_notes(key):
+        listed = client.get(f"/api/v1/cases/{case_id}/services", headers=world.headers("ngo")).get_json()
+        patched = client.patch(f"/api/v1/services/{service_id}", json={"status": "in_progress"},
+                               headers=world.headers("ngo"))
+        body = {"kind": "psychosocial", "note": "Counselling, Tuesdays"}
+        posted = [client.post(f"/api/v1/cases/{case_id}/services", json=body,
+                              headers=world.headers("ngo", **{"Idempotency-Key": key})) for _ in range(2)]
+        assert posted[1].headers.get("Idempotent-Replayed") == "true"
+        notes = [s["note"] for s in listed["items"]]
+        return notes, patched.get_json()["note"], [p.get_json()["note"] for p in posted]
+
+    assert ngo_notes("k-1") == ([note], note, ["Counselling, Tuesdays"] * 2)
+    shown = reads()
+    assert len(shown) == 2 and shown[0] == {"service_notes": [service_id]}  # the list, then the replay
+    withdrawn = client.post(f"/api/v1/cases/{case_id}/consent", json={"share_with": ["embassy", "iom"]},
+                            headers=world.headers("coordinator"))
+    assert withdrawn.status_code == 200
+    before = len(reads())
+    listed, patched, posted = ngo_notes("k-2")
+    assert listed == [None, None] and patched is None and posted == [None, None]
+    assert len(reads()) == before  # nothing shown, nothing audited
+    staff = client.get(f"/api/v1/cases/{case_id}/services", headers=world.headers("coordinator")).get_json()
+    assert sorted(s["note"] or "" for s in staff["items"]) == sorted(
+        [note, "Counselling, Tuesdays", "Counselling, Tuesdays"])

@@ -80,7 +80,8 @@ def documents(namespace, *codes):
 
 
 def _service_answer(service, status=200, headers=None):
-    return with_etag(service_document(service), status=status, headers=headers, etag=etag(service))
+    note = care.shows_note(get_session(), current_actor(), service)
+    return with_etag(service_document(service, note=note), status=status, headers=headers, etag=etag(service))
 
 
 def _case(case, seen, role, session, person=OMIT):
@@ -290,8 +291,9 @@ class CaseServices(Resource):
     @require_scope(Scope.CASES_READ)
     def get(self, ref):
         """List the services of a case."""
-        found = care.list_services(get_session(), current_actor(), ref)
-        return {"items": [service_document(s) for s in found]}
+        session, actor = get_session(), current_actor()
+        found = care.list_services(session, actor, ref)
+        return {"items": [service_document(s, note=care.shows_note(session, actor, s)) for s in found]}
 
     @ns.expect(_service_in)
     @ns.doc(params=IDEMPOTENCY)

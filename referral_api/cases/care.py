@@ -19,6 +19,7 @@ from ..audit.actions import AuditAction
 from ..errors import Conflict, Forbidden, InvalidPayload, NotFound, require_current
 from ..organisations.models import Organisation
 from ..privacy import has_sealed
+from . import persons
 from . import services as cases
 from .models import ACTIVE_SERVICE, Case, CaseService, ServiceKind, Shelter
 from .shelters import locked, occupancy
@@ -42,11 +43,20 @@ def _visible_services(session: Session, actor: Actor, ref: str) -> tuple[sa.Sele
     return query, case
 
 
+def shows_note(session: Session, actor: Actor, service: CaseService) -> bool:
+    """Whether the caller reads the service's sealed note (a diagnosis, a doctor's name: personal data):
+    MGEC staff, and its provider only while the person's consent covers its kind of organisation
+    (persons.covered, the rule of the person's fields). The answer of every read and write asks."""
+    case = session.get(Case, service.case_id)  # loaded already: no query
+    return case is not None and persons.covered(actor, case)
+
+
 def list_services(session: Session, actor: Actor, ref: str) -> list[CaseService]:
     """The case's services the caller sees; showing their sealed notes is an audited read."""
     query, case = _visible_services(session, actor, ref)
     found = list(session.scalars(query.order_by(CaseService.created_at, CaseService.id)))
-    noted = [str(s.id) for s in found if case.erased_at is None and has_sealed(s, "note")]
+    shown = persons.covered(actor, case)
+    noted = [str(s.id) for s in found if shown and case.erased_at is None and has_sealed(s, "note")]
     if noted:
         cases.audit_read(session, actor, case.id, {"service_notes": noted})
     return found
@@ -58,7 +68,7 @@ def get_service(session: Session, actor: Actor, ref: str, service_id: str) -> Ca
     service = session.scalar(query.where(CaseService.id == uuid.UUID(service_id)))
     if service is None:
         raise NotFound("No such service that you may see.")
-    if case.erased_at is None and has_sealed(service, "note"):
+    if persons.covered(actor, case) and case.erased_at is None and has_sealed(service, "note"):
         cases.audit_read(session, actor, case.id, {"service_notes": [str(service.id)]})
     return service
 

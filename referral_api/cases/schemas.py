@@ -234,7 +234,11 @@ class ServiceSchema(ma.Schema):
     status = enum_field(ServiceStatus)
     starts_on = ma.fields.Date(allow_none=True)
     ends_on = ma.fields.Date(allow_none=True)
-    note = ma.fields.String(allow_none=True)
+    note = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "sealed, personal: MGEC staff's, and the provider's while the person's "
+                  "consent covers its kind of organisation; else null"},
+    )
     updated_at = ma.fields.AwareDateTime()
 
 

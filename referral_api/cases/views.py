@@ -127,7 +127,9 @@ def event_document(event: CaseEvent, *, staff: bool) -> dict[str, Any]:
     return _EVENT.dump(entry)
 
 
-def service_document(service: CaseService) -> dict[str, Any]:
+def service_document(service: CaseService, *, note: bool) -> dict[str, Any]:
+    """A service; its sealed note only when `note` (care.shows_note: MGEC staff, or its provider while
+    the person's consent covers its kind), else null."""
     return _SERVICE.dump(
         {
             "id": service.id,
@@ -138,7 +140,7 @@ def service_document(service: CaseService) -> dict[str, Any]:
             "status": service.status,
             "starts_on": service.starts_on,
             "ends_on": service.ends_on,
-            "note": readable(service, "note"),
+            "note": readable(service, "note") if note else None,
             "updated_at": service.updated_at,
         }
     )

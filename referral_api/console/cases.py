@@ -117,7 +117,8 @@ def case_page(
     case, seen, role, person = case_services.read(session, who, ref)
     doc = document(case, seen, role, case_services.participants_of(session, case), person)
     events, staff = case_services.timeline(session, who, ref)
-    services = [service_document(s) for s in care.list_services(session, who, ref)]
+    services = [service_document(s, note=care.shows_note(session, who, s))
+                for s in care.list_services(session, who, ref)]
     query = request.args.get("org_q", "")
     return render(
         "console/case.html",
