@@ -46,7 +46,7 @@ THIN_KEYS = frozenset(
     {
         "id", "reference", "external_reference", "status", "previous_status", "stage", "previous_stage",
         "on_hold", "referral_id", "referral_reference", "case_id", "case_reference", "service_id", "kind",
-        "organisation_id", "role", "reason_code", "occurred_at", "closure_reason",
+        "organisation_id", "role", "reason_code", "occurred_at",
         "deadline", "level", "due_at", "late_by_seconds",
     }
 )

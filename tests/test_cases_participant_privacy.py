@@ -142,3 +142,35 @@ def test_a_participants_etag_follows_its_own_view_and_if_match_still_guards_its_
     assert changed.status_code == 200, changed.get_json()
     doc, after = read("embassy")
     assert doc["person"] is None and after != before
+
+
+def test_why_a_case_closed_and_where_the_person_lives_are_mgecs_alone(client, world, session):
+    """The participant view leaves `closure_reason` out: so do a participant's timeline (with the
+    rehabilitation's `placement`) and the `case.closed` event every participant receives."""
+    import uuid
+
+    import pytest
+
+    from referral_api import events
+    from referral_api.events import OutboxEvent
+
+    case_id = open_case(client, world, "police", consent__share_with=[])
+    add_participant(client, world, case_id, "embassy", "embassy")
+    here = Stage.VERIFICATION
+    for there in (Stage.TRAVEL_PLANNING, Stage.IN_TRANSIT, Stage.ARRIVED, Stage.REHABILITATION):
+        transition(client, world, case_id, there.value, details=details_for(here, there))
+        here = there
+    transition(client, world, case_id, "closed", details={"closure_reason": "deceased"})
+    staff = [e["details"] for e in _timeline(client, world, case_id, "coordinator")]
+    assert {"placement": "shelter"} in staff and {"closure_reason": "deceased"} in staff
+    for who in ("embassy", "police"):  # a participant, and the referrer
+        shown = [e["details"] for e in _timeline(client, world, case_id, who)]
+        assert len(shown) == len(staff), who  # MGEC's entries, all of them
+        assert not any({"closure_reason", "placement"} & set(d) for d in shown), (who, shown)
+        assert {"arrived_on", "entry_point"} <= set().union(*shown)  # the rest of the details stay
+    closed = session.scalar(sa.select(OutboxEvent.payload).where(
+        OutboxEvent.type == "case.closed", OutboxEvent.resource_id == uuid.UUID(case_id)))
+    assert closed["stage"] == "closed" and "closure_reason" not in closed
+    with pytest.raises(ValueError, match="closure_reason"):
+        events.publish(session, events.EventType.CASE_CLOSED, resource_type="case",
+                       resource_id=uuid.UUID(case_id), data={"closure_reason": "deceased"})

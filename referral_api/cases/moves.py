@@ -108,8 +108,7 @@ def _moved(session: Session, actor: Actor, case: Case, previous: Stage, move: Mo
             "reference": case.reference,
             "stage": move.target.value,
             "previous_stage": previous.value,
-            "occurred_at": when,
-            **({"closure_reason": case.closure_reason.value} if closed else {}),
+            "occurred_at": when,  # no closure_reason: every participant gets it (STAFF_ONLY_DETAILS)
         },
     )
 

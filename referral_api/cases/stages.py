@@ -87,6 +87,10 @@ ORDER: tuple[Stage, ...] = tuple(Stage)
 OPEN: tuple[Stage, ...] = ORDER[:-1]
 # Details that may hold personal data: stored encrypted under the case's data key, never in plain.
 PERSONAL_DETAILS = frozenset({"departure_place"})
+# Plain details about the person's life that only MGEC staff read (as the participant view leaves out
+# `closure_reason`): why the case closed (`deceased`) and where the person lives (`placement`). A
+# participant's timeline leaves them out, and no webhook carries them.
+STAFF_ONLY_DETAILS = frozenset({"closure_reason", "placement"})
 
 
 def _day(**kw: object) -> ma.fields.Date:

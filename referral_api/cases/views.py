@@ -16,7 +16,7 @@ from .schemas import (
     ParticipantSchema,
     ServiceSchema,
 )
-from .stages import MOVES, MoveKind, ParticipantRole, allowed_targets
+from .stages import MOVES, STAFF_ONLY_DETAILS, MoveKind, ParticipantRole, allowed_targets
 from .visibility import Audience
 
 _STATUS, _PARTICIPANT, _STAFF = CaseStatusSchema(), CaseParticipantViewSchema(), CaseStaffSchema()
@@ -106,8 +106,9 @@ def participant_document(p: CaseParticipant) -> dict[str, Any]:
 
 
 def event_document(event: CaseEvent, *, staff: bool) -> dict[str, Any]:
-    """A timeline entry; the note, personal details, client and person are MGEC staff's only."""
-    details = dict(event.details or {})
+    """A timeline entry; the note, personal and staff-only details (STAFF_ONLY_DETAILS), client and
+    person are MGEC staff's only."""
+    details = {k: v for k, v in (event.details or {}).items() if staff or k not in STAFF_ONLY_DETAILS}
     personal = readable(event, "personal_details") if staff else None
     if personal:
         details.update(personal)
