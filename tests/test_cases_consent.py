@@ -150,3 +150,54 @@ def test_a_case_shows_the_person_of_the_referral_that_opened_it_not_one_linked_l
         person = client.get(f"/api/v1/cases/{case_id}", headers=world.headers(who)).get_json()["person"]
         assert person["given_name"] == "Batbayar", (who, person)
         assert "Zurich" not in (person["current_location"] or ""), (who, person)
+
+
+def test_a_minors_case_is_shared_with_more_kinds_only_by_a_guardians_consent(client, world, session):
+    """docs/domain.md: a minor's consent is a guardian's. The case knows the person is a minor from the
+    referral that opened it; withdrawing consent needs nobody's."""
+    from referral_api.cases.models import CaseEvent, CaseEventKind
+
+    case_id = open_case(client, world, person__date_of_birth="2012-06-01", consent={"given": False},
+                        legal_basis="child_protection")
+    add_participant(client, world, case_id, "embassy", "embassy")
+
+    def embassy_sees():
+        return client.get(f"/api/v1/cases/{case_id}", headers=world.headers("embassy")).get_json()["person"]
+
+    for body in ({"share_with": ["embassy"]}, {"share_with": ["embassy"], "method": "verbal"},
+                 {"share_with": ["embassy"], "method": None}):
+        refused = client.post(f"/api/v1/cases/{case_id}/consent", json=body,
+                              headers=world.headers("caseworker"))
+        assert refused.status_code == 422, refused.get_json()
+        assert list(refused.get_json()["errors"]) == ["method"]
+        assert embassy_sees() is None
+    bad = client.post(f"/api/v1/cases/{case_id}/consent",
+                      json={"share_with": ["embassy"], "method": "mother"},
+                      headers=world.headers("caseworker"))
+    assert bad.status_code == 422 and "method" in bad.get_json()["errors"]
+    given = client.post(f"/api/v1/cases/{case_id}/consent",
+                        json={"share_with": ["embassy"], "method": "guardian"},
+                        headers=world.headers("caseworker"))
+    assert given.status_code == 200, given.get_json()
+    assert embassy_sees()["date_of_birth"] == "2012-06-01"
+    assert consent(client, world, case_id, []).status_code == 200  # withdrawn: no method needed
+    assert embassy_sees() is None
+    entries = session.scalars(sa.select(CaseEvent.details).where(
+        CaseEvent.case_id == uuid.UUID(case_id), CaseEvent.kind == CaseEventKind.CONSENT_CHANGED
+    ).order_by(CaseEvent.recorded_at)).all()
+    assert [e.get("consent_method") for e in entries] == ["guardian", None]
+    given_audit = session.scalars(sa.select(AuditEvent.details).where(
+        AuditEvent.action == "cases:consent:give", AuditEvent.resource_id == case_id)).all()
+    assert given_audit == [{"kinds": ["embassy"], "share_with": ["embassy"], "method": "guardian"}]
+
+
+def test_an_adults_consent_change_needs_no_method(client, world):
+    case_id = open_case(client, world, consent__share_with=[])
+    assert consent(client, world, case_id, ["embassy", "ngo"]).status_code == 200
+
+
+def test_a_consent_changes_methods_are_a_referrals():
+    from referral_api.cases.persons import ConsentMethod
+    from referral_api.referrals.vocab import ConsentMethod as ReferralConsentMethod
+
+    assert [m.value for m in ConsentMethod] == [m.value for m in ReferralConsentMethod]

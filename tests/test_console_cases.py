@@ -133,3 +133,18 @@ def test_a_caseworker_reads_but_does_not_decide_or_report(app, client, session, 
     forged = client.post(f"/console/referrals/{console.referral.id}/accept",
                          data={"csrf_token": c.csrf_of(html), "target": "new"})
     assert forged.status_code == 403
+
+
+def test_the_timeline_names_a_guardians_consent_in_both_languages(app, client, session, console):
+    from referral_api.cases import moves
+
+    signed_in(client, session, console)
+    path = _accepted_case(client, console)
+    with app.app_context():
+        data = {"share_with": ["embassy", "iom", "ngo"], "method": moves.persons.ConsentMethod.GUARDIAN}
+        staff = c.actor_for(console.coordinator, "cl_console")
+        moves.change_consent(session, staff, path.rsplit("/", 1)[1], data)
+    assert "By the legal guardian" in client.get(path).get_data(as_text=True)
+    assert client.get("/console/language/mn").status_code == 302
+    html = client.get(path).get_data(as_text=True)
+    assert "Хууль ёсны асран хамгаалагчаар дамжуулан" in html and "guardian" not in html

@@ -13,6 +13,7 @@ from ..access import Actor, Role
 from ..audit.actions import AuditAction
 from ..db import utcnow
 from ..errors import Forbidden, InvalidPayload
+from . import persons
 from .models import Case, CaseEventKind
 from .services import add_to_timeline, commit, prepare, staff_only
 from .stages import MOVES, PERSONAL_DETAILS, Move, MoveKind, Stage
@@ -175,12 +176,20 @@ def change_consent(
 ) -> tuple[Case, Audience, Any]:
     """The person's consent changed (MGEC staff): participants no longer covered lose the person at
     once (views read `share_with` on every request), every participant gets a thin event, and the
-    timeline keeps what changed and why (an entry for MGEC staff only)."""
+    timeline keeps what changed, how and why (an entry for MGEC staff only). A minor's case is shared
+    with more kinds only by a guardian's consent (`method: guardian`); withdrawing needs nobody's."""
     case, seen, role = prepare(session, actor, ref, if_match)
     staff_only(actor, seen, "change a case's consent")
     before, after = set(case.share_with or []), set(data["share_with"])
-    case.share_with = sorted(after)
     withdrawn, given = sorted(before - after), sorted(after - before)
+    method = data.get("method")
+    if given and method is not persons.ConsentMethod.GUARDIAN and persons.is_minor(session, case):
+        raise InvalidPayload(
+            "The person is a minor: a guardian gives their consent.",
+            errors={"method": ["sharing a minor's case with more kinds of organisation needs a guardian's "
+                               "consent (method guardian)"]},
+        )
+    case.share_with = sorted(after)
     now = utcnow()
     add_to_timeline(
         session,
@@ -190,14 +199,16 @@ def change_consent(
         occurred_at=now,
         from_stage=case.stage,
         to_stage=case.stage,
-        details={"share_with": case.share_with, "withdrawn": withdrawn, "given": given},
+        details={"share_with": case.share_with, "withdrawn": withdrawn, "given": given,
+                 **({"consent_method": method.value} if method else {})},
         note=data.get("note"),  # sealed under the case's key, like every note of the timeline
     )
     for action, kinds in ((AuditAction.CONSENT_WITHDRAW, withdrawn), (AuditAction.CONSENT_GIVE, given)):
         if kinds:
             audit.record(
                 session, actor=actor, action=action, resource_type="case", resource_id=case.id,
-                details={"kinds": kinds, "share_with": case.share_with},
+                details={"kinds": kinds, "share_with": case.share_with,
+                         **({"method": method.value} if method and kinds is given else {})},
             )
     events.publish(
         session,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -18,7 +19,17 @@ from ..access import Actor
 from .models import Case
 
 PersonProvider = Callable[[Session, uuid.UUID], dict[str, Any] | None]
+MinorProvider = Callable[[Session, uuid.UUID], bool]
 _provider: list[PersonProvider] = []
+_minor: list[MinorProvider] = []
+
+
+class ConsentMethod(StrEnum):
+    """How a change of consent was given: the values of a referral's `consent.method`."""
+
+    WRITTEN = "written"
+    VERBAL = "verbal"
+    GUARDIAN = "guardian"
 
 # docs/domain.md, Who sees what: an embassy participant sees name, date of birth and documents.
 EMBASSY_FIELDS = (
@@ -36,6 +47,17 @@ EMBASSY_KIND = "embassy"
 def register(provider: PersonProvider) -> None:
     """Set the function giving a case's person fields (decrypted), or None when there is none."""
     _provider[:] = [provider]
+
+
+def register_minor(provider: MinorProvider) -> None:
+    """Set the function telling whether a case's person is a minor (the referral that opened it says)."""
+    _minor[:] = [provider]
+
+
+def is_minor(session: Session, case: Case) -> bool:
+    """Whether the person of `case` was a minor at identification, as its opening referral records it
+    (docs/domain.md: a minor's consent is a guardian's). Without a registered provider: yes (fails closed)."""
+    return _minor[0](session, case.id) if _minor else True
 
 
 def covered(actor: Actor, case: Case) -> bool:

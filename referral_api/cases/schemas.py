@@ -9,6 +9,7 @@ from ..organisations.models import OrganisationKind, OrganisationStatus
 from ..paging import PageArgs
 from ..validators import StrictSchema, enum_field, instant_field, text_field
 from .models import ServiceKind, ServiceStatus
+from .persons import ConsentMethod
 from .stages import ParticipantRole, Stage
 
 # ---- input ------------------------------------------------------------------------------------------
@@ -45,6 +46,13 @@ class ConsentChangeInSchema(StrictSchema):
         required=True,
         validate=validate.Length(max=len(SHAREABLE_KINDS)),
         metadata={"description": "kinds of organisation the person agrees to share with ([]: none)"},
+    )
+    method = enum_field(
+        ConsentMethod,
+        allow_none=True,
+        metadata={"description": "how the consent now given was given; for a minor (docs/domain.md) "
+                  "a kind added to share_with needs `guardian` (else a 422 naming method); "
+                  "withdrawing never does"},
     )
     note = text_field(
         5000,

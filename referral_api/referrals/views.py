@@ -151,5 +151,18 @@ def cases_referred_as(organisation_id: uuid.UUID, external_reference: str) -> sa
     )
 
 
+def minor_of_case(session: Session, case_id: uuid.UUID) -> bool:
+    """Whether the referral that opened the case (as person_of_case finds it) records a minor: its plain
+    `is_minor`, kept when the person is erased. A case no referral opened has no minor."""
+    return bool(session.scalar(
+        sa.select(Referral.is_minor)
+        .join(Case, Case.id == Referral.case_id)
+        .where(Referral.case_id == case_id, Referral.data_key_id == Case.data_key_id)
+        .order_by(Referral.submitted_at, Referral.id)
+        .limit(1)
+    ))
+
+
 case_persons.register(person_of_case)
+case_persons.register_minor(minor_of_case)
 cases_referred.register(cases_referred_as)
