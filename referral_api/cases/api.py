@@ -201,7 +201,7 @@ class CaseTransitions(Resource):
     @require_scope(Scope.CASES_UPDATE)
     @arguments(ns, TransitionInSchema, "CaseTransition")
     def post(self, ref, data):
-        """Move the case to another stage (details: docs/domain.md's stage table); closing ends a hold."""
+        """Move the case to another stage, with the details its move records; closing ends a hold."""
         return _written(moves.transition, ref, data)
 
 

@@ -49,7 +49,6 @@ class ConsentChangeInSchema(StrictSchema):
     )
     method = enum_field(
         ConsentMethod,
-        allow_none=True,
         metadata={"description": "how the consent now given was given; for a minor (docs/domain.md) "
                   "a kind added to share_with needs `guardian` (else a 422 naming method); "
                   "withdrawing never does"},
