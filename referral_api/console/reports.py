@@ -95,34 +95,19 @@ def reports() -> Response:
     )
     rows = [(_group_label(group, r["group"][group]), r) for r in report["rows"]]
     charts = _charts(session, group=group, rows=rows, by_country=by_country)
-    return render(
-        "console/reports.html",
-        active="reports",
-        report=report,
-        rows=rows,
-        groups=GROUPS,
-        group=group,
-        period=_period_args(),
-        years=_export_years(),
-        charts=charts,
-        errors={},
-    )
+    return _page(group, report=report, rows=rows, charts=charts)
 
 
 def _refused(group: str, errors: dict[str, str]) -> Response:
     """The reports page without numbers: the fields named in `errors` are marked (422)."""
-    return render(
-        "console/reports.html",
-        status=422,
-        active="reports",
-        errors=errors,
-        groups=GROUPS,
-        group=group,
-        period=_period_args(),
-        years=_export_years(),
-        report=None,
-        charts=[],
-    )
+    return _page(group, status=422, errors=errors)
+
+
+def _page(group: str, *, status: int = 200, errors: dict[str, str] | None = None, report: dict | None = None,
+          rows: list | None = None, charts: list | None = None) -> Response:
+    return render("console/reports.html", status=status, active="reports", errors=errors or {}, groups=GROUPS,
+                  group=group, period=_period_args(), years=_export_years(), report=report, rows=rows or [],
+                  charts=charts or [])
 
 
 def _export_years() -> dict[str, str]:
