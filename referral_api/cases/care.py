@@ -95,9 +95,9 @@ def _take_bed(session: Session, shelter: Shelter, *, staff: bool, leaving: uuid.
         raise Conflict(f"{shelter.name if staff else 'The shelter'} is closed.",
                        errors={"shelter_id": ["the shelter is closed"]})
     taken = occupancy(session, shelter.id, leaving=leaving)
-    if taken >= shelter.capacity and not staff:
-        raise Conflict("The shelter has no free bed.", errors={"shelter_id": ["no free bed"]})
     if taken >= shelter.capacity:
+        if not staff:
+            raise Conflict("The shelter has no free bed.", errors={"shelter_id": ["no free bed"]})
         raise Conflict(
             f"{shelter.name} is full ({taken} of {shelter.capacity} beds taken).",
             errors={"shelter_id": ["no free bed"]},

@@ -175,14 +175,20 @@ def _one_refresh_at_a_time(session: Session, row: ConsoleSession) -> Iterator[No
             lock.commit()
 
 
+def _held_token(session: Session, row: ConsoleSession, *, reread: bool = False) -> Token | None:
+    """The session's token while it may be used (`reread`: from the database, not the session's copy)."""
+    token = session.get(Token, row.token_id, populate_existing=reread) if row.token_id else None
+    return token if token is not None and token_is_live(token) else None
+
+
 def _live_token(session: Session, row: ConsoleSession, cookie: str) -> Token | None:
-    token = session.get(Token, row.token_id) if row.token_id else None
-    if token is not None and token_is_live(token):
+    token = _held_token(session, row)
+    if token is not None:
         return token
     with _one_refresh_at_a_time(session, row):
         session.refresh(row)  # another request of the session may have refreshed while this one waited
-        token = session.get(Token, row.token_id, populate_existing=True) if row.token_id else None
-        if token is not None and token_is_live(token):
+        token = _held_token(session, row, reread=True)
+        if token is not None:
             return token
         refresh_token = _unseal(cookie, row.sealed_refresh_token) if row.sealed_refresh_token else None
         client = oauth.find_client(session)

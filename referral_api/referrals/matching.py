@@ -135,11 +135,23 @@ def forget(session: Session, referral_ids: list[uuid.UUID]) -> None:
         .where(erased.c.referral_id.in_(referral_ids), keys.c.referral_id.not_in(referral_ids))
     ).all()
     session.execute(sa.delete(MatchKey).where(MatchKey.referral_id.in_(referral_ids)))
-    for sharer in sharers:
-        own = {(kind, digest) for kind, digest in session.execute(
-            sa.select(keys.c.kind, keys.c.digest).where(keys.c.referral_id == sharer))}
-        session.execute(sa.update(Referral).where(Referral.id == sharer)
-                        .values(possible_duplicates=count_candidates(session, sharer, own)))
+    if sharers:  # one UPDATE: each sharer's count of other referrals sharing one of its keys
+        session.execute(sa.update(Referral).where(Referral.id.in_(sharers))
+                        .values(possible_duplicates=_OTHER_SHARERS_OF_ROW)
+                        .execution_options(synchronize_session=False))
+
+
+def _other_sharers_of_row() -> sa.ScalarSelect[int]:
+    """count_candidates of the referral row an UPDATE is at (correlated): the referrals other than it
+    sharing one of its match keys."""
+    own, other = MatchKey.__table__.alias("own"), MatchKey.__table__.alias("other")
+    return (sa.select(sa.func.count(sa.distinct(other.c.referral_id)))
+            .select_from(own.join(other, sa.and_(other.c.kind == own.c.kind, other.c.digest == own.c.digest,
+                                                 other.c.referral_id != own.c.referral_id)))
+            .where(own.c.referral_id == Referral.id).scalar_subquery())
+
+
+_OTHER_SHARERS_OF_ROW = _other_sharers_of_row()
 
 
 @dataclass
