@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -72,6 +73,16 @@ def cursor_text(value: Any) -> str:
     if not isinstance(value, str) or control_character(value) is not None:
         raise _not_a_cursor()
     return value
+
+
+def cursor_uuid(value: Any) -> uuid.UUID:
+    """A cursor's row id (a tie-breaker after a timestamp); anything else a 422 on `cursor`."""
+    try:
+        if isinstance(value, str):
+            return uuid.UUID(value)
+    except ValueError:
+        pass
+    raise _not_a_cursor()
 
 
 def cursor_int(value: Any) -> int:

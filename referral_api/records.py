@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,8 +17,8 @@ from . import audit
 from .access import Actor
 from .audit.actions import AuditAction, Outcome
 from .db import commit
-from .errors import Conflict, InvalidPayload, NotFound
-from .paging import decode_cursor, page
+from .errors import Conflict, NotFound
+from .paging import cursor_time, cursor_uuid, decode_cursor, page
 from .privacy.fields import seal_now
 
 
@@ -58,12 +57,7 @@ def keyset_page(session: Session, query: sa.Select, *, at: InstrumentedAttribute
     """One page of `query`, newest `at` first (ties by id), and the cursor of the next page."""
     if cursor:
         when, rid = decode_cursor(cursor, size=2)
-        try:
-            if not (isinstance(when, str) and isinstance(rid, str)):
-                raise ValueError("a cursor this list gave out holds two strings")
-            when, rid = datetime.fromisoformat(when), uuid.UUID(rid)
-        except ValueError:
-            raise InvalidPayload(errors={"cursor": ["not a cursor this list gave out"]}) from None
+        when, rid = cursor_time(when), cursor_uuid(rid)
         query = query.where(sa.tuple_(at, row_id) < sa.tuple_(sa.literal(when), sa.literal(rid)))
     rows = list(session.scalars(query.order_by(at.desc(), row_id.desc()).limit(limit + 1)))
     return page(rows, limit=limit,

@@ -151,6 +151,8 @@ def _forged_cursor(values) -> str:
         [20260101, "00000000-0000-0000-0000-000000000000"],
         [None, None],
         [True, False],
+        ["2026-01-01T00:00:00", "00000000-0000-0000-0000-000000000000"],  # no time zone
+        ["0001-01-01T00:00:00+14:00", "00000000-0000-0000-0000-000000000000"],  # before year 1 in UTC
     ],
 )
 def test_a_forged_cursor_of_other_types_is_a_422_naming_it(client, world, path, values):

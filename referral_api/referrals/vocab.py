@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+# A case's consent changes take the referral's methods: one vocabulary, kept where cases (which never
+# import referrals) can reach it.
+from ..cases.persons import ConsentMethod  # noqa: F401  (part of this vocabulary)
+
 
 class Concern(StrEnum):
     TRAFFICKING = "trafficking"
@@ -65,12 +69,6 @@ class ContactFamily(StrEnum):
     YES = "yes"
     NO = "no"
     UNKNOWN = "unknown"
-
-
-class ConsentMethod(StrEnum):
-    WRITTEN = "written"
-    VERBAL = "verbal"
-    GUARDIAN = "guardian"
 
 
 class LegalBasis(StrEnum):

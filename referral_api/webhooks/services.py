@@ -18,7 +18,7 @@ from ..audit import AuditAction, record
 from ..db import commit, utcnow
 from ..errors import Conflict, InvalidPayload, NotFound, require_current
 from ..events import EventType, OutboxEvent, publish
-from ..paging import cursor_int, cursor_time, decode_cursor, page
+from ..paging import cursor_int, cursor_time, cursor_uuid, decode_cursor, page
 from ..privacy import shred
 from . import signing
 from .fanout import PING_RESOURCE
@@ -82,10 +82,7 @@ def list_for(session: Session, *, actor: Any, limit: int, cursor: str | None) ->
     query = sa.select(WebhookSubscription).where(WebhookSubscription.organisation_id == actor.organisation_id)
     if cursor:
         created, last_id = decode_cursor(cursor, size=2)
-        try:
-            after = (cursor_time(created), uuid.UUID(str(last_id)))
-        except ValueError:
-            raise InvalidPayload(errors={"cursor": ["not a cursor this list gave out"]}) from None
+        after = (cursor_time(created), cursor_uuid(last_id))
         query = query.where(sa.tuple_(WebhookSubscription.created_at, WebhookSubscription.id) > after)
     rows = list(session.scalars(query.order_by(WebhookSubscription.created_at, WebhookSubscription.id)
                                 .limit(limit + 1)))
