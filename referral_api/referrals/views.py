@@ -129,13 +129,7 @@ def person_of_case(session: Session, case_id: uuid.UUID) -> dict[str, Any] | Non
     every referral has a key of its own. So the opening referral is the case's one whose key is the
     case's: a referral linked to the case later (a duplicate, perhaps submitted earlier and without
     consent) is never shown under the consent of the one that opened it. None when there is none."""
-    referral = session.scalar(
-        sa.select(Referral)
-        .join(Case, Case.id == Referral.case_id)
-        .where(Referral.case_id == case_id, Referral.data_key_id == Case.data_key_id)
-        .order_by(Referral.submitted_at, Referral.id)
-        .limit(1)
-    )
+    referral = session.scalar(_opening_referral(sa.select(Referral), case_id))
     if referral is None or referral.erased_at is not None:
         return None
     return {f: getattr(referral, f) for f in PERSON_FIELDS}
@@ -154,13 +148,15 @@ def cases_referred_as(organisation_id: uuid.UUID, external_reference: str) -> sa
 def minor_of_case(session: Session, case_id: uuid.UUID) -> bool:
     """Whether the referral that opened the case (as person_of_case finds it) records a minor: its plain
     `is_minor`, kept when the person is erased. A case no referral opened has no minor."""
-    return bool(session.scalar(
-        sa.select(Referral.is_minor)
-        .join(Case, Case.id == Referral.case_id)
-        .where(Referral.case_id == case_id, Referral.data_key_id == Case.data_key_id)
-        .order_by(Referral.submitted_at, Referral.id)
-        .limit(1)
-    ))
+    return bool(session.scalar(_opening_referral(sa.select(Referral.is_minor), case_id)))
+
+
+def _opening_referral(query: sa.Select, case_id: uuid.UUID) -> sa.Select:
+    """`query` narrowed to the referral that opened the case: the case's one holding the case's key."""
+    return (query.join(Case, Case.id == Referral.case_id)
+            .where(Referral.case_id == case_id, Referral.data_key_id == Case.data_key_id)
+            .order_by(Referral.submitted_at, Referral.id)
+            .limit(1))
 
 
 case_persons.register(person_of_case)
