@@ -1,6 +1,6 @@
 """The console's sign-in cannot be spent by a stranger: its in-process code exchange is not counted
-against the console client's token limit (60 a minute for every person), junk callbacks are bounded
-per address, and a pending sign-in is tried once."""
+against the console client's token limit (60 a minute for every person), junk callbacks and the pending
+sign-ins a stranger starts are bounded per address, and a pending sign-in is tried once."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ STRANGER = {"REMOTE_ADDR": "203.0.113.9"}
 
 def _junk_callback(http) -> int:
     start = http.get("/console/login/start", environ_base=STRANGER)
+    if start.status_code == 429:  # starting a sign-in is bounded per address too
+        return 429
     state = parse_qs(urlsplit(start.headers["Location"]).query)["state"][0]
     return http.get(f"/console/callback?code=junk&state={state}", environ_base=STRANGER).status_code
 
@@ -40,13 +42,31 @@ def test_a_pending_sign_in_is_tried_once(app, client, session, console):
 def test_callbacks_over_the_limit_get_a_page_saying_to_wait(app, session, console):
     stranger = app.test_client()
     stranger.set_cookie("console_lang", "mn")
-    for _ in range(20):
-        assert _junk_callback(stranger) == 400
     start = stranger.get("/console/login/start", environ_base=STRANGER)
     state = parse_qs(urlsplit(start.headers["Location"]).query)["state"][0]
-    refused = stranger.get(f"/console/callback?code=junk&state={state}", environ_base=STRANGER)
+    junk = f"/console/callback?code=junk&state={state}"
+    for _ in range(20):  # counted whether or not a sign-in is pending
+        assert stranger.get(junk, environ_base=STRANGER).status_code == 400
+    refused = stranger.get(junk, environ_base=STRANGER)
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
     assert refused.mimetype == "text/html" and "Хэт олон оролдлого" in refused.get_data(as_text=True)
+
+
+def test_starting_sign_ins_is_bounded_per_address(app, client, session, console):
+    """Each start stores a pending session: a stranger over the login limit (20 a minute) gets the page
+    asking to wait and stores nothing more; a person at another address still signs in."""
+    stranger = app.test_client()
+    stranger.set_cookie("console_lang", "en")
+    for _ in range(20):
+        assert stranger.get("/console/login/start", environ_base=STRANGER).status_code == 302
+    pending = session.scalar(sa.select(sa.func.count()).select_from(ConsoleSession))
+    refused = stranger.get("/console/login/start", environ_base=STRANGER)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    assert refused.mimetype == "text/html" and "Too many attempts" in refused.get_data(as_text=True)
+    assert "Set-Cookie" not in refused.headers
+    assert session.scalar(sa.select(sa.func.count()).select_from(ConsoleSession)) == pending
+    answer = ch.sign_in(client, session, console.coordinator, console.totp)
+    assert answer.status_code == 302 and answer.headers["Location"].endswith("/console/")
 
 
 def test_a_stylesheet_reads_no_session_and_refreshes_no_token(client, session, console, monkeypatch):

@@ -215,6 +215,9 @@ LOGIN_RULES = (Rule("AUTH_RATELIMIT_LOGIN_PER_ADDRESS", address_key, "login-addr
 # The console's sign-in callback (its code exchange runs in-process): as many a minute per address as
 # the login form it follows, on counters of its own.
 CONSOLE_CALLBACK_RULES = (Rule("AUTH_RATELIMIT_LOGIN_PER_ADDRESS", address_key, "console-callback-address"),)
+# Starting a console sign-in stores a pending session (kept 10 minutes): bounded per address the same way,
+# so that a stranger cannot fill the table with them.
+CONSOLE_START_RULES = (Rule("AUTH_RATELIMIT_LOGIN_PER_ADDRESS", address_key, "console-start-address"),)
 
 
 class RateLimits:

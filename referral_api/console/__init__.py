@@ -24,8 +24,9 @@ def init_app(app: Flask) -> None:
     )
 
     shell.init_app(app)
-    from ..auth.limits import CONSOLE_CALLBACK_RULES, limited
+    from ..auth.limits import CONSOLE_CALLBACK_RULES, CONSOLE_START_RULES, limited
 
-    app.view_functions["console.callback"] = limited(app.view_functions["console.callback"],
-                                                     CONSOLE_CALLBACK_RULES, refuse=shell.too_many)
+    for endpoint, rules in (("console.callback", CONSOLE_CALLBACK_RULES),
+                            ("console.login", CONSOLE_START_RULES)):
+        app.view_functions[endpoint] = limited(app.view_functions[endpoint], rules, refuse=shell.too_many)
     app.jinja_env.globals.update(REFERRING_KINDS=partner.REFERRING_KINDS)
