@@ -14,6 +14,8 @@ import ipaddress
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as LookupTimedOut
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -29,6 +31,13 @@ METADATA_ADDRESSES = frozenset(
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 MAX_URL_LENGTH = 2048
+# A name's lookup may take this long (seconds). getaddrinfo takes no timeout of its own: a partner's
+# name served by a resolver that never answers held the caller (a request's worker, the webhook worker)
+# for as long as the system resolver's retries last. The lookup runs on a few threads of its own; one
+# that outlives its caller ends with the resolver's own timeout, and while all of them wait, further
+# names are refused after this long too.
+RESOLVE_TIMEOUT = 5.0
+_lookups = ThreadPoolExecutor(max_workers=4, thread_name_prefix="outbound-dns")
 
 
 class RefusedAddress(Exception):
@@ -133,8 +142,12 @@ def resolve(host: str, port: int) -> list[IPAddress]:
         return [ipaddress.ip_address(host)]
     except ValueError:
         pass
+    lookup = _lookups.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = lookup.result(timeout=RESOLVE_TIMEOUT)
+    except LookupTimedOut:
+        lookup.cancel()  # still queued behind other lookups: never started
+        raise RefusedAddress("the host name did not resolve in time") from None
     except (socket.gaierror, UnicodeError, OSError):
         raise RefusedAddress("the host name does not resolve") from None
     addresses: list[IPAddress] = []

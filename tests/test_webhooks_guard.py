@@ -262,3 +262,28 @@ def test_refusing_an_internationalised_host_says_why(network, app, session, fact
                         url="https://straße.partner.example/x", events=[], allow_http_loopback=False)
     assert info.value.errors == {"url": [
         "the host name has a character IDNA versions map differently (ß, ς, ZWJ, ZWNJ)"]}
+
+
+def test_a_name_that_never_resolves_is_refused_after_the_lookup_timeout(monkeypatch):
+    """getaddrinfo has no timeout of its own: a resolver that never answers (a partner's name server,
+    say) held the caller; the lookup is abandoned after RESOLVE_TIMEOUT and the URL refused, the
+    abandoned lookup left to the resolver's own retries."""
+    answer = threading.Event()
+    asked = []
+
+    def stalled(host, *_args, **_kwargs):
+        asked.append(host)
+        answer.wait(30)  # released below: the test leaves no thread behind
+        raise socket.gaierror("no answer")
+
+    monkeypatch.setattr(socket, "getaddrinfo", stalled)
+    monkeypatch.setattr(guard, "RESOLVE_TIMEOUT", 0.2)
+    try:
+        with pytest.raises(guard.RefusedAddress, match="did not resolve in time"):
+            guard.vet("https://slow.partner.example/hook", allow_http_loopback=False)
+        assert asked == ["slow.partner.example"] and not answer.is_set()
+        outcome = transport.post("https://slow.partner.example/hook", body=b"{}", headers={},
+                                 allow_http_loopback=False)
+        assert outcome.status_code is None and "did not resolve in time" in outcome.error
+    finally:
+        answer.set()
