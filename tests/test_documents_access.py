@@ -160,3 +160,22 @@ def test_withdrawing_consent_removes_access_to_personal_documents_at_once(client
     assert client.get(report["content_url"], headers=world.headers("embassy")).status_code == 200
     listed = client.get(f"/api/v1/cases/{case_id}/documents", headers=world.headers("embassy")).get_json()
     assert [d["id"] for d in listed["items"]] == [report["id"]]
+
+
+def test_who_uploaded_a_document_is_shown_to_mgec_and_the_uploader_only(client, world):
+    """A participant may not learn which other organisations take part in a case (the case list
+    refuses `?participant=` of another organisation): the shelter that uploaded a travel document,
+    named on it, would say where the person is."""
+    case_id = open_case(client, world, consent__share_with=["police", "ngo"])  # police: the referrer
+    add_participant(client, world, case_id, "ngo", "service_provider")
+    ngo = str(world.orgs["ngo"].id)
+    upload_ok(client, world, "case", case_id, pdf_bytes(), kind="travel_document", who="ngo")
+
+    def uploaders(who):
+        listed = client.get(f"/api/v1/cases/{case_id}/documents", headers=world.headers(who))
+        assert listed.status_code == 200, listed.get_json()
+        return [d["uploaded_by_organisation_id"] for d in listed.get_json()["items"]]
+
+    assert uploaders("police") == [None]
+    assert uploaders("ngo") == [ngo]
+    assert uploaders("hotline") == [ngo]

@@ -28,7 +28,8 @@ class DocumentSchema(ma.Schema):
     )
     note = ma.fields.String(allow_none=True, metadata={"description": "MGEC staff and the uploader only"})
     uploaded_at = ma.fields.AwareDateTime()
-    uploaded_by_organisation_id = ma.fields.UUID()
+    uploaded_by_organisation_id = ma.fields.UUID(
+        allow_none=True, metadata={"description": "MGEC staff and the uploader only (null for others)"})
     erased = ma.fields.Boolean(metadata={"description": "the parent was erased: the content is gone (410)"})
     content_url = ma.fields.String()
 

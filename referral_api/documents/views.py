@@ -17,9 +17,12 @@ _SCHEMA = DocumentSchema()
 
 
 def document_view(document: Document, parent: Parent, actor: Actor) -> dict[str, Any]:
-    """Metadata; the note (sealed) for MGEC staff and the uploading organisation, while not erased."""
+    """Metadata; the note (sealed) for MGEC staff and the uploading organisation, while not erased; who
+    uploaded it for them only too (a participant may not learn which other organisations take part in
+    a case: the shelter that uploaded a travel document says where the person is)."""
     erased = parent.erased or document.discarded_at is not None
     own = document.uploaded_by_organisation_id == actor.organisation_id
+    shown = parent.staff or own
     return _SCHEMA.dump(
         {
             "id": document.id,
@@ -29,9 +32,9 @@ def document_view(document: Document, parent: Parent, actor: Actor) -> dict[str,
             "content_type": document.media_type,
             "size": document.size,
             "metadata_stripped": document.metadata_stripped,
-            "note": document.note if (parent.staff or own) and not erased else None,
+            "note": document.note if shown and not erased else None,
             "uploaded_at": document.uploaded_at,
-            "uploaded_by_organisation_id": document.uploaded_by_organisation_id,
+            "uploaded_by_organisation_id": document.uploaded_by_organisation_id if shown else None,
             "erased": erased,
             "content_url": f"/api/v1/documents/{document.id}/content",
         }
