@@ -27,12 +27,13 @@ def json_option(fn: Callable) -> Callable:
 
 
 def parse_now(text: str | None, *, param_hint: str = "--now") -> datetime:
-    """The `--now` of a command: an ISO date or time (UTC when it names no zone), else the real now."""
+    """The `--now` of a command: an ISO date or time (UTC when it names no zone), else the real now;
+    in UTC (the clocks a command compares it with are)."""
     try:
         now = datetime.fromisoformat(text) if text else datetime.now(UTC)
-    except ValueError:
+        return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise click.BadParameter("not an ISO date or time", param_hint=param_hint) from None
-    return now.replace(tzinfo=UTC) if now.tzinfo is None else now
 
 
 class CommandError(click.ClickException):

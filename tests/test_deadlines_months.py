@@ -64,3 +64,40 @@ def test_a_follow_up_visit_due_on_a_short_months_last_day_is_found_that_day(clie
                         (datetime(2027, 4, 30, 23, 0, tzinfo=UTC), [1])):
         found = evaluate.find(session, now=now, settings=settings)
         assert [f.level.number for f in found if str(f.subject_id) == case_id] == levels, now
+
+
+def test_the_bound_is_the_same_whatever_offset_now_is_written_in():
+    """Clocks are UTC: `now` written in Ulaanbaatar's +08:00 (or -10:00) is the same instant, and
+    the month arithmetic of the bound was done in its offset, a day early: due visits were missed."""
+    from datetime import timezone
+
+    settings = Settings.from_env({})
+    level = _month_levels()[0]
+    clocks = [datetime(2027, 1, 25, tzinfo=UTC) + timedelta(hours=h) for h in range(0, 24 * 40, 5)]
+    missed = []
+    for hours in range(0, 24 * 40, 7):
+        now = datetime(2027, 4, 25, 3, tzinfo=UTC) + timedelta(hours=hours)
+        for offset in (8, -10):
+            local = now.astimezone(timezone(timedelta(hours=offset)))
+            latest = level.latest_clock(local, settings)
+            missed += [(c, local) for c in clocks if level.due(c, settings) <= now and c > latest]
+    assert missed[:3] == []
+
+
+def test_a_deadlines_run_with_an_offset_now_raises_the_visit_due(client, world, session, run_cli):
+    """The first visit, due 28 May 16:15 UTC, is raised by a run at 16:30 UTC written as +08:00."""
+    case_id = open_case(client, world)
+    here = Stage.VERIFICATION
+    for there in (Stage.TRAVEL_PLANNING, Stage.IN_TRANSIT, Stage.ARRIVED, Stage.REHABILITATION,
+                  Stage.REINTEGRATION, Stage.FOLLOW_UP):
+        transition(client, world, case_id, there.value, details=details_for(here, there))
+        here = there
+    clock = datetime(2027, 2, 28, 16, 15, tzinfo=UTC)
+    session.execute(sa.update(Case).where(Case.id == uuid.UUID(case_id))
+                    .values(stage_since=clock, clock_since=clock, last_occurred_at=clock))
+    session.commit()
+    result = run_cli("deadlines", "run", "--now", "2027-05-29T00:30:00+08:00", "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    answer = __import__("json").loads(result.output)
+    assert answer["now"] == "2027-05-28T16:30:00+00:00"
+    assert [r["deadline"] for r in answer["raised"] if r["deadline"] == "follow_up"] == ["follow_up"]

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from ..cases.stages import Stage
@@ -102,7 +102,10 @@ class Level:
         """A bound on the clock starts whose wait has reached this level at `now`: every clock whose
         `due` <= now is at or before it. For hours and days it is exact; for months, where `due` clamps
         to the month's end, a clock before it may still be due later the same day (31 January 10:00 is
-        due on 30 April 10:00, 30 January 23:00 on 30 April 23:00): the scan checks `due` of each."""
+        due on 30 April 10:00, 30 January 23:00 on 30 April 23:00): the scan checks `due` of each.
+        Months and days are counted in UTC, as the clocks are: `now` written in another offset
+        (29 May 00:30 +08:00 is 28 May 16:30 UTC) would move the bound by a day."""
+        now = now.astimezone(UTC)
         amount = self.after(settings)
         if self.unit is Unit.MONTHS:
             latest = add_months(now, -amount)
