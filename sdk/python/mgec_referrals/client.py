@@ -93,7 +93,9 @@ class ReferralClient:
     def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
                 idempotency_key: str | None = None, headers: dict[str, str] | None = None) -> Any:
         """One API call: a POST carries an Idempotency-Key (the same on every retry); 429 and 503 are
-        retried after Retry-After (else exponential back-off with jitter); errors raise ApiError."""
+        retried after Retry-After (else exponential back-off with jitter), and so is a 409 with
+        Retry-After answering a POST's key (the server is still processing its first attempt); errors
+        raise ApiError."""
         method = method.upper()
         extra = dict(headers or {})
         if method == "POST":
@@ -117,7 +119,7 @@ class ReferralClient:
                 renewed = True
                 self.tokens.invalidate()
                 continue
-            if response.status_code in RETRY_STATUSES and attempt < self.max_retries:
+            if _worth_retrying(response, method, extra) and attempt < self.max_retries:
                 self.sleep(self._delay(attempt, response.headers.get("Retry-After")))
                 attempt += 1
                 continue
@@ -137,6 +139,18 @@ class ReferralClient:
         if told is not None:
             return min(told, self.max_backoff)
         return min(self.max_backoff, self.backoff * (2 ** attempt)) * (0.5 + random.random() / 2)  # noqa: S311
+
+
+def _worth_retrying(response: requests.Response, method: str, headers: dict[str, str]) -> bool:
+    """429 and 503; and a 409 with Retry-After to a POST carrying an Idempotency-Key: the request with
+    this key is still being processed (its first attempt's answer was lost), so the same key is asked
+    again, within the same retries, rather than reported as a conflict. A 409 without Retry-After is a
+    real conflict."""
+    if response.status_code in RETRY_STATUSES:
+        return True
+    return (response.status_code == 409 and method == "POST"
+            and any(name.lower() == "idempotency-key" for name in headers)
+            and retry_after(response.headers.get("Retry-After")) is not None)
 
 
 def _token_refused(response: requests.Response) -> bool:

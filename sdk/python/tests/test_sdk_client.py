@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -161,6 +163,108 @@ def test_retries_give_up_with_a_typed_error(api, failing_proxy):
         client.submit_referral(_referral())
     keys = {key for method, _path, key in proxy.seen if method == "POST" and _path.startswith("/api/")}
     assert len(keys) == 1 and waits == [0.0, 0.0]
+
+
+def test_a_post_still_in_progress_is_waited_for_with_its_key(api, failing_proxy):
+    """A lost answer (503), then the retry meets the server still processing the same key: `409` with
+    `Retry-After` from the service itself. The SDK waits and asks again with the same key."""
+    from referral_api.idempotency import IdempotencyKey
+
+    base, session = api
+    proxy_url, proxy = failing_proxy
+    h, _d, _r = _helpers()
+    org = _partner(session)
+    c, secret = h.secret_client(session, org)
+    body, key = _referral(), "sdk-in-progress-" + uuid.uuid4().hex
+    canonical = b"POST /api/v1/referrals\n" + json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    now = datetime.now(UTC)
+    # The first attempt's reservation, not answered yet (the server is still at work on it).
+    session.add(IdempotencyKey(principal=f"{org.id}/{c.client_id}/-", key=key, created_at=now,
+                               expires_at=now + timedelta(hours=1),
+                               fingerprint=hashlib.sha256(canonical).hexdigest()))
+    session.commit()
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 2:  # after the 409: meanwhile the first attempt ends (here: gives up its key)
+            session.execute(sa.delete(IdempotencyKey).where(IdempotencyKey.key == key))
+            session.commit()
+
+    client = _client(proxy_url, c.client_id, secret, sleep=sleep)
+    created = client.submit_referral(body, idempotency_key=key)  # 503 (the proxy), 409 (the service), 201
+    posts = [k for method, path, k in proxy.seen if method == "POST" and path.startswith("/api/")]
+    assert posts == [key, key, key] and waits == [1.0, 1.0]
+    assert created["id"] and len(list(_client(base, c.client_id, secret).referrals())) == 1
+
+
+def _answer(status: int, body: dict, headers: dict[str, str] | None = None):
+    import requests
+
+    r = requests.models.Response()
+    r.status_code, r._content = status, json.dumps(body).encode()
+    r.headers.update({"Content-Type": "application/json", **(headers or {})})
+    return r
+
+
+class _FakeHttp:
+    """A requests.Session stand-in: tokens on demand, then the queued answers of the API, in order."""
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+        self.sent: list[tuple[str, str | None]] = []
+
+    def post(self, url, **_kwargs):  # the token endpoint
+        return _answer(200, {"access_token": "t", "token_type": "Bearer", "expires_in": 900})
+
+    def request(self, method, url, headers=None, **_kwargs):
+        self.sent.append((method, (headers or {}).get("Idempotency-Key")))
+        return self.answers.pop(0)
+
+
+IN_PROGRESS = {"type": "https://mgec.mn/problems/conflict", "title": "Conflict with the current state",
+               "status": 409, "error": "conflict",
+               "detail": "A request with this Idempotency-Key is still being processed; retry shortly."}
+
+
+def test_in_progress_409_after_a_lost_answer_is_retried_not_a_conflict():
+    http = _FakeHttp([_answer(503, {"title": "Service unavailable"}, {"Retry-After": "1"}),
+                      _answer(409, IN_PROGRESS, {"Retry-After": "2"}),
+                      _answer(201, {"id": "r1", "reference": "REF-2026-000001", "status": "submitted"})])
+    waits: list[float] = []
+    client = ReferralClient("https://referrals.example", "cl_x", "secret", session=http, sleep=waits.append)
+    assert client.submit_referral({"source": "police"})["id"] == "r1"
+    assert waits == [1.0, 2.0] and len({key for _m, key in http.sent}) == 1 and http.sent[0][1]
+
+
+def test_a_409_without_retry_after_or_past_the_retries_is_a_conflict():
+    from mgec_referrals import Conflict
+
+    # A real conflict (no Retry-After): raised at once, no wait.
+    http = _FakeHttp([_answer(409, {**IN_PROGRESS, "detail": "The referral is already accepted."})])
+    waits: list[float] = []
+    client = ReferralClient("https://referrals.example", "cl_x", "secret", session=http, sleep=waits.append)
+    with pytest.raises(Conflict):
+        client.submit_referral({"source": "police"})
+    assert waits == [] and len(http.sent) == 1
+    # Still in progress after every retry: the same budget as 429/503, Retry-After bounded by max_backoff.
+    http = _FakeHttp([_answer(409, IN_PROGRESS, {"Retry-After": "3600"}) for _ in range(3)])
+    client = ReferralClient("https://referrals.example", "cl_x", "secret", session=http, sleep=waits.append,
+                            max_retries=2, max_backoff=5.0)
+    with pytest.raises(Conflict):
+        client.submit_referral({"source": "police"})
+    assert waits == [5.0, 5.0] and len(http.sent) == 3 and len({key for _m, key in http.sent}) == 1
+
+
+def test_a_409_with_retry_after_to_a_get_is_not_retried():
+    from mgec_referrals import Conflict
+
+    http = _FakeHttp([_answer(409, IN_PROGRESS, {"Retry-After": "1"})])
+    waits: list[float] = []
+    client = ReferralClient("https://referrals.example", "cl_x", "secret", session=http, sleep=waits.append)
+    with pytest.raises(Conflict):
+        client.me()
+    assert waits == [] and http.sent == [("GET", None)]
 
 
 def test_pagination_over_120_referrals(api):
