@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import ast
+import configparser
 import hashlib
 import json
+import sys
 import time
+import tomllib
 import uuid
 from datetime import UTC, datetime, timedelta
+from importlib import metadata
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -19,6 +25,10 @@ from mgec_referrals import (
     verify_webhook,
 )
 from mgec_referrals.client import retry_after
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 pytestmark = pytest.mark.slow
 
@@ -310,3 +320,46 @@ def test_retry_after_parsing():
     assert retry_after("3") == 3.0
     assert retry_after(None) is None and retry_after("soon") is None
     assert 0 <= retry_after(time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 5))) <= 6
+
+
+SDK = Path(__file__).resolve().parents[1]
+
+
+def _imports(module: Path) -> tuple[set[str], set[str]]:
+    """The top-level packages `module` imports: at import time, and anywhere (inside functions too)."""
+    def names(nodes) -> set[str]:
+        found = set()
+        for node in nodes:
+            if isinstance(node, ast.Import):
+                found |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+        return found - set(sys.stdlib_module_names) - {"__future__"}
+
+    tree = ast.parse(module.read_text(encoding="utf-8"))
+    return names(tree.body), names(ast.walk(tree))
+
+
+def _requirements(lines: list[str]) -> dict[str, SpecifierSet]:
+    return {canonicalize_name(r.name): r.specifier for r in map(Requirement, lines)}
+
+
+def test_the_sdk_requires_what_it_imports():
+    """`import mgec_referrals` must work with any version its requirements allow: joserfc is imported,
+    so it is required itself (Authlib brings it only from 1.7.0)."""
+    project = tomllib.loads((SDK / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    required = _requirements(project["dependencies"])
+    optional = {name for extra in project["optional-dependencies"].values() for name in _requirements(extra)}
+    for module in sorted((SDK / "mgec_referrals").glob("*.py")):
+        at_import, anywhere = _imports(module)
+        assert {canonicalize_name(n) for n in at_import} <= set(required), module.name
+        assert {canonicalize_name(n) for n in anywhere} <= set(required) | optional, module.name
+    assert "joserfc" in required and metadata.version("joserfc") in required["joserfc"]
+    # Authlib's floor is the project's own (setup.cfg: above known advisories), 1.7.2.
+    setup = configparser.ConfigParser()
+    setup.read(SDK.parents[1] / "setup.cfg")
+    lines = [r for r in setup["options"]["install_requires"].splitlines() if r.strip()]
+    ours = next(s.version for s in _requirements(lines)["authlib"] if s.operator == ">=")
+    assert Version(ours) >= Version("1.7.2")
+    assert ours in required["authlib"] and not any(v in required["authlib"] for v in ("1.6.12", "1.7.1"))
+    assert Version(next(s.version for s in required["authlib"] if s.operator == ">=")) >= Version(ours)
