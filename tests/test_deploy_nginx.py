@@ -1,6 +1,8 @@
 """The shipped nginx configuration in front of `referral-api serve` on loopback (issue 19, a real front):
 requests and request ids pass, client addresses reach the rate limiter through TRUSTED_PROXY_COUNT=1,
-50 slow clients do not stop /healthz, and an oversized body is refused by nginx with our problem page."""
+50 slow clients do not stop /healthz, and an oversized body is refused by nginx with our problem page.
+Document uploads are checked against a stand-in upstream (no service needed): they pass up to
+DOCUMENT_MAX_MB and its envelope, unbuffered, while every other path keeps the 1 MiB limit."""
 
 from __future__ import annotations
 
@@ -10,16 +12,29 @@ import http.client
 import json
 import random
 import re
+import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 
-from bench.stack import REPO, Stack, nginx_binary
+from bench.stack import (
+    NGINX_CONF,
+    REPO,
+    Stack,
+    free_port,
+    main_conf,
+    nginx_binary,
+    render,
+    self_signed,
+    wait_http,
+)
 from tests.test_serve import BIN, _env
 
 pytestmark = [pytest.mark.slow,
@@ -222,3 +237,133 @@ def test_one_address_holds_at_most_100_requests_in_progress(front):
         for sock in held:
             with contextlib.suppress(OSError):
                 sock.close()
+
+
+# ---------------------------------------------------------------- document uploads through the shipped nginx
+
+
+FORWARDED = ("X-Forwarded-For", "X-Forwarded-Proto", "X-Request-ID", "Connection")
+
+
+class _Counting(BaseHTTPRequestHandler):
+    """The service's stand-in: answers how many body bytes reached it, on which path."""
+
+    def _answer(self, received: int) -> None:
+        passed = {name: self.headers.get(name) for name in FORWARDED}
+        body = json.dumps({"path": self.path, "received": received, "headers": passed}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self._answer(0)
+
+    def do_POST(self) -> None:
+        left, received = int(self.headers.get("Content-Length", "0")), 0
+        while left:
+            piece = self.rfile.read(min(left, 1 << 16))
+            if not piece:
+                break
+            left, received = left - len(piece), received + len(piece)
+        self._answer(received)
+
+    def log_message(self, *_args) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def nginx_only(tmp_path_factory):
+    """The shipped nginx configuration in front of _Counting; (base URL, certificate, nginx's folder)."""
+    folder = tmp_path_factory.mktemp("nginx-only")
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), _Counting)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    cert, key = self_signed(folder)
+    https_port = free_port()
+    server = folder / "referral-api.conf"
+    server.write_text(render(NGINX_CONF.read_text(), https_port=https_port, http_port=free_port(),
+                             app_ports=[upstream.server_port], cert=cert, key=key, logs=folder))
+    (folder / "nginx.conf").write_text(main_conf(folder, server))
+    nginx_bin = nginx_binary()
+    args = ["-p", str(folder), "-c", str(folder / "nginx.conf"), "-e", str(folder / "error.log")]
+    checked = subprocess.run([nginx_bin, "-t", *args], capture_output=True, text=True, timeout=30)
+    assert checked.returncode == 0, checked.stderr
+    nginx = subprocess.Popen([nginx_bin, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             stdin=subprocess.DEVNULL, start_new_session=True)
+    base = f"https://127.0.0.1:{https_port}"
+    try:
+        wait_http(base + "/healthz", verify=str(cert))
+        yield base, str(cert), folder
+    finally:
+        nginx.send_signal(signal.SIGQUIT)
+        try:
+            nginx.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            nginx.kill()
+            nginx.wait(timeout=10)
+        upstream.shutdown()
+        upstream.server_close()
+
+
+def _largest_upload() -> int:
+    """The largest body the service takes on an upload route at the default DOCUMENT_MAX_MB."""
+    from referral_api.config import Settings
+    from referral_api.documents.upload import ENVELOPE_BYTES, MIB
+
+    return Settings().document_max_mb * MIB + ENVELOPE_BYTES
+
+
+MULTIPART = {"Content-Type": "multipart/form-data; boundary=x"}
+
+
+@pytest.mark.parametrize("path", ["/api/v1/referrals/REF-2026-000001/documents",
+                                  "/api/v1/cases/5b0c4a5e-3f49-4bb5-9d3c-8f2b1f0f6a11/documents",
+                                  "/console/referrals/REF-2026-000001/documents",
+                                  "/console/cases/CASE-2026-000001/documents"])
+def test_a_document_of_document_max_mb_reaches_the_service(nginx_only, path):
+    """A scanned passport of DOCUMENT_MAX_MB (with its multipart envelope) passes nginx whole, on every
+    upload route of the API and the console; a byte over nginx's upload limit is nginx's 413."""
+    base, cert, _folder = nginx_only
+    size = _largest_upload()
+    answer = requests.post(base + path, data=b"\0" * size, headers={**MULTIPART, "X-Request-ID": "up-1"},
+                           verify=cert, timeout=60)
+    assert answer.status_code == 200 and answer.json()["path"] == path and answer.json()["received"] == size
+    # proxied as every other request is: the address nginx saw, the scheme, the request id, keep-alive
+    assert answer.json()["headers"] == {"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Proto": "https",
+                                        "X-Request-ID": "up-1", "Connection": None}
+    refused = requests.post(base + path, data=b"\0" * (21 * 1024 * 1024 + 1), headers=MULTIPART, verify=cert,
+                            timeout=60)
+    assert refused.status_code == 413 and refused.headers["Content-Type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/referrals", "/api/v1/referrals/REF-2026-000001/documents/x",
+                                  "/api/v1/documents/5b0c4a5e3f494bb59d3c8f2b1f0f6a11",
+                                  "/console/referrals/REF-2026-000001"])
+def test_every_other_path_keeps_the_one_mib_limit(nginx_only, path):
+    base, cert, _folder = nginx_only
+    fits = requests.post(base + path, data=b"{" + b" " * (1024 * 1024 - 2) + b"}", verify=cert, timeout=30,
+                         headers={"Content-Type": "application/json"})
+    assert fits.status_code == 200 and fits.json()["received"] == 1024 * 1024
+    assert fits.json()["headers"]["X-Forwarded-Proto"] == "https" and fits.json()["headers"]["X-Request-ID"]
+    refused = requests.post(base + path, data=b"{" + b" " * (2 * 1024 * 1024) + b"}", verify=cert, timeout=30,
+                            headers={"Content-Type": "application/json"})
+    assert refused.status_code == 413
+
+
+def test_an_uploaded_document_is_never_written_to_nginxs_temporary_files(nginx_only):
+    """The plaintext of an upload goes to the service as it arrives (proxy_request_buffering off). nginx
+    logs each body it buffers to a temporary file: a JSON body of 512 KiB elsewhere is (the check sees
+    it), a 3 MiB document never is."""
+    base, cert, folder = nginx_only
+    upload, other = "/api/v1/referrals/REF-2026-000002/documents", "/api/v1/referrals?buffered=1"
+    answer = requests.post(base + upload, data=b"\1" * (3 * 1024 * 1024), headers=MULTIPART, verify=cert,
+                           timeout=60)
+    assert answer.status_code == 200 and answer.json()["received"] == 3 * 1024 * 1024
+    json_body = requests.post(base + other, data=b"{" + b" " * (512 * 1024) + b"}", verify=cert, timeout=30,
+                              headers={"Content-Type": "application/json"})
+    assert json_body.status_code == 200
+    buffered = [line for line in (folder / "error.log").read_text().splitlines()
+                if "buffered to a temporary file" in line]
+    assert any(f"POST {other} " in line for line in buffered), buffered
+    assert not any(f"POST {upload} " in line for line in buffered), buffered
