@@ -241,6 +241,14 @@ class Settings:
                 )
             if not self.index_key:
                 raise ConfigError("REFERRAL_API_INDEX_KEY must be set when REFERRAL_API_ENV=production")
+            # Without either, documents would go to `instance/documents` beside the installed package:
+            # read-only under the systemd units, and lost with the next release.
+            if not (self.documents_path or self.instance_path):
+                raise ConfigError(
+                    "DOCUMENTS_PATH must be set when REFERRAL_API_ENV=production (or "
+                    "REFERRAL_API_INSTANCE_PATH, whose documents folder is then used): a folder the service "
+                    "may write, such as /var/lib/referral-api/documents (see docs/deploy.md)"
+                )
 
     def resolved_instance_path(self, default: str) -> Path:
         return Path(self.instance_path or default)

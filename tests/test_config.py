@@ -51,6 +51,20 @@ def test_production_refuses_unsafe_settings(extra, variable):
         Settings.from_env({**PROD, **extra})
 
 
+def test_production_refuses_to_store_documents_inside_the_installed_package(tmp_path):
+    """Unset, DOCUMENTS_PATH is the instance folder's `documents`, by default beside the installed package
+    (site-packages): read-only under the systemd units, replaced by the next release."""
+    with pytest.raises(ConfigError, match="DOCUMENTS_PATH must be set") as refused:
+        Settings.from_env(PROD)
+    assert "/var/lib/referral-api/documents" in str(refused.value)
+    chosen = Settings.from_env({**PROD, "DOCUMENTS_PATH": str(tmp_path / "documents")})
+    assert chosen.documents_path == str(tmp_path / "documents")
+    # An instance folder of the operator's choosing holds them too.
+    assert Settings.from_env({**PROD, "REFERRAL_API_INSTANCE_PATH": str(tmp_path)}).documents_path == ""
+    # Development (`make run`) keeps its default, the instance folder's `documents`.
+    assert Settings.from_env({}).documents_path == ""
+
+
 def test_webhook_settings():
     s = Settings.from_env({"WEBHOOK_SECRET_OVERLAP_HOURS": "48", "WEBHOOKS_CLAIM_SECONDS": "30"})
     assert (s.webhook_secret_overlap_hours, s.webhooks_claim_seconds) == (48, 30)

@@ -116,3 +116,56 @@ def test_the_guide_names_every_unit_and_only_real_commands(tmp_path):
             (tmp_path / "cp.json").write_text("{}")
             args[args.index("--checkpoint") + 1] = str(tmp_path / "cp.json")
         _parse(args)
+
+
+# ---------------------------------------------------------------- documents, secrets and keys in the guide
+
+
+def _sh_blocks() -> list[str]:
+    return re.findall(r"```sh\n(.*?)```", GUIDE.read_text(encoding="utf-8"), re.S)
+
+
+def _is_env_file(block: str) -> bool:
+    """A block that shows a settings file's content (every line NAME=value), not commands."""
+    lines = [line for line in block.splitlines() if line.strip()]
+    return bool(lines) and all(re.fullmatch(r"[A-Z][A-Z0-9_]*=\S.*", line) for line in lines)
+
+
+def _guide_env() -> dict[str, str]:
+    """/etc/referral-api/env as the guide writes it."""
+    block = next(b for b in _sh_blocks() if b.startswith("REFERRAL_API_ENV=production\n"))
+    assert _is_env_file(block)
+    return dict(line.split("=", 1) for line in block.splitlines() if line.strip())
+
+
+def _writable(unit: str) -> list[str]:
+    service = _unit(UNITS / unit)["Service"]
+    return service.get("ReadWritePaths", "").split()
+
+
+def _within(path: str, folders: list[str]) -> bool:
+    return any(path == f or path.startswith(f.rstrip("/") + "/") for f in folders)
+
+
+def test_the_guides_settings_pass_the_production_checks():
+    """The guide's settings are what production requires (DOCUMENTS_PATH among them)."""
+    from referral_api.config import Settings
+
+    settings = Settings.from_env(_guide_env())
+    assert settings.is_production and settings.documents_path == "/var/lib/referral-api/documents"
+
+
+def test_the_units_that_write_or_delete_documents_may_write_the_document_store():
+    """ProtectSystem=strict makes every path read-only but ReadWritePaths: the service stores and deletes
+    documents, the retention run deletes those of the records it erases. The guide makes the folder, the
+    service user's, and the backup unit copies it after the dumps."""
+    documents = _guide_env()["DOCUMENTS_PATH"]
+    for unit in ("referral-api.service", "referral-api-retention.service"):
+        assert _unit(UNITS / unit)["Service"]["ProtectSystem"] == "strict"
+        assert _within(documents, _writable(unit)), (unit, documents, _writable(unit))
+    assert f"install -d -o referral-api -g referral-api -m 0700 {documents}\n" in GUIDE.read_text()
+    backup = _unit(UNITS / "referral-api-backup.service")["Service"]
+    copy = shlex.split(backup["ExecStartPost"])
+    assert copy[0] == "/usr/bin/rsync" and copy[-2] == documents + "/" and _within(copy[-1], _writable(
+        "referral-api-backup.service"))
+    assert "rsync" in GUIDE.read_text() and "DOCUMENTS_PATH" in GUIDE.read_text()

@@ -101,7 +101,8 @@ def test_production_with_keys_generates_nothing(tmp_path, capsys):
 
 def test_production_with_a_malformed_key_refuses_to_start(tmp_path):
     settings = Settings.from_env({**PROD, **KEYS, "REFERRAL_API_INDEX_KEY": "short",
-                                  "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3"})
+                                  "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3",
+                                  "DOCUMENTS_PATH": str(tmp_path / "documents")})
     with pytest.raises(ConfigError, match="REFERRAL_API_INDEX_KEY"):
         create_app(settings)
 
@@ -134,7 +135,8 @@ def test_production_refuses_a_key_file_others_can_read(tmp_path):
     path = tmp_path / "ring.json"
     write_key_file(path, "k1", {"k1": bytes(32)})
     env = {**PROD, "REFERRAL_API_INDEX_KEY": KEYS["REFERRAL_API_INDEX_KEY"],
-           "REFERRAL_API_MASTER_KEY_FILE": str(path), "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3"}
+           "REFERRAL_API_MASTER_KEY_FILE": str(path), "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3",
+           "DOCUMENTS_PATH": str(tmp_path / "documents")}
     assert create_app(Settings.from_env(env)).extensions[privacy.EXTENSION].keyring.active_id == "k1"
     path.chmod(0o644)
     with pytest.raises(ConfigError, match="chmod 600"):
