@@ -169,3 +169,31 @@ def test_the_units_that_write_or_delete_documents_may_write_the_document_store()
     assert copy[0] == "/usr/bin/rsync" and copy[-2] == documents + "/" and _within(copy[-1], _writable(
         "referral-api-backup.service"))
     assert "rsync" in GUIDE.read_text() and "DOCUMENTS_PATH" in GUIDE.read_text()
+
+
+def test_the_guide_puts_no_secret_on_a_command_line():
+    """A command's arguments are in `ps` for every local user and in the shell's history: no password in a
+    URL, no `env $(cat /etc/referral-api/env ...)` (every key and password of the settings) in any command
+    the guide gives. Settings files' contents are shown as such, with placeholders."""
+    text = GUIDE.read_text(encoding="utf-8")
+    commands = [b for b in _sh_blocks() if not _is_env_file(b)]
+    commands += re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", text, flags=re.S))
+    offending = [line for block in commands for line in block.splitlines()
+                 if re.search(r"\$\(\s*cat [^)]*/etc/referral-api/", line)
+                 or re.search(r"://[^/\s:@]+:[^@\s]+@", line) or "PGPASSWORD=" in line]
+    assert offending == []
+    # The migration role's URLs are in a root-only file of their own, read by systemd.
+    migrate = next(b for b in commands if "db upgrade" in b and "keys init" in b)
+    assert "--property=EnvironmentFile=/etc/referral-api/migrator.env" in migrate
+    assert "--uid=referral-api" in migrate
+
+
+def test_the_guide_rotates_keys_as_the_service_user_in_a_folder_it_owns():
+    """`keys rotate` replaces the key file (a new file, renamed into place): run as the service user, which
+    must own the folder; run as root the file becomes root's and the service cannot read its keys."""
+    rotate = next(b for b in _sh_blocks() if re.search(r"referral-api keys rotate\b", b))
+    assert "--uid=referral-api" in rotate and "--property=EnvironmentFile=/etc/referral-api/env" in rotate
+    key_folder = str(Path(_guide_env()["REFERRAL_API_MASTER_KEY_FILE"]).parent)
+    assert key_folder != "/etc/referral-api"  # root's, with the settings file in it
+    assert f"install -d -o referral-api\n  -g referral-api -m 0700 {key_folder}" in GUIDE.read_text() or (
+        f"install -d -o referral-api -g referral-api -m 0700 {key_folder}" in GUIDE.read_text())
