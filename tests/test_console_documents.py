@@ -13,7 +13,8 @@ from referral_api.documents.models import Document
 from tests import console_helpers as c
 from tests.case_helpers import open_case
 from tests.console_helpers import console, signed_in  # noqa: F401  (the fixture and its sign-in)
-from tests.document_helpers import EXECUTABLE, pdf_bytes
+from tests.document_helpers import EXECUTABLE, pdf_bytes, upload
+from tests.partner_helpers import partners, sign_in_as  # noqa: F401  (the fixture)
 
 MIB = 1024 * 1024
 
@@ -114,3 +115,22 @@ def test_a_file_over_the_limit_is_said_in_words(client, session, console):
     assert "The file is too large" in refused.get_data(as_text=True) and _count(session) == 0
     just_over = _post(client, path, pdf_bytes(20 * MIB + 1), token=token)  # within the multipart envelope
     assert just_over.status_code == 413 and _count(session) == 0
+
+
+def test_a_caseworker_is_neither_offered_nor_allowed_documents_on_a_referral(app, client, session, partners):
+    """A caseworker reads referrals but adds or deletes none of their documents: no controls on the page,
+    and a form posted anyway is the console's 403 page (the service's InsufficientScope), never a 500."""
+    added = upload(client, partners, "referral", str(partners.referral.id), pdf_bytes())
+    assert added.status_code == 201, added.get_json()
+    document_id = added.get_json()["id"]
+    http = sign_in_as(app, session, partners, "caseworker")
+    path = f"/console/referrals/{partners.referral.id}"
+    html = http.get(path).get_data(as_text=True)
+    assert "Add a document" not in html and "Delete the document" not in html
+    token = c.csrf_of(html)
+    refused = _post(http, path, pdf_bytes(), token=token)
+    assert refused.status_code == 403 and "This page is not for your role" in refused.get_data(as_text=True)
+    before = _count(session)
+    deleted = http.post(f"{path}/documents/{document_id}/delete", data={"csrf_token": token})
+    assert deleted.status_code == 403
+    assert _count(session) == before

@@ -68,19 +68,20 @@ def section(
     errors: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """What the documents section of a record's page shows (its template is console/_documents.html)."""
+    staff = False
     try:
         parent, found = services.list_for(session, who, parent_type, record_id)
-        shown = [document_view(d, parent, who) for d in found]
+        shown, staff = [document_view(d, parent, who) for d in found], parent.staff
     except DomainError:  # not the person's to see: the section says so, the page still opens
         session.rollback()
         shown = None
-    may_write = any(who.has(s) for s in services.WRITE_SCOPES[parent_type])
+    may_write = any(who.has(s) for s in services.WRITE_SCOPES[parent_type])  # as services.add/delete ask
     return {
         "documents": shown,
         "document_kinds": list(DocumentKind),
         "document_errors": errors or {},
         "documents_may_add": may_write,
-        "documents_may_delete": may_write,
+        "documents_may_delete": may_write and staff,  # services.delete: MGEC staff only
         "documents_parent": PARENT_PATHS[parent_type],
         "documents_max_mb": max_file_bytes() // MIB,
         "size_in_words": size_in_words,

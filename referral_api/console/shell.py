@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from authlib.oauth2 import OAuth2Error
 from flask import Blueprint, Flask, Response, current_app, g, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
@@ -155,6 +156,8 @@ def too_many(refused: TooManyRequests) -> Response:
 
 
 def _on_error(exc: Exception) -> Response:
+    if isinstance(exc, OAuth2Error):  # a service's InsufficientScope (documents): this person may not
+        return render_error(403 if exc.status_code == 403 else 400)
     if isinstance(exc, DomainError):
         return render_error(exc.status if exc.status in (400, 403, 404, 409, 412) else 400)
     if isinstance(exc, HTTPException):
