@@ -61,6 +61,13 @@ def csrf_of(html: str) -> str:
     return match.group(1)
 
 
+def key_of(html: str) -> str:
+    """The idempotency key of the page's (first) form that creates something."""
+    match = re.search(r'name="idempotency_key" value="([^"]+)"', html)
+    assert match, "no idempotency key in the page"
+    return match.group(1)
+
+
 def version_of(html: str) -> str:
     match = re.search(r'name="version" value="([^"]+)"', html)
     assert match, "no version in the page"

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import uuid
 
+import sqlalchemy as sa
+
+from referral_api.cases.models import CaseService, Shelter
 from tests import console_helpers as c
 from tests.console_helpers import console, signed_in  # noqa: F401  (the fixture and its sign-in)
+from tests.partner_helpers import partners, sign_in_as  # noqa: F401  (the fixture)
 
 
 def _accepted_case(client, console) -> str:
@@ -19,7 +23,7 @@ def _accepted_case(client, console) -> str:
 
 
 def test_case_forms_participants_hold_resume_services_and_moves(app, client, session, console):
-    from referral_api.cases.models import CaseParticipant, Shelter
+    from referral_api.cases.models import CaseParticipant
 
     with app.app_context():
         full = Shelter(name="Zamiin-Uud shelter", city="Zamiin-Uud", capacity=0)
@@ -63,9 +67,9 @@ def test_case_forms_participants_hold_resume_services_and_moves(app, client, ses
     session.expire_all()
     assert not _case(session, case_id).on_hold
 
-    no_bed = client.post(
-        f"{path}/services", data={"csrf_token": token, "kind": "shelter", "shelter_id": str(full.id)}
-    )
+    key = c.key_of(page)
+    form = {"csrf_token": token, "idempotency_key": key, "kind": "shelter", "shelter_id": str(full.id)}
+    no_bed = client.post(f"{path}/services", data=form)
     assert no_bed.status_code == 409 and "This shelter has no free bed." in no_bed.get_data(as_text=True)
 
     page = client.get(path).get_data(as_text=True)
@@ -148,3 +152,32 @@ def test_the_timeline_names_a_guardians_consent_in_both_languages(app, client, s
     assert client.get("/console/language/mn").status_code == 302
     html = client.get(path).get_data(as_text=True)
     assert "Хууль ёсны асран хамгаалагчаар дамжуулан" in html and "guardian" not in html
+
+
+def test_a_double_click_on_record_a_service_takes_one_bed_not_two(app, session, partners):
+    """The services form carries an idempotency key: the same form sent twice records one service."""
+    with app.app_context():
+        shelter = Shelter(name="Darkhan shelter", city="Darkhan", capacity=5)
+        session.add(shelter)
+        session.commit()
+        shelter_id = shelter.id
+    http = sign_in_as(app, session, partners, "coordinator")
+    path = f"/console/cases/{partners.ours}"
+    html = http.get(path).get_data(as_text=True)
+    form = {"csrf_token": c.csrf_of(html), "idempotency_key": c.key_of(html), "kind": "shelter",
+            "shelter_id": str(shelter_id), "starts_on": ""}
+
+    def recorded() -> int:
+        session.expire_all()
+        found = sa.select(CaseService).where(CaseService.case_id == uuid.UUID(partners.ours))
+        return len(session.scalars(found).all())
+
+    first = http.post(f"{path}/services", data=form)
+    again = http.post(f"{path}/services", data=form)  # a double click
+    assert (first.status_code, again.status_code) == (303, 303)
+    assert again.headers["Location"] == first.headers["Location"]
+    assert recorded() == 1
+    fresh = c.key_of(http.get(path).get_data(as_text=True))
+    assert fresh != form["idempotency_key"]  # the next form is a new one
+    assert http.post(f"{path}/services", data={**form, "idempotency_key": fresh}).status_code == 303
+    assert recorded() == 2

@@ -31,7 +31,7 @@ from ..http import load
 from ..organisations import services as org_services
 from ..organisations.models import OrganisationKind
 from . import documents, i18n
-from .forms import field_errors, load_form, posted
+from .forms import field_errors, form_key, load_form, once, posted
 from .queue import organisation_names
 from .shell import actor, bp, page, render, render_error
 
@@ -139,6 +139,7 @@ def case_page(
         conflict=conflict,
         open_form=open_form,
         form=form or {},
+        service_key=form_key(),
         today=i18n.day(utcnow()),
         **documents.section(session, who, ParentType.CASE, str(case.id), errors=document_errors),
     )
@@ -182,7 +183,13 @@ def _remove(session, who, ref, data, *, if_match=None):
 
 
 def _service(session, who, ref, data, *, if_match=None):
-    care.add_service(session, who, ref, data)
+    """Once per form sent (its idempotency key): a double click records one service, takes one bed."""
+    once(
+        session,
+        who,
+        lambda: (care.add_service(session, who, ref, data).id, url_for("console.case", ref=ref)),
+        lambda service_id: care.get_service(session, who, ref, service_id),
+    )
 
 
 WRITES: dict[str, tuple[Any, Any]] = {

@@ -3,17 +3,23 @@ marshmallow's English messages into the person's language."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 import marshmallow as ma
-from flask import request
+from flask import Response, request
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm import Session
 
+from ..access import Actor
 from ..errors import InvalidPayload
 from ..http import load
+from ..idempotency import idempotent
 from ..validators import control_character_message
 
-NOT_FIELDS = frozenset({"csrf_token", "version"})
+KEY_FIELD = "idempotency_key"
+NOT_FIELDS = frozenset({"csrf_token", "version", KEY_FIELD})
 _MESSAGES = (
     ("Missing data", _l("Please fill in this field.")),
     ("may not be null", _l("Please fill in this field.")),
@@ -84,3 +90,34 @@ def field_errors(errors: dict[str, list[str]] | None, *, paths: bool = False) ->
         said = next((str(word) for key, word in _MESSAGES if key in text), None)
         out[name if paths else name.split(".")[-1]] = said or str(_l("Please check this field."))
     return out
+
+
+def form_key() -> str:
+    """The key of a form that creates something (its hidden `idempotency_key` field): the one posted when
+    a refused form is shown again, so that its corrected sending is still the same form; else a new one."""
+    return request.form.get(KEY_FIELD) or str(uuid.uuid4())
+
+
+def once(
+    session: Session,
+    who: Actor,
+    create: Callable[[], tuple[object, str]],
+    still_seen: Callable[[str], object],
+) -> str:
+    """Create at most once per form sent (idempotency.idempotent under the form's key, the API's
+    Idempotency-Key rules): a double click or a form sent again changes nothing more.
+
+    `create` makes the change and names the page to go to; `still_seen` reads a repeat's resource for this
+    person now (visibility applies, the read is audited). Answers the address of the page to go to."""
+
+    def handler() -> tuple[object, Response]:
+        resource_id, target = create()
+        return resource_id, Response(status=201, headers={"Location": target})
+
+    def replay(resource_id: str) -> Response:
+        still_seen(resource_id)
+        return Response(status=200)
+
+    key = request.form.get(KEY_FIELD, "")
+    answer = idempotent(session, actor=who, handler=handler, replay=replay, key=key)
+    return answer.headers["Location"]

@@ -7,7 +7,6 @@ the duplicate check and the audit are the service's, never this view's.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from babel import Locale
@@ -17,7 +16,6 @@ from ..access import Scope
 from ..db import get_session
 from ..errors import Conflict, DomainError, InvalidPayload, PreconditionFailed
 from ..http import load
-from ..idempotency import idempotent
 from ..referrals import services
 from ..referrals.schemas import (
     SHAREABLE_KINDS,
@@ -42,12 +40,12 @@ from ..referrals.vocab import (
 )
 from ..validators import COUNTRY_CODES
 from . import i18n
-from .forms import field_errors, load_form
+from .forms import KEY_FIELD, field_errors, form_key, load_form, once
 from .shell import actor, bp, page, render
 
 LISTS = frozenset({"situation.exploitation_types", "situation.needs", "consent.share_with"})
 COMMA_LISTS = frozenset({"person.aliases", "person.languages"})
-SKIP = frozenset({"csrf_token", "idempotency_key", "version"})
+SKIP = frozenset({"csrf_token", KEY_FIELD, "version"})
 
 
 def _nest(form: dict[str, Any]) -> dict[str, Any]:
@@ -95,7 +93,7 @@ def intake_page(
         active="intake",
         form=form,
         errors=errors or {},
-        key=request.form.get("idempotency_key") or str(uuid.uuid4()),
+        key=form_key(),
         countries=_countries(),
         vocab={
             "source": list(Source),
@@ -130,22 +128,16 @@ def intake_submit() -> Response:
     try:
         data = load_form(ReferralInSchema(), _nest(form))
 
-        def handler() -> tuple[object, Response]:
+        def submit() -> tuple[object, str]:
             referral = services.submit(session, who, data=data)
-            target = url_for("console.partner_referral", ref=str(referral.id))
-            return referral.id, Response(status=201, headers={"Location": target})
+            return referral.id, url_for("console.partner_referral", ref=str(referral.id))
 
-        def replay(resource_id: str) -> Response:
-            services.read(session, who, ref=resource_id)  # still visible to this officer (audited as a read)
-            return Response(status=200)
-
-        answer = idempotent(
-            session, actor=who, handler=handler, replay=replay, key=request.form.get("idempotency_key", "")
-        )
+        # a repeat: still visible to this officer (audited as a read)
+        target = once(session, who, submit, lambda resource_id: services.read(session, who, ref=resource_id))
     except (InvalidPayload, Conflict) as refused:
         session.rollback()
         return intake_page(status=refused.status, form=form, errors=field_errors(refused.errors, paths=True))
-    return redirect(answer.headers["Location"], code=303)
+    return redirect(target, code=303)
 
 
 @bp.route("/partner/referrals")
