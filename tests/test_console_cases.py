@@ -181,3 +181,24 @@ def test_a_double_click_on_record_a_service_takes_one_bed_not_two(app, session, 
     assert fresh != form["idempotency_key"]  # the next form is a new one
     assert http.post(f"{path}/services", data={**form, "idempotency_key": fresh}).status_code == 303
     assert recorded() == 2
+
+
+def test_only_an_mgec_admin_is_offered_reopening_a_closed_case(app, client, session, partners):
+    """Reopening is an MGEC admin's (moves.may_make): a coordinator sees no 'Reopen at …' form on a closed
+    case, and one posted anyway is refused; an admin sees the forms."""
+    closed = client.post(
+        f"/api/v1/cases/{partners.ours}/transitions",
+        json={"to": "closed", "details": {"closure_reason": "other"}, "note": "review"},
+        headers=partners.headers("coordinator"),
+    )
+    assert closed.status_code == 200, closed.get_json()
+    path = f"/console/cases/{partners.ours}"
+    admin = sign_in_as(app, session, partners, "admin").get(path).get_data(as_text=True)
+    assert "Reopen at" in admin
+    http = sign_in_as(app, session, partners, "coordinator")
+    html = http.get(path).get_data(as_text=True)
+    assert "Reopen at" not in html and "No move is open to you from this stage." in html
+    reopen = {"csrf_token": c.csrf_of(html), "version": c.version_of(admin), "to": "verification"}
+    reopen["note"] = "She came back"
+    forged = http.post(f"{path}/move", data=reopen)
+    assert forged.status_code == 403

@@ -8,7 +8,7 @@ from typing import Any
 import marshmallow as ma
 from flask import Response, redirect, request, url_for
 
-from ..access import Scope
+from ..access import Actor, Scope
 from ..cases import board as case_board
 from ..cases import care, moves, participants
 from ..cases import services as case_services
@@ -80,11 +80,14 @@ def case_list() -> Response:
     )
 
 
-def move_forms(stage: Stage, targets: list[str]) -> list[dict[str, Any]]:
-    """For each stage the case may move to, exactly the details that move records."""
+def move_forms(who: Actor, stage: Stage, targets: list[str]) -> list[dict[str, Any]]:
+    """For each stage the case may move to, exactly the details that move records; a move this person may
+    not make (a reopening, unless an MGEC admin's: moves.may_make) is not offered."""
     forms = []
     for target in targets:
         move = MOVES[(stage, Stage(target))]
+        if not moves.may_make(who, move):
+            continue
         fields = []
         for name, field in move.details().fields.items():
             kind = (
@@ -134,7 +137,7 @@ def case_page(
         org_query=query,
         roles=list(ParticipantRole),
         service_kinds=list(ServiceKind),
-        move_forms=move_forms(case.stage, doc["allowed_stages"]),
+        move_forms=move_forms(who, case.stage, doc["allowed_stages"]),
         errors=errors or {},
         conflict=conflict,
         open_form=open_form,

@@ -86,7 +86,7 @@ def partner_case_page(
         waits=waits_for(case.stage.value),
         timeline=[event_document(e, staff=staff) for e in events],
         names=organisation_names(session),
-        move_forms=move_forms(case.stage, doc["allowed_stages"]),
+        move_forms=move_forms(who, case.stage, doc["allowed_stages"]),
         move_url=url_for("console.partner_move", ref=ref),
         errors=errors or {},
         conflict=conflict,
