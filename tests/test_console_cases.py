@@ -202,3 +202,28 @@ def test_only_an_mgec_admin_is_offered_reopening_a_closed_case(app, client, sess
     reopen["note"] = "She came back"
     forged = http.post(f"{path}/move", data=reopen)
     assert forged.status_code == 403
+
+
+def test_a_consent_change_on_the_timeline_reads_in_words(app, client, session, partners):
+    """The entry and its details in words in both languages: kinds of organisation as a list in words,
+    what was withdrawn and what given named as such (not the referral's 'consents to the referral')."""
+    changed = client.post(
+        f"/api/v1/cases/{partners.ours}/consent",
+        json={"share_with": ["iom", "ngo", "police"]},
+        headers=partners.headers("coordinator"),
+    )
+    assert changed.status_code == 200, changed.get_json()
+    path = f"/console/cases/{partners.ours}"
+
+    def timeline(html: str) -> str:
+        return html[html.index('id="h-timeline"'):html.index('id="h-participants"')]
+
+    english = timeline(sign_in_as(app, session, partners, "coordinator").get(path).get_data(as_text=True))
+    assert "Consent changed" in english and "Now shared with: IOM, NGO and Police" in english
+    assert "Consent withdrawn for: Embassy or consulate" in english
+    assert "consents to the referral" not in english and "[" not in english
+    http = sign_in_as(app, session, partners, "coordinator", english=False)
+    mongolian = timeline(http.get(path).get_data(as_text=True))
+    for code in ("consent_changed", "share_with", "withdrawn", "given", "iom", "embassy"):
+        assert code not in mongolian, code
+    assert "ОУШХБ" in mongolian and "[" not in mongolian

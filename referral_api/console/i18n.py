@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.dates import format_date, format_timedelta
+from babel.lists import format_list
 from flask import Flask, g, request
 from flask_babel import Babel, get_locale
 
@@ -79,6 +80,11 @@ def ago(value: datetime | None, now: datetime) -> str:
     if value is None:
         return ""
     return format_timedelta(value - now, add_direction=True, threshold=1.1, locale=_locale())
+
+
+def listed(items: list[str]) -> str:
+    """Words joined as the language joins them (`Embassy, IOM and NGO`); nothing for no words."""
+    return format_list(items, locale=_locale()) if items else ""
 
 
 def country(code: str | None) -> str:

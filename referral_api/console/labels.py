@@ -7,6 +7,8 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 
+from .i18n import listed
+
 WORDS: dict[str, dict[str, Any]] = {
     "referral_status": {
         "submitted": _l("Submitted"),
@@ -181,6 +183,14 @@ WORDS: dict[str, dict[str, Any]] = {
         "moved": _l("Moved"),
         "held": _l("Put on hold"),
         "resumed": _l("Resumed"),
+        "consent_changed": _l("Consent changed"),
+    },
+    # The details of a consent change on the timeline (cases/moves.py change_consent): kinds of organisation.
+    "consent_change": {
+        "share_with": _l("Now shared with"),
+        "given": _l("Consent given for"),
+        "withdrawn": _l("Consent withdrawn for"),
+        "consent_method": _l("How consent was given"),
     },
     "match_reason": {
         "passport": _l("Same passport number"),
@@ -301,4 +311,5 @@ def word(vocabulary: str, value: Any) -> str:
 
 
 def words(vocabulary: str, values: Any) -> str:
-    return ", ".join(word(vocabulary, v) for v in values or [])
+    """The words for `values`, joined as the chosen language joins a list."""
+    return listed([word(vocabulary, v) for v in values or []])
