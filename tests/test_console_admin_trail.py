@@ -84,6 +84,18 @@ def test_the_date_range_is_of_ulaanbaatar_days_and_a_bad_filter_is_named(app, se
         assert wrong.status_code == 422 and f'id="error-{field}"' in wrong.get_data(as_text=True)
 
 
+def test_far_dates_are_named_not_a_500(app, session, partners):
+    """Days from 1900 to 2999, as a report's: the day after `to=9999-12-31` and the UTC start of
+    `from=0001-01-01` are no dates (were 500s)."""
+    http = sign_in_as(app, session, partners, "admin")
+    for query, field in (("to=9999-12-31", "to"), ("from=0001-01-01", "from"), ("to=3000-01-01", "to")):
+        wrong = http.get(f"/console/admin/audit?{query}")
+        body = wrong.get_data(as_text=True)
+        assert wrong.status_code == 422 and f'id="error-{field}"' in body, query
+        assert "Please give a day from 1900 to 2999." in body
+    assert http.get("/console/admin/audit?from=1900-01-01&to=2999-12-31").status_code == 200
+
+
 def test_the_trail_pages_by_keyset_without_gaps_or_repeats(app, session, partners, monkeypatch):
     monkeypatch.setattr(trail, "PAGE_SIZE", 2)
     http = sign_in_as(app, session, partners, "admin")

@@ -25,6 +25,7 @@ _MESSAGES = (
     ("may not be null", _l("Please fill in this field.")),
     ("Not a valid date", _l("Please give a date.")),
     ("Not a year from", _l("Please give a year from 1900 to 2999.")),
+    ("Must be a day from", _l("Please give a day from 1900 to 2999.")),
     ("is after `to`", _l("The start is after the end.")),
     ("future", _l("This date must not be in the future.")),
     ("Must be one of", _l("Please choose one of the options.")),

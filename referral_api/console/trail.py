@@ -23,6 +23,7 @@ from ..db import get_session
 from ..errors import InvalidPayload, NotFound
 from ..organisations import services as org_services
 from ..privacy import get_privacy
+from ..reports.schemas import report_day
 from .forms import field_errors, load_form
 from .i18n import LOCAL_TIME
 from .labels import WORDS
@@ -44,8 +45,10 @@ class TrailFilters(ma.Schema):
     actor = ma.fields.String(validate=ma.validate.Length(max=100))
     resource_type = ma.fields.String(validate=ma.validate.Length(max=50))
     resource_id = ma.fields.String(validate=ma.validate.Length(max=100))
-    since = ma.fields.Date(data_key="from")
-    until = ma.fields.Date(data_key="to")
+    # Days from 1900 to 2999, as a report's: the start of the day after `to`, and the start of `from` in
+    # UTC, must still be dates (`to=9999-12-31` and `from=0001-01-01` were 500s).
+    since = report_day("from", "The first day, in Ulaanbaatar time")
+    until = report_day("to", "The last day, in Ulaanbaatar time (included)")
     cursor = ma.fields.String(validate=ma.validate.Length(max=512))
 
 
