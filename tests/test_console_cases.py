@@ -227,3 +227,38 @@ def test_a_consent_change_on_the_timeline_reads_in_words(app, client, session, p
     for code in ("consent_changed", "share_with", "withdrawn", "given", "iom", "embassy"):
         assert code not in mongolian, code
     assert "ОУШХБ" in mongolian and "[" not in mongolian
+
+
+def _refused(http, path, action, data):
+    html = http.get(path).get_data(as_text=True)
+    form = {"csrf_token": c.csrf_of(html), "version": c.version_of(html), "idempotency_key": c.key_of(html)}
+    return http.post(f"{path}/{action}", data={**form, **data})
+
+
+def test_a_refused_form_keeps_what_was_typed(app, session, partners):
+    """Every form of the case page shown again after a refusal holds what was typed in it: a move (its
+    choice, text, day and note), a hold's reason, a service, an organisation to add."""
+    http = sign_in_as(app, session, partners, "coordinator")
+    path = f"/console/cases/{partners.ours}"
+    note = "Confirmed at the interview with her aunt present"
+    move = {"to": "travel_documents", "d.method": "interview", "occurred_on": "2026-11-01", "note": note}
+    refused = _refused(http, path, "move", move)  # d.verified_on missing
+    body = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and 'id="error-travel_documents-verified_on"' in body
+    assert note in body and 'value="interview" selected' in body and 'value="2026-11-01"' in body
+
+    reason = "In hospital " + "x" * 6000  # longer than the schema takes
+    refused = _refused(http, path, "hold", {"reason": reason})
+    assert refused.status_code == 422 and f'value="{reason}"' in refused.get_data(as_text=True)
+
+    service = {"kind": "medical", "starts_on": "2026-11-02", "note": "Dental " + "y" * 6000}
+    refused = _refused(http, path, "services", service)
+    body = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and 'id="error-note"' in body
+    assert 'value="medical" selected' in body and 'value="2026-11-02"' in body and service["note"] in body
+
+    taken = str(partners.orgs["embassy"].id)  # takes part already: 409, named
+    refused = _refused(http, path, "participants", {"organisation_id": taken, "role": "embassy"})
+    body = refused.get_data(as_text=True)
+    assert refused.status_code == 409 and 'value="embassy" selected' in body
+    assert f'value="{taken}" selected' in body
