@@ -198,6 +198,18 @@ def test_minor_without_guardian_is_refused_as_by_the_api(app, session, partners)
     assert "A minor&#39;s consent is given by a guardian" in refused.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("odd", [{"person": "x"}, {"consent": "yes"}, {"person.given_name.first": "Oyun"}])
+def test_an_intake_form_with_a_field_named_as_a_group_is_refused_named(app, session, partners, odd):
+    """A posted `person` beside `person.given_name` (or a field under a field) is a 422 with the form kept,
+    never a 500; nothing is submitted."""
+    http = sign_in_as(app, session, partners, "ngo_officer")
+    html, key = _form_page(http, "/console/partner/referrals/new")
+    data = {**odd, **GOOD_FORM, "csrf_token": c.csrf_of(html), "idempotency_key": key}
+    refused = http.post("/console/partner/referrals/new", data=data)
+    assert refused.status_code == 422 and 'value="Oyuntsetseg"' in refused.get_data(as_text=True)
+    assert _ngo_referrals(session, partners) == []
+
+
 def test_police_officer_answers_a_question_and_withdraws(app, client, session, partners):
     ref = str(partners.referral.id)
     asked = client.post(

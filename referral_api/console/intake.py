@@ -49,11 +49,14 @@ SKIP = frozenset({"csrf_token", KEY_FIELD, "version"})
 
 
 def _nest(form: dict[str, Any]) -> dict[str, Any]:
-    """`person.given_name=…` becomes {"person": {"given_name": …}}; the consent answer a boolean."""
+    """`person.given_name=…` becomes {"person": {"given_name": …}}; the consent answer a boolean. A name
+    that is both a field and a group of fields (`person` beside `person.given_name`) is refused, named."""
     out: dict[str, Any] = {"person": {}, "situation": {}, "consent": {}}
     for name, value in form.items():
         group, _, leaf = name.rpartition(".")
         target = out.setdefault(group, {}) if group else out
+        if not isinstance(target, dict) or isinstance(target.get(leaf), dict):
+            raise InvalidPayload(errors={name: ["Unknown field."]})
         if name in COMMA_LISTS:
             value = [v.strip() for v in value.split(",") if v.strip()]
         elif name == "person.estimated_age":
