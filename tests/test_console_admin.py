@@ -131,6 +131,23 @@ def test_admin_creates_suspends_and_activates_an_organisation(app, session, part
     assert [e for e in events if e.resource_id == str(org.id) and e.user_id == str(admin_user.id)]
 
 
+def test_mgec_itself_cannot_be_suspended_from_the_console(app, session, partners):
+    """The page offers no Suspend for MGEC, and a POST made anyway is refused by the service: a 409 page
+    saying why, in both languages; MGEC and the admin's own session go on."""
+    http = sign_in_as(app, session, partners, "admin")
+    token = c.csrf_of(http.get("/console/admin/organisations").get_data(as_text=True))
+    mgec = partners.orgs["mgec"].id
+    refused = http.post(f"/console/admin/organisations/{mgec}/suspend", data={"csrf_token": token})
+    assert refused.status_code == 409 and "MGEC cannot be suspended" in refused.get_data(as_text=True)
+    session.expire_all()
+    assert session.get(Organisation, mgec).status is OrganisationStatus.ACTIVE
+    assert not _actions(session, AuditAction.ORGANISATION_SUSPEND)
+    assert http.get("/console/language/mn").status_code == 302
+    again = http.post(f"/console/admin/organisations/{mgec}/suspend", data={"csrf_token": token})
+    body = again.get_data(as_text=True)
+    assert again.status_code == 409 and "MGEC cannot be suspended" not in body and "ЖТБТ" in body
+
+
 def test_a_partner_officer_gets_403_on_admin_actions(app, session, partners):
     http = sign_in_as(app, session, partners, "police_officer")
     page = http.get("/console/partner/cases").get_data(as_text=True)

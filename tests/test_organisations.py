@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from referral_api.errors import Conflict
 from referral_api.organisations import services
 from referral_api.organisations.models import Organisation, OrganisationKind, OrganisationStatus
 
@@ -101,3 +103,18 @@ def test_demo_seed_is_idempotent(run_cli, session):
     assert seeded == sorted(
         session.scalars(sa.select(Referral.reference).where(Referral.external_reference.in_(open_referrals)))
     )
+
+
+def test_mgec_is_never_suspended_not_even_from_the_command_line(run_cli, session):
+    """Suspending MGEC would lock out every MGEC person and system, its admins included: a 409 from the
+    service, so the console, an API and the CLI all refuse it; MGEC stays active."""
+    made = run_cli("orgs", "create", "--name", "MGEC", "--kind", "mgec", "--country", "MN", "--json")
+    assert made.exit_code == 0, made.output
+    mgec_id = json.loads(made.output)["id"]
+    refused = run_cli("orgs", "suspend", "MGEC")
+    assert refused.exit_code == 1 and "cannot be suspended" in refused.output
+    with pytest.raises(Conflict) as info:
+        services.suspend(session, mgec_id)
+    assert info.value.status == 409 and "status" in info.value.errors
+    session.expire_all()
+    assert session.get(Organisation, uuid.UUID(mgec_id)).status is OrganisationStatus.ACTIVE

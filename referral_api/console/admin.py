@@ -24,6 +24,8 @@ from .forms import field_errors, load_form, one_line, posted
 from .shell import actor, bp, page, render
 
 TOTP_ALWAYS = _l("An embassy's officers always sign in with an authenticator code.")
+MGEC_STAYS = _l("MGEC cannot be suspended: all of its people and systems, you too, would be locked out. "
+                "Deactivate a person or revoke a client instead.")
 CLIENT_FIELDS = ("organisation", "name", "scopes", "auth_method", "jwks_uri")
 
 
@@ -80,7 +82,9 @@ def admin_organisation_action(ref: str, action: str) -> Response:
         services[action](session, ref, actor=actor())
     except Conflict as refused:
         session.rollback()
-        return organisations_page(status=refused.status, errors={"totp_required": str(TOTP_ALWAYS)})
+        mgec = "status" in (refused.errors or {})
+        said = {"status": str(MGEC_STAYS)} if mgec else {"totp_required": str(TOTP_ALWAYS)}
+        return organisations_page(status=refused.status, errors=said)
     return redirect(url_for("console.admin_organisations"), code=303)
 
 

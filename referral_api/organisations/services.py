@@ -60,8 +60,14 @@ def mgec(session: Session) -> Organisation | None:
 
 def suspend(session: Session, ref: str, *, actor: Any = None) -> Organisation:
     """Suspend an organisation: its tokens stop working within
-    TOKEN_CACHE_SECONDS (default 5 s)."""
+    TOKEN_CACHE_SECONDS (default 5 s). Never MGEC, the home organisation (409), from the console, the API
+    or the command line alike: every MGEC person and system, its admins included, would be locked out; a
+    person is deactivated, a client revoked instead."""
     org = find(session, ref)
+    if org.kind is OrganisationKind.MGEC:
+        raise Conflict("MGEC, the home organisation, cannot be suspended: all of its people and systems "
+                       "would be locked out. Deactivate a person or revoke a client instead.",
+                       errors={"status": ["MGEC cannot be suspended"]})
     org.suspend()
     _record(session, actor, AuditAction.ORGANISATION_SUSPEND, org)
     session.commit()
