@@ -6,11 +6,13 @@ import re
 from html import unescape
 
 import pyotp
+import pytest
 import sqlalchemy as sa
 
 from referral_api.audit.actions import AuditAction
 from referral_api.audit.models import AuditEvent
 from referral_api.auth import services as auth_services
+from referral_api.auth.models import User
 from referral_api.organisations.models import Organisation, OrganisationStatus
 from tests import console_helpers as c
 from tests import oauth_helpers as h
@@ -146,6 +148,27 @@ def test_mgec_itself_cannot_be_suspended_from_the_console(app, session, partners
     again = http.post(f"/console/admin/organisations/{mgec}/suspend", data={"csrf_token": token})
     body = again.get_data(as_text=True)
     assert again.status_code == 409 and "MGEC cannot be suspended" not in body and "ЖТБТ" in body
+
+
+@pytest.mark.parametrize("organisation", ["", "00000000-0000-4000-8000-000000000000"])
+def test_a_person_or_client_of_no_known_organisation_names_the_field(app, session, partners, organisation):
+    """The organisation left at 'Choose…' (or one unknown) is a 422 naming the field with the form kept, not
+    the service's bare 404 page; nobody and nothing is created."""
+    http = sign_in_as(app, session, partners, "admin")
+    token = c.csrf_of(http.get("/console/admin/people").get_data(as_text=True))
+    person = {"csrf_token": token, "organisation": organisation, "email": "new.officer@example.org",
+              "name": "New Officer", "role": "partner_officer"}
+    refused = http.post("/console/admin/people", data=person)
+    body = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and 'id="error-organisation"' in body
+    assert 'value="new.officer@example.org"' in body and "Please choose one of the options." in body
+    client = {"csrf_token": token, "organisation": organisation, "name": "Macau case system",
+              "scopes": ["referrals:read"], "auth_method": "client_secret_basic"}
+    refused = http.post("/console/admin/clients", data=client)
+    body = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and 'id="error-organisation"' in body and "Macau case system" in body
+    session.expire_all()
+    assert not session.scalar(sa.select(User).where(User.email == "new.officer@example.org"))
 
 
 def test_a_partner_officer_gets_403_on_admin_actions(app, session, partners):

@@ -20,7 +20,7 @@ from ..errors import Conflict, InvalidPayload
 from ..organisations import services as org_services
 from ..organisations.models import OrganisationKind
 from ..organisations.schemas import OrganisationInSchema
-from .forms import field_errors, load_form, one_line, posted
+from .forms import chosen, field_errors, load_form, one_line, posted
 from .shell import actor, bp, page, render
 
 TOTP_ALWAYS = _l("An embassy's officers always sign in with an authenticator code.")
@@ -148,7 +148,8 @@ def admin_client_create() -> Response:
     session, form = get_session(), posted()
     form = {k: v for k, v in form.items() if k in CLIENT_FIELDS}
     try:
-        issued = auth_services.create_client(session, **_client_args(one_line(form)), actor=actor())
+        with chosen("organisation"):
+            issued = auth_services.create_client(session, **_client_args(one_line(form)), actor=actor())
     except (InvalidPayload, Conflict) as refused:
         session.rollback()
         return clients_page(status=refused.status, errors=field_errors(refused.errors), form=form)

@@ -3,8 +3,9 @@ marshmallow's English messages into the person's language."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import marshmallow as ma
@@ -13,7 +14,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
 from ..access import Actor
-from ..errors import InvalidPayload
+from ..errors import InvalidPayload, NotFound
 from ..http import load
 from ..idempotency import idempotent
 from ..validators import control_character_message
@@ -75,6 +76,16 @@ def one_line(form: dict[str, Any]) -> dict[str, Any]:
     if refused:
         raise InvalidPayload(errors=refused)
     return form
+
+
+@contextlib.contextmanager
+def chosen(field: str) -> Iterator[None]:
+    """What a form's select names (`field`) not found by the service (none chosen, an unknown id, one
+    gone meanwhile): refused naming the field (422), the form kept, instead of a bare 404 page."""
+    try:
+        yield
+    except NotFound:
+        raise InvalidPayload(errors={field: ["Must be one of the options."]}) from None
 
 
 def load_form(schema: ma.Schema, data: dict[str, Any]) -> Any:

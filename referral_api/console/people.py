@@ -17,7 +17,7 @@ from ..auth import services as auth_services
 from ..db import get_session
 from ..errors import Conflict, InvalidPayload
 from ..organisations import services as org_services
-from .forms import field_errors, one_line, posted
+from .forms import chosen, field_errors, one_line, posted
 from .shell import actor, bp, page, render
 
 
@@ -67,16 +67,17 @@ def admin_person_create() -> Response:
         one_line(form)
         if form.get("role") not in {r.value for r in Role}:
             raise InvalidPayload(errors={"role": ["Must be one of the roles."]})
-        issued = auth_services.create_user(
-            session,
-            organisation=form.get("organisation", ""),
-            email=form.get("email", ""),
-            role=Role(form["role"]),
-            password=password,
-            name=form.get("name", ""),
-            totp=form.get("totp") == "yes",
-            actor=actor(),
-        )
+        with chosen("organisation"):
+            issued = auth_services.create_user(
+                session,
+                organisation=form.get("organisation", ""),
+                email=form.get("email", ""),
+                role=Role(form["role"]),
+                password=password,
+                name=form.get("name", ""),
+                totp=form.get("totp") == "yes",
+                actor=actor(),
+            )
     except (InvalidPayload, Conflict) as refused:
         session.rollback()
         return people_page(status=refused.status, errors=field_errors(refused.errors), form=form)
