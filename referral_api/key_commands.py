@@ -37,7 +37,7 @@ def rotate(batch_size: int, no_new_key: bool, as_json: bool) -> None:
     """Make a new master key active and re-wrap every data key under it, in batches, while serving."""
     privacy = get_privacy()
     keyring = privacy.keyring
-    previous = keyring.active_id
+    previous = keyring.active()[0]
     if not no_new_key:
         if keyring.path is None:
             raise DomainError(
@@ -71,8 +71,8 @@ def status(as_json: bool) -> None:
     sessions = privacy.keystore.sessionmaker_for(database().sessionmaker)
     with sessions() as session:
         counts = counts_by_master_key(session)
-    privacy.keyring.refresh()
-    payload = {"active_key_id": privacy.keyring.active_id, "key_ids": sorted(privacy.keyring.keys),
+    active_id, _key = privacy.keyring.active()
+    payload = {"active_key_id": active_id, "key_ids": sorted(privacy.keyring.keys),
                "data_keys": counts, "separate_key_store": privacy.keystore.is_separate}
     lines = [f"active: {payload['active_key_id']}"]
     text = "\n".join(lines + [f"{k}: {n}" for k, n in sorted(counts.items())])

@@ -18,6 +18,7 @@ from referral_api.privacy.crypto import DecryptionFailed
 from referral_api.privacy.keys import write_key_file
 from referral_api.privacy.models import DataKey
 from referral_api.privacy.rotation import rewrap_all
+from referral_api.progress import Progress
 from tests.throwaway import Person
 
 people = Person.__table__
@@ -162,6 +163,35 @@ def test_rotation_in_batches_resumes_and_leaves_nothing_on_the_old_key(app, pses
     del own.keyring.keys["old-key"]
     psession.info.pop("referral_api.privacy.data_keys", None)
     assert [_fresh(psession, i).family_name for i in ids] == names
+
+
+def test_a_rotation_meeting_another_rotation_labels_each_row_with_its_real_key(app, psession, tmp_path):
+    """`keys rotate` run twice at once: the first run's later batches follow the newer active key, and
+    every data key stays readable by a key ring read afresh from the file."""
+    own = _own_privacy(app, tmp_path)
+    psession.info[privacy.SESSION_INFO] = own
+    ids = []
+    for i in range(4):
+        p = Person(family_name=f"Должин {i}")
+        psession.add(p)
+        psession.flush()
+        ids.append(p.id)
+    psession.commit()
+    own.keyring.add_active("second", secrets.token_bytes(32))
+
+    class RotatedElsewhere(Progress):
+        def advance(self, n: int = 1) -> None:  # after the first batch: `keys rotate` in another process
+            super().advance(n)
+            if self.done == n:
+                KeyRing.from_file(own.keyring.path).add_active("third", secrets.token_bytes(32))
+
+    result = rewrap_all(own, database(app).sessionmaker, batch_size=2, max_batches=10,
+                        progress=RotatedElsewhere())
+    assert (result.active_key_id, result.remaining) == ("third", 0)
+    psession.info[privacy.SESSION_INFO] = Privacy(keyring=KeyRing.from_file(own.keyring.path),
+                                                  keystore=KeyStore(), index_key=own.index_key)
+    psession.info.pop("referral_api.privacy.data_keys", None)
+    assert [_fresh(psession, i).family_name for i in ids] == [f"Должин {i}" for i in range(4)]
 
 
 def test_keys_rotate_command(app, psession, run_cli):

@@ -6,6 +6,7 @@ import base64
 import json
 import secrets
 import stat
+import uuid
 
 import pytest
 import sqlalchemy as sa
@@ -19,6 +20,7 @@ from referral_api.privacy.keys import (
     read_key_file,
     write_key_file,
 )
+from referral_api.privacy.keystore import unwrap, wrap
 
 
 def _b64(key: bytes) -> str:
@@ -58,6 +60,21 @@ def test_a_running_service_sees_the_key_rotate_added(tmp_path):
     assert serving.active_id == "k2"
     with pytest.raises(UnknownMasterKey):
         serving.key("k9")
+
+
+def test_a_data_key_wrapped_just_after_keys_rotate_stays_readable(tmp_path):
+    """The serving key ring has not re-read the file when `keys rotate` (another process) activates a
+    new key: the first data key wrapped afterwards is sealed and labelled with one and the same key."""
+    path = tmp_path / "master_keys.json"
+    write_key_file(path, "k1", {"k1": b"\x01" * 32})
+    serving = KeyRing.from_file(path)
+    KeyRing.from_file(path).add_active("k2", b"\x02" * 32)  # `referral-api keys rotate`, its own process
+
+    data_key_id, raw = uuid.uuid4(), secrets.token_bytes(32)
+    wrapped, kid = wrap(serving, data_key_id, raw)
+    assert kid == "k2" and serving.active() == ("k2", b"\x02" * 32)
+    reader = KeyRing.from_file(path)  # any process, later
+    assert unwrap(reader, data_key_id, wrapped, kid) == raw
 
 
 def test_development_start_generates_keys_0600_and_says_so(tmp_path, capsys):

@@ -164,10 +164,15 @@ class KeyRing:
                 active, keys = read_key_file(self.path)
                 self.active_id, self.keys, self._stamp = active, keys, stamp
 
-    @property
-    def active_key(self) -> bytes:
+    def active(self) -> tuple[str, bytes]:
+        """The active key id and its key, read together after picking up a changed key file.
+
+        Never read `active_id` and a key separately to wrap: a refresh between the two (`keys rotate` in
+        another process) would label data sealed under the new key with the old id.
+        """
         self.refresh()
-        return self.keys[self.active_id]
+        with self._lock:
+            return self.active_id, self.keys[self.active_id]
 
     def key(self, kid: str) -> bytes:
         if kid not in self.keys:

@@ -30,9 +30,11 @@ def _wrap_aad(data_key_id: uuid.UUID, kid: str) -> bytes:
     return crypto.associated_data("data_key", data_key_id, kid)
 
 
-def wrap(keyring: KeyRing, data_key_id: uuid.UUID, raw: bytes) -> tuple[bytes, str]:
-    kid = keyring.active_id
-    return crypto.seal(keyring.active_key, raw, _wrap_aad(data_key_id, kid)), kid
+def wrap(keyring: KeyRing, data_key_id: uuid.UUID, raw: bytes,
+         active: tuple[str, bytes] | None = None) -> tuple[bytes, str]:
+    """`raw` sealed under the active master key (or the given `(kid, key)`), and that key's id."""
+    kid, key = active or keyring.active()
+    return crypto.seal(key, raw, _wrap_aad(data_key_id, kid)), kid
 
 
 def unwrap(keyring: KeyRing, data_key_id: uuid.UUID, wrapped: bytes, kid: str) -> bytes:

@@ -39,19 +39,23 @@ def counts_by_master_key(session: Session) -> dict[str, int]:
 
 def rewrap_all(privacy: Privacy, sessions: sessionmaker[Session], *, batch_size: int = 500,
                max_batches: int | None = None, progress: Progress | None = None) -> RotationResult:
-    """Re-wrap data keys not under the active key until none is left (or `max_batches` ran)."""
+    """Re-wrap data keys not under the active key until none is left (or `max_batches` ran).
+
+    The active key is read (id and key together) for each batch: should another `keys rotate` make a
+    newer key active meanwhile, the following batches re-wrap to that one, and every row is labelled
+    with the id of the key that really sealed it.
+    """
     keyring = privacy.keyring
-    keyring.refresh()
-    active = keyring.active_id
     done = batches = 0
     progress = progress or Progress()
     with sessions() as session:
-        progress.start(remaining(session, active))
+        progress.start(remaining(session, keyring.active()[0]))
     while max_batches is None or batches < max_batches:
+        active = keyring.active()
         with sessions() as session:
             query = (
                 sa.select(DataKey)
-                .where(DataKey.master_key_id.is_not(None), DataKey.master_key_id != active)
+                .where(DataKey.master_key_id.is_not(None), DataKey.master_key_id != active[0])
                 .order_by(DataKey.id)
                 .limit(batch_size)
             )
@@ -63,11 +67,12 @@ def rewrap_all(privacy: Privacy, sessions: sessionmaker[Session], *, batch_size:
                 break
             for row in rows:
                 raw = unwrap(keyring, row.id, row.wrapped_key, row.master_key_id)
-                row.wrapped_key, row.master_key_id = wrap(keyring, row.id, raw)
+                row.wrapped_key, row.master_key_id = wrap(keyring, row.id, raw, active)
             session.commit()
         done += len(rows)
         batches += 1
         progress.advance(len(rows))
+    active_id = keyring.active()[0]
     with sessions() as session:
-        left = remaining(session, active)
-    return RotationResult(active_key_id=active, rewrapped=done, batches=batches, remaining=left)
+        left = remaining(session, active_id)
+    return RotationResult(active_key_id=active_id, rewrapped=done, batches=batches, remaining=left)
