@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import secrets
 import stat
 import uuid
@@ -49,6 +50,32 @@ def test_key_file_is_written_0600_and_read_back(tmp_path):
     path.write_text(json.dumps({"active": "k3", "keys": {"k1": _b64(bytes(32))}}))
     with pytest.raises(ConfigError, match="k3"):
         read_key_file(path)
+
+
+def test_keys_rotate_keeps_the_key_file_mode_and_gives_it_back_to_its_owner(tmp_path, monkeypatch):
+    """docs/deploy.md: the key file is owned by the service user; `keys rotate` run as root must not
+    replace it by a root-owned 0600 file the service can no longer read."""
+    path = tmp_path / "ring.json"
+    write_key_file(path, "k1", {"k1": bytes(32)})
+    path.chmod(0o640)
+    service = path.stat()
+    owners = []
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(os, "fchown", lambda fd, uid, gid: owners.append((uid, gid)))
+    KeyRing.from_file(path).add_active("k2", b"\x02" * 32)
+    assert owners == [(service.st_uid, service.st_gid)]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640 and read_key_file(path)[0] == "k2"
+    assert [p.name for p in tmp_path.iterdir()] == ["ring.json"]  # no temporary file left
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to hand the key file to another user")
+def test_keys_rotate_as_root_leaves_the_key_file_to_the_service_user(tmp_path):
+    path = tmp_path / "ring.json"
+    write_key_file(path, "k1", {"k1": bytes(32)})
+    os.chown(path, 65534, 65534)  # nobody: stands for the referral-api user
+    KeyRing.from_file(path).add_active("k2", b"\x02" * 32)  # `referral-api keys rotate`, as root
+    st = path.stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (65534, 65534, 0o600)
 
 
 def test_a_running_service_sees_the_key_rotate_added(tmp_path):

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import os
 import re
 import secrets
+import stat
 import sys
 import threading
 from dataclasses import dataclass
@@ -102,17 +104,39 @@ def read_key_file(path: Path, name: str = "REFERRAL_API_MASTER_KEY_FILE") -> tup
     return active, keys
 
 
+def _keep_owner_and_mode(fd: int, old: os.stat_result) -> None:
+    """Give the new key file (still empty) the owner, group and mode of the one it replaces: `keys rotate`
+    run as root must leave the file readable by the service user that owned it."""
+    if os.geteuid() == 0:
+        os.fchown(fd, old.st_uid, old.st_gid)
+    elif old.st_gid != os.getegid():
+        with contextlib.suppress(PermissionError):  # not one of our groups: the owner still reads it
+            os.fchown(fd, -1, old.st_gid)
+    os.fchmod(fd, stat.S_IMODE(old.st_mode))
+
+
 def write_key_file(path: Path, active: str, keys: dict[str, bytes]) -> None:
-    """Write a key ring atomically, readable by its owner only (0600)."""
+    """Write a key ring atomically: a new file readable by its owner only (0600), a replaced one with
+    the old file's owner, group and mode."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        old = path.stat()
+    except FileNotFoundError:
+        old = None
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     doc = {"active": active, "keys": {kid: encode_key(k) for kid, k in keys.items()}}
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(doc, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+        try:
+            if old is not None:
+                _keep_owner_and_mode(fh.fileno(), old)
+            json.dump(doc, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     os.replace(tmp, path)
 
 
