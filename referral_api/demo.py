@@ -16,6 +16,7 @@ from .auth import services as auth_services
 from .auth.models import Client, User
 from .commands import domain_command, emit, json_option
 from .db import get_session, utcnow
+from .errors import DomainError
 from .organisations import services as org_services
 from .organisations.models import Organisation, OrganisationKind
 from .progress import for_command
@@ -145,7 +146,7 @@ def _seed_text(
 
 @click.group("demo")
 def demo_group() -> None:
-    """Demo data for a first try on the embedded database."""
+    """Demo data for a first try on the embedded database (refused in production)."""
 
 
 @demo_group.command("seed")
@@ -165,6 +166,11 @@ def seed(reissue_secrets: bool, as_json: bool) -> None:
     from .demo_cases import seed_cases, seed_shelters
     from .demo_people import officers_text, reissue_credentials, seed_officers
 
+    if current_app.config["SETTINGS"].is_production:
+        raise DomainError(
+            "`demo seed` does not run in production (REFERRAL_API_ENV=production): it would add a client "
+            "holding every scope, accounts with printed passwords and made-up referrals and cases."
+        )
     with for_command("demo seed", as_json=as_json, unit="steps") as progress:
         progress.start(9)
         orgs = seed_organisations()

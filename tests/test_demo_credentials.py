@@ -1,5 +1,6 @@
 """Lost demo secrets: `demo seed --reissue-secrets` gives every demo client a new secret and every demo
-person a new password (and TOTP URI where they have one), prints them, and the old ones stop working."""
+person a new password (and TOTP URI where they have one), prints them, and the old ones stop working.
+In production `demo seed` refuses to run at all."""
 
 from __future__ import annotations
 
@@ -69,3 +70,33 @@ def test_reissued_secrets_are_printed_in_the_text_output_too(run_cli):
     assert "(exists; its secret is not shown again)" not in result.output
     assert "client_secret " in result.output
     assert "coordinator coordinator@mgec.example  password " in result.output
+
+
+@pytest.mark.parametrize("args", [[], ["--reissue-secrets"]])
+def test_demo_seed_refuses_to_run_in_production(tmp_path, args):
+    """On a production database it would add to the real MGEC a client holding every scope, accounts
+    whose passwords it prints, made-up referrals and cases, and loopback redirect URIs."""
+    import base64
+
+    from referral_api import create_app, dbmigrate
+    from referral_api.auth.models import Client
+    from referral_api.cli import cli
+    from referral_api.config import Settings
+    from referral_api.db import database
+    from referral_api.organisations.models import Organisation
+
+    settings = Settings.from_env({
+        "REFERRAL_API_ENV": "production", "REFERRAL_API_ISSUER": "https://referrals.mgec.mn",
+        "DATABASE_URL": f"sqlite:///{tmp_path}/prod.sqlite3", "REFERRAL_API_INSTANCE_PATH": str(tmp_path),
+        "REFERRAL_API_MASTER_KEY": "mk1:" + base64.b64encode(b"\x01" * 32).decode(),
+        "REFERRAL_API_INDEX_KEY": base64.b64encode(b"\x02" * 32).decode(),
+    })
+    app = create_app(settings)
+    dbmigrate.upgrade(database(app))
+    result = app.test_cli_runner().invoke(cli, ["demo", "seed", *args, "--json"])
+    with database(app).sessionmaker() as s:
+        rows = [s.scalar(sa.select(sa.func.count()).select_from(m)) for m in (Organisation, Client, User)]
+    database(app).engine.dispose()
+    assert result.exit_code == 1 and rows == [0, 0, 0], result.output
+    out = json.loads(result.stdout)
+    assert out["error"] == "bad_request" and "production" in out["message"]
