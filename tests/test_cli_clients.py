@@ -1,5 +1,6 @@
 """`clients create` refuses scopes a client can never use; `--json` failures are one JSON object on
-stdout; `clients list` shows scopes and grant types."""
+stdout; `clients list` shows scopes and grant types; `clients rotate-secret` ends the old secret's
+tokens."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 
 import sqlalchemy as sa
 
+from referral_api.audit.models import AuditEvent
 from referral_api.auth.models import Client
 from tests import oauth_helpers as h
 
@@ -70,3 +72,31 @@ def test_clients_list_shows_scopes_and_grant_types(run_cli, session):
     assert "scopes: cases:read referrals:submit" in text
     assert "grant types: client_credentials" in text
     assert "DPoP required" in text
+
+
+def test_rotate_secret_ends_the_tokens_got_with_the_old_secret(client, session, run_cli):
+    """A secret is rotated because it leaked; whoever holds it may already hold tokens (as after
+    `users reset-totp` or a password reset, they are revoked)."""
+    org = h.organisation(session)
+    c, old_secret = h.secret_client(session, org)
+    other, other_secret = h.secret_client(session, org)
+    grant = {"grant_type": "client_credentials"}
+    token = client.post("/oauth/token", data=grant, headers=h.basic(c.client_id, old_secret)).get_json()
+    kept = client.post("/oauth/token", data=grant, headers=h.basic(other.client_id, other_secret)).get_json()
+    assert client.get("/api/v1/me", headers=h.bearer(token["access_token"])).status_code == 200
+    rotated = run_cli("clients", "rotate-secret", c.client_id, "--json")
+    assert rotated.exit_code == 0, rotated.output
+    refused = client.post("/oauth/token", data=grant, headers=h.basic(c.client_id, old_secret))
+    assert refused.status_code == 401
+    assert client.get("/api/v1/me", headers=h.bearer(token["access_token"])).status_code == 401
+    assert client.get("/api/v1/me", headers=h.bearer(kept["access_token"])).status_code == 200  # only its own
+    new_secret = json.loads(rotated.stdout)["client_secret"]
+    fresh = client.post("/oauth/token", data=grant, headers=h.basic(c.client_id, new_secret)).get_json()
+    assert client.get("/api/v1/me", headers=h.bearer(fresh["access_token"])).status_code == 200
+    events = session.scalars(sa.select(AuditEvent)
+                             .where(AuditEvent.action == "auth:client:rotate_secret")).all()
+    assert [e.details["client_id"] for e in events] == [c.client_id]
+
+
+def test_rotate_secret_help_says_the_tokens_are_revoked(run_cli):
+    assert "tokens" in run_cli("clients", "rotate-secret", "--help").output

@@ -107,7 +107,8 @@ def revoke(client_id: str, as_json: bool) -> None:
 @json_option
 @domain_command
 def rotate_secret(client_id: str, as_json: bool) -> None:
-    """Give CLIENT_ID a new secret, printed once; the old secret stops working at once."""
+    """Give CLIENT_ID a new secret, printed once; the old secret stops working at once, and the
+    client's tokens within TOKEN_CACHE_SECONDS (default 5 s)."""
     issued = services.rotate_secret(get_session(), client_id)
     emit(_client_payload(issued), as_json=as_json, text=_client_text(issued))
 

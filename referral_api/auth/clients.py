@@ -193,7 +193,8 @@ def list_clients(session: Session, *, organisation: str | None = None) -> list[C
 
 
 def revoke_tokens(session: Session, where: Any) -> None:
-    """Revoke every live token matching `where` (a client revoked, a person deactivated)."""
+    """Revoke every live token matching `where` (a client revoked or given a new secret, a person
+    deactivated)."""
     now = utcnow()
     session.execute(sa.update(Token).where(where, Token.access_revoked_at.is_(None))
                     .values(access_revoked_at=now))
@@ -215,7 +216,9 @@ def revoke_client(session: Session, client_id: str, *, actor: Any = None) -> Cli
 
 
 def rotate_secret(session: Session, client_id: str, *, actor: Any = None) -> IssuedClient:
-    """Give a secret client a new secret (shown once); the old one stops working at once."""
+    """Give a secret client a new secret (shown once); the old one stops working at once, and the
+    client's tokens are revoked (a secret is rotated because it leaked: whoever holds it may hold tokens
+    got with it), stopping within TOKEN_CACHE_SECONDS (default 5 s)."""
     client = find_client(session, client_id)
     if client.token_endpoint_auth_method not in SECRET_METHODS:
         raise Conflict("This client authenticates with private_key_jwt; it has no secret to rotate.")
@@ -223,6 +226,7 @@ def rotate_secret(session: Session, client_id: str, *, actor: Any = None) -> Iss
         raise Conflict("This client is revoked.")
     secret = secrets.token_urlsafe(32)
     client.client_secret_hash = secret_hash(secret)
+    revoke_tokens(session, Token.client_pk == client.id)
     trail.record(session, AuditAction.AUTH_CLIENT_ROTATE_SECRET, resource_type="client",
                  resource_id=client.id, details={"client_id": client.client_id}, actor=actor)
     session.commit()
