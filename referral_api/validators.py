@@ -61,6 +61,18 @@ def control_character_message(value: str, *, free_text: bool = False) -> str | N
     return f"Must not contain control characters{allowed}; found {found}."
 
 
+def one_line_problems(value: str, *, max_len: int, required: bool = True) -> list[str]:
+    """What is wrong with a one-line text such as a name, checked outside a schema (empty: nothing): its
+    length (1, or 0 when not `required`, to `max_len` characters) and any control character."""
+    problems = []
+    if len(value) > max_len or (required and not value):
+        problems.append(f"Length must be between 1 and {max_len}." if required
+                        else f"Longer than maximum length {max_len}.")
+    if message := control_character_message(value):
+        problems.append(message)
+    return problems
+
+
 class FreeText(fields.String):
     """A string of several lines (a narrative, a note, a reason): tab and line breaks are allowed in
     it, other control characters not. Any other string field is one line."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pyotp
+import pytest
 import sqlalchemy as sa
 
 from referral_api.access import Role
@@ -141,6 +142,47 @@ def test_users_create_refuses_short_passwords_and_wrong_roles(run_cli, session):
     assert officer.exit_code == 0 and "totp_uri" not in json.loads(officer.output)
     no_totp = run_cli("users", "reset-totp", "a@b.example")
     assert no_totp.exit_code == 1
+
+
+def _one_json(result) -> dict:
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    return json.loads(lines[0])
+
+
+BAD_NAMES = [("a" * 201, "200"), ("Seoul\x1b[2Jsystem", "U+001B"), ("two\nlines", "U+000A")]
+
+
+@pytest.mark.parametrize(("name", "message"), [*BAD_NAMES, ("", "between 1 and 200")])
+def test_clients_create_refuses_a_name_too_long_empty_or_with_a_control_character(run_cli, session, name,
+                                                                                   message):
+    """Client names are String(200) (PostgreSQL answered a long one with a DataError traceback, SQLite
+    stored it), and one line as `orgs create`'s are."""
+    org = h.organisation(session, OrganisationKind.POLICE)
+    args = ["clients", "create", "--org", str(org.id), "--name", name, "--scopes", "referrals:submit"]
+    result = run_cli(*args, "--json")
+    assert result.exit_code == 1, result.output
+    body = _one_json(result)
+    assert body["error"] == "invalid_payload" and message in body["errors"]["name"][0], body
+    assert session.scalar(sa.select(sa.func.count()).select_from(Client)) == 0
+    plain = run_cli(*args)
+    assert plain.exit_code == 1 and plain.output.startswith("Error:") and "name: " in plain.output
+
+
+@pytest.mark.parametrize(("name", "message"), BAD_NAMES)
+def test_users_create_refuses_a_name_too_long_or_with_a_control_character(run_cli, session, name, message):
+    org = h.organisation(session, OrganisationKind.POLICE)
+    result = run_cli("users", "create", "--org", str(org.id), "--email", "saran@example.org",
+                     "--role", Role.PARTNER_OFFICER.value, "--name", name, "--json", input=h.PASSWORD + "\n")
+    assert result.exit_code == 1, result.output
+    body = _one_json(result)
+    assert body["error"] == "invalid_payload" and message in body["errors"]["name"][0], body
+    assert session.scalar(sa.select(sa.func.count()).select_from(User)) == 0
+    # a person's name stays optional, and 200 characters fit
+    for email, ok_name in (("a@example.org", ""), ("b@example.org", "Сарангэрэл " * 18 + "Б" * 2)):
+        made = run_cli("users", "create", "--org", str(org.id), "--email", email, "--role",
+                       Role.PARTNER_OFFICER.value, "--name", ok_name, "--json", input=h.PASSWORD + "\n")
+        assert made.exit_code == 0 and json.loads(made.stdout)["name"] == ok_name, made.output
 
 
 def test_demo_seed_creates_clients_and_a_coordinator_and_shows_secrets_once(run_cli, session, client):

@@ -249,3 +249,19 @@ class _NoLock:
 
     def slow_down(self):
         return None
+
+
+def test_a_name_over_200_characters_is_refused_on_the_form(app, session, partners):
+    """Names are String(200): a longer one is a 422 naming it, not a database error (PostgreSQL)."""
+    http = sign_in_as(app, session, partners, "admin")
+    police = str(partners.orgs["police"].id)
+    token = c.csrf_of(http.get("/console/admin/clients").get_data(as_text=True))
+    client_form = {"csrf_token": token, "organisation": police, "name": "a" * 201,
+                   "scopes": "referrals:submit", "auth_method": "client_secret_basic"}
+    person_form = {"csrf_token": token, "organisation": police, "name": "a" * 201,
+                   "email": "long-name@example.org", "role": "partner_officer"}
+    for path, form in (("/console/admin/clients", client_form), ("/console/admin/people", person_form)):
+        refused = http.post(path, data=form)
+        assert refused.status_code == 422 and 'id="error-name"' in refused.get_data(as_text=True), path
+    assert [cl for cl in auth_services.list_clients(session) if cl.name == "a" * 201] == []
+    assert session.scalar(sa.select(sa.func.count()).select_from(User).where(User.name == "a" * 201)) == 0

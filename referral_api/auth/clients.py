@@ -16,6 +16,7 @@ from ..audit.actions import AuditAction
 from ..db import utcnow
 from ..errors import Conflict, InvalidPayload, NotFound
 from ..organisations import services as org_services
+from ..validators import one_line_problems
 from . import trail
 from .models import GRANT_TYPES, SECRET_METHODS, Client, ClientAuthMethod, Token, secret_hash
 
@@ -131,6 +132,8 @@ def create_client(
     problems = _client_problems(scopes=scopes, grant_types=grant_types, redirect_uris=redirect_uris,
                                 auth_method=auth_method, jwks=jwks, jwks_uri=jwks_uri,
                                 require_private_key_jwt=require_private_key_jwt)
+    if name_problems := one_line_problems(name, max_len=Client.__table__.c.name.type.length):
+        problems["name"] = name_problems
     if problems:
         raise InvalidPayload(errors=problems)
     _check_jwks(jwks)

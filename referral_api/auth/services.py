@@ -25,7 +25,7 @@ from ..db import utcnow
 from ..errors import Conflict, InvalidPayload, NotFound
 from ..organisations import services as org_services
 from ..organisations.models import Organisation
-from ..validators import same_secret
+from ..validators import one_line_problems, same_secret
 from . import trail
 from .clients import (  # noqa: F401  (the clients' use cases, kept importable from here)
     IssuedClient,
@@ -94,6 +94,8 @@ def create_user(
         problems["email"] = ["not an e-mail address"]
     if len(password) < MIN_PASSWORD_LENGTH:
         problems["password"] = [f"at least {MIN_PASSWORD_LENGTH} characters"]
+    if name_problems := one_line_problems(name, max_len=User.__table__.c.name.type.length, required=False):
+        problems["name"] = name_problems
     if role in TOTP_ROLES or role is Role.MGEC_CASEWORKER:
         if org.kind.value != "mgec":
             problems["role"] = [f"{role.value} is for people of MGEC"]
