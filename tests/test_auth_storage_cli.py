@@ -25,6 +25,12 @@ def _dump(session) -> str:
     return "\n".join(text)
 
 
+def _one_json(result) -> dict:
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    return json.loads(lines[0])
+
+
 def test_no_plaintext_secret_token_or_code_in_the_database(client, session):
     mgec = h.organisation(session, OrganisationKind.MGEC)
     c, secret = h.login_client(session, mgec)
@@ -94,6 +100,36 @@ def test_clients_create_private_key_jwt_from_a_jwks_file(run_cli, session, tmp_p
     assert refused.exit_code == 1 and "private key" in refused.output
 
 
+@pytest.mark.parametrize(("keys", "message"), [
+    ([{"kty": "EC", "x": "AAAA", "y": "AAAA"}], "'crv' is required"),  # joserfc's KeyParameterError
+    ([{"kty": "EC", "crv": "P-256", "x": 1, "y": 1}], "'x' must be a str"),
+    ([], "No keys"),
+    ([{"kty": "EC", "crv": "P-999", "x": "AAAA", "y": "AAAA"}], "KeyError"),
+])
+def test_clients_create_refuses_a_malformed_jwks_naming_it(run_cli, session, tmp_path, keys, message):
+    org = h.organisation(session)
+    jwks = tmp_path / "keys.json"
+    jwks.write_text(json.dumps({"keys": keys}))
+    result = run_cli("clients", "create", "--org", str(org.id), "--name", "jwt", "--scopes",
+                     "referrals:submit", "--auth-method", "private_key_jwt", "--jwks-file", jwks, "--json")
+    assert result.exit_code == 1, result.output
+    body = _one_json(result)
+    assert body["error"] == "invalid_payload" and message in body["errors"]["jwks"][0], body
+    assert session.scalar(sa.select(sa.func.count()).select_from(Client)) == 0
+
+
+def test_clients_create_refuses_a_jwks_file_that_is_not_utf8(run_cli, session, tmp_path):
+    org = h.organisation(session)
+    jwks = tmp_path / "keys.der"
+    jwks.write_bytes(b"\xff\xfe\x00binary")
+    args = ["clients", "create", "--org", str(org.id), "--name", "jwt", "--scopes", "referrals:submit",
+            "--auth-method", "private_key_jwt", "--jwks-file", jwks]
+    body = _one_json(run_cli(*args, "--json"))
+    assert body["error"] == "invalid_payload" and "not UTF-8" in body["errors"]["jwks"][0], body
+    plain = run_cli(*args)
+    assert plain.exit_code == 1 and plain.output.startswith("Error:") and "Traceback" not in plain.output
+
+
 def test_clients_create_refuses_bad_values(run_cli, session):
     org = h.organisation(session)
     for args, message in (
@@ -142,12 +178,6 @@ def test_users_create_refuses_short_passwords_and_wrong_roles(run_cli, session):
     assert officer.exit_code == 0 and "totp_uri" not in json.loads(officer.output)
     no_totp = run_cli("users", "reset-totp", "a@b.example")
     assert no_totp.exit_code == 1
-
-
-def _one_json(result) -> dict:
-    lines = [line for line in result.stdout.splitlines() if line.strip()]
-    assert len(lines) == 1, result.output
-    return json.loads(lines[0])
 
 
 BAD_NAMES = [("a" * 201, "200"), ("Seoul\x1b[2Jsystem", "U+001B"), ("two\nlines", "U+000A")]

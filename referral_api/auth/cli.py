@@ -11,6 +11,7 @@ from flask import current_app
 from ..access import Role
 from ..commands import domain_command, emit, json_option
 from ..db import get_session
+from ..errors import InvalidPayload
 from . import services
 from .models import GRANT_TYPES, ClientAuthMethod
 from .schemas import ClientSchema, UserSchema
@@ -37,6 +38,15 @@ def _client_text(issued: services.IssuedClient) -> str:
 @click.group("clients")
 def clients_group() -> None:
     """OAuth clients: the systems of MGEC and its partners."""
+
+
+def _read_jwks(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InvalidPayload(errors={"jwks": [f"{path} is not UTF-8 text: a JWKS is a JSON file"]}) from None
 
 
 @clients_group.command("create")
@@ -70,7 +80,7 @@ def create(org: str, name: str, scopes: str, grant_types: str, redirect_uris: tu
         get_session(), organisation=org, name=name, scopes=scopes.split(),
         grant_types=grant_types.split(), redirect_uris=list(redirect_uris),
         auth_method=ClientAuthMethod(auth_method),
-        jwks=jwks_file.read_text(encoding="utf-8") if jwks_file else None, jwks_uri=jwks_uri,
+        jwks=_read_jwks(jwks_file), jwks_uri=jwks_uri,
         require_private_key_jwt=current_app.config["SETTINGS"].require_private_key_jwt,
         require_dpop=require_dpop, dpop_nonce=dpop_nonce,
     )

@@ -56,11 +56,14 @@ def redirect_uri_problem(uri: str) -> str | None:
 def _check_jwks(jwks: str | None) -> None:
     if jwks is None:
         return
+    from joserfc.errors import JoseError
     from joserfc.jwk import KeySet
 
     try:
         key_set = KeySet.import_key_set(json.loads(jwks))
-    except (ValueError, TypeError, KeyError) as exc:
+    except JoseError as exc:  # a key parameter missing or malformed, no key at all: joserfc says which
+        raise InvalidPayload(errors={"jwks": [f"not a JSON Web Key Set: {exc.description}"]}) from None
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:
         raise InvalidPayload(errors={"jwks": [f"not a JSON Web Key Set: {type(exc).__name__}"]}) from None
     if any(key.is_private for key in key_set.keys):
         raise InvalidPayload(errors={"jwks": ["contains a private key; register the public keys only"]})
