@@ -199,7 +199,7 @@ def db_current(as_json: bool) -> None:
     db = database()
     with db.engine.connect() as conn:
         current = sorted(dbmigrate.current_revisions(conn))
-    heads = sorted(dbmigrate.head_revisions(db))
+    heads = sorted(dbmigrate.head_revisions())
     emit({"current": current, "heads": heads, "at_head": current == heads}, as_json=as_json,
          text=f"current: {' '.join(current) or '(empty)'}  head: {' '.join(heads)}")
 

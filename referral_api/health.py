@@ -50,8 +50,7 @@ class Readyz(Resource):
                 current = dbmigrate.current_revisions(conn)
         except SQLAlchemyError:
             raise ServiceUnavailable("The database is unreachable.") from None
-        heads = dbmigrate.head_revisions(db)
-        if current != heads:
+        if current != dbmigrate.head_revisions():
             raise ServiceUnavailable("The database schema is not at the migrations' head; run "
                                      "`referral-api db upgrade`.")
         return {"status": "ready", "database": db.engine.dialect.name, "revision": sorted(current)}

@@ -29,7 +29,7 @@ def test_upgrade_head_from_empty_equals_models(backend, tmp_path):
             dbmigrate.upgrade(db)
             assert schema_diff(db.engine, Base.metadata) == []
             with db.engine.connect() as conn:
-                assert dbmigrate.is_at_head(db, conn)
+                assert dbmigrate.is_at_head(conn)
         finally:
             db.engine.dispose()
 

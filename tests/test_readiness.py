@@ -72,3 +72,22 @@ def test_database_down_then_back_without_restart(backend, tmp_path):
         finally:
             proxy.stop()
             database(app).engine.dispose()
+
+
+def test_readyz_does_not_parse_the_migration_scripts_at_every_request(client, monkeypatch):
+    """/readyz is public and unlimited; building Alembic's ScriptDirectory from every migration file
+    costs about 30 ms of CPU. The heads cannot change while the process runs: read once."""
+    from alembic.script import ScriptDirectory
+
+    calls = []
+    original = ScriptDirectory.from_config.__func__
+
+    def counting(cls, config):
+        calls.append(1)
+        return original(cls, config)
+
+    monkeypatch.setattr(ScriptDirectory, "from_config", classmethod(counting))
+    answers = [client.get("/readyz") for _ in range(5)]
+    assert {a.status_code for a in answers} == {200}
+    assert len({tuple(a.get_json()["revision"]) for a in answers}) == 1 and answers[0].get_json()["revision"]
+    assert len(calls) <= 1, len(calls)  # none when an earlier test of this process read them already
