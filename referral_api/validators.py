@@ -112,6 +112,26 @@ def text_field(max_len: int, *, free_text: bool = False, **kwargs: Any) -> field
     return kind(validate=validate.Length(min=1, max=max_len), **kwargs)
 
 
+def distinct_items(values: list[Any]) -> None:
+    """A list of a vocabulary's values names each at most once (a repeated one would be counted twice
+    by the reports)."""
+    seen: set[Any] = set()
+    repeated: set[str] = set()
+    for value in values:
+        if value in seen:
+            repeated.add(str(getattr(value, "value", value)))
+        seen.add(value)
+    if repeated:
+        raise ValidationError(f"Must not repeat an item; repeated: {', '.join(sorted(repeated))}.")
+
+
+def vocabulary_list(item: fields.Field, *, max_len: int, min_len: int | None = None,
+                    **kwargs: Any) -> fields.List:
+    """A list of a vocabulary's values, each at most once (`uniqueItems` in the API's JSON Schema)."""
+    kwargs["metadata"] = {**kwargs.get("metadata", {}), "uniqueItems": True}
+    return fields.List(item, validate=[validate.Length(min=min_len, max=max_len), distinct_items], **kwargs)
+
+
 def _utc_representable(value: datetime) -> None:
     try:
         value.astimezone(UTC)

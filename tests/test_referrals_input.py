@@ -46,6 +46,11 @@ def counts(session):
         (referral_body(person=DELETE), "person"),
         (referral_body(person__date_of_birth="2010-01-01"), "consent.method"),
         ([referral_body()], "body"),
+        # a repeated item of a vocabulary's list (the reports would count it twice)
+        (referral_body(situation__exploitation_types=["sexual", "sexual", "sexual"]),
+         "situation.exploitation_types"),
+        (referral_body(situation__needs=["shelter", "medical", "shelter"]), "situation.needs"),
+        (referral_body(consent__share_with=["iom", "iom"]), "consent.share_with"),
     ],
 )
 def test_invalid_submission_names_the_field_and_writes_nothing(client, world, session, body, field):

@@ -266,3 +266,32 @@ def test_no_derivable_overlap_of_a_multi_valued_dimension_is_small(seed_):
             continue
         both = sum(cells[key] for key in members) - marginal
         assert both == 0 or abs(both) >= K, (members, both)
+
+
+def test_a_type_repeated_in_a_stored_referral_counts_once(client, world, session):
+    """Rows stored before the schema refused repeats: two referrals of ["forced_labour"] * 8 were
+    published as a cell of 16, past suppression."""
+    seed(session, world.orgs["mgec"].id, [
+        Group(2025, "CN", 2, types=["forced_labour"] * 8),
+        Group(2025, "KR", 30, types=["sexual", "sexual"]),
+    ])
+    report = get(client, world, group_by="exploitation_type")
+    assert by_group(report)[("forced_labour",)]["referrals"] is None, by_group(report)[("forced_labour",)]
+    assert report["total"]["referrals"] == 32
+    assert_nothing_small(report)
+
+
+def test_a_type_repeated_in_a_stored_referral_counts_once_in_cells_and_durations(client, world, session):
+    """Twelve referrals of ["forced_labour"] * 8 were a cell of 96, and five accepted ones a duration
+    over forty (shown) instead of five (under the threshold)."""
+    seed(session, world.orgs["mgec"].id, [
+        Group(2025, "MO", 12, accepted=5, types=["forced_labour"] * 8),
+        Group(2025, "MO", 20, types=["sexual"]),
+    ])
+    for group_by in ("exploitation_type", "identified_country,exploitation_type"):
+        report = get(client, world, group_by=group_by)
+        cells = {row["group"]["exploitation_type"]: row for row in report["rows"]}
+        assert cells["forced_labour"]["referrals"] == 12 and cells["sexual"]["referrals"] == 20, cells
+        assert cells["forced_labour"]["durations"]["to_acceptance"]["suppressed"] is True
+        assert report["total"]["referrals"] == 32
+        assert_nothing_small(report)

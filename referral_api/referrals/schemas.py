@@ -10,7 +10,15 @@ from marshmallow import ValidationError, validate, validates_schema
 
 from ..organisations.models import OrganisationKind
 from ..paging import PageArgs
-from ..validators import Country, StrictSchema, enum_field, instant_field, not_in_future, text_field
+from ..validators import (
+    Country,
+    StrictSchema,
+    enum_field,
+    instant_field,
+    not_in_future,
+    text_field,
+    vocabulary_list,
+)
 from .states import ReferralStatus
 from .vocab import (
     Concern,
@@ -77,14 +85,15 @@ class SituationInSchema(StrictSchema):
     identified_country = Country(required=True)
     identified_city = text_field(100, metadata={"example": "Macau"})
     identified_on = ma.fields.Date(required=True, validate=not_in_future)
-    exploitation_types = ma.fields.List(
-        enum_field(ExploitationType),
-        required=True,
-        validate=validate.Length(min=1, max=len(ExploitationType)),
+    exploitation_types = vocabulary_list(
+        enum_field(ExploitationType), min_len=1, max_len=len(ExploitationType), required=True,
+        metadata={"description": "each type at most once"},
     )
     narrative = text_field(NARRATIVE_MAX, free_text=True)
     urgency = enum_field(Urgency, load_default=Urgency.ROUTINE)
-    needs = ma.fields.List(enum_field(Need), validate=validate.Length(max=len(Need)))
+    needs = vocabulary_list(
+        enum_field(Need), max_len=len(Need), metadata={"description": "each need at most once"}
+    )
     safety_risk = enum_field(SafetyRisk)
     contact_family = enum_field(ContactFamily, load_default=ContactFamily.UNKNOWN)
 
@@ -98,11 +107,11 @@ class ConsentInSchema(StrictSchema):
     obtained_by = text_field(200)
     method = enum_field(ConsentMethod)
     language = ma.fields.String(validate=validate.Regexp(LANGUAGE, error="An ISO 639 code such as mn."))
-    share_with = ma.fields.List(
+    share_with = vocabulary_list(
         ma.fields.String(validate=validate.OneOf(SHAREABLE_KINDS)),
+        max_len=len(SHAREABLE_KINDS),
         load_default=list,
-        validate=validate.Length(max=len(SHAREABLE_KINDS)),
-        metadata={"description": "kinds of organisation the person agreed to share with"},
+        metadata={"description": "kinds of organisation the person agreed to share with, each at most once"},
     )
 
     @validates_schema

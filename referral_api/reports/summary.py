@@ -9,11 +9,13 @@ What is counted (per group of the requested dimensions):
 
 Dimensions: `year` (of submission), `identified_country`, `exploitation_type`, `sex`, `age_band`,
 `source` (of the referral) and `entry_point` (of the case's arrival move; none before arrival).
-A referral with several exploitation types counts once in each of its types' groups, so the cells
-grouped by type can sum to more than the total; one with none is in no type group. The difference (the
-overlap: referrals counted twice or more) is a derived count: grouped by type, the same grouping
-without the type is read too (its counts are what another answer releases), and suppression
-(`suppression.suppress`, `multi`) keeps every derivable overlap at 0 or at least REPORT_MIN_CELL.
+A referral with several exploitation types counts once in each of its types' groups (once too when a
+type is repeated in its list: the schema refuses repeats, and the facts keep one row per referral and
+type), so the cells grouped by type can sum to more than the total; one with none is in no type group.
+The difference (the overlap: referrals counted twice or more) is a derived count: grouped by type, the
+same grouping without the type is read too (its counts are what another answer releases), and
+suppression (`suppression.suppress`, `multi`) keeps every derivable overlap at 0 or at least
+REPORT_MIN_CELL.
 
 Durations, in whole days from the referral's submission date: to acceptance (the decision date of
 accepted referrals), to arrival (`arrived_on`) and to reintegration (the first move to
@@ -142,8 +144,11 @@ def _facts(dialect: str, group_by: tuple[str, ...], bounds: tuple[str, ...], *, 
     if "entry_point" in group_by:
         joined = joined.outerjoin(entry, entry.c.case_id == c.id)
     if explode:
-        # Each type its own row; a referral without a type keeps one row (type NULL) for the total.
+        # Each type its own row; a referral without a type keeps one row (type NULL) for the total. A
+        # type repeated in a referral's list (stored before the schema refused repeats) is one row: the
+        # rows of one referral and type are the same row, which DISTINCT keeps once.
         joined = joined.outerjoin(types, sa.true())
+        stmt = stmt.distinct()
     stmt = stmt.select_from(joined)
     if "date_from" in bounds:
         stmt = stmt.where(r.submitted_at >= sa.bindparam("date_from", type_=r.submitted_at.type))
