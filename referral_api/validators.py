@@ -106,10 +106,18 @@ def enum_field(enum: type[StrEnum], **kwargs: Any) -> fields.Enum:
     return fields.Enum(enum, by_value=True, **kwargs)
 
 
-def text_field(max_len: int, *, free_text: bool = False, **kwargs: Any) -> fields.String:
-    """A non-empty string of at most `max_len` characters: one line, or `free_text` of several."""
+def not_blank(value: str) -> None:
+    """A name is not only spaces: a value of whitespace alone is refused like a missing one."""
+    if not value.strip():
+        raise ValidationError("Must not be blank.")
+
+
+def text_field(max_len: int, *, free_text: bool = False, blank: bool = True, **kwargs: Any) -> fields.String:
+    """A non-empty string of at most `max_len` characters: one line, or `free_text` of several; with
+    `blank=False` not whitespace alone either."""
     kind = FreeText if free_text else fields.String
-    return kind(validate=validate.Length(min=1, max=max_len), **kwargs)
+    length = validate.Length(min=1, max=max_len)
+    return kind(validate=length if blank else [length, not_blank], **kwargs)
 
 
 def distinct_items(values: list[Any]) -> None:

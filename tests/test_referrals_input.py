@@ -51,6 +51,12 @@ def counts(session):
          "situation.exploitation_types"),
         (referral_body(situation__needs=["shelter", "medical", "shelter"]), "situation.needs"),
         (referral_body(consent__share_with=["iom", "iom"]), "consent.share_with"),
+        # names of spaces alone; a phone number without five digits
+        (referral_body(person__given_name="   "), "person.given_name"),
+        (referral_body(person__family_name=" \u00a0 "), "person.family_name"),
+        (referral_body(person__aliases=["Bat", "  "]), "person.aliases.1"),
+        (referral_body(person__phone="-- ( ) --"), "person.phone"),
+        (referral_body(person__phone="+12-34"), "person.phone"),  # four digits
     ],
 )
 def test_invalid_submission_names_the_field_and_writes_nothing(client, world, session, body, field):
@@ -165,3 +171,11 @@ def test_a_forged_cursor_of_other_types_is_a_422_naming_it(client, world, path, 
     AttributeError, a 500; it is a 422 naming `cursor` like any damaged cursor."""
     response = client.get(f"{path}?cursor={_forged_cursor(values)}", headers=world.headers("police"))
     assert response.status_code == 422 and "cursor" in response.get_json()["errors"], response.get_json()
+
+
+def test_blank_names_and_digitless_phones_are_refused_together(client, world):
+    body = referral_body(person__given_name="   ", person__phone="-- ( ) --")
+    response = client.post("/api/v1/referrals", json=body, headers=world.headers("police"))
+    assert response.status_code == 422, response.get_json()
+    errors = response.get_json()["errors"]
+    assert "person.given_name" in errors and "person.phone" in errors, errors

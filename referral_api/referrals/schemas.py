@@ -38,15 +38,21 @@ from .vocab import (
 NATIONAL_ID = re.compile(r"^[А-ЯЁӨҮа-яёөү]{2}[0-9]{8}$")
 PASSPORT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 \-]{3,22}[A-Za-z0-9]$")
 PHONE = re.compile(r"^\+?[0-9 ()\-]{5,30}$")
+PHONE_DIGITS = 5
 LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 NARRATIVE_MAX = 20_000
 
 
+def _phone_digits(value: str) -> None:
+    if sum(c.isdigit() for c in value) < PHONE_DIGITS:
+        raise ValidationError(f"Must hold at least {PHONE_DIGITS} digits.")
+
+
 class PersonInSchema(StrictSchema):
-    family_name = text_field(100, metadata={"example": "Dorj"})
-    given_name = text_field(100, required=True, metadata={"example": "Batbayar"})
-    names_cyrillic = text_field(200, metadata={"example": "Доржийн Батбаяр"})
-    aliases = ma.fields.List(text_field(100), validate=validate.Length(max=10))
+    family_name = text_field(100, blank=False, metadata={"example": "Dorj"})
+    given_name = text_field(100, blank=False, required=True, metadata={"example": "Batbayar"})
+    names_cyrillic = text_field(200, blank=False, metadata={"example": "Доржийн Батбаяр"})
+    aliases = ma.fields.List(text_field(100, blank=False), validate=validate.Length(max=10))
     sex = enum_field(Sex, load_default=Sex.UNKNOWN)
     date_of_birth = ma.fields.Date(validate=not_in_future)
     estimated_age = ma.fields.Integer(validate=validate.Range(min=0, max=120))
@@ -62,7 +68,8 @@ class PersonInSchema(StrictSchema):
         metadata={"example": "УБ99112233"},
     )
     phone = ma.fields.String(
-        validate=validate.Regexp(PHONE, error="A phone number: digits, spaces, + ( ) -.")
+        validate=[validate.Regexp(PHONE, error="A phone number: digits, spaces, + ( ) -."), _phone_digits],
+        metadata={"description": f"digits, spaces, + ( ) -; at least {PHONE_DIGITS} digits"},
     )
     home_province = enum_field(Province)
     languages = ma.fields.List(
