@@ -17,6 +17,12 @@ from referral_api.referrals.schemas import NARRATIVE_MAX
 from tests.referral_data import DELETE, referral_body
 
 TOMORROW = (date.today() + timedelta(days=1)).isoformat()
+IDENTIFIED = date.today() - timedelta(days=3)  # referral_body's situation.identified_on
+ADULT_AGE = IDENTIFIED.year - 1999 - ((IDENTIFIED.month, IDENTIFIED.day) < (4, 12))
+TOMORROW_OF_IDENTIFIED = (IDENTIFIED + timedelta(days=1)).isoformat()
+A_CHILD_ON_CHILD_PROTECTION = {
+    "person__date_of_birth": "2012-05-01", "consent": {"given": False}, "legal_basis": "child_protection"
+}
 
 
 def counts(session):
@@ -51,6 +57,14 @@ def counts(session):
          "situation.exploitation_types"),
         (referral_body(situation__needs=["shelter", "medical", "shelter"]), "situation.needs"),
         (referral_body(consent__share_with=["iom", "iom"]), "consent.share_with"),
+        # a date of birth after the identification, or an estimated age that contradicts it
+        (referral_body(person__date_of_birth=TOMORROW_OF_IDENTIFIED, consent__method="guardian"),
+         "person.date_of_birth"),
+        (referral_body(person__estimated_age=9), "person.estimated_age"),
+        (referral_body(person__estimated_age=ADULT_AGE + 2), "person.estimated_age"),
+        # child protection is a basis for a minor only, with or without consent
+        (referral_body(consent={"given": False}, legal_basis="child_protection"), "legal_basis"),
+        (referral_body(legal_basis="child_protection"), "legal_basis"),
         # names of spaces alone; a phone number without five digits
         (referral_body(person__given_name="   "), "person.given_name"),
         (referral_body(person__family_name=" \u00a0 "), "person.family_name"),
@@ -179,3 +193,60 @@ def test_blank_names_and_digitless_phones_are_refused_together(client, world):
     assert response.status_code == 422, response.get_json()
     errors = response.get_json()["errors"]
     assert "person.given_name" in errors and "person.phone" in errors, errors
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"person__estimated_age": ADULT_AGE - 1},  # an estimate a year off the date of birth
+        {"person__estimated_age": ADULT_AGE + 1},
+        {"person__date_of_birth": IDENTIFIED.isoformat(), "consent__method": "guardian"},  # born that day
+        {"person__phone": "+976 12345"},
+        A_CHILD_ON_CHILD_PROTECTION,
+    ],
+)
+def test_what_agrees_is_accepted(client, world, overrides):
+    body = referral_body(**overrides)
+    response = client.post("/api/v1/referrals", json=body, headers=world.headers("police"))
+    assert response.status_code == 201, response.get_json()
+
+
+def _asked(client, world, **overrides) -> str:
+    rid = client.post("/api/v1/referrals", json=referral_body(**overrides), headers=world.headers("police")
+                      ).get_json()["id"]
+    asked = client.post(f"/api/v1/referrals/{rid}/request-information", json={"questions": "Her age?"},
+                        headers=world.headers("coordinator"))
+    assert asked.status_code == 200, asked.get_json()
+    return rid
+
+
+@pytest.mark.parametrize(
+    ("overrides", "answer", "field"),
+    [
+        ({}, {"person": {"date_of_birth": TOMORROW_OF_IDENTIFIED}}, "person.date_of_birth"),
+        ({}, {"situation": {"identified_on": "1998-01-01"}}, "situation.identified_on"),
+        ({}, {"person": {"estimated_age": 9}}, "person.estimated_age"),
+        ({}, {"person": {"date_of_birth": "1990-01-01", "estimated_age": 20}}, "person.estimated_age"),
+        # an answer that makes a child-protection referral's person an adult leaves it without a basis
+        (A_CHILD_ON_CHILD_PROTECTION, {"person": {"date_of_birth": "1990-05-01"}}, "legal_basis"),
+    ],
+)
+def test_an_answer_is_checked_as_a_submission_is(client, world, session, overrides, answer, field):
+    rid = _asked(client, world, **overrides)
+    before = counts(session)
+    response = client.post(f"/api/v1/referrals/{rid}/information", json={"answer": "Her age.", **answer},
+                           headers=world.headers("police"))
+    assert response.status_code == 422, response.get_json()
+    assert response.mimetype == "application/problem+json"
+    assert field in response.get_json()["errors"], response.get_json()["errors"]
+    assert counts(session) == before
+    assert session.scalar(sa.select(Referral.status).where(Referral.id == uuid.UUID(rid))) == (
+        "information_requested")
+
+
+def test_a_date_of_birth_answered_alone_replaces_an_estimate(client, world):
+    rid = _asked(client, world, person__date_of_birth=DELETE, person__estimated_age=30)
+    response = client.post(f"/api/v1/referrals/{rid}/information",
+                           json={"answer": "Her passport says.", "person": {"date_of_birth": "1990-05-01"}},
+                           headers=world.headers("police"))
+    assert response.status_code == 200, response.get_json()

@@ -23,6 +23,7 @@ from .reading import load
 from .states import ReferralAction, ReferralStatus
 from .submission import (
     apply_person_and_situation,
+    check_age,
     check_consent,
     event_data,
     keep_needed,
@@ -195,6 +196,26 @@ def request_information(
     return _finish(session, actor, referral, ReferralAction.REQUEST_INFORMATION, previous)
 
 
+def _age_after(
+    referral: Referral, person: dict[str, Any], situation: dict[str, Any]
+) -> tuple[bool | None, Any]:
+    """Minority and age band once an answer changes the date of birth, the estimated age or the day of
+    identification, checked as a submission is: the date of birth not after that day, an estimate sent
+    within a year of the date of birth the referral will have (a date of birth sent alone replaces what
+    an earlier estimate said), and the consent and legal basis right for the age (child protection for
+    a minor only)."""
+    identified_on = situation.get("identified_on", referral.identified_on)
+    born = person.get("date_of_birth", referral.date_of_birth)
+    named = "person.date_of_birth" if "date_of_birth" in person else "situation.identified_on"
+    sent = {"date_of_birth": born, "estimated_age": person.get("estimated_age")}
+    check_age(sent, identified_on, born_field=named)
+    values = {"date_of_birth": born, "estimated_age": person.get("estimated_age", referral.estimated_age)}
+    minor, band = minor_and_band(values, identified_on)
+    consent = {"given": referral.consent_given, "method": referral.consent_method}
+    check_consent({"consent": consent, "legal_basis": referral.legal_basis}, minor)
+    return minor, band
+
+
 def provide_information(
     session: Session, actor: Actor, *, ref: str, data: dict[str, Any], if_match: str | None = None
 ) -> Referral:
@@ -207,17 +228,7 @@ def provide_information(
         dropped = keep_needed(referral.legal_basis, person, situation)  # type: ignore[arg-type]
         referral.minimised = sorted(set(referral.minimised) | set(dropped))
     if "date_of_birth" in person or "estimated_age" in person or "identified_on" in situation:
-        values = {"date_of_birth": referral.date_of_birth, "estimated_age": referral.estimated_age, **person}
-        minor, band = minor_and_band(values, situation.get("identified_on", referral.identified_on))
-        if minor and not referral.is_minor:
-            check_consent(
-                {
-                    "consent": {"given": referral.consent_given, "method": referral.consent_method},
-                    "legal_basis": referral.legal_basis,
-                },
-                minor,
-            )
-        referral.is_minor, referral.age_band = minor, band
+        referral.is_minor, referral.age_band = _age_after(referral, person, situation)
     apply_person_and_situation(referral, person, situation)
     _message(referral, actor, MessageKind.ANSWER, data["answer"])
     if person or situation:

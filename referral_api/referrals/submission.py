@@ -69,8 +69,40 @@ def minor_and_band(person: dict[str, Any], identified_on: date) -> tuple[bool | 
     return age < 18, age_band(max(age, 0))
 
 
+# An estimated age may be a year off the age a date of birth gives; more is a contradiction.
+AGE_TOLERANCE_YEARS = 1
+
+
+def check_age(
+    person: dict[str, Any], identified_on: date, *, born_field: str = "person.date_of_birth"
+) -> None:
+    """A date of birth is not after the day the person was identified (422 naming `born_field`), and an
+    estimated age given with it is the age it gives then, within AGE_TOLERANCE_YEARS (422 naming
+    `person.estimated_age`): a contradicting estimate would be ignored, and with it the minors' rules."""
+    born, estimated = person.get("date_of_birth"), person.get("estimated_age")
+    if born is None:
+        return
+    if born > identified_on:
+        raise InvalidPayload(
+            "The date of birth is after the day the person was identified.",
+            errors={born_field: ["Must not be after situation.identified_on."]},
+        )
+    age = age_on(born, identified_on)
+    if estimated is not None and abs(age - estimated) > AGE_TOLERANCE_YEARS:
+        raise InvalidPayload(
+            "The estimated age contradicts the date of birth.",
+            errors={
+                "person.estimated_age": [
+                    f"Contradicts date_of_birth, which gives {age} at situation.identified_on; "
+                    "leave estimated_age out when the date of birth is known."
+                ]
+            },
+        )
+
+
 def check_consent(data: dict[str, Any], minor: bool | None) -> None:
-    """Without consent a legal basis is needed; a minor's consent is a guardian's, or child protection."""
+    """Without consent a legal basis is needed; child protection is a basis for a minor only; a
+    minor's consent is a guardian's, or the referral rests on child protection."""
     consent, basis = data["consent"], data.get("legal_basis")
     if not consent["given"] and basis is None:
         raise InvalidPayload(
@@ -80,6 +112,16 @@ def check_consent(data: dict[str, Any], minor: bool | None) -> None:
                     "vital_interest, child_protection or legal_obligation."
                 ]
             }
+        )
+    if basis is LegalBasis.CHILD_PROTECTION and not minor:
+        raise InvalidPayload(
+            "The person is not a minor at identified_on.",
+            errors={
+                "legal_basis": [
+                    "child_protection is the legal basis for a minor only: "
+                    "the person is 18 or older at situation.identified_on."
+                ]
+            },
         )
     if minor:
         guardian = consent["given"] and consent.get("method") is ConsentMethod.GUARDIAN
@@ -210,6 +252,7 @@ def submit(session: Session, actor: Actor, *, data: dict[str, Any]) -> Referral:
     with the referral, its match keys and its outbox event (in one pipeline on PostgreSQL); at the
     commit (inside a unit of work, the unit's) the sealed audit entry."""
     person, situation = data["person"], data["situation"]
+    check_age(person, situation["identified_on"])
     minor, band = minor_and_band(person, situation["identified_on"])
     check_consent(data, minor)
     dropped = minimise(data)
