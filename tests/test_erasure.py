@@ -6,11 +6,13 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from referral_api.audit import services as audit_services
 from referral_api.audit.models import AuditEvent
 from referral_api.cases.models import Case
+from referral_api.events import OutboxEvent
 from referral_api.referrals.models import Referral
 from tests.case_helpers import add_participant, open_case, transition
 from tests.referral_data import referral_body
@@ -157,3 +159,69 @@ def test_retention_run_erases_what_is_due_and_leaves_reports_and_the_rest(client
     assert json.loads(again.output)["cases"] == [] and json.loads(again.output)["referrals"] == []
     later = run_cli("retention", "run", "--json", "--now", (now + timedelta(days=2 * 365)).isoformat())
     assert json.loads(later.output)["cases"] and json.loads(later.output)["referrals"]
+
+
+def _erased(client, world, **overrides) -> str:
+    rid = submit(client, world, **overrides)["id"]
+    answer = client.post(f"/api/v1/referrals/{rid}/erase", json=ERASE, headers=world.headers("admin"))
+    assert answer.status_code == 200, answer.get_json()
+    return rid
+
+
+MOVES = [
+    ("coordinator", "review", {}),
+    ("coordinator", "accept", {}),
+    ("coordinator", "reject", {"reason": "duplicate", "note": "The same person as REF-1."}),
+    ("coordinator", "request-information", {"questions": "Her passport?"}),
+    ("police", "information", {"answer": "Held by the employer."}),
+    ("police", "withdraw", {}),
+]
+
+
+@pytest.mark.parametrize(("who", "move", "body"), MOVES, ids=[m for _w, m, _b in MOVES])
+def test_no_move_is_made_on_an_erased_referral(client, world, session, who, move, body):
+    """An erased referral was still open, and a coordinator could accept it: a live case opened on a
+    shredded key (reject answered 410 only because its note could not be sealed)."""
+    rid = _erased(client, world)
+    before = session.scalar(sa.select(Referral.version).where(Referral.id == uuid.UUID(rid)))
+    answer = client.post(f"/api/v1/referrals/{rid}/{move}", json=body, headers=world.headers(who))
+    assert answer.status_code == 410, answer.get_json()
+    assert answer.mimetype == "application/problem+json"
+    assert answer.get_json()["type"].endswith("/data_erased")
+    assert session.scalar(sa.select(sa.func.count()).select_from(Case)) == 0
+    session.expire_all()
+    assert session.scalar(sa.select(Referral.version).where(Referral.id == uuid.UUID(rid))) == before
+
+
+def test_an_open_referral_erased_is_withdrawn_audited_and_announced(client, world, session):
+    rid = submit(client, world)["id"]
+    asked = client.post(f"/api/v1/referrals/{rid}/request-information", json={"questions": "Her age?"},
+                        headers=world.headers("coordinator"))
+    assert asked.status_code == 200
+    erased = client.post(f"/api/v1/referrals/{rid}/erase", json={"reason": "consent_withdrawn"},
+                         headers=world.headers("admin"))
+    assert erased.status_code == 200, erased.get_json()
+    for who in ("coordinator", "police"):
+        seen = client.get(f"/api/v1/referrals/{rid}", headers=world.headers(who)).get_json()
+        assert seen["status"] == "withdrawn" and seen["erased"] is True and not seen.get("allowed_actions")
+    queue = client.get("/api/v1/referrals", query_string={"status": "information_requested"},
+                       headers=world.headers("coordinator")).get_json()["items"]
+    assert rid not in [item["id"] for item in queue]
+    moved = session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "referrals:referral:withdraw",
+                                                        AuditEvent.resource_id == rid)).all()
+    assert [e.details for e in moved] == [{"move": "withdraw", "from": "information_requested",
+                                           "to": "withdrawn", "erasure": "consent_withdrawn"}]
+    announced = session.scalars(sa.select(OutboxEvent).where(OutboxEvent.resource_id == uuid.UUID(rid),
+                                                             OutboxEvent.type == "referral.withdrawn")).all()
+    assert len(announced) == 1 and not announced[0].payload.get("external_reference")
+    assert audit_services.verify(session).ok is True
+
+
+def test_a_decided_referral_erased_keeps_its_status(client, world, session):
+    rid = submit(client, world)["id"]
+    rejected = client.post(f"/api/v1/referrals/{rid}/reject", json={"reason": "not_mongolian", "note": "KZ."},
+                           headers=world.headers("coordinator"))
+    assert rejected.status_code == 200
+    _ = client.post(f"/api/v1/referrals/{rid}/erase", json=ERASE, headers=world.headers("admin"))
+    seen = client.get(f"/api/v1/referrals/{rid}", headers=world.headers("coordinator")).get_json()
+    assert (seen["status"], seen["reject_reason"], seen["erased"]) == ("rejected", "not_mongolian", True)

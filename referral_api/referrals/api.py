@@ -42,6 +42,7 @@ _page = doc_model(ns, ReferralPageSchema, "ReferralPage")
 _ERRORS = {
     404: "No such referral, or not yours to see",
     409: "The move is not allowed from the current state (allowed_actions says which are)",
+    410: "The referral was erased (its personal data crypto-shredded): no move is made on it",
 }
 _LIST_ARGS = doc_query(ReferralListArgs)
 # One instance for every submission: a schema keeps no state between loads, and building one (its
@@ -120,7 +121,7 @@ def _move_docs(fn):
     fn = ns.doc(params={"If-Match": {"in": "header", "type": "string"},
                         "Idempotency-Key": {"in": "header", "type": "string"}})(fn)
     fn = ns.response(200, "Moved; the referral in the caller's view", _staff)(fn)
-    return documents(401, 403, 404, 409, 412, 422)(fn)
+    return documents(401, 403, 404, 409, 410, 412, 422)(fn)
 
 
 _REF = "the referral's id or reference"

@@ -4,6 +4,7 @@ withdraw), each with its audit and outbox event, committed once."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,7 +16,7 @@ from ..audit.actions import AuditAction
 from ..cases import services as cases
 from ..cases.models import Case
 from ..db import utcnow
-from ..errors import InvalidPayload, require_current
+from ..errors import DataErased, InvalidPayload, require_current
 from ..records import by_id_or_reference, settle
 from . import guards, matching
 from .models import MessageKind, Referral, ReferralMessage
@@ -85,8 +86,15 @@ def _finish(
 
 
 def prepare(session: Session, actor: Actor, *, ref: str, if_match: str | None) -> tuple[Referral, Audience]:
-    """Load the referral locked for a move, honouring If-Match (412 when stale)."""
+    """Load the referral locked for a move, honouring If-Match (412 when stale). An erased referral is
+    moved by nobody (410, as a read of its personal data): its person's key is shredded, so no case can
+    be opened on it, no question asked nor answered, and it is closed already (retention.py)."""
     referral, seen = load(session, actor, ref=ref, for_update=True)
+    if referral.erased_at is not None:
+        raise DataErased(
+            "The referral's personal data was erased: it can no longer be moved.",
+            extra={"erased_at": referral.erased_at.isoformat(), "current_status": referral.status.value},
+        )
     require_current(if_match, etag(referral), what="referral")
     return referral, seen
 
@@ -255,3 +263,20 @@ def withdraw(
     if data.get("note"):
         referral.decision_note = data["note"]
     return _finish(session, actor, referral, ReferralAction.WITHDRAW, previous)
+
+
+def withdraw_erased(session: Session, actor: Actor | None, referral: Referral, *, reason: str,
+                    now: datetime) -> None:
+    """An open referral whose person is erased is withdrawn (the move every open state allows): no one
+    can move it any more (`prepare` answers 410), so it leaves the coordinators' queue and the partner
+    learns it by the withdrawn event. Audited as that move, with the erasure's reason code; the caller
+    (the erasure) commits. A referral already final stays as it is."""
+    if not referral.is_open:
+        return
+    previous = referral.move(ReferralAction.WITHDRAW, now=now)
+    referral.decided_at = now
+    audit_referral(session, actor, AUDIT_OF[ReferralAction.WITHDRAW], referral,  # type: ignore[arg-type]
+                   details={"move": ReferralAction.WITHDRAW.value, "from": previous.value,
+                            "to": referral.status.value, "erasure": reason})
+    events.publish(session, EVENT_OF[ReferralAction.WITHDRAW], resource_type="referral",
+                   resource_id=referral.id, data=event_data(referral, previous_status=previous.value))

@@ -6,7 +6,15 @@ Other parts and the edges (api.py, the console, reports, documents) call these n
 from __future__ import annotations
 
 from .reading import list_for, load, matches, read
-from .review import accept, provide_information, reject, request_information, review, withdraw
+from .review import (
+    accept,
+    provide_information,
+    reject,
+    request_information,
+    review,
+    withdraw,
+    withdraw_erased,
+)
 from .submission import NEEDED_WITHOUT_CONSENT, submit
 
 __all__ = [
@@ -22,4 +30,5 @@ __all__ = [
     "review",
     "submit",
     "withdraw",
+    "withdraw_erased",
 ]

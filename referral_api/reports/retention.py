@@ -2,7 +2,10 @@
 
 A case shares its data key with the referral that opened it; erasing a case shreds that key and the
 key of every other referral linked to the case, and marks the case and those referrals erased. The
-plain facts (status, stage, dates, country, types, sex, age band) stay: reports still count them.
+plain facts (status, stage, dates, country, types, sex, age band) stay: reports still count them. A
+referral still open when erased is withdrawn (the move of the state table, audited and announced as a
+withdrawal, with the erasure's reason code): nobody may move an erased referral (410), so it would
+otherwise wait in the coordinators' queue for ever.
 Audit events name the record, the reason code and the keys' count; never anything personal.
 
 Retention (docs/security.md, Data at rest): rejected and withdrawn referrals whose final status is older
@@ -93,6 +96,8 @@ def _erase_case(
         erased_referrals.append(referral.reference)
     matching.forget(session, list(erased))
     _forget_partner_numbers(session, case.id, list(erased.values()))
+    for referral in erased.values():  # accepted as a rule: one still open is withdrawn
+        referral_services.withdraw_erased(session, actor, referral, reason=reason.value, now=now)
     audit.record(
         session,
         actor=actor,
@@ -116,6 +121,7 @@ def _erase_referral(
     referral.erased_at, referral.erasure_reason = now, reason.value
     matching.forget(session, [referral.id])
     _forget_partner_numbers(session, None, [referral])
+    referral_services.withdraw_erased(session, actor, referral, reason=reason.value, now=now)
     audit.record(
         session,
         actor=actor,
