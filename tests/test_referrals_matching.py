@@ -150,3 +150,39 @@ def test_an_invisible_format_character_does_not_hide_a_duplicate(client, world, 
     assert [m["referral_id"] for m in found] == [plain]
     assert "name_birth_year" in found[0]["reasons"]
 
+
+
+def duplicates(client, world, rid) -> int:
+    staff = client.get(f"/api/v1/referrals/{rid}", headers=world.headers("coordinator")).get_json()
+    return staff["possible_duplicates"]
+
+
+def test_the_earlier_referrals_count_a_later_duplicate(client, world):
+    """The first referral of a person never learnt of the later ones: its count stayed 0."""
+    first = submit(client, world, "F-1")
+    second = submit(client, world, "F-2")
+    assert [m["referral_id"] for m in matches(client, world, first)] == [second]
+    assert (duplicates(client, world, first), duplicates(client, world, second)) == (1, 1)
+    third = submit(client, world, "F-3", **NO_DOCS)  # the same name and birth year only
+    assert [duplicates(client, world, r) for r in (first, second, third)] == [2, 2, 2]
+    stranger = submit(client, world, "F-4", person__given_name="Oyunchimeg", person__family_name="Tseren",
+                      person__names_cyrillic=DELETE, person__aliases=DELETE, person__national_id=DELETE,
+                      person__passport_number="P7777777")
+    assert duplicates(client, world, stranger) == 0
+    assert [duplicates(client, world, r) for r in (first, second, third)] == [2, 2, 2]
+
+
+def test_an_answer_that_changes_the_person_recounts_the_others(client, world):
+    """The third referral turns out to be another person (another birth year): the first two stop
+    counting it, and a fourth with its new values starts."""
+    first = submit(client, world, "G-1", **NO_DOCS)
+    second = submit(client, world, "G-2", **NO_DOCS)
+    saran = {"person__date_of_birth": "1990-01-01", "person__given_name": "Saran"}
+    other = submit(client, world, "G-3", **NO_DOCS, **saran)
+    assert [duplicates(client, world, r) for r in (first, second, other)] == [1, 1, 0]
+    answered = client.post(f"/api/v1/referrals/{second}/information",
+                           json={"answer": "Her papers.", "person": {"date_of_birth": "1990-01-01",
+                                                                     "given_name": "Saran"}},
+                           headers=world.headers("police"))
+    assert answered.status_code == 200, answered.get_json()
+    assert [duplicates(client, world, r) for r in (first, second, other)] == [0, 1, 1]

@@ -22,18 +22,23 @@ from bench.pgtrace import traced as traced_on
 from tests.referral_data import referral_body
 
 # The whole request: token check 1, duplicate count 1, reference 1 (SQLite's counter row: 2), data key
-# 1, referral 1, match keys 1, outbox event 1, audit entry and its seal: on PostgreSQL 1 (audit_append,
-# sent with the commit), on SQLite 3 (the entry, the head's lock as a no-op write, one read of the
-# head and what waits); with an Idempotency-Key 2 more (the key taken, its answer). Sealing events
-# other transactions left unsealed (one UPDATE each) is their deferred work, not this request's.
-MOST_STATEMENTS = {"postgresql": 8, "sqlite": 11}
+# 1, referral 1, match keys 1, the recount of its possible duplicates' counts 1 (only when it has some,
+# as the counted one has: on PostgreSQL in the same pipeline), outbox event 1, audit entry and its seal:
+# on PostgreSQL 1 (audit_append, sent with the commit), on SQLite 3 (the entry, the head's lock as a
+# no-op write, one read of the head and what waits); with an Idempotency-Key 2 more (the key taken, its
+# answer). Sealing events other transactions left unsealed (one UPDATE each) is their deferred work,
+# not this request's.
+MOST_STATEMENTS = {"postgresql": 9, "sqlite": 12}
+# The one UPDATE of other referrals: those sharing a match key with the new one, recounted.
+_RECOUNT = re.compile(r"^UPDATE referrals SET possible_duplicates=.*referral_match_keys\.referral_id != ")
 _SEALING_OTHERS = re.compile(r"^UPDATE audit_events SET seq=")
 KEY_STATEMENTS = 2
 _TRANSACTION = re.compile(r"^\s*(SAVEPOINT|RELEASE SAVEPOINT)\b")
 
 
-def _submitted(client, world, connection, **headers) -> tuple[list[str], int, int]:
-    """The statements, savepoints and commits of one submission (after one that warms caches up)."""
+def _submitted(client, world, connection, body=None, **headers) -> tuple[list[str], int, int]:
+    """The statements, savepoints and commits of one submission (after one that warms caches up, and
+    is the counted one's possible duplicate unless `body` says otherwise)."""
     police = world.headers("police")
     warm = client.post("/api/v1/referrals", json=referral_body(external_reference="WARM-1"), headers=police)
     assert warm.status_code == 201
@@ -53,7 +58,7 @@ def _submitted(client, world, connection, **headers) -> tuple[list[str], int, in
     sa.event.listen(Session, "after_commit", committed)
     try:
         with trace as seen:
-            body = referral_body(external_reference="COUNTED-1", person__passport_number="K9990001")
+            body = body or referral_body(external_reference="COUNTED-1", person__passport_number="K9990001")
             response = client.post("/api/v1/referrals", json=body, headers={**police, **headers})
         if traced:
             statements.extend(seen.statements)
@@ -79,11 +84,23 @@ def test_one_submission_is_one_commit_and_a_bounded_number_of_statements(backend
 def test_a_submission_writes_its_match_keys_at_once_and_reads_nothing_back(backend, client, world,
                                                                             connection):
     statements, _savepoints, _commits = _submitted(client, world, connection, **{"Idempotency-Key": "k-2"})
-    match_keys = [s for s in statements if "referral_match_keys" in s and not s.startswith("SELECT")]
+    match_keys = [s for s in statements if "referral_match_keys" in s and s.startswith(("INSERT", "DELETE"))]
     assert len(match_keys) == 1 and match_keys[0].startswith("INSERT INTO referral_match_keys"), match_keys
-    assert not [s for s in statements if s.startswith(("SELECT", "UPDATE")) and re.search(
+    assert len([s for s in statements if _RECOUNT.match(s)]) == 1, "its duplicates recounted in one UPDATE"
+    others = [s for s in statements if not _RECOUNT.match(s)]
+    assert not [s for s in others if s.startswith(("SELECT", "UPDATE")) and re.search(
         r"\b(FROM|UPDATE) referrals\b", s)], "a new referral is not read back nor updated after its INSERT"
     assert not [s for s in statements if s.startswith("SELECT") and "FROM referral_messages" in s]
     if backend == "postgresql":  # numbered by the sequence: no counter row locked till the commit
         assert not [s for s in statements if "reference_counters" in s]
         assert len([s for s in statements if "nextval('reference_ref_seq')" in s]) == 1
+
+
+def test_a_submission_without_a_duplicate_recounts_nothing(backend, client, world, connection):
+    stranger = referral_body(external_reference="COUNTED-2", person__given_name="Oyunchimeg",
+                             person__family_name="Tseren", person__names_cyrillic="Цэрэнгийн Оюунчимэг",
+                             person__aliases=["Oyuka"], person__passport_number="K9990002",
+                             person__national_id="УБ85010112")
+    statements, _savepoints, _commits = _submitted(client, world, connection, body=stranger)
+    assert not [s for s in statements if s.startswith("UPDATE referrals")], statements
+    assert len(statements) <= MOST_STATEMENTS[backend] - 1, "\n".join(statements)

@@ -108,12 +108,26 @@ def _insert_keys(rows: int) -> sa.Insert:
     return MatchKey.__table__.insert().from_select(["referral_id", "kind", "digest"], source)
 
 
-def store_keys(session: Session, referral: Referral, values: dict) -> set[tuple[str, str]]:
-    """Replace a stored referral's match keys with those of `values` (a changed person)."""
+def store_keys(session: Session, referral: Referral, values: dict
+               ) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """Replace a stored referral's match keys with those of `values` (a changed person): the new keys,
+    and the old ones (the DELETE returns them: the referrals sharing them are recounted too)."""
     keys = match_keys(session, values)
-    session.execute(sa.delete(MatchKey).where(MatchKey.referral_id == referral.id))
+    old = session.execute(sa.delete(MatchKey).where(MatchKey.referral_id == referral.id)
+                          .returning(MatchKey.kind, MatchKey.digest)).all()
     add_keys(session, referral.id, keys)
-    return keys
+    return keys, {(kind, digest) for kind, digest in old}
+
+
+def recount_sharers(session: Session, referral_id: uuid.UUID, keys: set[tuple[str, str]]) -> None:
+    """One UPDATE: the referrals other than `referral_id` holding one of `keys` get their count of
+    possible duplicates again (`_OTHER_SHARERS_OF_ROW`, with the keys `referral_id` holds now), so that
+    an earlier referral counts a later one, as the later one counts it. No row is read back: it may be
+    sent in a `db.pipelined` block. Core: the session's loaded referrals are not synchronised (the
+    caller's own referral is not among those updated)."""
+    if keys:
+        params = {"match_keys": sorted(keys), "referral_id": referral_id}
+        session.connection().execute(_RECOUNT_SHARERS, params)
 
 
 def _sharing(keys: set[tuple[str, str]]) -> sa.ColumnElement[bool]:
@@ -152,6 +166,16 @@ def _other_sharers_of_row() -> sa.ScalarSelect[int]:
 
 
 _OTHER_SHARERS_OF_ROW = _other_sharers_of_row()
+# recount_sharers' statement, built once: the holders of the keys (an expanding parameter) but one.
+_RECOUNT_SHARERS = (
+    sa.update(Referral)
+    .where(Referral.id.in_(
+        sa.select(MatchKey.referral_id)
+        .where(sa.tuple_(MatchKey.kind, MatchKey.digest).in_(sa.bindparam("match_keys", expanding=True)),
+               MatchKey.referral_id != sa.bindparam("referral_id", type_=MatchKey.referral_id.type))))
+    .values(possible_duplicates=_OTHER_SHARERS_OF_ROW)
+    .execution_options(synchronize_session=False)
+)
 
 
 @dataclass

@@ -240,8 +240,10 @@ def provide_information(
     apply_person_and_situation(referral, person, situation)
     _message(referral, actor, MessageKind.ANSWER, data["answer"])
     if person or situation:
-        keys = matching.store_keys(session, referral, matching.person_values(referral))
+        keys, old = matching.store_keys(session, referral, matching.person_values(referral))
         referral.possible_duplicates = matching.count_candidates(session, referral.id, keys)
+        # those that shared a key before (one fewer, perhaps) and those that share one now
+        matching.recount_sharers(session, referral.id, keys | old)
     return _finish(
         session,
         actor,

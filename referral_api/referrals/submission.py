@@ -177,15 +177,17 @@ def event_data(referral: Referral, **extra: Any) -> dict[str, Any]:
 
 
 def _insert(session: Session, referral: Referral, keys: set[tuple[str, str]]) -> None:
-    """Store the new referral, its data key, its match keys and its outbox event in one round trip. The
-    referral's INSERT (Core, records.insert_now) creates the person's data key and seals the personal
-    fields first.
+    """Store the new referral, its data key, its match keys and its outbox event in one round trip, and
+    when it has possible duplicates, recount theirs (one UPDATE in the same round trip). The referral's
+    INSERT (Core, records.insert_now) creates the person's data key and seals the personal fields first.
     The organisation's external_reference taken already (before, or by a concurrent submission) is a
     409 naming the field: the unique key checks it, with no read beforehand."""
     try:
         with pipelined(session):
             insert_now(session, referral)
             matching.add_keys(session, referral.id, keys)
+            if referral.possible_duplicates:  # the earlier referrals count this one too
+                matching.recount_sharers(session, referral.id, keys)
             events.publish_row(
                 session,
                 events.EventType.REFERRAL_SUBMITTED,
@@ -249,8 +251,14 @@ def submit(session: Session, actor: Actor, *, data: dict[str, Any]) -> Referral:
     """A partner submits a referral; duplicates are looked for at once, through blind indexes only.
 
     Round trips: the duplicate count with the reference (one statement on PostgreSQL), the data key
-    with the referral, its match keys and its outbox event (in one pipeline on PostgreSQL); at the
-    commit (inside a unit of work, the unit's) the sealed audit entry."""
+    with the referral, its match keys, the recount of its possible duplicates' own counts (only when
+    it has some) and its outbox event (in one pipeline on PostgreSQL); at the commit (inside a unit of
+    work, the unit's) the sealed audit entry.
+
+    Two submissions of one person at the same moment: each counts the referrals committed before its
+    count statement, and recounts those visible when its pipeline runs; a submission that commits in
+    between the other's two is missed by the other's own count (the next submission, answer or
+    erasure touching their keys recounts them). No lock is taken for it beyond the recounted rows'."""
     person, situation = data["person"], data["situation"]
     check_age(person, situation["identified_on"])
     minor, band = minor_and_band(person, situation["identified_on"])
