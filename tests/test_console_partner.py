@@ -269,3 +269,26 @@ def test_demo_seed_gives_each_partner_view_a_person(run_cli, app, session):
     assert 'value="travel_planning"' in http.get(f"/console/partner/cases/{case.id}").get_data(as_text=True)
     again = json.loads(run_cli("demo", "seed", "--json").output)["officers"]
     assert all(o["password"] is None for o in again.values())
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "said"),
+    [
+        ({"person.date_of_birth": "2026-11-21"}, "person.date_of_birth",
+         "Төрсөн огноо нь хүнийг илрүүлсэн өдрөөс хойш байж болохгүй."),
+        ({"person.estimated_age": "9"}, "person.estimated_age",
+         "Тооцоолсон нас төрсөн огноотой зөрчилдөж байна"),
+        ({"consent.given": "no", "legal_basis": "child_protection"}, "legal_basis",
+         "Хүүхэд хамгааллын үндэслэл зөвхөн насанд хүрээгүй хүнд хамаарна"),
+        ({"person.phone": "-- ( ) --"}, "person.phone", "Утасны дугаар дор хаяж 5 оронтой байна."),
+    ],
+)
+def test_intake_refuses_what_the_api_refuses_in_mongolian(app, session, partners, changes, field, said):
+    http = sign_in_as(app, session, partners, "ngo_officer", english=False)
+    html, key = _form_page(http, "/console/partner/referrals/new")
+    form = {**GOOD_FORM, **changes, "csrf_token": c.csrf_of(html), "idempotency_key": key}
+    refused = http.post("/console/partner/referrals/new", data=form)
+    body = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and f'id="error-{field}"' in body, body[-3000:]
+    assert said in body
+    assert _ngo_referrals(session, partners) == []

@@ -23,6 +23,15 @@ KEY_FIELD = "idempotency_key"
 NOT_FIELDS = frozenset({"csrf_token", "version", KEY_FIELD})
 _MESSAGES = (
     ("Missing data", _l("Please fill in this field.")),
+    ("Must not be blank", _l("Please fill in this field.")),
+    ("Must not repeat an item", _l("Please choose each option once.")),
+    ("after situation.identified_on",
+     _l("The date of birth must not be after the day the person was identified.")),
+    ("Contradicts date_of_birth",
+     _l("The estimated age contradicts the date of birth: leave it out when the date is known.")),
+    ("child_protection is the legal basis for a minor only",
+     _l("Child protection is a legal basis for a minor only: the person is an adult.")),
+    ("Must hold at least", _l("A phone number has at least 5 digits.")),
     ("may not be null", _l("Please fill in this field.")),
     ("Not a valid date", _l("Please give a date.")),
     ("Not a year from", _l("Please give a year from 1900 to 2999.")),
