@@ -201,7 +201,9 @@ class CaseStaffSchema(CaseStatusSchema):
     opened_by_organisation_id = ma.fields.UUID()
     share_with = ma.fields.List(ma.fields.String())
     participants = ma.fields.List(ma.fields.Nested(ParticipantSchema))
-    allowed_stages = ma.fields.List(ma.fields.String())
+    allowed_stages = ma.fields.List(ma.fields.String(), metadata={
+        "description": "the stages the case may move to now; from `closed`, the reopenings, which only "
+                       "an MGEC admin may make (403 for other staff)"})
     person = _PERSON
 
 
