@@ -38,17 +38,23 @@ def test_the_scan_of_a_month_level_takes_in_every_clock_due():
     assert wrong[:5] == []
 
 
-def test_a_follow_up_visit_due_on_a_short_months_last_day_is_found_that_day(client, world, session, app):
+def _in_follow_up_since(client, world, session, clock: datetime) -> str:
+    """A case moved through to follow-up, its clock set back to `clock`; its id."""
     case_id = open_case(client, world)
     here = Stage.VERIFICATION
     for there in (Stage.TRAVEL_PLANNING, Stage.IN_TRANSIT, Stage.ARRIVED, Stage.REHABILITATION,
                   Stage.REINTEGRATION, Stage.FOLLOW_UP):
         transition(client, world, case_id, there.value, details=details_for(here, there))
         here = there
-    entered = datetime(2027, 1, 31, 10, 0, tzinfo=UTC)
     session.execute(sa.update(Case).where(Case.id == uuid.UUID(case_id))
-                    .values(stage_since=entered, clock_since=entered, last_occurred_at=entered))
+                    .values(stage_since=clock, clock_since=clock, last_occurred_at=clock))
     session.commit()
+    return case_id
+
+
+def test_a_follow_up_visit_due_on_a_short_months_last_day_is_found_that_day(client, world, session, app):
+    entered = datetime(2027, 1, 31, 10, 0, tzinfo=UTC)
+    case_id = _in_follow_up_since(client, world, session, entered)
     settings = app.config["SETTINGS"]
     due = add_months(entered, settings.deadline_follow_up_months[0])
     assert due == datetime(2027, 4, 30, 10, 0, tzinfo=UTC)  # 31 April does not exist
@@ -86,16 +92,7 @@ def test_the_bound_is_the_same_whatever_offset_now_is_written_in():
 
 def test_a_deadlines_run_with_an_offset_now_raises_the_visit_due(client, world, session, run_cli):
     """The first visit, due 28 May 16:15 UTC, is raised by a run at 16:30 UTC written as +08:00."""
-    case_id = open_case(client, world)
-    here = Stage.VERIFICATION
-    for there in (Stage.TRAVEL_PLANNING, Stage.IN_TRANSIT, Stage.ARRIVED, Stage.REHABILITATION,
-                  Stage.REINTEGRATION, Stage.FOLLOW_UP):
-        transition(client, world, case_id, there.value, details=details_for(here, there))
-        here = there
-    clock = datetime(2027, 2, 28, 16, 15, tzinfo=UTC)
-    session.execute(sa.update(Case).where(Case.id == uuid.UUID(case_id))
-                    .values(stage_since=clock, clock_since=clock, last_occurred_at=clock))
-    session.commit()
+    _in_follow_up_since(client, world, session, datetime(2027, 2, 28, 16, 15, tzinfo=UTC))
     result = run_cli("deadlines", "run", "--now", "2027-05-29T00:30:00+08:00", "--dry-run", "--json")
     assert result.exit_code == 0, result.output
     answer = __import__("json").loads(result.output)
