@@ -14,9 +14,8 @@ import ipaddress
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as LookupTimedOut
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import urllib3
@@ -33,11 +32,11 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 MAX_URL_LENGTH = 2048
 # A name's lookup may take this long (seconds). getaddrinfo takes no timeout of its own: a partner's
 # name served by a resolver that never answers held the caller (a request's worker, the webhook worker)
-# for as long as the system resolver's retries last. The lookup runs on a few threads of its own; one
-# that outlives its caller ends with the resolver's own timeout, and while all of them wait, further
-# names are refused after this long too.
+# for as long as the system resolver's retries last. Each lookup runs on a thread of its own, so a
+# lookup left behind ends with the resolver's own timeout and holds no one else's: a shared pool of
+# threads let one partner's silent name server fill it and refuse every other partner's names. A
+# caller leaves at most one behind each RESOLVE_TIMEOUT, so they stay few.
 RESOLVE_TIMEOUT = 5.0
-_lookups = ThreadPoolExecutor(max_workers=4, thread_name_prefix="outbound-dns")
 
 
 class RefusedAddress(Exception):
@@ -142,14 +141,7 @@ def resolve(host: str, port: int) -> list[IPAddress]:
         return [ipaddress.ip_address(host)]
     except ValueError:
         pass
-    lookup = _lookups.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
-    try:
-        infos = lookup.result(timeout=RESOLVE_TIMEOUT)
-    except LookupTimedOut:
-        lookup.cancel()  # still queued behind other lookups: never started
-        raise RefusedAddress("the host name did not resolve in time") from None
-    except (socket.gaierror, UnicodeError, OSError):
-        raise RefusedAddress("the host name does not resolve") from None
+    infos = _look_up(host, port)
     addresses: list[IPAddress] = []
     for *_, sockaddr in infos:
         ip = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
@@ -158,6 +150,30 @@ def resolve(host: str, port: int) -> list[IPAddress]:
     if not addresses:
         raise RefusedAddress("the host name does not resolve")
     return addresses
+
+
+def _look_up(host: str, port: int) -> list[Any]:
+    """getaddrinfo on a thread of its own, waited for RESOLVE_TIMEOUT at most."""
+    answer: dict[str, Any] = {}
+    done = threading.Event()
+
+    def look_up() -> None:
+        try:
+            answer["infos"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except Exception as failure:  # noqa: BLE001  raised again by the caller, on its own thread
+            answer["failure"] = failure
+        finally:
+            done.set()
+
+    threading.Thread(target=look_up, name="outbound-dns", daemon=True).start()
+    if not done.wait(RESOLVE_TIMEOUT):
+        raise RefusedAddress("the host name did not resolve in time")
+    failure = answer.get("failure")
+    if isinstance(failure, UnicodeError | OSError):  # socket.gaierror among them
+        raise RefusedAddress("the host name does not resolve") from None
+    if failure is not None:
+        raise failure
+    return answer["infos"]
 
 
 def vet(url: str, *, allow_http_loopback: bool) -> Target:

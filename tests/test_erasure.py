@@ -225,3 +225,31 @@ def test_a_decided_referral_erased_keeps_its_status(client, world, session):
     _ = client.post(f"/api/v1/referrals/{rid}/erase", json=ERASE, headers=world.headers("admin"))
     seen = client.get(f"/api/v1/referrals/{rid}", headers=world.headers("coordinator")).get_json()
     assert (seen["status"], seen["reject_reason"], seen["erased"]) == ("rejected", "not_mongolian", True)
+
+
+def test_a_referral_erased_open_by_an_earlier_version_is_withdrawn_by_the_next_retention_run(
+        client, world, session, run_cli, monkeypatch):
+    """An earlier version's erasure left an open referral open; every move on it is a 410 now, so it
+    would sit in the coordinators' queue for good. The next retention run withdraws it, audited with
+    its erasure's reason (the old erasure is reproduced by switching the withdrawal off for it)."""
+    from referral_api.reports import retention
+
+    rid = submit(client, world)["id"]
+    with monkeypatch.context() as old_version:
+        old_version.setattr(retention.referral_services, "withdraw_erased", lambda *a, **k: None)
+        erased = client.post(f"/api/v1/referrals/{rid}/erase", json={"reason": "person_request"},
+                             headers=world.headers("admin"))
+        assert erased.status_code == 200, erased.get_json()
+    assert session.scalar(sa.select(Referral.status).where(Referral.id == uuid.UUID(rid))) == "submitted"
+    ran = run_cli("retention", "run", "--json")
+    assert ran.exit_code == 0, ran.output
+    session.expire_all()
+    assert session.scalar(sa.select(Referral.status).where(Referral.id == uuid.UUID(rid))) == "withdrawn"
+    moved = session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "referrals:referral:withdraw",
+                                                        AuditEvent.resource_id == rid)).all()
+    assert [e.details for e in moved] == [{"move": "withdraw", "from": "submitted", "to": "withdrawn",
+                                           "erasure": "person_request"}]
+    again = run_cli("retention", "run", "--json")
+    assert again.exit_code == 0 and session.scalar(
+        sa.select(sa.func.count()).select_from(AuditEvent)
+        .where(AuditEvent.action == "referrals:referral:withdraw", AuditEvent.resource_id == rid)) == 1

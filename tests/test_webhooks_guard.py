@@ -287,3 +287,25 @@ def test_a_name_that_never_resolves_is_refused_after_the_lookup_timeout(monkeypa
         assert outcome.status_code is None and "did not resolve in time" in outcome.error
     finally:
         answer.set()
+
+
+def test_one_partners_silent_name_server_does_not_refuse_other_partners_names(monkeypatch):
+    """Lookups left behind (a name server that never answers, asked again and again) hold no thread
+    another partner's lookup needs: its name, answered at once, still resolves."""
+    monkeypatch.setattr(guard, "RESOLVE_TIMEOUT", 0.2)
+    released = threading.Event()
+
+    def resolver(host, port, *args, **kwargs):
+        if host == "hooks.silent.example":
+            released.wait(30)  # the system resolver's retries; released below
+            raise socket.gaierror("timed out")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (DNS[host][0], port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    try:
+        for _ in range(8):
+            with pytest.raises(guard.RefusedAddress, match="did not resolve in time"):
+                guard.resolve("hooks.silent.example", 443)
+        assert [str(ip) for ip in guard.resolve("hooks.partner.example", 443)] == [PUBLIC_V4]
+    finally:
+        released.set()

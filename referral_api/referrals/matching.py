@@ -119,12 +119,28 @@ def store_keys(session: Session, referral: Referral, values: dict
     return keys, {(kind, digest) for kind, digest in old}
 
 
+# pg_advisory_xact_lock key ("match" in ASCII) of the writers of other referrals' duplicate counts.
+MATCHING_LOCK = 0x6D61746368
+_HOLD_MATCHING = sa.select(sa.func.pg_advisory_xact_lock(MATCHING_LOCK))
+
+
+def hold_matching(session: Session) -> None:
+    """Take, for this transaction, the lock every writer of other referrals' counts takes FIRST, before it
+    locks any referral (PostgreSQL; SQLite has one writer at a time). Recounting the sharers updates
+    referrals another transaction may hold: two answers on two referrals of one person each held their
+    own and waited for the other's (a deadlock, one of them lost). With this lock taken before any row
+    lock, those writers (a submission with possible duplicates, an answer changing the person, an
+    erasure) queue instead; the other moves never wait for it, so they close no cycle."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_HOLD_MATCHING)
+
+
 def recount_sharers(session: Session, referral_id: uuid.UUID, keys: set[tuple[str, str]]) -> None:
     """One UPDATE: the referrals other than `referral_id` holding one of `keys` get their count of
     possible duplicates again (`_OTHER_SHARERS_OF_ROW`, with the keys `referral_id` holds now), so that
     an earlier referral counts a later one, as the later one counts it. No row is read back: it may be
     sent in a `db.pipelined` block. Core: the session's loaded referrals are not synchronised (the
-    caller's own referral is not among those updated)."""
+    caller's own referral is not among those updated). The caller holds `hold_matching` already."""
     if keys:
         params = {"match_keys": sorted(keys), "referral_id": referral_id}
         session.connection().execute(_RECOUNT_SHARERS, params)

@@ -228,6 +228,8 @@ def provide_information(
     session: Session, actor: Actor, *, ref: str, data: dict[str, Any], if_match: str | None = None
 ) -> Referral:
     """The submitting partner answers (or adds facts): back to submitted, duplicates looked for again."""
+    if data.get("person") or data.get("situation"):
+        matching.hold_matching(session)  # before the referral's row lock: its sharers are recounted
     referral, _seen = prepare(session, actor, ref=ref, if_match=if_match)
     guards.submitter(actor, referral)
     previous = referral.move(ReferralAction.INFORMATION, now=utcnow())

@@ -182,6 +182,8 @@ def _insert(session: Session, referral: Referral, keys: set[tuple[str, str]]) ->
     INSERT (Core, records.insert_now) creates the person's data key and seals the personal fields first.
     The organisation's external_reference taken already (before, or by a concurrent submission) is a
     409 naming the field: the unique key checks it, with no read beforehand."""
+    if referral.possible_duplicates:
+        matching.hold_matching(session)  # before the sharers' rows are updated (see hold_matching)
     try:
         with pipelined(session):
             insert_now(session, referral)

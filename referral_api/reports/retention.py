@@ -38,7 +38,7 @@ from ..progress import Progress
 from ..referrals import matching
 from ..referrals import services as referral_services
 from ..referrals.models import Referral
-from ..referrals.states import ReferralStatus
+from ..referrals.states import OPEN, ReferralStatus
 
 
 class ErasureReason(StrEnum):
@@ -135,6 +135,7 @@ def _erase_referral(
 
 def erase_case(session: Session, actor: Actor, ref: str, reason: str) -> dict[str, Any]:
     """`POST /cases/{id}/erase`: shred the case's person for good (MGEC admin; scope checked at the edge)."""
+    matching.hold_matching(session)  # before any row lock: the sharers of its keys are recounted
     case, _seen, _role = case_services.load(session, actor, ref, for_update=True)
     if case.erased_at is not None:
         raise Conflict("The case is erased already.", extra={"erased_at": case.erased_at.isoformat()})
@@ -146,6 +147,7 @@ def erase_case(session: Session, actor: Actor, ref: str, reason: str) -> dict[st
 
 def erase_referral(session: Session, actor: Actor, ref: str, reason: str) -> dict[str, Any]:
     """`POST /referrals/{id}/erase`: shred the referral's person (and its case's: the same person)."""
+    matching.hold_matching(session)  # before any row lock: the sharers of its keys are recounted
     referral, _seen = referral_services.load(session, actor, ref=ref, for_update=True)
     if referral.erased_at is not None:
         raise Conflict("The referral is erased already.", extra={"erased_at": referral.erased_at.isoformat()})
@@ -214,6 +216,7 @@ def run(session: Session, *, now: datetime, limits: Limits, dry_run: bool = Fals
     }
     if dry_run:
         return report
+    matching.hold_matching(session)  # before any row lock: the sharers of erased keys are recounted
     for case in cases:
         report["keys_shredded"] += _erase_case(session, case, ErasureReason.RETENTION, actor, now)[
             "keys_shredded"
@@ -224,6 +227,7 @@ def run(session: Session, *, now: datetime, limits: Limits, dry_run: bool = Fals
             erased = _erase_referral(session, referral, ErasureReason.RETENTION, actor, now)
             report["keys_shredded"] += erased["keys_shredded"]
         progress.advance()
+    _withdraw_erased_still_open(session, actor, now)
     audit.record(
         session,
         actor=actor,
@@ -238,6 +242,16 @@ def run(session: Session, *, now: datetime, limits: Limits, dry_run: bool = Fals
     )
     session.commit()
     return report
+
+
+def _withdraw_erased_still_open(session: Session, actor: Actor | None, now: datetime) -> None:
+    """Referrals erased while open by an earlier version, which left them open (no one can move them
+    now: 410): withdrawn as an erasure withdraws one today, audited with their erasure's reason. Usually
+    none; the first run after an upgrade clears them from the coordinators' queue."""
+    for referral in session.scalars(sa.select(Referral).where(Referral.erased_at.is_not(None),
+                                                              Referral.status.in_(OPEN))):
+        referral_services.withdraw_erased(session, actor, referral, now=now,
+                                          reason=referral.erasure_reason or ErasureReason.RETENTION.value)
 
 
 def scheduled_run(session: Session, settings: Any, now: datetime | None = None) -> dict[str, Any]:
