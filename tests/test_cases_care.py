@@ -290,7 +290,7 @@ def test_a_providers_sealed_notes_follow_the_persons_consent(client, world, sess
         return session.scalars(sa.select(AuditEvent.details).where(
             AuditEvent.action == "cases:case:read", AuditEvent.resource_id == case_id,
             AuditEvent.organisation_id == world.orgs["ngo"].id,
-        )).all()
+        ).order_by(AuditEvent.occurred_at, AuditEvent.seq)).all()  # in the order they were read
 
     def ngo_notes(key):
         listed = client.get(f"/api/v1/cases/{case_id}/services", headers=world.headers("ngo")).get_json()
