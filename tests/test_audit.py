@@ -177,6 +177,12 @@ def test_checkpoint_proves_the_log_still_extends_it(session, run_cli, tmp_path):
     refused = run_cli("audit", "verify", "--checkpoint", tmp_path / "forged.json")
     assert refused.exit_code == 1 and "signature" in refused.output
 
+    forged["statement"]["seq"] = float("inf")  # JSON's 1e999: no integer, no traceback
+    (tmp_path / "forged.json").write_text(json.dumps(forged).replace("Infinity", "1e999"))
+    refused = run_cli("audit", "verify", "--checkpoint", tmp_path / "forged.json")
+    assert refused.exception is None or isinstance(refused.exception, SystemExit), refused.exception
+    assert "not an audit checkpoint" in refused.output
+
 
 def _rewrite_chain_from(session, seq: int) -> None:
     """An attacker who knows the algorithm: change an event and recompute every hash after it."""

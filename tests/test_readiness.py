@@ -89,5 +89,5 @@ def test_readyz_does_not_parse_the_migration_scripts_at_every_request(client, mo
     monkeypatch.setattr(ScriptDirectory, "from_config", classmethod(counting))
     answers = [client.get("/readyz") for _ in range(5)]
     assert {a.status_code for a in answers} == {200}
-    assert len({tuple(a.get_json()["revision"]) for a in answers}) == 1 and answers[0].get_json()["revision"]
+    assert [a.get_json() for a in answers] == [{"status": "ready"}] * 5  # no engine, no revision: public
     assert len(calls) <= 1, len(calls)  # none when an earlier test of this process read them already

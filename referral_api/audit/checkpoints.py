@@ -65,7 +65,7 @@ def read_checkpoint(doc: Any, signing_key: bytes) -> tuple[int, str]:
         seq, head_hash = int(statement["seq"]), str(statement["head_hash"])
         if statement.get("type") != STATEMENT_TYPE:
             raise ValueError
-    except (KeyError, TypeError, ValueError, binascii.Error):
+    except (KeyError, TypeError, ValueError, OverflowError, binascii.Error):  # OverflowError: "seq": 1e999
         raise InvalidPayload("This is not an audit checkpoint.") from None
     if statement.get("public_key") != _public_b64(public):
         raise InvalidPayload("The checkpoint was signed by another key than this deployment's.")
