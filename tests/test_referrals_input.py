@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -14,9 +14,12 @@ from referral_api.audit.models import AuditEvent
 from referral_api.events import OutboxEvent
 from referral_api.referrals.models import Referral
 from referral_api.referrals.schemas import NARRATIVE_MAX
+from referral_api.validators import LATEST_UTC_OFFSET
 from tests.referral_data import DELETE, referral_body
 
-TOMORROW = (date.today() + timedelta(days=1)).isoformat()
+# A day that is tomorrow everywhere on Earth: after today in UTC+14 (validators.not_in_future), not
+# after the machine's today (from 10:00 UTC, that day is already today in Kiribati, and allowed).
+TOMORROW = ((datetime.now(UTC) + LATEST_UTC_OFFSET).date() + timedelta(days=1)).isoformat()
 IDENTIFIED = date.today() - timedelta(days=3)  # referral_body's situation.identified_on
 ADULT_AGE = IDENTIFIED.year - 1999 - ((IDENTIFIED.month, IDENTIFIED.day) < (4, 12))
 TOMORROW_OF_IDENTIFIED = (IDENTIFIED + timedelta(days=1)).isoformat()
