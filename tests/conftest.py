@@ -48,6 +48,19 @@ def throwaway_database(backend: str, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
+@contextmanager
+def migrated_app(backend: str, tmp_path: Path) -> Iterator:
+    """The app on a throwaway database of its own, migrated; its connections closed afterwards: for what
+    the shared test transaction cannot show (commits seen by other connections, requests at once)."""
+    with throwaway_database(backend, tmp_path) as url:
+        app = create_app({"database_url": url, "instance_path": str(tmp_path / "instance"), "TESTING": True})
+        dbmigrate.upgrade(database(app))
+        try:
+            yield app
+        finally:
+            database(app).engine.dispose()
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def backend(request) -> str:
     if request.param == "postgresql" and not PG_URL:
@@ -155,9 +168,7 @@ def live_server(backend, tmp_path):
 
     from werkzeug.serving import make_server
 
-    with throwaway_database(backend, tmp_path) as url:
-        app = create_app({"database_url": url, "instance_path": str(tmp_path / "instance"), "TESTING": True})
-        dbmigrate.upgrade(database(app))
+    with migrated_app(backend, tmp_path) as app:
         server = make_server("127.0.0.1", 0, app, threaded=True)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
@@ -166,7 +177,6 @@ def live_server(backend, tmp_path):
         finally:
             server.shutdown()
             thread.join(timeout=5)
-            database(app).engine.dispose()
 
 
 @pytest.fixture

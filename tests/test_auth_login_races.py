@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 import pytest
 import sqlalchemy as sa
 
-from referral_api import create_app, dbmigrate
 from referral_api.access import Role
 from referral_api.auth import services
 from referral_api.auth.models import User
@@ -17,7 +16,7 @@ from referral_api.db import database
 from referral_api.errors import Conflict
 from referral_api.organisations.models import OrganisationKind
 from tests import oauth_helpers as h
-from tests.conftest import throwaway_database
+from tests.conftest import migrated_app
 
 
 class _OpenGuard:
@@ -40,13 +39,8 @@ class _OpenGuard:
 def own_app(backend, tmp_path) -> Iterator:
     if backend != "postgresql":
         pytest.skip("transactions at the same moment: PostgreSQL (SQLite has one writer)")
-    with throwaway_database(backend, tmp_path) as url:
-        app = create_app({"database_url": url, "instance_path": str(tmp_path / "instance"), "TESTING": True})
-        dbmigrate.upgrade(database(app))
-        try:
-            yield app
-        finally:
-            database(app).engine.dispose()
+    with migrated_app(backend, tmp_path) as app:
+        yield app
 
 
 def _coordinator(app) -> tuple[str, str]:

@@ -12,7 +12,6 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from referral_api import create_app, dbmigrate
 from referral_api.access import Role
 from referral_api.audit.models import AuditEvent
 from referral_api.auth.models import Token
@@ -22,19 +21,13 @@ from referral_api.db import database, utcnow
 from referral_api.organisations.models import OrganisationKind
 from tests import console_helpers as ch
 from tests import oauth_helpers as h
-from tests.conftest import throwaway_database
+from tests.conftest import migrated_app
 
 
 @pytest.mark.postgres_only
 def test_two_requests_refreshing_at_once_keep_the_session(backend, tmp_path, monkeypatch):
-    with throwaway_database(backend, tmp_path) as url:
-        app = create_app({"database_url": url, "instance_path": str(tmp_path / "instance"), "TESTING": True})
-        db = database(app)
-        dbmigrate.upgrade(db)
-        try:
-            _race(app, db, monkeypatch)
-        finally:
-            db.engine.dispose()
+    with migrated_app(backend, tmp_path) as app:
+        _race(app, database(app), monkeypatch)
 
 
 def _race(app, db, monkeypatch) -> None:

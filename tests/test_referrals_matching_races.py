@@ -13,7 +13,6 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from referral_api import create_app, dbmigrate
 from referral_api.access import Actor, OrganisationRef
 from referral_api.db import database
 from referral_api.organisations.models import Organisation, OrganisationKind
@@ -21,7 +20,7 @@ from referral_api.referrals import matching
 from referral_api.referrals import services as referral_services
 from referral_api.referrals.models import Referral
 from referral_api.referrals.schemas import InformationInSchema, ReferralInSchema
-from tests.conftest import throwaway_database
+from tests.conftest import migrated_app
 from tests.referral_data import referral_body
 
 
@@ -29,10 +28,8 @@ from tests.referral_data import referral_body
 def own_app(backend, tmp_path) -> Iterator:
     if backend != "postgresql":
         pytest.skip("transactions at the same moment: PostgreSQL (SQLite has one writer)")
-    with throwaway_database(backend, tmp_path) as url:
-        app = create_app({"database_url": url, "instance_path": str(tmp_path / "instance"), "TESTING": True})
+    with migrated_app(backend, tmp_path) as app:
         db = database(app)
-        dbmigrate.upgrade(db)
         with db.sessionmaker() as s:
             police = Organisation(id=uuid.uuid4(), name="Macau police", kind=OrganisationKind.POLICE,
                                   country="MO")
@@ -40,10 +37,7 @@ def own_app(backend, tmp_path) -> Iterator:
             s.commit()
         actor = Actor(OrganisationRef(police.id, "police"), client_id="c-police", user_id=None, role=None,
                       scopes=frozenset({"referrals:submit", "referrals:read"}))
-        try:
-            yield app, db, actor
-        finally:
-            db.engine.dispose()
+        yield app, db, actor
 
 
 def _submit(app, db, actor, ref: str) -> str:

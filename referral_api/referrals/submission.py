@@ -252,15 +252,16 @@ def _new_referral(
 def submit(session: Session, actor: Actor, *, data: dict[str, Any]) -> Referral:
     """A partner submits a referral; duplicates are looked for at once, through blind indexes only.
 
-    Round trips: the duplicate count with the reference (one statement on PostgreSQL), the data key
-    with the referral, its match keys, the recount of its possible duplicates' own counts (only when
-    it has some) and its outbox event (in one pipeline on PostgreSQL); at the commit (inside a unit of
-    work, the unit's) the sealed audit entry.
+    Round trips: the duplicate count with the reference (one statement on PostgreSQL); with possible
+    duplicates only, the matching lock (matching.hold_matching); the data key with the referral, its
+    match keys, the recount of its possible duplicates' own counts (only when it has some) and its
+    outbox event (in one pipeline on PostgreSQL); at the commit (inside a unit of work, the unit's) the
+    sealed audit entry.
 
     Two submissions of one person at the same moment: each counts the referrals committed before its
     count statement, and recounts those visible when its pipeline runs; a submission that commits in
     between the other's two is missed by the other's own count (the next submission, answer or
-    erasure touching their keys recounts them). No lock is taken for it beyond the recounted rows'."""
+    erasure touching their keys recounts them). A submission that found no duplicate takes no lock."""
     person, situation = data["person"], data["situation"]
     check_age(person, situation["identified_on"])
     minor, band = minor_and_band(person, situation["identified_on"])
