@@ -157,11 +157,10 @@ def demo_group() -> None:
 @json_option
 @domain_command
 def seed(reissue_secrets: bool, as_json: bool) -> None:
-    """Create MGEC, an embassy, a foreign police force, an IOM mission and an NGO, one client each,
-    an MGEC coordinator, an officer each at the embassy, the police and the NGO, three open referrals,
-    shelters in Ulaanbaatar and Zamiin-Uud, and cases at several stages (idempotent; credentials are
-    printed only when created, or again, new, with --reissue-secrets). Refused in production
-    (REFERRAL_API_ENV=production)."""
+    """Create MGEC, an embassy, a foreign police force, an IOM mission and an NGO, one client each, an
+    MGEC coordinator, an officer each at the embassy, the police and the NGO, three open referrals,
+    shelters in Ulaanbaatar and Zamiin-Uud, and cases at several stages (idempotent; credentials printed
+    only when created, or new with --reissue-secrets). Refused in production (REFERRAL_API_ENV)."""
     from .auth.docs_ui import docs_redirect_uri, register_docs_client
     from .console.oauth import register_client
     from .demo_cases import seed_cases, seed_shelters
