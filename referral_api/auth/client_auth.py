@@ -9,7 +9,7 @@ from typing import Any
 
 from authlib.oauth2.rfc6749.errors import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
-from flask import current_app
+from flask import current_app, g
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -22,6 +22,7 @@ from .store import endpoint_url, issuer
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 ASSERTION_ALGORITHMS = ["PS256", "ES256", "EdDSA"]
+_OWN_JTI = "referral_api.auth.own_jti"
 ASSERTION_MAX_LIFETIME = 3660  # seconds an assertion may claim to live (client libraries sign for 1 hour)
 
 
@@ -87,11 +88,15 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
     def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
         if not isinstance(jti, str) or not jti:
             return False
+        digest = secret_hash(jti)
+        if g.get(_OWN_JTI) == (claims["sub"], digest):
+            # this request's own, recorded by its first attempt (a client copy found stale: client_cache.py)
+            return True
         session = get_session()
         expires = claims.get("exp")
         used = UsedAssertion(
             client_id=str(claims["sub"]),
-            jti_hash=secret_hash(jti),
+            jti_hash=digest,
             expires_at=utcnow() + timedelta(seconds=ASSERTION_MAX_LIFETIME)
             if not isinstance(expires, int | float) else _from_timestamp(expires),
         )
@@ -101,6 +106,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         except IntegrityError:
             return False
         session.commit()
+        setattr(g, _OWN_JTI, (claims["sub"], digest))
         return True
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from authlib.oauth2 import OAuth2Error
-from flask import current_app, request
+from flask import current_app, g, request
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry
@@ -170,16 +170,23 @@ def _check_claims(claims: dict[str, Any], *, method: str, url: str, access_token
             raise DPoPError("The DPoP proof's ath does not match the access token.")
 
 
+_OWN_PROOF = "referral_api.auth.dpop.own_proof"
+
+
 def _spend_jti(thumbprint: str, jti: str, *, expires_at: datetime) -> bool:
     """Record a proof's jti; False when it was seen before (a replay)."""
+    digest = secret_hash(json.dumps([thumbprint, jti]))
+    if g.get(_OWN_PROOF) == digest:
+        # this request's own, recorded by its first attempt (a client copy found stale: client_cache.py)
+        return True
     session = get_session()
     try:
         with session.begin_nested():
-            digest = secret_hash(json.dumps([thumbprint, jti]))
             session.add(UsedDPoPProof(jti_hash=digest, expires_at=expires_at))
     except IntegrityError:
         return False
     session.commit()
+    setattr(g, _OWN_PROOF, digest)
     return True
 
 

@@ -18,7 +18,7 @@ from flask import Flask, current_app, g, request
 
 from ..access import ALL_SCOPES, Actor, OrganisationRef
 from ..db import get_session
-from . import dpop, token_cache
+from . import client_cache, dpop, token_cache
 from .client_auth import AUTH_METHODS, PrivateKeyJWT
 from .endpoints import Introspection, Revocation
 from .failures import audit_token_failure
@@ -47,7 +47,7 @@ class AuthorizationServer(FlaskAuthorizationServer):
                 # RFC 6749, 2.3: one method a request. Authlib tries each in turn, so a wrong secret of
                 # one client beside the good credentials of another was a guess no limit counted.
                 raise InvalidClientError(description="More than one client authentication method.")
-            client = super().authenticate_client(oauth_request, methods, endpoint)
+            client = self._authenticate(oauth_request, methods, endpoint)
         except InvalidClientError as failure:
             audit_token_failure(get_session(), named_client_id=client_key().removeprefix("client:"),
                                 endpoint=endpoint)
@@ -57,6 +57,16 @@ class AuthorizationServer(FlaskAuthorizationServer):
                                      state=failure.state) from None
         mark_authenticated(client.client_id, endpoint)
         return client
+
+    def _authenticate(self, oauth_request: Any, methods: Any, endpoint: str) -> Any:
+        """Authlib's client authentication; refused on a copy of the client (client_cache.py), once
+        more on a fresh read: the copy may predate a new secret or key set."""
+        try:
+            return super().authenticate_client(oauth_request, methods, endpoint)
+        except InvalidClientError:
+            if not client_cache.retry_fresh():
+                raise
+        return super().authenticate_client(oauth_request, methods, endpoint)
 
     def create_bearer_token_generator(self, config: Any) -> BearerTokenGenerator:
         generator = super().create_bearer_token_generator(config)
@@ -175,6 +185,7 @@ def create_server(app: Flask) -> AuthorizationServer:
     server.register_endpoint(Revocation)
     server.register_endpoint(Introspection)
     token_cache.init_app(app)
+    client_cache.init_app(app)
     app.extensions["referral_api.oauth_server"] = server
     app.extensions["referral_api.authenticate"] = authenticate_request
     return server

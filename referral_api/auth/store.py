@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app, g, request
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from .. import audit
@@ -15,7 +16,7 @@ from ..audit.actions import AuditAction
 from ..db import get_session, utcnow
 from ..organisations.models import Organisation, OrganisationKind
 from ..validators import control_character
-from . import trail
+from . import client_cache, token_cache, trail
 from .models import AuthorizationCode, Client, Token, User, secret_hash
 
 REFRESH_TOKEN_TTL = timedelta(hours=12)
@@ -37,9 +38,13 @@ def query_client(client_id: str) -> Client | None:
     # Authorization header is checked here: with a NUL, PostgreSQL would fail the query.
     if not isinstance(client_id, str) or len(client_id) > 64 or control_character(client_id):
         return None
-    client = get_session().scalar(_CLIENT_BY_ID, {"client_id": client_id})
-    if client is None or client.is_revoked or not client.organisation.is_active:
-        return None
+    client = client_cache.lookup(client_id)
+    if client is None:
+        generation = token_cache.generation()  # before the rows are read: a change after it refuses the put
+        client = get_session().scalar(_CLIENT_BY_ID, {"client_id": client_id})
+        if client is None or client.is_revoked or not client.organisation.is_active:
+            return None
+        client_cache.remember(client, generation)
     g.log_client_id = client.client_id
     return client
 
@@ -94,14 +99,25 @@ def save_token(token: dict[str, Any], oauth_request: Any) -> None:
         "dpop_jkt": getattr(oauth_request, "dpop_jkt", None),
     }
     # Nobody reads the new row back in this request: a Core INSERT, sent with the audit event and the
-    # COMMIT (no unit of work, no round trip of its own).
-    audit.send_with_commit(session, _INSERT_TOKEN, row)
+    # COMMIT (no unit of work, no round trip of its own). A client copied earlier (client_cache.py) must
+    # still be as copied when the row is written.
+    copied = client_cache.used() is not None
+    if copied:
+        audit.send_with_commit(session, client_cache.guarded_insert(tuple(row)),
+                               {**row, **client_cache.guard_values(oauth_request.client)})
+    else:
+        audit.send_with_commit(session, _INSERT_TOKEN, row)
     action = AuditAction.AUTH_TOKEN_REFRESH if previous is not None else AuditAction.AUTH_TOKEN_ISSUE
     trail.record(session, action, resource_type="token", resource_id=row["id"], client=oauth_request.client,
                  user=oauth_request.user, with_commit=True,
                  details={"grant_type": oauth_request.payload.grant_type, "scope": row["scope"],
                           "dpop": row["dpop_jkt"] is not None})
-    audit.commit_pipelined(session)
+    try:
+        audit.commit_pipelined(session)
+    except IntegrityError as error:
+        if copied and client_cache.refused_by_guard(error):
+            raise client_cache.StaleClient from None
+        raise
 
 
 _INSERT_TOKEN = Token.__table__.insert()
