@@ -346,6 +346,13 @@ def pipelined(session: Session) -> Iterator[None]:
 _BEGUN = "referral_api.begun_in_pipeline"  # connection.info: BEGIN queued, not yet answered
 
 
+def nothing_begun(connection: sa.Connection) -> bool:
+    """psycopg: whether this connection's transaction has sent nothing yet (its lazy BEGIN is still to
+    come), so that one statement sent now is a transaction of its own."""
+    return not connection.info.get(_BEGUN) and not connection.in_nested_transaction() and \
+        _opens_transaction(connection, connection.connection.dbapi_connection)
+
+
 def _opens_transaction(connection: sa.Connection, dbapi_connection: Any) -> bool:
     """Whether the lazy BEGIN (see _lazy_begin) is still to be sent on this connection."""
     return (dbapi_connection.autocommit

@@ -144,3 +144,68 @@ def test_only_a_statement_whose_sql_is_its_parameters_is_sent_by_the_driver():
     assert _driver_sql(dialect, table.insert(), {"n": 1, "a.b": 2, "kind": "k"}) is None  # escaped name
     expanding = table.delete().where(table.c.n.in_(sa.bindparam("n", expanding=True)))
     assert _driver_sql(dialect, expanding, {"n": [1, 2]}) is None
+
+
+def _probe(url, name):
+    probe = sa.Table(name, sa.MetaData(), sa.Column("n", sa.Integer, primary_key=True),
+                     sa.Column("at", UTCDateTime(), nullable=False))
+    engine = make_engine(url)
+    probe.create(engine)
+    engine.dispose()
+    return probe
+
+
+def test_a_write_and_its_events_that_are_the_whole_transaction_go_as_one_statement(pg_database):
+    """PostgreSQL, commit_pipelined with nothing sent before: the queued write and `audit_append()` as one
+    statement, a transaction of its own (no BEGIN, no COMMIT); the event is sealed, the row committed."""
+    url, db = pg_database
+    probe = _probe(url, "with_commit_alone")
+    with db.sessionmaker() as writer:
+        with round_trips(writer) as trips:
+            audit.send_with_commit(writer, probe.insert(), {"n": 1, "at": datetime.fromisoformat(
+                "2026-11-29T12:00:00+08:00")})
+            _recorded(writer, 1, with_commit=True)
+            audit.commit_pipelined(writer)
+        assert len(trips.statements) == 1 and trips.round_trips == 1
+        assert trips.statements[0].startswith("WITH written AS (INSERT INTO with_commit_alone")
+        assert "audit_append(" in trips.statements[0]
+    with db.sessionmaker() as reader:  # committed: another session sees both
+        assert reader.scalar(sa.select(probe.c.at)) == datetime.fromisoformat("2026-11-29T04:00:00+00:00")
+        assert [seq is not None for seq, _r in _chain(reader)] == [True]
+        assert audit.verify(reader).ok
+
+
+def test_a_refused_write_of_one_statement_leaves_neither_the_row_nor_the_event(pg_database):
+    url, db = pg_database
+    probe = _probe(url, "with_commit_alone_refused")
+    at = datetime.fromisoformat("2026-11-29T12:00:00+08:00")
+    with db.sessionmaker() as writer:
+        audit.send_with_commit(writer, probe.insert(), {"n": 1, "at": at})
+        _recorded(writer, 1, with_commit=True)
+        audit.commit_pipelined(writer)
+        audit.send_with_commit(writer, probe.insert(), {"n": 1, "at": at})  # the same key again
+        _recorded(writer, 2, with_commit=True)
+        with pytest.raises(sa.exc.IntegrityError):
+            audit.commit_pipelined(writer)
+        writer.rollback()
+    with db.sessionmaker() as reader:
+        assert reader.scalar(sa.select(sa.func.count()).select_from(probe)) == 1
+        assert [r for _seq, r in _chain(reader)] == ["t1"]
+
+
+def test_a_transaction_that_wrote_before_keeps_its_begin_and_commit(pg_database):
+    """Something sent earlier in the transaction: the write, the call and the COMMIT in its pipeline."""
+    url, db = pg_database
+    probe = _probe(url, "with_commit_begun")
+    at = datetime.fromisoformat("2026-11-29T12:00:00+08:00")
+    with db.sessionmaker() as writer:
+        writer.execute(probe.insert(), {"n": 1, "at": at})  # BEGIN goes with it
+        with round_trips(writer) as trips:
+            audit.send_with_commit(writer, probe.insert(), {"n": 2, "at": at})
+            _recorded(writer, 1, with_commit=True)
+            audit.commit_pipelined(writer)
+        assert [s.split(" (")[0].split(" FROM ")[-1] for s in trips.statements] == [
+            "INSERT INTO with_commit_begun", "audit_append($1::json, $2::uuid[])", "COMMIT"]
+    with db.sessionmaker() as reader:
+        assert reader.scalar(sa.select(sa.func.count()).select_from(probe)) == 2
+        assert audit.verify(reader).ok

@@ -14,15 +14,17 @@ from contextlib import contextmanager
 import pytest
 import sqlalchemy as sa
 
+from referral_api import audit
 from referral_api.audit.actions import AuditAction
 from referral_api.audit.models import AuditEvent
-from referral_api.auth import client_cache
+from referral_api.auth import client_cache, services
 from referral_api.auth.client_cache import ClientCache
 from referral_api.auth.models import Client, Token, secret_hash
-from referral_api.db import utcnow
+from referral_api.db import database, utcnow
 from referral_api.organisations.models import Organisation
 from tests import dpop_helpers as d
 from tests import oauth_helpers as h
+from tests.conftest import migrated_app
 
 GRANT = {"grant_type": "client_credentials"}
 
@@ -240,3 +242,34 @@ def test_a_copy_lives_for_the_bound_and_is_dropped_by_a_change_of_this_process(s
     token_cache.invalidate_all()
     cache.put(c, generation=read_at)  # read before a change: not remembered
     assert cache.get(c.client_id) is None and len(cache) == 0
+
+
+def test_on_a_database_of_its_own_a_change_committed_elsewhere_is_seen_at_once(backend, tmp_path):
+    """Outside the shared test transaction (PostgreSQL: the token's INSERT and the audit call as one
+    statement of its own): what another connection commits is what the next grant gets."""
+    with migrated_app(backend, tmp_path) as app:
+        db = database(app)
+        with app.app_context(), db.sessionmaker() as s:
+            org = h.organisation(s)
+            issued = services.create_client(s, organisation=str(org.id), name="partner system",
+                                            scopes=["referrals:submit", "cases:status"])
+            s.commit()
+            client_id, secret, pk = issued.client.client_id, issued.client_secret, issued.client.id
+        http = app.test_client()
+
+        def grant():
+            return http.post("/oauth/token", data=GRANT, headers=h.basic(client_id, secret))
+
+        assert grant().status_code == 200
+        with db.engine.begin() as other:
+            _elsewhere(other, Client, Client.__table__.c.id == pk, scope="cases:status")
+        narrowed = grant()
+        assert narrowed.status_code == 200 and narrowed.get_json()["scope"] == "cases:status"
+        with db.engine.begin() as other:
+            _elsewhere(other, Client, Client.__table__.c.id == pk, revoked_at=utcnow())
+        with db.sessionmaker() as s:
+            before = _issued(s, pk)
+        assert grant().status_code == 401
+        with db.sessionmaker() as s:
+            assert _issued(s, pk) == before
+            assert audit.verify(s).ok

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
-from ..db import UNIT_OF_WORK, pipelined
+from ..db import UNIT_OF_WORK, nothing_begun, pipelined
 from .actions import Outcome
 from .models import CONTENT_COLUMNS, GENESIS_HASH, AuditEvent, open_seal_input
 
@@ -143,16 +143,20 @@ def _append_in_database(session: Session, own: list[AuditEvent], queued: list[di
                       ensure_ascii=False)
     connection = session.connection()
     dbapi_connection = connection.connection.dbapi_connection
-    with dbapi_connection.cursor() as cursor:
-        with pipelined(session):
-            if pipelined_commit:  # its other writes: only INSERTs (commit_pipelined's contract)
-                session.flush()
-            for statement, parameters in _take(session, _WITH_COMMIT):
-                _send(connection, statement, parameters)
-            cursor.execute(_APPEND, (rows, flushed))
-            if not connection.in_nested_transaction():  # not a session joined to an outer transaction
-                dbapi_connection.execute("COMMIT")  # then the driver's is a no-op
-        seals = {row[0]: row[1:] for row in cursor.fetchall()}
+    alone = _alone(session, connection, flushed) if pipelined_commit else None
+    if alone is not None:
+        seals = _append_alone(connection, *alone, rows)
+    else:
+        with dbapi_connection.cursor() as cursor:
+            with pipelined(session):
+                if pipelined_commit:  # its other writes: only INSERTs (commit_pipelined's contract)
+                    session.flush()
+                for statement, parameters in _take(session, _WITH_COMMIT):
+                    _send(connection, statement, parameters)
+                cursor.execute(_APPEND, (rows, flushed))
+                if not connection.in_nested_transaction():  # not a session joined to an outer transaction
+                    dbapi_connection.execute("COMMIT")  # then the driver's is a no-op
+            seals = {row[0]: row[1:] for row in cursor.fetchall()}
     for event in fresh:  # written: in the session as a flush leaves them
         event.seq, event.prev_hash, event.hash = seals.get(event.id, (None, None, None))
         make_transient_to_detached(event)
@@ -164,6 +168,42 @@ def _append_in_database(session: Session, own: list[AuditEvent], queued: list[di
         if known is not None and known.seq is None:
             for name, value in (("seq", seq), ("prev_hash", prev_hash), ("hash", digest)):
                 set_committed_value(known, name, value)
+
+
+# The one write and the function call as one statement: `WITH written AS (<the write>) <this>`.
+_APPEND_AFTER_WRITE = ("SELECT sealed_id, sealed_seq, sealed_prev_hash, sealed_hash"
+                       " FROM audit_append(%(audit_append_events)s::json, '{}'::uuid[])")
+
+
+def _alone(session: Session, connection: sa.Connection, flushed: list[Any]) -> tuple[str, dict] | None:
+    """The transaction's one write as SQL and values, when the write and the events are the whole
+    transaction: nothing sent yet (no BEGIN), nothing to flush, no event flushed earlier, one queued
+    write whose SQL is its parameters'. Then it and `audit_append()` go as one statement, a transaction
+    of its own (autocommit): no BEGIN, no COMMIT, no pipeline. None otherwise."""
+    queued = session.info.get(_WITH_COMMIT) or []
+    if flushed or len(queued) != 1 or session.new or session.dirty or session.deleted \
+            or not nothing_begun(connection):
+        return None
+    statement, parameters = queued[0][1]
+    found = _compiled(connection.dialect, statement, parameters)
+    if found is None or "audit_append_events" in parameters:
+        return None
+    _take(session, _WITH_COMMIT)
+    sql, processors = found
+    return sql, _bound(parameters, processors)
+
+
+def _append_alone(connection: sa.Connection, sql: str, values: dict[str, Any],
+                  rows: str) -> dict[Any, tuple[Any, ...]]:
+    dbapi_connection = connection.connection.dbapi_connection
+    dbapi = connection.dialect.loaded_dbapi
+    try:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"WITH written AS ({sql}) {_APPEND_AFTER_WRITE}",  # nosec B608 - compiled SQL
+                           {**values, "audit_append_events": rows})
+            return {row[0]: row[1:] for row in cursor.fetchall()}
+    except dbapi.Error as error:
+        raise sa.exc.DBAPIError.instance(None, None, error, dbapi.Error) from error
 
 
 # (dialect, statement, its parameters' names) -> its SQL and its parameters' bind processors, or None:
@@ -181,21 +221,30 @@ def _send(connection: sa.Connection, statement: sa.Executable, parameters: dict[
     SQLAlchemy. Only inside `pipelined()`, which has sent the transaction's BEGIN (SQLAlchemy's
     engine events, the lazy BEGIN among them, do not see this statement); a driver error raises from
     the pipeline's end as SQLAlchemy's, a bind processor's as its own (a ValueError)."""
-    dialect = connection.dialect
+    found = _compiled(connection.dialect, statement, parameters)
+    if found is None:
+        connection.execute(statement, parameters)
+        return
+    sql, processors = found
+    connection.connection.dbapi_connection.execute(sql, _bound(parameters, processors))
+
+
+def _compiled(dialect: sa.Dialect, statement: sa.Executable,
+              parameters: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
     key = (dialect, statement, tuple(parameters))
     found = _DRIVER_SQL.get(key, False)
     if found is False:
         if len(_DRIVER_SQL) >= _DRIVER_SQL_MAX:  # statements built per call: nothing to gain, keep none
             _DRIVER_SQL.clear()
         found = _DRIVER_SQL[key] = _driver_sql(dialect, statement, parameters)
-    if found is None:
-        connection.execute(statement, parameters)
-        return
-    sql, processors = found
+    return found
+
+
+def _bound(parameters: dict[str, Any], processors: dict[str, Any]) -> dict[str, Any]:
     values = dict(parameters)
     for name, process in processors.items():
         values[name] = process(values[name])
-    connection.connection.dbapi_connection.execute(sql, values)
+    return values
 
 
 def _driver_sql(dialect: sa.Dialect, statement: sa.Executable,

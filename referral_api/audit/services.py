@@ -10,7 +10,8 @@ the lock ends with its commit. A transaction that does not get it
 commits its events unsealed and moves on: the next sealer seals them (under load, the next commit;
 otherwise `audit seal`, `audit verify` or `audit checkpoint`, which wait for the lock and seal
 everything committed, and the webhook worker every 10 s). On PostgreSQL with psycopg the database
-does this in `audit_append()` (migration 0996), sent with the COMMIT, from each event's seal input
+does this in `audit_append()` (migration 0996), sent with the COMMIT (or, when one write and the
+events are the whole transaction, in one statement with that write), from each event's seal input
 (its canonical JSON with the chain position left open); on SQLite, which has one writer at a time,
 the committing transaction takes the write lock and always seals, here.
 
