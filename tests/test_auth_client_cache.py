@@ -233,6 +233,7 @@ def test_a_copy_lives_for_the_bound_and_is_dropped_by_a_change_of_this_process(s
     copy = cache.get(c.client_id)
     assert copy is not None and copy is not cache.get(c.client_id)  # a new object each time
     assert copy.id == c.id and copy.organisation.is_active and sa.inspect(copy).detached
+    assert copy.organisation.kind == c.organisation.kind
     clock.now += 5
     assert cache.get(c.client_id) is None
     cache.put(c, generation=token_cache.generation())

@@ -50,9 +50,10 @@ def query_client(client_id: str) -> Client | None:
 
 
 # Built once: a statement made per request costs its construction and its cache key every time. Of the
-# organisation only what query_client reads (its status; the rest loads if anything asks for it).
+# organisation its status and kind (what the grants read; a client's copy holds them, client_cache.py;
+# the rest loads if anything asks for it on a client read from the session).
 _CLIENT_BY_ID = (sa.select(Client).where(Client.client_id == sa.bindparam("client_id"))
-                 .options(joinedload(Client.organisation).load_only(Organisation.status)))
+                 .options(joinedload(Client.organisation).load_only(Organisation.status, Organisation.kind)))
 
 
 def user_may_act(user: User | None, client: Client | None = None) -> bool:
