@@ -58,6 +58,10 @@ def _client_reads(connection) -> Iterator[list[str]]:
         sa.event.remove(engine, "before_cursor_execute", note)
 
 
+def _grant(http, c, secret):
+    return http.post("/oauth/token", data=GRANT, headers=h.basic(c.client_id, secret))
+
+
 def _issued(session, client_pk) -> tuple[int, int]:
     """Tokens stored for the client, and token-issue audit events naming it."""
     tokens = session.scalar(sa.select(sa.func.count()).select_from(Token).where(Token.client_pk == client_pk))
@@ -177,6 +181,72 @@ def test_a_dpop_client_changed_elsewhere_is_answered_on_its_one_proof(client, se
     answer = d.token_request(client, c, secret, key)
     assert answer.status_code == 200, answer.get_json()
     assert answer.get_json()["scope"] == "cases:status" and answer.get_json()["token_type"] == "DPoP"
+
+
+def test_what_was_granted_elsewhere_is_granted_at_once(client, session, connection):
+    """A refusal decided on a copy (a scope, a grant type, DPoP) is decided again on a fresh read."""
+    org = h.organisation(session)
+    c, secret = h.secret_client(session, org, scopes="cases:status")
+    session.commit()
+    assert client.post("/oauth/token", data=GRANT, headers=h.basic(c.client_id, secret)).status_code == 200
+    _elsewhere(connection, Client, Client.__table__.c.id == c.id, scope="cases:status referrals:submit")
+    answer = client.post("/oauth/token", data={**GRANT, "scope": "referrals:submit"},
+                         headers=h.basic(c.client_id, secret))
+    assert answer.status_code == 200 and answer.get_json()["scope"] == "referrals:submit"
+
+
+def test_dpop_no_longer_required_elsewhere_is_not_required_at_once(client, session, connection):
+    c, secret = d.dpop_client(session)
+    session.commit()
+    assert d.token_request(client, c, secret, h.ec_key()).status_code == 200
+    _elsewhere(connection, Client, Client.__table__.c.id == c.id, require_dpop=False)
+    answer = d.token_request(client, c, secret)
+    assert answer.status_code == 200 and answer.get_json()["token_type"] == "Bearer"
+
+
+def test_the_client_credentials_grant_allowed_elsewhere_is_allowed_at_once(client, session, connection):
+    org = h.organisation(session)
+    c, secret = h.secret_client(session, org, grant_types="authorization_code refresh_token",
+                                redirect_uris=[h.REDIRECT_URI])
+    session.commit()
+    first = client.post("/oauth/token", data=GRANT, headers=h.basic(c.client_id, secret))
+    assert first.status_code == 400 and first.get_json()["error"] == "unauthorized_client"
+    _elsewhere(connection, Client, Client.__table__.c.id == c.id,
+               grant_types="client_credentials authorization_code refresh_token")
+    answer = client.post("/oauth/token", data=GRANT, headers=h.basic(c.client_id, secret))
+    assert answer.status_code == 200, answer.get_json()
+
+
+def test_a_request_answered_again_from_a_fresh_read_costs_its_client_one_request(app, client, session,
+                                                                                  connection):
+    org = h.organisation(session)
+    c, secret = h.secret_client(session, org, scopes="referrals:submit cases:status")
+    session.commit()
+    app.config["AUTH_RATELIMIT_TOKEN_PER_CLIENT"] = "2/minute"
+    try:
+        assert _grant(client, c, secret).status_code == 200
+        _elsewhere(connection, Client, Client.__table__.c.id == c.id, scope="cases:status")
+        second = client.post("/oauth/token", data=GRANT, headers=h.basic(c.client_id, secret))
+        assert second.status_code == 200, (second.status_code, second.get_json())
+        third = client.post("/oauth/token", data=GRANT, headers=h.basic(c.client_id, secret))
+        assert third.status_code == 429
+    finally:
+        app.config.pop("AUTH_RATELIMIT_TOKEN_PER_CLIENT", None)
+
+
+def test_a_refusal_after_a_stale_copy_counts_as_a_failure(app, client, session, connection):
+    org = h.organisation(session)
+    c, secret = h.secret_client(session, org)
+    session.commit()
+    app.config["AUTH_RATELIMIT_TOKEN_FAILURES_PER_CLIENT_ADDRESS"] = "1/minute"
+    try:
+        assert _grant(client, c, secret).status_code == 200
+        _elsewhere(connection, Client, Client.__table__.c.id == c.id, client_secret_hash="0" * 64)
+        assert _grant(client, c, secret).status_code == 401
+        again = client.post("/oauth/token", data=GRANT, headers=h.basic(c.client_id, "guess"))
+        assert again.status_code == 429
+    finally:
+        app.config.pop("AUTH_RATELIMIT_TOKEN_FAILURES_PER_CLIENT_ADDRESS", None)
 
 
 def test_other_endpoints_read_their_client_afresh(client, connection, partner):

@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 
 from ..organisations.models import Organisation, OrganisationStatus
-from . import token_cache
+from . import limits, token_cache
 from .models import Client, Token
 
 MAX_ENTRIES = 1_000
@@ -166,6 +166,7 @@ def retry_fresh() -> bool:
         return False
     current().forget(client_id)
     bypass()
+    limits.unproved()
     return True
 
 

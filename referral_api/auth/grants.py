@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import (
     AccessDeniedError,
@@ -51,7 +52,18 @@ class ClientCredentialsGrant(DPoPBinding, grants.ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
     def validate_token_request(self) -> None:
-        client_cache.allow()  # the one grant that may authenticate its client from a copy
+        """Authlib's checks and the DPoP binding. The one grant that may authenticate its client from a
+        copy (client_cache.py): a refusal decided on a copy (a scope, grant or DPoP setting changed
+        since) is decided again on a fresh read."""
+        client_cache.allow()
+        try:
+            self._validate()
+        except OAuth2Error:
+            if not client_cache.retry_fresh():
+                raise
+            self._validate()
+
+    def _validate(self) -> None:
         super().validate_token_request()
         self.check_dpop(self.request.client)
 

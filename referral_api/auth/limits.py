@@ -58,6 +58,7 @@ SETTING_OF = {
     "AUTH_RATELIMIT_LOGIN_PER_ADDRESS": "ratelimit_login_per_address",
 }
 AUTHENTICATED = "referral_api_authenticated_client"
+_CHARGED = "referral_api_charged_client"  # the client this request was counted against
 PROCESS_MEMORY = "referral-api-memory://"
 
 
@@ -168,6 +169,8 @@ def mark_authenticated(client_id: str, endpoint: str) -> None:
     Counted once proved, under the id it proved: naming another client costs that client nothing,
     and no spelling of its own id gives a client a fresh counter."""
     setattr(g, AUTHENTICATED, client_id)
+    if g.get(_CHARGED) == client_id:  # authenticated again in the same request (client_cache.py)
+        return
     # A client's own requests to the token endpoint; not the console's exchanges made in-process for
     # a browser (one at each sign-in, bounded per address at the callback): counted here, anyone could
     # spend the console's quota with junk callbacks and keep every person out.
@@ -175,10 +178,17 @@ def mark_authenticated(client_id: str, endpoint: str) -> None:
         return
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     limits: RateLimits = app.extensions["referral_api.limiter"]
+    setattr(g, _CHARGED, client_id)
     identifiers = (limits.key_prefix, CLIENT_SCOPE, "client:" + client_id[:64])
     for item in _items(CLIENT_LIMIT, app.config):
         if not limits.throughput.hit(item, *identifiers):
             raise _too_many(item, limits.throughput.get_window_stats(item, *identifiers).reset_time)
+
+
+def unproved() -> None:
+    """This request's client is to be authenticated again (client_cache.py): until it is, it has proved
+    nothing (a refusal then counts as a failure); a charge already made stands, and is not repeated."""
+    g.pop(AUTHENTICATED, None)
 
 
 def _failed(_response: Response) -> bool:
