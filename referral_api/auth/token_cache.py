@@ -67,7 +67,8 @@ class TokenCache:
             return
         now = self.clock()
         if len(self._entries) >= self.max_entries:
-            self._entries = {k: e for k, e in self._entries.items() if e.until > now}
+            # list(): one snapshot (taken under the GIL), not an iteration another thread may change
+            self._entries = {k: e for k, e in list(self._entries.items()) if e.until > now}
             while len(self._entries) >= self.max_entries:  # still full: the oldest go first
                 self._entries.pop(next(iter(self._entries)))
         self._entries[digest] = Entry(actor, client_id, expires_at, now + self.seconds, generation)
