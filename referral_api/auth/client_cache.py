@@ -82,11 +82,7 @@ class ClientCache:
         if self.seconds <= 0 or generation != token_cache.generation():
             return
         now = self.clock()
-        if len(self._entries) >= self.max_entries:
-            # list(): one snapshot (taken under the GIL), not an iteration another thread may change
-            self._entries = {k: e for k, e in list(self._entries.items()) if e.until > now}
-            while len(self._entries) >= self.max_entries:
-                self._entries.pop(next(iter(self._entries)))
+        self._entries = token_cache.make_room(self._entries, self.max_entries, now)
         self._entries[client.client_id] = _Entry(_loaded(client), _loaded(client.organisation),
                                                  now + self.seconds, generation)
 

@@ -66,11 +66,7 @@ class TokenCache:
         if self.seconds <= 0 or generation != _generation:
             return
         now = self.clock()
-        if len(self._entries) >= self.max_entries:
-            # list(): one snapshot (taken under the GIL), not an iteration another thread may change
-            self._entries = {k: e for k, e in list(self._entries.items()) if e.until > now}
-            while len(self._entries) >= self.max_entries:  # still full: the oldest go first
-                self._entries.pop(next(iter(self._entries)))
+        self._entries = make_room(self._entries, self.max_entries, now)
         self._entries[digest] = Entry(actor, client_id, expires_at, now + self.seconds, generation)
 
     def forget(self, digest: str) -> None:
@@ -78,6 +74,18 @@ class TokenCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def make_room(entries: dict[str, Any], max_entries: int, now: float) -> dict[str, Any]:
+    """`entries` (each with an `until`) with room for one more: when full, without the expired ones,
+    then without the oldest. Reads one snapshot of the entries (list(), taken under the GIL), not an
+    iteration another thread may change."""
+    if len(entries) < max_entries:
+        return entries
+    kept = {key: entry for key, entry in list(entries.items()) if entry.until > now}
+    while len(kept) >= max_entries:
+        kept.pop(next(iter(kept)))
+    return kept
 
 
 def init_app(app: Flask) -> TokenCache:
