@@ -199,7 +199,7 @@ def _append_alone(connection: sa.Connection, sql: str, values: dict[str, Any],
     dbapi = connection.dialect.loaded_dbapi
     try:
         with dbapi_connection.cursor() as cursor:
-            cursor.execute(f"WITH written AS ({sql}) {_APPEND_AFTER_WRITE}",  # nosec B608 - compiled SQL
+            cursor.execute(f"WITH written AS ({sql}) {_APPEND_AFTER_WRITE}",
                            {**values, "audit_append_events": rows})
             return {row[0]: row[1:] for row in cursor.fetchall()}
     except dbapi.Error as error:
