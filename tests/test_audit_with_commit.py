@@ -183,10 +183,12 @@ def test_a_refused_write_of_one_statement_leaves_neither_the_row_nor_the_event(p
         audit.send_with_commit(writer, probe.insert(), {"n": 1, "at": at})
         _recorded(writer, 1, with_commit=True)
         audit.commit_pipelined(writer)
-        audit.send_with_commit(writer, probe.insert(), {"n": 1, "at": at})  # the same key again
-        _recorded(writer, 2, with_commit=True)
-        with pytest.raises(sa.exc.IntegrityError):
-            audit.commit_pipelined(writer)
+        with round_trips(writer) as trips:
+            audit.send_with_commit(writer, probe.insert(), {"n": 1, "at": at})  # the same key again
+            _recorded(writer, 2, with_commit=True)
+            with pytest.raises(sa.exc.IntegrityError):
+                audit.commit_pipelined(writer)
+        assert len(trips.statements) == 1 and trips.statements[0].startswith("WITH written AS (INSERT")
         writer.rollback()
     with db.sessionmaker() as reader:
         assert reader.scalar(sa.select(sa.func.count()).select_from(probe)) == 1

@@ -8,18 +8,20 @@ process sees as a change of a client or organisation (as a second worker or node
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 
 from referral_api import audit
 from referral_api.audit.actions import AuditAction
 from referral_api.audit.models import AuditEvent
 from referral_api.auth import client_cache, services
 from referral_api.auth.client_cache import ClientCache
-from referral_api.auth.models import Client, Token, secret_hash
+from referral_api.auth.models import Client, ClientAuthMethod, Token, secret_hash
 from referral_api.db import database, utcnow
 from referral_api.organisations.models import Organisation
 from tests import dpop_helpers as d
@@ -62,15 +64,12 @@ def _grant(http, c, secret):
     return http.post("/oauth/token", data=GRANT, headers=h.basic(c.client_id, secret))
 
 
-def _issued(session, client_pk) -> tuple[int, int]:
+def _issued(session, client_pk, client_id) -> tuple[int, int]:
     """Tokens stored for the client, and token-issue audit events naming it."""
     tokens = session.scalar(sa.select(sa.func.count()).select_from(Token).where(Token.client_pk == client_pk))
-    return tokens, _issue_events(session)
-
-
-def _issue_events(session) -> int:
-    return session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)
-                          .where(AuditEvent.action == str(AuditAction.AUTH_TOKEN_ISSUE)))
+    events = session.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(
+        AuditEvent.action == str(AuditAction.AUTH_TOKEN_ISSUE), AuditEvent.client_id == client_id))
+    return tokens, events
 
 
 def test_a_repeated_grant_reads_its_client_once(client, connection, partner):
@@ -86,12 +85,13 @@ def test_a_secret_rotated_elsewhere_refuses_the_old_one_and_takes_the_new_one_at
         client, session, connection, partner):
     _org, c, secret = partner
     assert client.post("/oauth/token", data=GRANT, headers=h.basic(c.client_id, secret)).status_code == 200
-    before = _issued(session, c.id)
+    before = _issued(session, c.id, c.client_id)
     _elsewhere(connection, Client, Client.__table__.c.id == c.id,
                client_secret_hash=secret_hash("new-secret"))
     old = client.post("/oauth/token", data=GRANT, headers=h.basic(c.client_id, secret))
     assert old.status_code == 401 and old.get_json()["error"] == "invalid_client"
-    assert _issued(session, c.id) == before  # no token and no "issued" event for the refused request
+    # no token and no "issued" event for the refused request
+    assert _issued(session, c.id, c.client_id) == before
     new = client.post("/oauth/token", data=GRANT, headers=h.basic(c.client_id, "new-secret"))
     assert new.status_code == 200, new.get_json()
 
@@ -112,14 +112,14 @@ def test_a_client_revoked_or_suspended_elsewhere_gets_no_token_at_once(client, s
                                                                       change):
     org, c, secret = partner
     assert client.post("/oauth/token", data=GRANT, headers=h.basic(c.client_id, secret)).status_code == 200
-    before = _issued(session, c.id)
+    before = _issued(session, c.id, c.client_id)
     if change == "revoked":
         _elsewhere(connection, Client, Client.__table__.c.id == c.id, revoked_at=utcnow())
     else:
         _elsewhere(connection, Organisation, Organisation.__table__.c.id == org.id, status="suspended")
     refused = client.post("/oauth/token", data=GRANT, headers=h.basic(c.client_id, secret))
     assert refused.status_code == 401 and refused.get_json()["error"] == "invalid_client"
-    assert _issued(session, c.id) == before
+    assert _issued(session, c.id, c.client_id) == before
 
 
 def test_scopes_narrowed_elsewhere_are_what_the_next_token_gets(client, connection, partner):
@@ -273,16 +273,39 @@ def test_without_the_cache_every_grant_reads_its_client(app, client, connection,
         cache.seconds = original
 
 
-def test_the_guard_compares_every_column_that_decides(partner):
-    """Every column of oauth_clients is compared but the row's identity, its name, its timestamps and
-    revoked_at (which is required to be NULL): a column added later is guarded without a change here."""
+def _other(value):
+    """A value unlike `value`, of its kind."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, uuid.UUID):
+        return uuid.uuid4()
+    if isinstance(value, ClientAuthMethod):
+        return next(m for m in ClientAuthMethod if m is not value)
+    return (value or "") + " changed"
+
+
+def _guarded(session, c, guard) -> None:
+    row = {"id": uuid.uuid4(), "access_token_hash": secret_hash(uuid.uuid4().hex), "client_pk": c.id,
+           "scope": "cases:status", "issued_at": utcnow(), "expires_in": 60}
+    with session.begin_nested():
+        session.execute(client_cache.guarded_insert(tuple(row)), {**row, **guard})
+
+
+def test_the_guard_refuses_a_row_that_differs_in_any_column_that_decides(session, partner):
+    """Every column of oauth_clients but the row's identity, its name, its timestamps and revoked_at
+    (required NULL) is compared, so a column added later is guarded without a change here: the INSERT
+    succeeds with the row's own values and is refused (client_pk NULL) when any one of them differs."""
     columns = {c.name for c in Client.__table__.columns}
-    unguarded = {"id", "name", "created_at", "updated_at", "revoked_at"}
-    assert set(client_cache.GUARDED_COLUMNS) == columns - unguarded
+    assert set(client_cache.GUARDED_COLUMNS) == columns - {"id", "name", "created_at", "updated_at",
+                                                           "revoked_at"}
     _org, c, _secret = partner
-    values = client_cache.guard_values(c)
-    assert values["client_client_secret_hash"] == c.client_secret_hash
-    assert values["client_scope"] == c.scope
+    _guarded(session, c, client_cache.guard_values(c))
+    for name in client_cache.GUARDED_COLUMNS:
+        guard = client_cache.guard_values(c)
+        guard["client_" + name] = _other(guard["client_" + name])
+        with pytest.raises(IntegrityError) as refused:
+            _guarded(session, c, guard)
+        assert client_cache.refused_by_guard(refused.value), name
 
 
 class _Clock:
@@ -339,8 +362,8 @@ def test_on_a_database_of_its_own_a_change_committed_elsewhere_is_seen_at_once(b
         with db.engine.begin() as other:
             _elsewhere(other, Client, Client.__table__.c.id == pk, revoked_at=utcnow())
         with db.sessionmaker() as s:
-            before = _issued(s, pk)
+            before = _issued(s, pk, client_id)
         assert grant().status_code == 401
         with db.sessionmaker() as s:
-            assert _issued(s, pk) == before
+            assert _issued(s, pk, client_id) == before
             assert audit.verify(s).ok

@@ -9,20 +9,19 @@ from typing import Any
 
 from authlib.oauth2.rfc6749.errors import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
-from flask import current_app, g
+from flask import current_app
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy.exc import IntegrityError
 
 from ..db import get_session, utcnow
-from . import jwks
+from . import client_cache, jwks
 from .models import Client, UsedAssertion, secret_hash
 from .store import endpoint_url, issuer
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 ASSERTION_ALGORITHMS = ["PS256", "ES256", "EdDSA"]
-_OWN_JTI = "referral_api.auth.own_jti"
 ASSERTION_MAX_LIFETIME = 3660  # seconds an assertion may claim to live (client libraries sign for 1 hour)
 
 
@@ -89,8 +88,8 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         if not isinstance(jti, str) or not jti:
             return False
         digest = secret_hash(jti)
-        if g.get(_OWN_JTI) == (claims["sub"], digest):
-            # this request's own, recorded by its first attempt (a client copy found stale: client_cache.py)
+        once = ("jti", str(claims["sub"]), digest)
+        if client_cache.spent_by_this_request(once):
             return True
         session = get_session()
         expires = claims.get("exp")
@@ -106,7 +105,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         except IntegrityError:
             return False
         session.commit()
-        setattr(g, _OWN_JTI, (claims["sub"], digest))
+        client_cache.note_spent(once)
         return True
 
 

@@ -10,9 +10,11 @@ is when the INSERT runs, matched on every column the copy decided with (its secr
 keys, scopes, grants, DPoP settings), on the client not being revoked and on its organisation being
 active (`guarded_insert`). A client changed, revoked or suspended by another process reads NULL there
 and the NOT NULL refuses the row: nothing is written, neither the token nor its audit event, and the
-request is answered again from a fresh read (`StaleClient`). A credential a copy refuses is checked
-against a fresh read as well, so a secret rotated elsewhere works at once. A change made by this
-process empties the copies as it empties the token cache (token_cache.generation).
+request is decided again from a fresh read (`StaleClient`, caught by the grant). Whatever a copy
+refuses (a credential, a scope, a grant type, DPoP) is decided again on a fresh read as well, so a
+secret rotated or a scope granted elsewhere works at once; the one-time values the first attempt
+spent (a jti, a DPoP proof) are not replays in the second (`spent_by_this_request`). A change made by
+this process empties the copies as it empties the token cache (token_cache.generation).
 
 Every other grant and endpoint reads its client afresh.
 """
@@ -38,6 +40,7 @@ MAX_ENTRIES = 1_000
 _MAY_USE = "referral_api.client_cache.may_use"
 _USED = "referral_api.client_cache.used"
 _BYPASS = "referral_api.client_cache.bypass"
+_SPENT = "referral_api.client_cache.spent"
 
 # Columns that do not take part in authenticating the client or in what its token may do.
 UNGUARDED = frozenset({"id", "name", "created_at", "updated_at", "revoked_at"})
@@ -130,11 +133,6 @@ def allow() -> None:
     setattr(g, _MAY_USE, True)
 
 
-def bypass() -> None:
-    """From now on this request reads its client afresh."""
-    setattr(g, _BYPASS, True)
-
-
 def lookup(client_id: str) -> Client | None:
     """A copy of the client for this request, when it may use one and one is held."""
     if not g.get(_MAY_USE) or g.get(_BYPASS):
@@ -151,20 +149,30 @@ def remember(client: Client, generation: int) -> None:
 
 
 def used() -> str | None:
-    """The client_id whose copy this request used, if it used one."""
-    return g.get(_USED) if not g.get(_BYPASS) else None
+    """The client_id whose copy this request is deciding on, if it is deciding on one."""
+    return g.get(_USED)
 
 
 def retry_fresh() -> bool:
-    """After a refusal: whether the request used a copy (then it is dropped, and the request reads its
-    client afresh from now on)."""
-    client_id = used()
+    """After a refusal: whether the request decided on a copy (then it is dropped, and the request
+    reads its client afresh from now on)."""
+    client_id = g.pop(_USED, None)
     if client_id is None:
         return False
     current().forget(client_id)
-    bypass()
+    setattr(g, _BYPASS, True)
     limits.unproved()
     return True
+
+
+def spent_by_this_request(once: tuple[str, ...]) -> bool:
+    """Whether this request recorded the one-time value `once` (a private_key_jwt jti, a DPoP proof's)
+    itself: a request answered again from a fresh read (retry_fresh) is not replaying its own."""
+    return once in g.get(_SPENT, ())
+
+
+def note_spent(once: tuple[str, ...]) -> None:
+    g.setdefault(_SPENT, set()).add(once)
 
 
 GUARDED_COLUMNS = tuple(c.name for c in Client.__table__.columns if c.name not in UNGUARDED)

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from authlib.oauth2 import OAuth2Error
-from flask import current_app, g, request
+from flask import current_app, request
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry
@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..db import get_session
 from ..validators import same_secret
+from . import client_cache
 from .models import Client, UsedDPoPProof, secret_hash
 
 ALGORITHMS = ["ES256", "PS256", "EdDSA"]
@@ -170,14 +171,11 @@ def _check_claims(claims: dict[str, Any], *, method: str, url: str, access_token
             raise DPoPError("The DPoP proof's ath does not match the access token.")
 
 
-_OWN_PROOF = "referral_api.auth.dpop.own_proof"
-
-
 def _spend_jti(thumbprint: str, jti: str, *, expires_at: datetime) -> bool:
     """Record a proof's jti; False when it was seen before (a replay)."""
     digest = secret_hash(json.dumps([thumbprint, jti]))
-    if g.get(_OWN_PROOF) == digest:
-        # this request's own, recorded by its first attempt (a client copy found stale: client_cache.py)
+    once = ("dpop", digest)
+    if client_cache.spent_by_this_request(once):
         return True
     session = get_session()
     try:
@@ -186,7 +184,7 @@ def _spend_jti(thumbprint: str, jti: str, *, expires_at: datetime) -> bool:
     except IntegrityError:
         return False
     session.commit()
-    setattr(g, _OWN_PROOF, digest)
+    client_cache.note_spent(once)
     return True
 
 

@@ -84,6 +84,17 @@ class ClientCredentialsGrant(DPoPBinding, grants.ClientCredentialsGrant):
         self.request.scope = " ".join(sorted(scopes))
 
     def create_token_response(self) -> tuple[int, dict, list]:
+        try:
+            return self._issue()
+        except client_cache.StaleClient:
+            # The client changed elsewhere since this process copied it; nothing was written. Decided
+            # again, from a fresh read of the client (its refusal is answered as any other).
+            get_session().rollback()
+            client_cache.retry_fresh()
+            self._validate()
+            return self._issue()
+
+    def _issue(self) -> tuple[int, dict, list]:
         token = self.generate_token(scope=self.request.scope, include_refresh_token=False)
         self.save_token(token)
         return 200, token, self.TOKEN_RESPONSE_HEADER

@@ -18,7 +18,7 @@ from flask_babel import gettext as _
 from ..access import ALL_SCOPES, TOTP_ROLES
 from ..db import get_session
 from ..validators import same_secret
-from . import client_cache, dpop, services
+from . import dpop, services
 from .client_auth import ASSERTION_ALGORITHMS
 from .failures import LoginGuard
 from .server import AuthorizationServer, allowed_auth_methods
@@ -95,14 +95,7 @@ def authorize() -> Response:
 @bp.route("/oauth/token", methods=["POST"])
 def token() -> Response:
     """RFC 6749 token endpoint."""
-    try:
-        return _server().create_token_response()
-    except client_cache.StaleClient:
-        # The client changed elsewhere since this process copied it; nothing was written. Again, from a
-        # fresh read of the client.
-        get_session().rollback()
-        client_cache.retry_fresh()
-        return _server().create_token_response()
+    return _server().create_token_response()
 
 
 @bp.route("/oauth/revoke", methods=["POST"])
